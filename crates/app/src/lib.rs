@@ -1,0 +1,147 @@
+//! The boundary between the server and the application it runs: the WSGI analogue.
+//!
+//! The server crates (arbiter, worker) know nothing of models, and the model crate knows
+//! nothing of processes. Between them sit two small traits:
+//!
+//! - [`AppFactory`] describes an application that can be built: the master calls
+//!   [`AppFactory::check`] once at start (cheap: files exist and parse) and each worker calls
+//!   [`AppFactory::build`] on its first request (or the master calls it once before forking,
+//!   with `--preload`, and the workers share the result copy-on-write).
+//! - [`App`] answers requests. It is built once per worker and shared by every connection of
+//!   that worker, so it must be `Send + Sync`.
+//!
+//! Requests reach the app with their body already read in full, decompressed and bounded by
+//! the server's limits; the app answers a whole response. A panic inside [`App::call`] is
+//! caught by the worker and answered 500: no request can kill a worker.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use bytes::Bytes;
+pub use http;
+
+/// A request as the app sees it: the body is complete.
+pub type Request = http::Request<Bytes>;
+/// A response as the app gives it.
+pub type Response = http::Response<Bytes>;
+/// The future an app returns; it runs on the worker's runtime.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What the server knows about a request beyond the HTTP message itself.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The client's address: the peer of the connection, or the first address of
+    /// `X-Forwarded-For` when the peer is trusted by `--forwarded-allow-ips`.
+    /// `None` on a unix socket.
+    pub client: Option<SocketAddr>,
+    /// The worker is draining (stopping, reloading or recycling): readiness probes should fail
+    /// so that load balancers stop sending new work here.
+    pub draining: bool,
+    /// The request id, from `X-Request-Id` or made by the server; echoed in the response.
+    pub request_id: Arc<str>,
+}
+
+/// An application: built once per worker, answers every request of that worker.
+pub trait App: Send + Sync + 'static {
+    /// Answers one request. The future must not block its thread for long: work that takes
+    /// more than a millisecond or so belongs on a blocking thread (`tokio::task::spawn_blocking`),
+    /// so that the worker's event loop keeps serving and keeps proving it is alive.
+    fn call(&self, req: Request, cx: Context) -> BoxFuture<Response>;
+
+    /// Builds now everything that would otherwise be built lazily (a model's optimized plan),
+    /// so that a broken application fails here rather than on a request. Called in the master
+    /// with `--preload`, and on reload in a short-lived child that proves the new application
+    /// before any old worker retires.
+    fn warm(&self) -> Result<(), AppError> {
+        Ok(())
+    }
+}
+
+/// A recipe for an [`App`], made from the configuration.
+pub trait AppFactory: Send + Sync + 'static {
+    /// A short description for logs, e.g. `model iris (examples/iris/model.onnx)`.
+    fn describe(&self) -> String;
+
+    /// Cheap checks made by the master at start, before any fork: the files exist and parse.
+    /// A failure here exits the server with code 4 before any worker starts.
+    fn check(&self) -> Result<(), AppError>;
+
+    /// Builds the application. Called by each worker on its first request, or once by the
+    /// master before forking with `--preload`.
+    fn build(&self) -> Result<Arc<dyn App>, AppError>;
+}
+
+/// Why an application could not be checked, built or warmed. The message is shown to the
+/// operator as it is, so it names the cause and, where there is one, the fix.
+#[derive(Debug, Clone)]
+pub struct AppError {
+    message: String,
+}
+
+impl AppError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        AppError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<String> for AppError {
+    fn from(message: String) -> Self {
+        AppError { message }
+    }
+}
+
+impl From<&str> for AppError {
+    fn from(message: &str) -> Self {
+        AppError::new(message)
+    }
+}
+
+/// The content type of every JSON answer.
+pub const APPLICATION_JSON: &str = "application/json";
+
+/// A JSON response with this status and an already serialised body.
+pub fn json_response(status: http::StatusCode, body: impl Into<Bytes>) -> Response {
+    let mut res = Response::new(body.into());
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(APPLICATION_JSON),
+    );
+    res
+}
+
+/// The error answer every part of the server gives: `{"error": "..."}` with this status.
+pub fn error_response(status: http::StatusCode, message: impl fmt::Display) -> Response {
+    let body = serde_json::json!({ "error": message.to_string() }).to_string();
+    json_response(status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_response_is_json_with_the_message() {
+        let res = error_response(http::StatusCode::BAD_REQUEST, "input \"x\": \"quoted\"");
+        assert_eq!(res.status(), 400);
+        assert_eq!(res.headers()[http::header::CONTENT_TYPE], APPLICATION_JSON);
+        let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(v["error"], "input \"x\": \"quoted\"");
+    }
+}
