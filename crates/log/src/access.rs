@@ -1,0 +1,310 @@
+//! The access log: gunicorn's `access_log_format` atoms, compiled once, rendered per request.
+//!
+//! Atoms: `h` remote address, `l` `-`, `u` user (`-`), `t` time, `r` request line, `m` method,
+//! `U` path, `q` query, `H` protocol, `s` status, `B` body length, `b` body length or `-`,
+//! `f` referer, `a` user agent, `T` seconds, `D` microseconds, `M` milliseconds, `L` decimal
+//! seconds, `p` pid, `{x-request-id}i` a request header, `{content-type}o` a response header.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use http::HeaderMap;
+
+use crate::time::Utc;
+
+/// gunicorn's default access log format.
+pub const DEFAULT_FORMAT: &str = r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
+
+/// What the worker knows of a finished request.
+pub struct AccessRecord<'a> {
+    /// The client's address, or `-` on a unix socket.
+    pub remote: &'a str,
+    /// `GET`, `POST`...
+    pub method: &'a str,
+    /// The path.
+    pub path: &'a str,
+    /// The query string, without `?`, empty when none.
+    pub query: &'a str,
+    /// `HTTP/1.1`, `HTTP/2.0`.
+    pub protocol: &'a str,
+    /// The response status.
+    pub status: u16,
+    /// The response body's length in bytes.
+    pub bytes: u64,
+    /// Time from the request head to the response.
+    pub duration: Duration,
+    /// The request's headers.
+    pub request_headers: &'a HeaderMap,
+    /// The response's headers.
+    pub response_headers: &'a HeaderMap,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Atom {
+    Text(String),
+    Remote,
+    Dash,
+    Time,
+    RequestLine,
+    Method,
+    Path,
+    Query,
+    Protocol,
+    Status,
+    Bytes,
+    BytesOrDash,
+    Referer,
+    UserAgent,
+    Seconds,
+    Micros,
+    Millis,
+    DecimalSeconds,
+    Pid,
+    RequestHeader(http::HeaderName),
+    ResponseHeader(http::HeaderName),
+}
+
+/// A compiled access log format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessFormat {
+    source: String,
+    atoms: Vec<Atom>,
+}
+
+impl Default for AccessFormat {
+    fn default() -> Self {
+        AccessFormat::parse(DEFAULT_FORMAT).expect("the default format parses")
+    }
+}
+
+impl std::fmt::Display for AccessFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl std::str::FromStr for AccessFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        AccessFormat::parse(s)
+    }
+}
+
+impl AccessFormat {
+    /// Compiles a format; an unknown atom is an error that names it.
+    pub fn parse(source: &str) -> Result<AccessFormat, String> {
+        let mut atoms = Vec::new();
+        let mut text = String::new();
+        let mut rest = source;
+        while let Some(start) = rest.find("%(") {
+            text.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find(")s") else {
+                return Err(format!(
+                    "access log format: unterminated atom at {:?}; atoms look like %(h)s",
+                    &rest[start..]
+                ));
+            };
+            let name = &after[..end];
+            if !text.is_empty() {
+                atoms.push(Atom::Text(std::mem::take(&mut text)));
+            }
+            atoms.push(atom(name)?);
+            rest = &after[end + 2..];
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            atoms.push(Atom::Text(text));
+        }
+        Ok(AccessFormat {
+            source: source.to_string(),
+            atoms,
+        })
+    }
+
+    /// Renders one line (without the newline).
+    pub fn render(&self, rec: &AccessRecord<'_>, out: &mut String) {
+        for atom in &self.atoms {
+            match atom {
+                Atom::Text(t) => out.push_str(t),
+                Atom::Remote => out.push_str(rec.remote),
+                Atom::Dash => out.push('-'),
+                Atom::Time => {
+                    out.push('[');
+                    Utc::now().write_access_log(out);
+                    out.push(']');
+                }
+                Atom::RequestLine => {
+                    let _ = write!(out, "{} {}", rec.method, rec.path);
+                    if !rec.query.is_empty() {
+                        out.push('?');
+                        out.push_str(rec.query);
+                    }
+                    out.push(' ');
+                    out.push_str(rec.protocol);
+                }
+                Atom::Method => out.push_str(rec.method),
+                Atom::Path => out.push_str(rec.path),
+                Atom::Query => out.push_str(rec.query),
+                Atom::Protocol => out.push_str(rec.protocol),
+                Atom::Status => push_num(out, rec.status),
+                Atom::Bytes => push_num(out, rec.bytes),
+                Atom::BytesOrDash if rec.bytes == 0 => out.push('-'),
+                Atom::BytesOrDash => push_num(out, rec.bytes),
+                Atom::Referer => push_header(out, rec.request_headers, "referer"),
+                Atom::UserAgent => push_header(out, rec.request_headers, "user-agent"),
+                Atom::Seconds => push_num(out, rec.duration.as_secs()),
+                Atom::Micros => push_num(out, rec.duration.as_micros() as u64),
+                Atom::Millis => push_num(out, rec.duration.as_millis() as u64),
+                Atom::DecimalSeconds => {
+                    let _ = write!(out, "{:.6}", rec.duration.as_secs_f64());
+                }
+                Atom::Pid => push_num(out, std::process::id()),
+                Atom::RequestHeader(h) => push_header(out, rec.request_headers, h.as_str()),
+                Atom::ResponseHeader(h) => push_header(out, rec.response_headers, h.as_str()),
+            }
+        }
+    }
+}
+
+fn atom(name: &str) -> Result<Atom, String> {
+    if let Some(header) = name.strip_prefix('{') {
+        let (header, kind) = header
+            .rsplit_once('}')
+            .ok_or_else(|| format!("access log format: bad atom %({name})s"))?;
+        let header = http::HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
+            .map_err(|_| format!("access log format: {header:?} is not a header name"))?;
+        return match kind {
+            "i" => Ok(Atom::RequestHeader(header)),
+            "o" => Ok(Atom::ResponseHeader(header)),
+            _ => Err(format!(
+                "access log format: %({name})s: expected {{header}}i (request) or {{header}}o (response)"
+            )),
+        };
+    }
+    Ok(match name {
+        "h" => Atom::Remote,
+        "l" | "u" => Atom::Dash,
+        "t" => Atom::Time,
+        "r" => Atom::RequestLine,
+        "m" => Atom::Method,
+        "U" => Atom::Path,
+        "q" => Atom::Query,
+        "H" => Atom::Protocol,
+        "s" => Atom::Status,
+        "B" => Atom::Bytes,
+        "b" => Atom::BytesOrDash,
+        "f" => Atom::Referer,
+        "a" => Atom::UserAgent,
+        "T" => Atom::Seconds,
+        "D" => Atom::Micros,
+        "M" => Atom::Millis,
+        "L" => Atom::DecimalSeconds,
+        "p" => Atom::Pid,
+        _ => {
+            return Err(format!(
+                "access log format: unknown atom %({name})s; known: h l u t r m U q H s B b f a T D M L p {{header}}i {{header}}o"
+            ));
+        }
+    })
+}
+
+fn push_num(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+fn push_header(out: &mut String, headers: &HeaderMap, name: &str) {
+    match headers.get(name).and_then(|v| v.to_str().ok()) {
+        // Quotes and control characters would let a client forge log lines.
+        Some(v) => out.extend(
+            v.chars()
+                .map(|c| if c == '"' || c.is_control() { '_' } else { c }),
+        ),
+        None => out.push('-'),
+    }
+}
+
+/// Renders a record as one JSON object.
+pub fn render_json(rec: &AccessRecord<'_>, out: &mut String) {
+    let mut time = String::with_capacity(24);
+    Utc::now().write_rfc3339(&mut time);
+    let header = |name: &str| {
+        rec.request_headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let v = serde_json::json!({
+        "time": time,
+        "pid": std::process::id(),
+        "remote": rec.remote,
+        "method": rec.method,
+        "path": rec.path,
+        "query": rec.query,
+        "protocol": rec.protocol,
+        "status": rec.status,
+        "bytes": rec.bytes,
+        "duration_us": rec.duration.as_micros() as u64,
+        "referer": header("referer"),
+        "user_agent": header("user-agent"),
+        "request_id": header("x-request-id"),
+    });
+    out.push_str(&v.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(req: &'a HeaderMap, res: &'a HeaderMap) -> AccessRecord<'a> {
+        AccessRecord {
+            remote: "127.0.0.1",
+            method: "POST",
+            path: "/v2/models/iris/infer",
+            query: "a=1",
+            protocol: "HTTP/1.1",
+            status: 200,
+            bytes: 123,
+            duration: Duration::from_micros(1500),
+            request_headers: req,
+            response_headers: res,
+        }
+    }
+
+    #[test]
+    fn renders_the_default_format_like_gunicorn() {
+        let mut req = HeaderMap::new();
+        req.insert("user-agent", "curl/8.0".parse().unwrap());
+        let res = HeaderMap::new();
+        let mut line = String::new();
+        AccessFormat::default().render(&record(&req, &res), &mut line);
+        let (head, tail) = line.split_once(" [").unwrap();
+        assert_eq!(head, "127.0.0.1 - -");
+        let tail = tail.split_once("] ").unwrap().1;
+        assert_eq!(
+            tail,
+            r#""POST /v2/models/iris/infer?a=1 HTTP/1.1" 200 123 "-" "curl/8.0""#
+        );
+    }
+
+    #[test]
+    fn renders_headers_and_durations() {
+        let mut req = HeaderMap::new();
+        req.insert("x-request-id", "abc\"def".parse().unwrap());
+        let mut res = HeaderMap::new();
+        res.insert("content-type", "application/json".parse().unwrap());
+        let f = AccessFormat::parse("%({X-Request-Id}i)s %({content-type}o)s %(D)s %(M)s %(s)s")
+            .unwrap();
+        let mut line = String::new();
+        f.render(&record(&req, &res), &mut line);
+        assert_eq!(line, "abc_def application/json 1500 1 200");
+    }
+
+    #[test]
+    fn rejects_unknown_atoms_by_name() {
+        let e = AccessFormat::parse("%(zz)s").unwrap_err();
+        assert!(e.contains("%(zz)s"), "{e}");
+        let e = AccessFormat::parse("%(h").unwrap_err();
+        assert!(e.contains("unterminated"), "{e}");
+    }
+}
