@@ -1,1 +1,309 @@
-//! (being written)
+//! One worker process: what runs after the master forks.
+//!
+//! A worker builds its own tokio runtime (after the fork: the master has no threads), takes
+//! the listeners it inherited, serves HTTP/1.1 and h2c with hyper, writes its heartbeat and
+//! counters in its scoreboard slot, and runs the [`serve_app::App`]. It stops accepting on
+//! SIGTERM or after `--max-requests`, finishes what it has, and returns an exit code; the
+//! caller (the arbiter's fork) exits the process with it.
+//!
+//! # Layout
+//! - [`scoreboard`]: the shared-memory slot through which the master watches this worker.
+//! - [`config`]: the worker's settings.
+//! - [`listener`]: the inherited sockets.
+//! - [`drain`]: the one-way switch that stops a worker gracefully.
+//! - `conn`: a connection's life, with the idle, head and drain timeouts hyper lacks.
+//! - `service`: a request's life: limits, body, app, counters, access log.
+//! - `limits`, `body`: gunicorn's request limits; body size, time and decompression.
+//! - `app_cell`: the app, preloaded or built on the first request.
+//! - `catch`: panics in the app become 500s.
+#![forbid(unsafe_code)]
+
+mod app_cell;
+mod body;
+mod catch;
+pub mod config;
+mod conn;
+pub mod drain;
+mod limits;
+pub mod listener;
+pub mod scoreboard;
+mod service;
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
+
+pub use app_cell::AppSource;
+pub use config::{ForwardedAllow, WorkerConfig};
+pub use drain::{Drain, Reason};
+pub use listener::Listener;
+pub use scoreboard::{Slot, State};
+
+/// The exit code of a worker that could not boot (gunicorn's `WORKER_BOOT_ERROR`).
+pub const WORKER_BOOT_ERROR: i32 = 3;
+
+/// Everything a freshly forked worker is given.
+pub struct WorkerArgs {
+    /// The listening sockets, shared with the master and the other workers.
+    pub listeners: Vec<Listener>,
+    /// This worker's scoreboard slot.
+    pub slot: &'static Slot,
+    /// Settings.
+    pub config: WorkerConfig,
+    /// The app.
+    pub app: AppSource,
+    /// Requests after which the worker recycles itself (jitter already applied); 0: never.
+    pub max_requests: u64,
+}
+
+/// State shared by every connection of the worker.
+pub(crate) struct Shared {
+    config: WorkerConfig,
+    slot: &'static Slot,
+    drain: Drain,
+    app: app_cell::AppCell,
+    http: auto::Builder<TokioExecutor>,
+    max_requests: u64,
+    served: AtomicU64,
+    access_log: bool,
+    id_prefix: String,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    /// The client's `X-Request-Id` when it is sane, or a fresh one unique across workers.
+    fn request_id(&self, headers: &http::HeaderMap) -> Arc<str> {
+        let given = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+        if let Some(v) = given.filter(|v| !v.is_empty() && v.len() <= 200) {
+            return Arc::from(v);
+        }
+        let n = self.next_id.fetch_add(1, Relaxed);
+        Arc::from(format!("{}{n:x}", self.id_prefix))
+    }
+}
+
+/// Runs the worker to its end and returns the process exit code.
+pub fn run(args: WorkerArgs) -> i32 {
+    let threads = args.config.threads.max(1);
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = builder
+        .enable_all()
+        .max_blocking_threads(64)
+        .thread_name("serve-worker")
+        .build();
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("worker failed to boot: cannot start its runtime: {e}");
+            return WORKER_BOOT_ERROR;
+        }
+    };
+    let code = runtime.block_on(serve(args));
+    // Blocking tasks (a long inference) must not hold the exit back past the graceful timeout.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+async fn serve(args: WorkerArgs) -> i32 {
+    let WorkerArgs {
+        listeners,
+        slot,
+        config,
+        app,
+        max_requests,
+    } = args;
+    let pid = std::process::id();
+
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    {
+        let mut h1 = http.http1();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .keep_alive(!config.keep_alive.is_zero());
+        if let Some(size) = limits::head_buffer_size(&config) {
+            h1.max_buf_size(size);
+        }
+        if (1..=100).contains(&config.limit_request_fields) {
+            h1.max_headers(config.limit_request_fields);
+        }
+    }
+    http.http2().timer(TokioTimer::new());
+
+    let shared = Arc::new(Shared {
+        access_log: serve_log::access_enabled(),
+        id_prefix: format!("{:x}-{pid:x}-", scoreboard::now_ms()),
+        next_id: AtomicU64::new(1),
+        served: AtomicU64::new(0),
+        app: app_cell::AppCell::new(app),
+        drain: Drain::default(),
+        http,
+        max_requests,
+        slot,
+        config,
+    });
+
+    let mut accepting = Vec::new();
+    for l in listeners {
+        match accept_on(l) {
+            Ok(acceptor) => accepting.push(acceptor),
+            Err(e) => {
+                tracing::error!("worker failed to boot: cannot use an inherited listener: {e}");
+                return WORKER_BOOT_ERROR;
+            }
+        }
+    }
+    if let Err(e) = watch_signals(&shared.drain) {
+        tracing::error!("worker failed to boot: cannot install signal handlers: {e}");
+        return WORKER_BOOT_ERROR;
+    }
+
+    tokio::spawn(heartbeat(shared.clone()));
+    let connections = Arc::new(Semaphore::new(shared.config.worker_connections.max(1)));
+    for acceptor in accepting {
+        tokio::spawn(accept_loop(shared.clone(), acceptor, connections.clone()));
+    }
+    slot.beat();
+    slot.set_state(State::Ready);
+
+    shared.drain.started().await;
+    slot.set_state(State::Draining);
+    let open = shared.config.worker_connections.max(1) - connections.available_permits();
+    tracing::info!("Worker exiting (pid: {pid}), {open} connections to finish");
+    let all = u32::try_from(shared.config.worker_connections.max(1)).unwrap_or(u32::MAX);
+    let finished = tokio::time::timeout(
+        shared.config.graceful_timeout,
+        connections.acquire_many(all),
+    )
+    .await;
+    if finished.is_err() {
+        let left = shared.config.worker_connections.max(1) - connections.available_permits();
+        tracing::warn!(
+            "Worker {pid} gave up on {left} connections after the graceful timeout of {} s",
+            shared.config.graceful_timeout.as_secs_f64()
+        );
+    }
+    0
+}
+
+/// An inherited listener, registered with this worker's runtime.
+enum Acceptor {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+fn accept_on(listener: Listener) -> io::Result<Acceptor> {
+    Ok(match listener {
+        Listener::Tcp(l) => {
+            l.set_nonblocking(true)?;
+            Acceptor::Tcp(TcpListener::from_std(l)?)
+        }
+        Listener::Unix(l, _) => {
+            l.set_nonblocking(true)?;
+            Acceptor::Unix(UnixListener::from_std(l)?)
+        }
+    })
+}
+
+/// Accepts connections until the worker drains. A connection is accepted only when a
+/// `--worker-connections` permit is free, so past the limit connections wait in the kernel's
+/// queue, where another worker can take them.
+async fn accept_loop(shared: Arc<Shared>, acceptor: Acceptor, connections: Arc<Semaphore>) {
+    let drained = shared.drain.started();
+    tokio::pin!(drained);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = &mut drained => return,
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = &mut drained => return,
+            a = accept(&acceptor) => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(conn::serve(shared.clone(), stream, peer, permit));
+            }
+            Err(e) => {
+                // EMFILE and friends: the process is out of descriptors; back off rather
+                // than spin, the queue keeps the connection meanwhile.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept(acceptor: &Acceptor) -> io::Result<(conn::Stream, Option<std::net::SocketAddr>)> {
+    match acceptor {
+        Acceptor::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
+            // Responses are small and whole: never wait for Nagle.
+            s.set_nodelay(true)?;
+            Ok((conn::Stream::Tcp(s), Some(peer)))
+        }
+        Acceptor::Unix(l) => {
+            let (s, _) = l.accept().await?;
+            Ok((conn::Stream::Unix(s), None))
+        }
+    }
+}
+
+/// Writes the heartbeat from the event loop: if the loop is stuck, the heartbeat stops, and
+/// the master notices after `--timeout`.
+async fn heartbeat(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        shared.slot.beat();
+    }
+}
+
+/// A worker's signals: TERM drains, INT and QUIT exit at once, USR1 reopens the logs.
+fn watch_signals(drain: &Drain) -> io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let drain = drain.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    drain.start(Reason::Signal);
+                }
+                _ = int.recv() => quick_exit(),
+                _ = quit.recv() => quick_exit(),
+                _ = usr1.recv() => {
+                    if let Err(e) = serve_log::reopen() {
+                        tracing::error!("cannot reopen the log files: {e}");
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn quick_exit() -> ! {
+    serve_log::quiesce();
+    std::process::exit(0)
+}

@@ -1,0 +1,260 @@
+//! One connection: hyper on a watched socket, with the timeouts hyper does not have.
+//!
+//! hyper's own header-read timeout starts as soon as it waits for a head, so on a keep-alive
+//! connection it cannot tell a slow client from an idle one. Instead a [`ConnWatch`] records
+//! when the connection last finished a request and when the first byte of the next head
+//! arrived, and the driver in [`serve`] sleeps until the next deadline:
+//!
+//! - a head that started arriving must be complete within `header_timeout` (slowloris), else
+//!   the connection is dropped;
+//! - an idle connection is closed after `keep_alive` (before its first request: after
+//!   `header_timeout`), gracefully, so hyper closes it only when no request is under way;
+//! - when the worker drains, HTTP/2 connections get GOAWAY at once, HTTP/1 connections answer
+//!   their next request with `Connection: close` (see the service) and idle ones close after a
+//!   short grace, so that a request already on the wire is answered rather than reset.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use crate::Shared;
+use crate::service::Service;
+
+/// How long an idle HTTP/1 connection of a draining worker may wait for a last request.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(2);
+
+/// An accepted stream.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// Timestamps and counters shared by a connection's socket, its service and its driver.
+pub(crate) struct ConnWatch {
+    opened: Instant,
+    in_flight: AtomicU32,
+    served: AtomicU64,
+    /// Milliseconds after `opened` when the last request finished.
+    idle_since: AtomicU64,
+    /// Milliseconds after `opened`, plus one, when the first byte of a head arrived; 0: none.
+    head_since: AtomicU64,
+    http2: AtomicBool,
+}
+
+impl ConnWatch {
+    fn new() -> Self {
+        ConnWatch {
+            opened: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            served: AtomicU64::new(0),
+            idle_since: AtomicU64::new(0),
+            head_since: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
+    }
+
+    /// A request's head was parsed and the service starts.
+    pub(crate) fn request_started(&self, http2: bool) {
+        self.in_flight.fetch_add(1, Relaxed);
+        self.head_since.store(0, Relaxed);
+        if http2 {
+            self.http2.store(true, Relaxed);
+        }
+    }
+
+    /// The service answered.
+    pub(crate) fn request_finished(&self) {
+        self.idle_since.store(self.elapsed_ms(), Relaxed);
+        self.served.fetch_add(1, Relaxed);
+        self.in_flight.fetch_sub(1, Relaxed);
+    }
+
+    fn bytes_read(&self) {
+        if self.in_flight.load(Relaxed) == 0 && self.head_since.load(Relaxed) == 0 {
+            self.head_since.store(self.elapsed_ms() + 1, Relaxed);
+        }
+    }
+
+    fn verdict(&self, cfg: &crate::WorkerConfig, draining: bool) -> Verdict {
+        let now = self.elapsed_ms();
+        let at = |ms: u64| self.opened + Duration::from_millis(ms);
+        if self.in_flight.load(Relaxed) > 0 {
+            // Busy: look again later; the body and app have their own timeouts.
+            return Verdict::WaitUntil(Instant::now() + cfg.keep_alive.max(Duration::from_secs(1)));
+        }
+        let head = self.head_since.load(Relaxed);
+        if head != 0 {
+            let deadline = head - 1 + cfg.header_timeout.as_millis() as u64;
+            return if now >= deadline {
+                Verdict::Abort
+            } else {
+                Verdict::WaitUntil(at(deadline))
+            };
+        }
+        let mut grace = if self.served.load(Relaxed) == 0 {
+            cfg.header_timeout
+        } else {
+            cfg.keep_alive
+        };
+        if draining {
+            grace = grace.min(DRAIN_IDLE_GRACE);
+        }
+        let deadline = self.idle_since.load(Relaxed) + grace.as_millis() as u64;
+        if now >= deadline {
+            Verdict::CloseIdle
+        } else {
+            Verdict::WaitUntil(at(deadline))
+        }
+    }
+}
+
+enum Verdict {
+    WaitUntil(Instant),
+    CloseIdle,
+    Abort,
+}
+
+/// The socket, noting when bytes arrive.
+pub(crate) struct WatchedIo {
+    stream: Stream,
+    watch: Arc<ConnWatch>,
+}
+
+impl AsyncRead for WatchedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = match &mut this.stream {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        };
+        if buf.filled().len() > before {
+            this.watch.bytes_read();
+        }
+        res
+    }
+}
+
+impl AsyncWrite for WatchedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().stream {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().stream {
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Serves one connection to its end. The permit counts it against `--worker-connections`
+/// and is returned when this returns, which is how a draining worker knows it is done.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    stream: Stream,
+    peer: Option<SocketAddr>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let watch = Arc::new(ConnWatch::new());
+    let io = TokioIo::new(WatchedIo {
+        stream,
+        watch: watch.clone(),
+    });
+    let service = Service::new(shared.clone(), watch.clone(), peer);
+    let conn = shared.http.serve_connection(io, service);
+    tokio::pin!(conn);
+
+    let cfg = &shared.config;
+    let mut draining = shared.drain.is_draining();
+    let mut closing = false;
+    let mut hard_deadline: Option<Instant> = None;
+    let drain_started = shared.drain.started();
+    tokio::pin!(drain_started);
+    loop {
+        let wake = match watch.verdict(cfg, draining) {
+            Verdict::WaitUntil(t) => t,
+            Verdict::Abort => {
+                tracing::debug!(?peer, "closing a connection whose request head is late");
+                return;
+            }
+            Verdict::CloseIdle if closing => hard_deadline.unwrap_or_else(Instant::now),
+            Verdict::CloseIdle => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                let t = Instant::now() + cfg.graceful_timeout;
+                hard_deadline = Some(t);
+                t
+            }
+        };
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(?peer, "connection ended: {e}");
+                }
+                return;
+            }
+            _ = &mut drain_started, if !draining => {
+                draining = true;
+                if watch.http2.load(Relaxed) && !closing {
+                    // GOAWAY: streams under way finish, the client opens no new ones here.
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                    hard_deadline = Some(Instant::now() + cfg.graceful_timeout);
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                if hard_deadline.is_some_and(|t| Instant::now() >= t) {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! gunicorn's request limits, checked on the parsed head where hyper has no knob for them.
+//!
+//! hyper bounds the number of header fields itself (it answers 431 past `max_headers`, which is
+//! set from `--limit-request-fields` when that is at most hyper's stack-allocated 100) and the
+//! whole head by its buffer size; the request line and the size of each field are checked here,
+//! so that the answer says which limit was hit and which flag raises it.
+
+use http::StatusCode;
+use serve_app::{Response, error_response};
+
+use crate::WorkerConfig;
+
+/// Checks the request line and header fields against the configured limits.
+#[allow(clippy::result_large_err)] // the error is the answer, made on a cold path
+pub(crate) fn check_head(parts: &http::request::Parts, cfg: &WorkerConfig) -> Result<(), Response> {
+    if cfg.limit_request_line > 0 {
+        let len = request_line_len(parts);
+        if len > cfg.limit_request_line {
+            return Err(error_response(
+                StatusCode::URI_TOO_LONG,
+                format!(
+                    "the request line is {len} bytes; the limit is {} (--limit-request-line)",
+                    cfg.limit_request_line
+                ),
+            ));
+        }
+    }
+    if cfg.limit_request_fields > 0 && parts.headers.len() > cfg.limit_request_fields {
+        return Err(error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "the request has {} header fields; the limit is {} (--limit-request-fields)",
+                parts.headers.len(),
+                cfg.limit_request_fields
+            ),
+        ));
+    }
+    if cfg.limit_request_field_size > 0 {
+        for (name, value) in &parts.headers {
+            // As sent: `name: value`.
+            let len = name.as_str().len() + 2 + value.len();
+            if len > cfg.limit_request_field_size {
+                return Err(error_response(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    format!(
+                        "header field {name} is {len} bytes; the limit is {} (--limit-request-field-size)",
+                        cfg.limit_request_field_size
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `METHOD SP request-target SP HTTP/1.1`, as the client sent it.
+fn request_line_len(parts: &http::request::Parts) -> usize {
+    let uri = &parts.uri;
+    let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |p| p.as_str().len());
+    parts.method.as_str().len() + 1 + target + 1 + "HTTP/1.1".len()
+}
+
+/// The largest head hyper must buffer for these limits (it needs at least 8 KiB).
+pub(crate) fn head_buffer_size(cfg: &WorkerConfig) -> Option<usize> {
+    if cfg.limit_request_line == 0
+        || cfg.limit_request_fields == 0
+        || cfg.limit_request_field_size == 0
+    {
+        return None;
+    }
+    let head =
+        cfg.limit_request_line + cfg.limit_request_fields * (cfg.limit_request_field_size + 2) + 4;
+    Some(head.clamp(8192, 16 << 20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut b = http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn cfg() -> WorkerConfig {
+        WorkerConfig {
+            limit_request_line: 40,
+            limit_request_fields: 2,
+            limit_request_field_size: 20,
+            ..WorkerConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_long_request_line_is_414_naming_the_flag() {
+        assert!(check_head(&parts("/short", &[]), &cfg()).is_ok());
+        let res = check_head(&parts(&format!("/{}", "a".repeat(40)), &[]), &cfg()).unwrap_err();
+        assert_eq!(res.status(), 414);
+        let body = String::from_utf8(res.body().to_vec()).unwrap();
+        assert!(body.contains("--limit-request-line"), "{body}");
+    }
+
+    #[test]
+    fn too_many_or_too_large_fields_are_431() {
+        let res =
+            check_head(&parts("/", &[("a", "1"), ("b", "2"), ("c", "3")]), &cfg()).unwrap_err();
+        assert_eq!(res.status(), 431);
+        let res = check_head(&parts("/", &[("a", &"x".repeat(30))]), &cfg()).unwrap_err();
+        assert_eq!(res.status(), 431);
+        let body = String::from_utf8(res.body().to_vec()).unwrap();
+        assert!(body.contains("header field a is 33 bytes"), "{body}");
+    }
+
+    #[test]
+    fn zero_disables_a_limit() {
+        let cfg = WorkerConfig {
+            limit_request_line: 0,
+            limit_request_fields: 0,
+            limit_request_field_size: 0,
+            ..WorkerConfig::default()
+        };
+        let p = parts(
+            &format!("/{}", "a".repeat(10_000)),
+            &[("a", &"x".repeat(10_000))],
+        );
+        assert!(check_head(&p, &cfg).is_ok());
+        assert_eq!(head_buffer_size(&cfg), None);
+    }
+}

@@ -1,0 +1,193 @@
+//! The scoreboard slot: how a worker shows itself to the master.
+//!
+//! The master maps one `MAP_SHARED` anonymous region before forking and gives each worker a
+//! slot in it. Everything in a slot is an atomic, so the master reads it without locks while
+//! the worker writes it; the memory starts zeroed, which is a valid value for every field.
+//! The heartbeat is a `CLOCK_MONOTONIC` reading in milliseconds, a clock shared by every
+//! process of the machine. The same slots feed logs now and metrics and a status page later.
+
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+/// Where a worker is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum State {
+    /// Nobody uses this slot.
+    Free = 0,
+    /// Forked, not yet accepting.
+    Booting = 1,
+    /// Accepting and serving.
+    Ready = 2,
+    /// No longer accepting; finishing what it has, then exiting.
+    Draining = 3,
+}
+
+const CURRENT_WORDS: usize = 8;
+
+/// One worker's row. 128-byte aligned so that two workers never write the same cache line.
+#[repr(C, align(128))]
+#[derive(Default)]
+pub struct Slot {
+    pid: AtomicI32,
+    state: AtomicU32,
+    generation: AtomicU64,
+    heartbeat_ms: AtomicU64,
+    spawned_ms: AtomicU64,
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    current_since_ms: AtomicU64,
+    current: [AtomicU64; CURRENT_WORDS],
+}
+
+impl Slot {
+    /// Prepares the slot for a worker about to be forked (called by the master).
+    pub fn claim(&self, generation: u64) {
+        let now = now_ms();
+        self.pid.store(0, Relaxed);
+        self.generation.store(generation, Relaxed);
+        self.heartbeat_ms.store(now, Relaxed);
+        self.spawned_ms.store(now, Relaxed);
+        self.requests.store(0, Relaxed);
+        self.in_flight.store(0, Relaxed);
+        self.current_since_ms.store(0, Relaxed);
+        for w in &self.current {
+            w.store(0, Relaxed);
+        }
+        self.set_state(State::Booting);
+    }
+
+    /// Frees the slot (called by the master once the worker is reaped).
+    pub fn release(&self) {
+        self.pid.store(0, Relaxed);
+        self.set_state(State::Free);
+    }
+
+    /// The worker's pid, once the master recorded it.
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Relaxed)
+    }
+
+    /// Records the worker's pid (called by the master after fork).
+    pub fn set_pid(&self, pid: i32) {
+        self.pid.store(pid, Relaxed);
+    }
+
+    /// The generation (reload count) this worker belongs to.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Relaxed)
+    }
+
+    /// The worker's state.
+    pub fn state(&self) -> State {
+        match self.state.load(Relaxed) {
+            1 => State::Booting,
+            2 => State::Ready,
+            3 => State::Draining,
+            _ => State::Free,
+        }
+    }
+
+    /// Sets the state.
+    pub fn set_state(&self, state: State) {
+        self.state.store(state as u32, Relaxed);
+    }
+
+    /// Proves the worker's event loop is alive.
+    pub fn beat(&self) {
+        self.heartbeat_ms.store(now_ms(), Relaxed);
+    }
+
+    /// Milliseconds since the last heartbeat.
+    pub fn silence_ms(&self, now: u64) -> u64 {
+        now.saturating_sub(self.heartbeat_ms.load(Relaxed))
+    }
+
+    /// Milliseconds since the master forked this worker.
+    pub fn age_ms(&self, now: u64) -> u64 {
+        now.saturating_sub(self.spawned_ms.load(Relaxed))
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Relaxed)
+    }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// Marks a request as started and remembers its line (truncated) for timeout reports.
+    pub fn request_started(&self, method: &str, path: &str) {
+        self.in_flight.fetch_add(1, Relaxed);
+        self.current_since_ms.store(now_ms(), Relaxed);
+        let mut buf = [0u8; CURRENT_WORDS * 8];
+        let line = method.bytes().chain(Some(b' ')).chain(path.bytes());
+        for (dst, src) in buf.iter_mut().zip(line) {
+            *dst = src;
+        }
+        for (word, chunk) in self.current.iter().zip(buf.chunks_exact(8)) {
+            word.store(u64::from_le_bytes(chunk.try_into().unwrap()), Relaxed);
+        }
+    }
+
+    /// Marks a request as answered.
+    pub fn request_finished(&self) {
+        self.in_flight.fetch_sub(1, Relaxed);
+        self.requests.fetch_add(1, Relaxed);
+    }
+
+    /// The most recently started request's line and how long ago it started, for the report
+    /// the master writes when it kills a hung worker. Concurrent requests may tear the text;
+    /// it is a diagnostic, never parsed.
+    pub fn current_request(&self, now: u64) -> Option<(String, u64)> {
+        let since = self.current_since_ms.load(Relaxed);
+        if since == 0 {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(CURRENT_WORDS * 8);
+        for word in &self.current {
+            bytes.extend_from_slice(&word.load(Relaxed).to_le_bytes());
+        }
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        let text = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        Some((text, now.saturating_sub(since)))
+    }
+}
+
+/// `CLOCK_MONOTONIC` in milliseconds: the same clock in every process of the machine.
+pub fn now_ms() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available on Linux");
+    ts.tv_sec() as u64 * 1000 + ts.tv_nsec() as u64 / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_the_current_request_and_counts() {
+        let slot = Slot::default();
+        slot.claim(3);
+        assert_eq!(slot.state(), State::Booting);
+        assert_eq!(slot.generation(), 3);
+        let now = now_ms();
+        assert_eq!(slot.current_request(now), None);
+        slot.request_started(
+            "POST",
+            "/v2/models/a-rather-long-model-name/versions/1/infer/and/then/some",
+        );
+        let (line, _) = slot.current_request(now_ms()).unwrap();
+        assert_eq!(line.len(), 64);
+        assert!(line.starts_with("POST /v2/models/a-rather-long"), "{line}");
+        assert_eq!(slot.in_flight(), 1);
+        slot.request_finished();
+        assert_eq!((slot.in_flight(), slot.requests()), (0, 1));
+    }
+
+    #[test]
+    fn a_slot_is_two_cache_lines() {
+        assert_eq!(std::mem::size_of::<Slot>(), 128);
+    }
+}

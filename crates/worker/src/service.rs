@@ -1,0 +1,199 @@
+//! One request, from hyper's parsed head to the response: limits, body, app, counters, log.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, HeaderValue};
+use http::{HeaderName, Request, Response, StatusCode, Version};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serve_app::{Context, error_response};
+
+use crate::conn::ConnWatch;
+use crate::drain::Reason;
+use crate::{Shared, body, catch, limits};
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The hyper service of one connection.
+#[derive(Clone)]
+pub(crate) struct Service {
+    shared: Arc<Shared>,
+    watch: Arc<ConnWatch>,
+    peer: Option<SocketAddr>,
+}
+
+impl Service {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        watch: Arc<ConnWatch>,
+        peer: Option<SocketAddr>,
+    ) -> Self {
+        Service {
+            shared,
+            watch,
+            peer,
+        }
+    }
+}
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+/// What the access log needs of a request whose parts went to the app.
+struct Logged {
+    method: http::Method,
+    uri: http::Uri,
+    version: Version,
+    headers: http::HeaderMap,
+}
+
+impl Service {
+    async fn handle(self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let shared = &*self.shared;
+        let http2 = req.version() == Version::HTTP_2;
+        self.watch.request_started(http2);
+        shared
+            .slot
+            .request_started(req.method().as_str(), req.uri().path());
+
+        let (mut parts, incoming) = req.into_parts();
+        let request_id = shared.request_id(&parts.headers);
+        let client = self.client(&parts.headers);
+        let logged = shared.access_log.then(|| Logged {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+        });
+        let mut res = match limits::check_head(&parts, &shared.config) {
+            Err(res) => res,
+            Ok(()) => match body::read(&mut parts, incoming, &shared.config).await {
+                Err(res) => res,
+                Ok(body) => {
+                    let cx = Context {
+                        client,
+                        draining: shared.drain.is_draining(),
+                        request_id: request_id.clone(),
+                    };
+                    self.call_app(parts, body, cx).await
+                }
+            },
+        };
+
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+        }
+        let served = shared.served.fetch_add(1, Relaxed) + 1;
+        if shared.max_requests > 0
+            && served >= shared.max_requests
+            && shared.drain.start(Reason::MaxRequests)
+        {
+            tracing::info!(
+                "Autorestarting worker after current request ({served} requests, --max-requests)."
+            );
+        }
+        if shared.drain.is_draining() && !http2 {
+            res.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(logged) = logged {
+            log_access(&logged, client, &res, started);
+        }
+        shared.slot.request_finished();
+        self.watch.request_finished();
+        res.map(Full::new)
+    }
+
+    async fn call_app(
+        &self,
+        parts: http::request::Parts,
+        body: Bytes,
+        cx: Context,
+    ) -> serve_app::Response {
+        let app = match self.shared.app.get().await {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!("app failed to load: {e}");
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the app failed to load in this worker: {e}"),
+                );
+            }
+        };
+        let (method, uri) = (parts.method.clone(), parts.uri.clone());
+        let req = serve_app::Request::from_parts(parts, body);
+        match catch::call(app.as_ref(), req, cx).await {
+            Ok(res) => res,
+            Err(panic) => {
+                tracing::error!("the app panicked on {method} {}: {panic}", uri.path());
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal error: the app panicked: {panic}"),
+                )
+            }
+        }
+    }
+
+    /// The client's address: the peer, or the first `X-Forwarded-For` entry from a trusted peer.
+    fn client(&self, headers: &http::HeaderMap) -> Option<SocketAddr> {
+        let peer = self.peer?;
+        if !self.shared.config.forwarded_allow_ips.trusts(peer.ip()) {
+            return Some(peer);
+        }
+        let forwarded = headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        Some(forwarded.map_or(peer, |ip| SocketAddr::new(ip, 0)))
+    }
+}
+
+fn log_access(
+    req: &Logged,
+    client: Option<SocketAddr>,
+    res: &serve_app::Response,
+    started: Instant,
+) {
+    let remote = match client {
+        Some(a) => a.ip().to_string(),
+        None => "-".to_string(),
+    };
+    let protocol = match req.version {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        _ => "HTTP/1.1",
+    };
+    serve_log::access(&serve_log::AccessRecord {
+        remote: &remote,
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        query: req.uri.query().unwrap_or(""),
+        protocol,
+        status: res.status().as_u16(),
+        bytes: res.body().len() as u64,
+        duration: started.elapsed(),
+        request_headers: &req.headers,
+        response_headers: res.headers(),
+    });
+}
