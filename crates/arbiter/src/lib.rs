@@ -1,1 +1,28 @@
-//! (being written)
+//! The master process: binds the listeners, forks the workers, and supervises them.
+//!
+//! # Layout
+//! - [`settings`]: what the master is told to do, and gunicorn's `--bind` forms.
+//! - [`arbiter`]: the `Arbiter` and its loop; signal handling by name; stop and halt.
+//! - `supervise`: spawn, reap, murder (heartbeat timeouts), manage (the worker count),
+//!   crash-loop backoff.
+//! - `upgrade`: reload (HUP) with proof before switching, and upgrade (USR2) by re-exec.
+//! - `sockets`: binding (socket2), and sockets inherited from an old master, systemd or fd://.
+//! - `scoreboard`: the shared mapping through which workers report.
+//! - `signals`: the self-pipe and raw `sigaction`s.
+//! - `process`: fork, pid file, privileges, process names, limits, exec.
+//!
+//! This is the only crate of serve with `unsafe` code: fork, mmap, sigaction, adopting
+//! inherited descriptors. Each block says why it is sound.
+
+pub mod arbiter;
+mod process;
+mod scoreboard;
+pub mod settings;
+mod signals;
+mod sockets;
+mod supervise;
+mod upgrade;
+
+pub use arbiter::{APP_LOAD_ERROR, Arbiter, CONFIG_ERROR, Reloader, StartError};
+pub use serve_worker::WORKER_BOOT_ERROR;
+pub use settings::{Bind, DEFAULT_PORT, Settings};

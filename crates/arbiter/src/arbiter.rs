@@ -1,0 +1,456 @@
+//! The master: one `Arbiter` whose methods read like the signals table.
+//!
+//! The loop waits on the signal pipe with a short tick, handles the queued signals by name,
+//! then reaps children, checks heartbeats, advances a reload, keeps the worker count and
+//! notices when an upgrade's old master is gone. No behaviour hides in a signal handler, and
+//! nothing here starts a thread: every fork happens from a single-threaded process.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serve_app::App;
+use serve_worker::WORKER_BOOT_ERROR;
+
+use crate::process::{self, PidFile};
+use crate::scoreboard::Scoreboard;
+use crate::settings::Settings;
+use crate::signals::SignalPipe;
+use crate::sockets::{self, BindOptions, Bound};
+use crate::supervise::{Backoff, Worker};
+use crate::upgrade::Reload;
+
+/// The exit code when the app cannot be loaded at first boot (gunicorn's `APP_LOAD_ERROR`).
+pub const APP_LOAD_ERROR: i32 = 4;
+/// The exit code for configuration and bind errors.
+pub const CONFIG_ERROR: i32 = 1;
+
+/// Reads the configuration again, for a reload.
+pub type Reloader = Box<dyn FnMut() -> Result<Settings, String>>;
+
+/// Why the master could not start: an exit code and a one-line message.
+#[derive(Debug)]
+pub struct StartError {
+    /// The process exit code: 1 (configuration, bind) or 4 (app).
+    pub code: i32,
+    /// What went wrong and how to fix it.
+    pub message: String,
+}
+
+impl StartError {
+    fn config(message: impl Into<String>) -> Self {
+        StartError {
+            code: CONFIG_ERROR,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// The first generation is booting: a worker that cannot boot halts the server.
+    Booting(Instant),
+    Running,
+    /// Stopping: no more spawning; exit with `code` once every worker is gone.
+    Stopping {
+        graceful: bool,
+        deadline: Instant,
+        code: i32,
+    },
+}
+
+/// The master process.
+pub struct Arbiter {
+    pub(crate) settings: Settings,
+    pub(crate) reloader: Reloader,
+    pub(crate) listeners: Vec<Bound>,
+    pub(crate) board: Scoreboard,
+    pub(crate) pipe: SignalPipe,
+    pub(crate) workers: BTreeMap<Pid, Worker>,
+    /// The generation being served (kept by manage_workers).
+    pub(crate) generation: u64,
+    /// The highest generation ever started.
+    pub(crate) last_generation: u64,
+    /// Workers wanted now: `--workers`, moved by TTIN/TTOU/WINCH.
+    pub(crate) num_workers: usize,
+    pub(crate) preloaded: Option<Arc<dyn App>>,
+    pub(crate) pidfile: Option<PidFile>,
+    pub(crate) exe: CString,
+    pub(crate) argv: Vec<CString>,
+    pub(crate) pid: Pid,
+    /// When this master was started by an upgrade: the old master, until it exits.
+    pub(crate) old_master: Option<Pid>,
+    /// The new master forked by an upgrade (USR2), while it lives.
+    pub(crate) upgrade_child: Option<Pid>,
+    pub(crate) phase: Phase,
+    pub(crate) reload: Reload,
+    pub(crate) pending_hup: bool,
+    pub(crate) backoff: Backoff,
+    pub(crate) rng: u64,
+}
+
+impl Arbiter {
+    /// Prepares the master: checks the app, binds or inherits the listeners, writes the pid
+    /// file, preloads the app when asked. Nothing is forked yet.
+    pub fn start(settings: Settings, reloader: Reloader) -> Result<Arbiter, StartError> {
+        let pid = nix::unistd::getpid();
+        let exe = std::env::current_exe()
+            .map_err(|e| StartError::config(format!("cannot resolve the serve executable: {e}")))?;
+        let exe = CString::new(exe.as_os_str().as_bytes())
+            .map_err(|_| StartError::config("the executable path contains a NUL byte"))?;
+        let argv = std::env::args_os()
+            .filter_map(|a| CString::new(a.as_bytes()).ok())
+            .collect();
+
+        settings.app.check().map_err(|e| StartError {
+            code: APP_LOAD_ERROR,
+            message: format!("cannot load the app: {e}"),
+        })?;
+
+        process::raise_nofile(settings.worker.worker_connections as u64 + 64);
+        let (mut inherited, source) = sockets::inherited().map_err(StartError::config)?;
+        let old_master = match source {
+            Some(sockets::SERVE_FDS) => std::env::var("SERVE_MASTER_PID")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .map(Pid::from_raw),
+            _ => None,
+        };
+        let listeners = if source == Some("LISTEN_FDS") {
+            tracing::info!(
+                "Using {} sockets passed by systemd (LISTEN_FDS)",
+                inherited.len()
+            );
+            inherited
+                .drain(..)
+                .map(|listener| Bound {
+                    bind: crate::settings::Bind::Fd(sockets::fd_of(&listener)),
+                    listener,
+                })
+                .collect()
+        } else {
+            sockets::bind_all(&settings.binds, &mut inherited, &bind_options(&settings))
+                .map_err(StartError::config)?
+        };
+        for stale in inherited {
+            tracing::info!("Closing an inherited socket no --bind asks for: {stale}");
+        }
+
+        let pidfile = match &settings.pidfile {
+            None => None,
+            Some(path) => {
+                let path = match old_master {
+                    Some(_) => process::with_suffix(path, ".2"),
+                    None => path.clone(),
+                };
+                Some(PidFile::create(&path).map_err(StartError::config)?)
+            }
+        };
+
+        let preloaded = if settings.preload {
+            Some(preload(&settings).map_err(|message| StartError {
+                code: APP_LOAD_ERROR,
+                message,
+            })?)
+        } else {
+            None
+        };
+
+        let board = Scoreboard::new()
+            .map_err(|e| StartError::config(format!("cannot map the scoreboard: {e}")))?;
+        let pipe = SignalPipe::install()
+            .map_err(|e| StartError::config(format!("cannot install signal handlers: {e}")))?;
+        process::set_name(&format!("{}: master", settings.name));
+
+        for l in &listeners {
+            tracing::info!("Listening at: {} ({pid})", l.listener);
+        }
+        let threads = settings.worker.threads;
+        if threads > 1 {
+            tracing::info!("Using worker: tokio multi-thread runtime, {threads} threads");
+        } else {
+            tracing::info!("Using worker: tokio current-thread runtime");
+        }
+        tracing::info!(
+            "App: {}{}",
+            settings.app.describe(),
+            if settings.preload { " (preloaded)" } else { "" }
+        );
+
+        let num_workers = settings.workers;
+        Ok(Arbiter {
+            settings,
+            reloader,
+            listeners,
+            board,
+            pipe,
+            workers: BTreeMap::new(),
+            generation: 1,
+            last_generation: 1,
+            num_workers,
+            preloaded,
+            pidfile,
+            exe,
+            argv,
+            pid,
+            old_master,
+            upgrade_child: None,
+            phase: Phase::Booting(Instant::now()),
+            reload: Reload::Idle,
+            pending_hup: false,
+            backoff: Backoff::default(),
+            rng: crate::supervise::seed(),
+        })
+    }
+
+    /// The listeners' addresses as bound (port 0 resolved).
+    pub fn addresses(&self) -> Vec<String> {
+        self.listeners
+            .iter()
+            .map(|l| l.listener.to_string())
+            .collect()
+    }
+
+    /// Runs until the server stops; returns the process exit code.
+    pub fn run(mut self) -> i32 {
+        loop {
+            for sig in self.pipe.wait(self.tick()) {
+                self.handle(sig);
+            }
+            self.reap_workers();
+            if let Some(code) = self.finished() {
+                return self.exit(code);
+            }
+            self.murder_workers();
+            self.advance_reload();
+            self.manage_workers();
+            self.maybe_promote_master();
+            self.note_boot();
+        }
+    }
+
+    fn tick(&self) -> Duration {
+        let busy = !matches!(self.phase, Phase::Running) || !matches!(self.reload, Reload::Idle);
+        if busy {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(250)
+        }
+    }
+
+    fn handle(&mut self, sig: Signal) {
+        if sig != Signal::SIGCHLD {
+            tracing::info!("Handling signal: {}", signal_name(sig));
+        }
+        match sig {
+            Signal::SIGHUP => self.handle_hup(),
+            Signal::SIGTERM => self.stop(true, 0),
+            Signal::SIGINT | Signal::SIGQUIT => self.stop(false, 0),
+            Signal::SIGTTIN => self.handle_ttin(),
+            Signal::SIGTTOU => self.handle_ttou(),
+            Signal::SIGUSR1 => self.handle_usr1(),
+            Signal::SIGUSR2 => self.handle_usr2(),
+            Signal::SIGWINCH => self.handle_winch(),
+            _ => {} // SIGCHLD: the loop reaps right after.
+        }
+    }
+
+    fn handle_hup(&mut self) {
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            return;
+        }
+        self.reload();
+    }
+
+    fn handle_ttin(&mut self) {
+        if self.num_workers >= crate::scoreboard::CAPACITY {
+            tracing::warn!(
+                "Not adding a worker: {} is the most a master runs",
+                self.num_workers
+            );
+            return;
+        }
+        self.num_workers += 1;
+        tracing::info!("Number of workers: {}", self.num_workers);
+    }
+
+    fn handle_ttou(&mut self) {
+        if self.num_workers <= 1 {
+            tracing::info!(
+                "Number of workers stays at 1 (TTOU never goes below one; WINCH stops all)"
+            );
+            return;
+        }
+        self.num_workers -= 1;
+        tracing::info!("Number of workers: {}", self.num_workers);
+    }
+
+    fn handle_usr1(&mut self) {
+        if let Err(e) = serve_log::reopen() {
+            tracing::error!("Cannot reopen the log files: {e}");
+        }
+        self.signal_workers(Signal::SIGUSR1);
+    }
+
+    fn handle_winch(&mut self) {
+        tracing::info!("Stopping all workers gracefully; the master stays (HUP starts them again)");
+        self.num_workers = 0;
+    }
+
+    /// Stops the server: closes the listeners, asks every worker to stop (TERM: finish what
+    /// you have; QUIT: now), and exits once they are gone or the graceful timeout ran out.
+    pub(crate) fn stop(&mut self, graceful: bool, code: i32) {
+        let deadline = Instant::now() + self.settings.graceful_timeout;
+        match self.phase {
+            Phase::Stopping {
+                graceful: was_graceful,
+                deadline: d,
+                code: c,
+            } => {
+                if was_graceful && !graceful {
+                    self.signal_workers(Signal::SIGQUIT);
+                    self.phase = Phase::Stopping {
+                        graceful,
+                        deadline: d,
+                        code: c,
+                    };
+                }
+                return;
+            }
+            _ => {
+                self.phase = Phase::Stopping {
+                    graceful,
+                    deadline,
+                    code,
+                }
+            }
+        }
+        self.abandon_reload("the server is stopping");
+        self.close_listeners();
+        let sig = if graceful {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGQUIT
+        };
+        let now = Instant::now();
+        for (pid, w) in &mut self.workers {
+            w.stopping_since.get_or_insert(now);
+            kill(*pid, sig);
+        }
+    }
+
+    /// Stops at once with this exit code (first boot failures).
+    pub(crate) fn halt(&mut self, code: i32, reason: &str) {
+        tracing::error!("{reason}");
+        self.stop(false, code);
+    }
+
+    fn close_listeners(&mut self) {
+        // During an upgrade the other master still serves on these sockets: closing our
+        // descriptors is fine, removing the unix socket's file is not.
+        let shared = self.upgrade_child.is_some() || self.old_master.is_some();
+        for l in self.listeners.drain(..) {
+            if !shared {
+                sockets::unlink(&l);
+            }
+        }
+    }
+
+    fn finished(&mut self) -> Option<i32> {
+        let Phase::Stopping { deadline, code, .. } = self.phase else {
+            return None;
+        };
+        if self.workers.is_empty() {
+            return Some(code);
+        }
+        if Instant::now() >= deadline {
+            for (pid, w) in &mut self.workers {
+                if !w.killed {
+                    tracing::warn!(
+                        "Worker (pid:{pid}) did not stop within the graceful timeout; killing it"
+                    );
+                    kill(*pid, Signal::SIGKILL);
+                    w.killed = true;
+                }
+            }
+        }
+        None
+    }
+
+    fn exit(mut self, code: i32) -> i32 {
+        if let Some(p) = self.pidfile.take() {
+            p.remove();
+        }
+        tracing::info!("Shutting down: Master");
+        code
+    }
+
+    pub(crate) fn signal_workers(&self, sig: Signal) {
+        for pid in self.workers.keys() {
+            kill(*pid, sig);
+        }
+    }
+
+    fn note_boot(&mut self) {
+        let Phase::Booting(started) = self.phase else {
+            return;
+        };
+        let ready = self
+            .workers
+            .values()
+            .filter(|w| self.board.slot(w.slot).state() == serve_worker::State::Ready)
+            .count();
+        if ready >= self.num_workers {
+            tracing::info!(
+                "{ready} workers booted in {} ms",
+                started.elapsed().as_millis()
+            );
+            self.phase = Phase::Running;
+        }
+    }
+
+    /// What a worker's exit code means at first boot.
+    pub(crate) fn boot_failure_code(code: Option<i32>) -> i32 {
+        match code {
+            Some(APP_LOAD_ERROR) => APP_LOAD_ERROR,
+            _ => WORKER_BOOT_ERROR,
+        }
+    }
+}
+
+/// Builds and warms the app in the master (`--preload`).
+pub(crate) fn preload(settings: &Settings) -> Result<Arc<dyn App>, String> {
+    let started = Instant::now();
+    let app = settings
+        .app
+        .build()
+        .map_err(|e| format!("cannot load the app: {e}"))?;
+    app.warm()
+        .map_err(|e| format!("cannot load the app: {e}"))?;
+    tracing::info!(
+        "Preloaded the app in the master in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(app)
+}
+
+pub(crate) fn bind_options(settings: &Settings) -> BindOptions {
+    BindOptions {
+        backlog: settings.backlog,
+        reuse_port: settings.reuse_port,
+        umask: settings.umask,
+        owner: (settings.user, settings.group),
+    }
+}
+
+pub(crate) fn kill(pid: Pid, sig: Signal) {
+    let _ = nix::sys::signal::kill(pid, sig);
+}
+
+pub(crate) fn signal_name(sig: Signal) -> String {
+    sig.as_str().trim_start_matches("SIG").to_ascii_lowercase()
+}

@@ -1,0 +1,204 @@
+//! What the master is told to do: resolved by the `serve` binary from flags, the environment
+//! and the config file, and resolved again on every reload.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::unistd::{Gid, Uid};
+use serve_app::AppFactory;
+use serve_log::LogConfig;
+use serve_worker::WorkerConfig;
+
+/// The master's settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// The addresses to listen on, in order.
+    pub binds: Vec<Bind>,
+    /// How many workers to keep.
+    pub workers: usize,
+    /// A worker silent for longer is killed and replaced (`--timeout`); zero disables.
+    pub timeout: Duration,
+    /// How long a stopping worker may take to finish (`--graceful-timeout`).
+    pub graceful_timeout: Duration,
+    /// The listen queue length (`--backlog`).
+    pub backlog: i32,
+    /// Set `SO_REUSEPORT` on the listeners (`--reuse-port`).
+    pub reuse_port: bool,
+    /// Build the app in the master before forking (`--preload`).
+    pub preload: bool,
+    /// Where to write the master's pid (`--pid`).
+    pub pidfile: Option<PathBuf>,
+    /// Workers switch to this user (`--user`).
+    pub user: Option<Uid>,
+    /// Workers switch to this group (`--group`).
+    pub group: Option<Gid>,
+    /// The umask for unix sockets and files the server creates (`--umask`).
+    pub umask: u32,
+    /// The process name prefix (`--name`), shown in `ps` as `NAME: master` / `NAME: worker`.
+    pub name: String,
+    /// Requests after which a worker is replaced (`--max-requests`); zero disables.
+    pub max_requests: u64,
+    /// A random 0..=jitter added per worker (`--max-requests-jitter`).
+    pub max_requests_jitter: u64,
+    /// The workers' settings.
+    pub worker: WorkerConfig,
+    /// The logs' settings.
+    pub log: LogConfig,
+    /// The application.
+    pub app: Arc<dyn AppFactory>,
+}
+
+/// One `--bind` address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bind {
+    /// A TCP address; port 0 picks a free port.
+    Tcp(SocketAddr),
+    /// `unix:PATH`.
+    Unix(PathBuf),
+    /// `fd://N`: a listening socket inherited from whoever started serve.
+    Fd(RawFd),
+}
+
+impl fmt::Display for Bind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bind::Tcp(a) => write!(f, "{a}"),
+            Bind::Unix(p) => write!(f, "unix:{}", p.display()),
+            Bind::Fd(n) => write!(f, "fd://{n}"),
+        }
+    }
+}
+
+/// The port used when an address names none, as gunicorn.
+pub const DEFAULT_PORT: u16 = 8000;
+
+impl Bind {
+    /// Parses gunicorn's address forms: `HOST:PORT`, `:PORT` (all IPv4 interfaces), `HOST`
+    /// (port 8000), `[V6]:PORT`, `unix:PATH`, `fd://N`. A host name resolves to every address
+    /// it has.
+    pub fn parse(s: &str) -> Result<Vec<Bind>, String> {
+        let s = s.trim();
+        if let Some(path) = s.strip_prefix("unix:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(format!(
+                    "bind {s:?}: a unix socket needs a path, as unix:/run/serve.sock"
+                ));
+            }
+            return Ok(vec![Bind::Unix(PathBuf::from(path))]);
+        }
+        if let Some(n) = s.strip_prefix("fd://") {
+            return match n.parse::<RawFd>() {
+                Ok(fd) if fd >= 0 => Ok(vec![Bind::Fd(fd)]),
+                _ => Err(format!(
+                    "bind {s:?}: expected fd://N with N a file descriptor number"
+                )),
+            };
+        }
+        if s.is_empty() {
+            return Err(
+                "bind: empty address; expected HOST:PORT, :PORT, unix:PATH or fd://N".into(),
+            );
+        }
+        let (host, port) = split_host_port(s)?;
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| format!("bind {s:?}: {p:?} is not a port number (0-65535)"))?,
+        };
+        if host.is_empty() {
+            return Ok(vec![Bind::Tcp(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                port,
+            ))]);
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![Bind::Tcp(SocketAddr::new(ip, port))]);
+        }
+        let mut addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("bind {s:?}: cannot resolve {host:?}: {e}"))?
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        if addrs.is_empty() {
+            return Err(format!("bind {s:?}: {host:?} has no address"));
+        }
+        Ok(addrs.into_iter().map(Bind::Tcp).collect())
+    }
+}
+
+fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("bind {s:?}: missing ] after an IPv6 address"))?;
+        return match after {
+            "" => Ok((host, None)),
+            p if p.starts_with(':') => Ok((host, Some(&p[1..]))),
+            _ => Err(format!("bind {s:?}: expected [ADDRESS]:PORT")),
+        };
+    }
+    match s.matches(':').count() {
+        0 => Ok((s, None)),
+        1 => {
+            let (h, p) = s.split_once(':').unwrap();
+            Ok((h, Some(p)))
+        }
+        // A bare IPv6 address.
+        _ => Ok((s, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(s: &str) -> Bind {
+        let mut v = Bind::parse(s).unwrap();
+        assert_eq!(v.len(), 1, "{s}");
+        v.remove(0)
+    }
+
+    #[test]
+    fn parses_gunicorn_address_forms() {
+        assert_eq!(one(":8080"), Bind::Tcp("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(
+            one("127.0.0.1:0"),
+            Bind::Tcp("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            one("127.0.0.1"),
+            Bind::Tcp("127.0.0.1:8000".parse().unwrap())
+        );
+        assert_eq!(one("[::1]:9000"), Bind::Tcp("[::1]:9000".parse().unwrap()));
+        assert_eq!(one("[::]"), Bind::Tcp("[::]:8000".parse().unwrap()));
+        assert_eq!(one("::1"), Bind::Tcp("[::1]:8000".parse().unwrap()));
+        assert_eq!(one("unix:/tmp/s.sock"), Bind::Unix("/tmp/s.sock".into()));
+        assert_eq!(one("unix:///tmp/s.sock"), Bind::Unix("/tmp/s.sock".into()));
+        assert_eq!(one("fd://3"), Bind::Fd(3));
+        assert!(!Bind::parse("localhost:8000").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_addresses_say_what_is_expected() {
+        assert!(
+            Bind::parse("1.2.3.4:http")
+                .unwrap_err()
+                .contains("not a port")
+        );
+        assert!(
+            Bind::parse("1.2.3.4:70000")
+                .unwrap_err()
+                .contains("not a port")
+        );
+        assert!(Bind::parse("unix:").unwrap_err().contains("needs a path"));
+        assert!(Bind::parse("fd://x").unwrap_err().contains("fd://N"));
+        assert!(Bind::parse("[::1").unwrap_err().contains("]"));
+    }
+}

@@ -1,0 +1,354 @@
+//! Keeping workers: spawn, reap, murder (heartbeat timeouts) and manage (the count).
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use serve_worker::{AppSource, State, WORKER_BOOT_ERROR, WorkerArgs, scoreboard::now_ms};
+
+use crate::arbiter::{Arbiter, Phase, kill, signal_name};
+use crate::process;
+use crate::upgrade::Reload;
+
+/// A worker that dies this soon after its fork counts towards a crash loop.
+const EARLY_DEATH: Duration = Duration::from_secs(5);
+/// Between SIGABRT and SIGKILL for a hung worker.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// The longest wait between two spawns in a crash loop.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the master remembers of a worker.
+pub(crate) struct Worker {
+    pub(crate) slot: usize,
+    pub(crate) generation: u64,
+    pub(crate) spawned: Instant,
+    /// When it was asked to stop, or was seen draining on its own (`--max-requests`).
+    pub(crate) stopping_since: Option<Instant>,
+    /// When SIGABRT was sent for a missed heartbeat.
+    pub(crate) aborted_at: Option<Instant>,
+    /// SIGKILL was sent.
+    pub(crate) killed: bool,
+}
+
+/// Crash-loop protection: a single death respawns at once; deaths in a row soon after boot
+/// wait longer and longer, so a broken worker never becomes a fork bomb.
+#[derive(Default)]
+pub(crate) struct Backoff {
+    early_deaths: u32,
+    not_before: Option<Instant>,
+}
+
+impl Backoff {
+    fn died_early(&mut self) -> Duration {
+        self.early_deaths += 1;
+        let delay = match self.early_deaths {
+            0 | 1 => Duration::ZERO,
+            n => (Duration::from_millis(100) * 2u32.saturating_pow(n - 2)).min(MAX_BACKOFF),
+        };
+        self.not_before = Some(Instant::now() + delay);
+        delay
+    }
+
+    fn healthy(&mut self) {
+        self.early_deaths = 0;
+        self.not_before = None;
+    }
+
+    fn may_spawn(&self) -> bool {
+        self.not_before.is_none_or(|t| Instant::now() >= t)
+    }
+}
+
+/// A seed for the max-requests jitter.
+pub(crate) fn seed() -> u64 {
+    now_ms() ^ (u64::from(std::process::id()) << 32) | 1
+}
+
+impl Arbiter {
+    fn random(&mut self) -> u64 {
+        // xorshift64: plenty for spreading worker restarts.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Forks one worker of the current generation.
+    pub(crate) fn spawn_worker(&mut self) {
+        let generation = self.generation;
+        let Some((slot_index, slot)) = self.board.claim(generation) else {
+            tracing::error!("Cannot spawn a worker: every scoreboard slot is taken");
+            return;
+        };
+        let max_requests = match self.settings.max_requests {
+            0 => 0,
+            n => n + self.random() % (self.settings.max_requests_jitter + 1),
+        };
+        let master = self.pid;
+        let forked = process::fork_child(|| {
+            self.pipe.reset_in_child();
+            process::follow_parent(master);
+            process::set_name(&format!("{}: worker", self.settings.name));
+            if let Err(e) = process::drop_privileges(self.settings.user, self.settings.group) {
+                tracing::error!("Worker failed to boot: {e}");
+                return WORKER_BOOT_ERROR;
+            }
+            tracing::info!("Booting worker with pid: {}", std::process::id());
+            slot.set_pid(std::process::id() as i32);
+            let listeners = std::mem::take(&mut self.listeners)
+                .into_iter()
+                .map(|b| b.listener)
+                .collect();
+            let app = match &self.preloaded {
+                Some(app) => AppSource::Preloaded(app.clone()),
+                None => AppSource::Lazy(self.settings.app.clone()),
+            };
+            serve_worker::run(WorkerArgs {
+                listeners,
+                slot,
+                config: self.settings.worker.clone(),
+                app,
+                max_requests,
+            })
+        });
+        match forked {
+            Ok(pid) => {
+                slot.set_pid(pid.as_raw());
+                self.workers.insert(
+                    pid,
+                    Worker {
+                        slot: slot_index,
+                        generation,
+                        spawned: Instant::now(),
+                        stopping_since: None,
+                        aborted_at: None,
+                        killed: false,
+                    },
+                );
+            }
+            Err(e) => {
+                self.board.release(slot_index);
+                tracing::error!("Cannot fork a worker: {e}");
+                self.backoff.died_early();
+            }
+        }
+    }
+
+    /// Collects every child that exited: workers, the reload proof, the upgrade's new master,
+    /// and, as PID 1 in a container, orphans adopted from anywhere.
+    pub(crate) fn reap_workers(&mut self) {
+        loop {
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::error!("waitpid failed: {e}");
+                    return;
+                }
+                Ok(s) => s,
+            };
+            let Some(pid) = status.pid() else { continue };
+            let (code, signal) = match status {
+                WaitStatus::Exited(_, code) => (Some(code), None),
+                WaitStatus::Signaled(_, sig, _) => (None, Some(sig)),
+                _ => continue, // stopped or continued: still alive
+            };
+            if let Some(w) = self.workers.remove(&pid) {
+                self.worker_died(pid, w, code, signal);
+            } else if self.upgrade_child == Some(pid) {
+                self.upgrade_child_died(pid, code, signal);
+            } else if matches!(self.reload, Reload::Proving { pid: p, .. } if p == pid) {
+                self.proof_finished(code, signal);
+            } else {
+                tracing::debug!("Reaped child {pid} (not a worker)");
+            }
+        }
+    }
+
+    fn worker_died(&mut self, pid: Pid, w: Worker, code: Option<i32>, signal: Option<Signal>) {
+        let slot = self.board.slot(w.slot);
+        let was_ready = slot.state() != State::Booting;
+        self.board.release(w.slot);
+        let asked = w.stopping_since.is_some() || w.aborted_at.is_some() || w.killed;
+        match (code, signal) {
+            (Some(0), _) => tracing::info!("Worker exited (pid: {pid})"),
+            (Some(c), _) => tracing::error!("Worker (pid:{pid}) exited with code {c}"),
+            (_, Some(Signal::SIGKILL)) if !w.killed => {
+                tracing::error!("Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?")
+            }
+            (_, Some(sig)) if !asked => tracing::error!(
+                "Worker (pid:{pid}) was killed by signal {}",
+                signal_name(sig)
+            ),
+            (_, Some(sig)) => {
+                tracing::info!("Worker (pid:{pid}) ended by signal {}", signal_name(sig))
+            }
+            _ => {}
+        }
+        if asked || code == Some(0) {
+            return;
+        }
+        if !was_ready {
+            if let Phase::Booting(_) = self.phase {
+                let exit = Arbiter::boot_failure_code(code);
+                let why = if exit == crate::arbiter::APP_LOAD_ERROR {
+                    "App failed to load."
+                } else {
+                    "Worker failed to boot."
+                };
+                self.halt(exit, why);
+                return;
+            }
+            if matches!(self.reload, Reload::Starting { generation, .. } if generation == w.generation)
+            {
+                self.abandon_reload(&format!(
+                    "a new worker (pid {pid}) died while booting (code {code:?}, signal {signal:?})"
+                ));
+                return;
+            }
+        }
+        if w.spawned.elapsed() < EARLY_DEATH {
+            let delay = self.backoff.died_early();
+            if !delay.is_zero() {
+                tracing::warn!(
+                    "Workers keep dying within {} s of their start; next spawn in {:.1} s",
+                    EARLY_DEATH.as_secs(),
+                    delay.as_secs_f64()
+                );
+            }
+        }
+    }
+
+    /// Kills workers whose heartbeat stopped (SIGABRT, then SIGKILL) and workers that did not
+    /// finish draining within the graceful timeout.
+    pub(crate) fn murder_workers(&mut self) {
+        let timeout = self.settings.timeout;
+        let graceful = self.settings.graceful_timeout;
+        let now = Instant::now();
+        let clock = now_ms();
+        for (pid, w) in &mut self.workers {
+            let slot = self.board.slot(w.slot);
+            if w.killed {
+                continue;
+            }
+            if let Some(at) = w.aborted_at {
+                if now.duration_since(at) >= ABORT_GRACE {
+                    kill(*pid, Signal::SIGKILL);
+                    w.killed = true;
+                }
+                continue;
+            }
+            if slot.state() == State::Draining && w.stopping_since.is_none() {
+                w.stopping_since = Some(now);
+            }
+            if w.stopping_since
+                .is_some_and(|t| now.duration_since(t) > graceful)
+            {
+                tracing::warn!(
+                    "Worker (pid:{pid}) did not finish draining within the graceful timeout ({} s); killing it",
+                    graceful.as_secs_f64()
+                );
+                kill(*pid, Signal::SIGKILL);
+                w.killed = true;
+                continue;
+            }
+            let silence = slot.silence_ms(clock);
+            if !timeout.is_zero() && silence > timeout.as_millis() as u64 {
+                let doing = match slot.current_request(clock) {
+                    Some((line, ago)) if slot.in_flight() > 0 => format!(
+                        "{} requests in flight, the latest {line:?} started {:.1} s ago",
+                        slot.in_flight(),
+                        ago as f64 / 1000.0
+                    ),
+                    _ if slot.state() == State::Booting => "still booting".to_string(),
+                    _ => "no request in flight".to_string(),
+                };
+                tracing::error!(
+                    "WORKER TIMEOUT (pid:{pid}): no heartbeat for {:.1} s (--timeout {} s); {doing}; sending SIGABRT",
+                    silence as f64 / 1000.0,
+                    timeout.as_secs_f64()
+                );
+                kill(*pid, Signal::SIGABRT);
+                w.aborted_at = Some(now);
+            }
+        }
+    }
+
+    /// Keeps `num_workers` workers of the current generation: spawns the missing ones (unless
+    /// a crash loop asks to wait) and retires the oldest surplus.
+    pub(crate) fn manage_workers(&mut self) {
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            return;
+        }
+        let mut current: Vec<(Instant, Pid)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| {
+                w.generation == self.generation
+                    && w.stopping_since.is_none()
+                    && w.aborted_at.is_none()
+                    && !w.killed
+                    && self.board.slot(w.slot).state() != State::Draining
+            })
+            .map(|(pid, w)| (w.spawned, *pid))
+            .collect();
+        if current.iter().any(|(spawned, pid)| {
+            spawned.elapsed() > EARLY_DEATH
+                && self.board.slot(self.workers[pid].slot).state() == State::Ready
+        }) {
+            self.backoff.healthy();
+        }
+        if current.len() < self.num_workers {
+            let missing = self.num_workers - current.len();
+            if !self.backoff.may_spawn() {
+                return;
+            }
+            // In a crash loop, one at a time; otherwise all at once.
+            let n = if self.backoff.early_deaths > 1 {
+                1
+            } else {
+                missing
+            };
+            for _ in 0..n {
+                self.spawn_worker();
+            }
+        } else if current.len() > self.num_workers {
+            current.sort();
+            let surplus = current.len() - self.num_workers;
+            let now = Instant::now();
+            for (_, pid) in current.into_iter().take(surplus) {
+                tracing::info!("Retiring worker (pid:{pid})");
+                if let Some(w) = self.workers.get_mut(&pid) {
+                    w.stopping_since = Some(now);
+                }
+                kill(pid, Signal::SIGTERM);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_never_waits_for_one_death_and_grows_after() {
+        let mut b = Backoff::default();
+        assert_eq!(b.died_early(), Duration::ZERO);
+        assert!(b.may_spawn());
+        assert_eq!(b.died_early(), Duration::from_millis(100));
+        assert_eq!(b.died_early(), Duration::from_millis(200));
+        assert_eq!(b.died_early(), Duration::from_millis(400));
+        for _ in 0..40 {
+            b.died_early();
+        }
+        assert_eq!(b.died_early(), MAX_BACKOFF);
+        b.healthy();
+        assert!(b.may_spawn());
+        assert_eq!(b.died_early(), Duration::ZERO);
+    }
+}

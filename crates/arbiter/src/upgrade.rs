@@ -1,0 +1,393 @@
+//! Changing what runs without dropping a request: reload (HUP) and upgrade (USR2).
+//!
+//! Reload proves the new configuration and app before any old worker retires: the config is
+//! read again, new addresses are bound, the app is checked and then built and warmed once,
+//! in the master with `--preload` or else in a short-lived child (so the master never holds
+//! a model it does not serve). Only then is a new generation started, and the old one is
+//! asked to drain once every new worker is ready. Any failure on the way abandons the reload
+//! and the old generation keeps serving.
+//!
+//! Upgrade forks a child that execs the binary again (the path resolved at start) with the
+//! listeners' descriptors in `SERVE_FDS`: both masters then serve on the same sockets until
+//! the operator stops the old one.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serve_app::App;
+use serve_worker::State;
+
+use crate::arbiter::{APP_LOAD_ERROR, Arbiter, Phase, bind_options, kill, preload};
+use crate::process;
+use crate::settings::Settings;
+use crate::sockets::{self, Bound};
+
+/// How long the proof of a new app may take.
+const PROOF_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where a reload stands.
+pub(crate) enum Reload {
+    Idle,
+    /// A child builds the new app.
+    Proving {
+        pid: Pid,
+        reader: OwnedFd,
+        next: Box<Next>,
+        started: Instant,
+    },
+    /// The new generation boots; the old one serves until it is ready.
+    Starting {
+        generation: u64,
+        previous: Box<Previous>,
+        started: Instant,
+    },
+}
+
+/// What a reload will switch to.
+pub(crate) struct Next {
+    settings: Settings,
+    listeners: Vec<Bound>,
+}
+
+/// What an abandoned reload goes back to.
+pub(crate) struct Previous {
+    settings: Settings,
+    listeners: Vec<Bound>,
+    preloaded: Option<Arc<dyn App>>,
+    generation: u64,
+    num_workers: usize,
+}
+
+impl Arbiter {
+    /// HUP: read the configuration again and prove it before switching.
+    pub(crate) fn reload(&mut self) {
+        if !matches!(self.reload, Reload::Idle) {
+            tracing::info!("A reload is under way; another one follows it");
+            self.pending_hup = true;
+            return;
+        }
+        let started = Instant::now();
+        let settings = match (self.reloader)() {
+            Ok(s) => s,
+            Err(e) => return self.reload_failed(&e),
+        };
+        if let Err(e) = settings.app.check() {
+            return self.reload_failed(&format!("the new app does not load: {e}"));
+        }
+        let listeners = match self.rebind(&settings) {
+            Ok(l) => l,
+            Err(e) => return self.reload_failed(&e),
+        };
+        let next = Box::new(Next {
+            settings,
+            listeners,
+        });
+        if next.settings.preload {
+            match preload(&next.settings) {
+                Ok(app) => self.switch(*next, Some(app), started),
+                Err(e) => self.reload_failed(&e),
+            }
+            return;
+        }
+        match self.fork_proof(&next.settings) {
+            Ok((pid, reader)) => {
+                self.reload = Reload::Proving {
+                    pid,
+                    reader,
+                    next,
+                    started,
+                };
+            }
+            Err(e) => self.reload_failed(&format!("cannot fork to prove the new app: {e}")),
+        }
+    }
+
+    fn reload_failed(&mut self, why: &str) {
+        tracing::error!("Reload failed: {why}; the current workers keep serving");
+        self.after_reload();
+    }
+
+    fn after_reload(&mut self) {
+        if std::mem::take(&mut self.pending_hup) {
+            self.reload();
+        }
+    }
+
+    /// The listeners the new settings ask for: those already open are kept, others bound.
+    fn rebind(&self, settings: &Settings) -> Result<Vec<Bound>, String> {
+        let mut reuse: Vec<serve_worker::Listener> = Vec::new();
+        for b in &self.listeners {
+            if settings.binds.contains(&b.bind) {
+                reuse.push(
+                    b.listener
+                        .try_clone()
+                        .map_err(|e| format!("cannot reuse {}: {e}", b.listener))?,
+                );
+            }
+        }
+        sockets::bind_all(&settings.binds, &mut reuse, &bind_options(settings))
+    }
+
+    fn fork_proof(&mut self, settings: &Settings) -> std::io::Result<(Pid, OwnedFd)> {
+        let (reader, writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let master = self.pid;
+        let name = format!("{}: reload", settings.name);
+        let pid = process::fork_child(|| {
+            self.pipe.reset_in_child();
+            process::follow_parent(master);
+            process::set_name(&name);
+            let proved = process::drop_privileges(settings.user, settings.group)
+                .map_err(serve_app::AppError::from)
+                .and_then(|()| settings.app.build())
+                .and_then(|app| app.warm());
+            match proved {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = nix::unistd::write(&writer, e.to_string().as_bytes());
+                    APP_LOAD_ERROR
+                }
+            }
+        })?;
+        drop(writer);
+        Ok((pid, reader))
+    }
+
+    /// The proof child exited.
+    pub(crate) fn proof_finished(&mut self, code: Option<i32>, signal: Option<Signal>) {
+        let Reload::Proving {
+            reader,
+            next,
+            started,
+            ..
+        } = std::mem::replace(&mut self.reload, Reload::Idle)
+        else {
+            return;
+        };
+        if code == Some(0) {
+            return self.switch(*next, None, started);
+        }
+        let mut message = String::new();
+        let _ = std::fs::File::from(reader).read_to_string(&mut message);
+        let why = match (message.trim(), signal) {
+            ("", Some(sig)) => format!("the new app's proof was killed by {sig}"),
+            ("", None) => format!("the new app's proof exited with code {code:?}"),
+            (m, _) => format!("the new app does not load: {m}"),
+        };
+        self.reload_failed(&why);
+    }
+
+    /// Switches to the proven settings: a new generation starts; the old one serves on.
+    fn switch(&mut self, next: Next, preloaded: Option<Arc<dyn App>>, started: Instant) {
+        if let Err(e) = serve_log::configure(&next.settings.log) {
+            return self.reload_failed(&format!("cannot open the new log files: {e}"));
+        }
+        let previous = Box::new(Previous {
+            settings: std::mem::replace(&mut self.settings, next.settings),
+            listeners: std::mem::replace(&mut self.listeners, next.listeners),
+            preloaded: std::mem::replace(&mut self.preloaded, preloaded),
+            generation: self.generation,
+            num_workers: self.num_workers,
+        });
+        self.last_generation += 1;
+        self.generation = self.last_generation;
+        self.num_workers = self.settings.workers;
+        tracing::info!(
+            "Reloading: the new configuration and app are proven; starting generation {} ({} workers)",
+            self.generation,
+            self.num_workers
+        );
+        self.reload = Reload::Starting {
+            generation: self.generation,
+            previous,
+            started,
+        };
+    }
+
+    /// Moves a reload on: a proof that takes too long is killed; a new generation that is
+    /// fully ready retires the old one.
+    pub(crate) fn advance_reload(&mut self) {
+        match &self.reload {
+            Reload::Idle => {}
+            Reload::Proving { pid, started, .. } => {
+                if started.elapsed() > PROOF_TIMEOUT {
+                    tracing::error!(
+                        "The new app's proof (pid {pid}) took more than {} s; killing it",
+                        PROOF_TIMEOUT.as_secs()
+                    );
+                    kill(*pid, Signal::SIGKILL);
+                }
+            }
+            Reload::Starting {
+                generation,
+                started,
+                ..
+            } => {
+                let generation = *generation;
+                let ready = self
+                    .workers
+                    .values()
+                    .filter(|w| {
+                        w.generation == generation
+                            && self.board.slot(w.slot).state() == State::Ready
+                    })
+                    .count();
+                if ready < self.num_workers {
+                    if started.elapsed() > PROOF_TIMEOUT {
+                        self.abandon_reload("the new workers did not all become ready in time");
+                    }
+                    return;
+                }
+                let now = Instant::now();
+                let mut retired = 0;
+                for (pid, w) in &mut self.workers {
+                    if w.generation != generation && w.stopping_since.is_none() {
+                        w.stopping_since = Some(now);
+                        kill(*pid, Signal::SIGTERM);
+                        retired += 1;
+                    }
+                }
+                tracing::info!(
+                    "Reload complete in {} ms: generation {generation} serves with {ready} workers; {retired} old workers drain",
+                    started.elapsed().as_millis()
+                );
+                self.reload = Reload::Idle;
+                self.after_reload();
+            }
+        }
+    }
+
+    /// Gives up a reload under way; the generation that served before it serves on.
+    pub(crate) fn abandon_reload(&mut self, why: &str) {
+        match std::mem::replace(&mut self.reload, Reload::Idle) {
+            Reload::Idle => {}
+            Reload::Proving { pid, .. } => {
+                kill(pid, Signal::SIGKILL);
+                tracing::error!("Reload abandoned: {why}");
+            }
+            Reload::Starting {
+                generation,
+                previous,
+                ..
+            } => {
+                let Previous {
+                    settings,
+                    listeners,
+                    preloaded,
+                    generation: old,
+                    num_workers,
+                } = *previous;
+                self.settings = settings;
+                self.listeners = listeners;
+                self.preloaded = preloaded;
+                self.generation = old;
+                self.num_workers = num_workers;
+                let _ = serve_log::configure(&self.settings.log);
+                let now = Instant::now();
+                for (pid, w) in &mut self.workers {
+                    if w.generation == generation {
+                        w.stopping_since = Some(now);
+                        kill(*pid, Signal::SIGQUIT);
+                    }
+                }
+                if !matches!(self.phase, Phase::Stopping { .. }) {
+                    tracing::error!("Reload abandoned: {why}; generation {old} keeps serving");
+                }
+            }
+        }
+    }
+
+    /// USR2: start a new master, from the binary on disk, on the same sockets.
+    pub(crate) fn handle_usr2(&mut self) {
+        if self.pid.as_raw() == 1 {
+            tracing::error!(
+                "Upgrade refused: this master is PID 1 (a container's init), and a new master \
+                 would be its child and die with it; roll out a new container instead"
+            );
+            return;
+        }
+        if let Some(pid) = self.upgrade_child {
+            tracing::warn!(
+                "Upgrade refused: the new master (pid {pid}) of the last upgrade still runs"
+            );
+            return;
+        }
+        if let Some(old) = self.old_master {
+            tracing::warn!(
+                "Upgrade refused: this master is itself an upgrade and the old master (pid {old}) still runs; stop it first"
+            );
+            return;
+        }
+        let fds: Vec<_> = self
+            .listeners
+            .iter()
+            .map(|b| sockets::fd_of(&b.listener))
+            .collect();
+        if let Some(p) = self.pidfile.as_mut() {
+            let old = process::with_suffix(p.path(), ".oldbin");
+            p.rename(old);
+        }
+        let master = self.pid;
+        let exe = self.exe.clone();
+        let argv = self.argv.clone();
+        let forked = process::fork_child(|| {
+            self.pipe.reset_in_child();
+            let e = process::exec_upgrade(&exe, &argv, &fds, master);
+            tracing::error!(
+                "Upgrade failed: cannot execute {}: {e}",
+                exe.to_string_lossy()
+            );
+            1
+        });
+        match forked {
+            Ok(pid) => {
+                tracing::info!(
+                    "Upgrading: started a new master (pid {pid}) from {} on the same sockets",
+                    self.exe.to_string_lossy()
+                );
+                self.upgrade_child = Some(pid);
+            }
+            Err(e) => {
+                tracing::error!("Upgrade failed: cannot fork: {e}");
+                self.restore_pidfile();
+            }
+        }
+    }
+
+    /// The new master of an upgrade exited: this master stays in charge.
+    pub(crate) fn upgrade_child_died(
+        &mut self,
+        pid: Pid,
+        code: Option<i32>,
+        signal: Option<Signal>,
+    ) {
+        tracing::warn!(
+            "The new master (pid {pid}) exited (code {code:?}, signal {signal:?}); this master stays in charge"
+        );
+        self.upgrade_child = None;
+        self.restore_pidfile();
+    }
+
+    fn restore_pidfile(&mut self) {
+        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), self.settings.pidfile.clone()) {
+            p.rename(path);
+        }
+    }
+
+    /// A master started by an upgrade takes over the pid file once the old master is gone.
+    pub(crate) fn maybe_promote_master(&mut self) {
+        let Some(old) = self.old_master else { return };
+        if nix::unistd::getppid() == old {
+            return;
+        }
+        tracing::info!("Master has been promoted: the old master (pid {old}) exited");
+        self.old_master = None;
+        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), self.settings.pidfile.clone()) {
+            p.rename(path);
+        }
+    }
+}
