@@ -1,1 +1,180 @@
-//! (being written)
+//! `serve`: gunicorn rebuilt for machine-learning models, as one binary.
+//!
+//! This crate is thin: it reads the configuration and hands it to the parts that do the work.
+//!
+//! # Layout
+//! - [`cli`]: the flags, named as gunicorn's.
+//! - [`config`]: the layers (command line, `SERVE_CMD_ARGS`, config file) and their merge.
+//! - [`resolve`]: defaults, units and names resolved into [`resolve::Config`].
+//! - [`main_with`]: the one place where errors become messages and exit codes.
+//!
+//! The work is done by the library crates, in one direction:
+//! `serve` → `serve-arbiter` (the master) → `serve-worker` (a worker) → `serve-app` (the App
+//! trait) ← `serve-model` (ONNX models over KServe V2, V1 and manifest routes).
+//!
+//! A Rust user writes their own app against `serve_app::App` and runs it with the same
+//! master and flags by calling [`main_with`] from their own `main` (see examples/custom-app).
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod resolve;
+
+use std::sync::Arc;
+
+pub use serve_app as app;
+use serve_app::AppFactory;
+use serve_arbiter::{APP_LOAD_ERROR, Arbiter, CONFIG_ERROR, Settings};
+
+use crate::config::{LoadError, Sources};
+use crate::resolve::{Config, Env};
+
+/// Builds the app factory from the resolved configuration; called at start and on every reload.
+pub type MakeApp = fn(&Config) -> Result<Arc<dyn AppFactory>, String>;
+
+/// The version printed at start and by `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs serve with this app and returns the exit code: 0, 1 (configuration or bind), 2 (usage),
+/// 3 (a worker could not boot), 4 (the app could not load).
+pub fn main_with(make_app: MakeApp) -> i32 {
+    let sources = Sources::from_env();
+    let config = match load(&sources) {
+        Ok(c) => c,
+        Err(Exit(code)) => return code,
+    };
+    if config.print_config {
+        print!("{}", config.config.to_toml());
+        return 0;
+    }
+    let check_config = config.check_config;
+    let config = config.config;
+    if let Err(e) = serve_log::configure(&config.log()) {
+        eprintln!(
+            "serve: error: {e}; pass --error-logfile or --access-logfile with a writable path"
+        );
+        return CONFIG_ERROR;
+    }
+    install_panic_hook();
+    let settings = match build_settings(&config, make_app) {
+        Ok(s) => s,
+        Err(e) => return fail(&config, CONFIG_ERROR, &e),
+    };
+    if check_config {
+        return match settings.app.check() {
+            Ok(()) => {
+                println!("Config OK: {}", settings.app.describe());
+                0
+            }
+            Err(e) => fail(
+                &config,
+                APP_LOAD_ERROR,
+                &format!("cannot load the app: {e}"),
+            ),
+        };
+    }
+
+    tracing::info!("Starting serve {VERSION}");
+    let reload_sources = sources.clone();
+    let reloader = Box::new(move || -> Result<Settings, String> {
+        let opts = reload_sources.load().map_err(|e| match e {
+            LoadError::Info(_) => "the configuration asks for help or version".to_string(),
+            LoadError::Config(e) => e.message,
+        })?;
+        let config = Config::resolve(opts, &Env::from_process()).map_err(|e| e.message)?;
+        build_settings(&config, make_app)
+    });
+    match Arbiter::start(settings, reloader) {
+        Ok(arbiter) => arbiter.run(),
+        Err(e) => fail(&config, e.code, &e.message),
+    }
+}
+
+struct Loaded {
+    config: Config,
+    print_config: bool,
+    check_config: bool,
+}
+
+struct Exit(i32);
+
+fn load(sources: &Sources) -> Result<Loaded, Exit> {
+    let opts = match sources.load() {
+        Ok(o) => o,
+        Err(LoadError::Info(text)) => {
+            print!("{text}");
+            return Err(Exit(0));
+        }
+        Err(LoadError::Config(e)) => {
+            eprintln!("serve: error: {}", e.message);
+            return Err(Exit(if e.usage { 2 } else { CONFIG_ERROR }));
+        }
+    };
+    let (print_config, check_config) = (opts.print_config, opts.check_config);
+    match Config::resolve(opts, &Env::from_process()) {
+        Ok(config) => Ok(Loaded {
+            config,
+            print_config,
+            check_config,
+        }),
+        Err(e) => {
+            eprintln!("serve: error: {}", e.message);
+            Err(Exit(CONFIG_ERROR))
+        }
+    }
+}
+
+/// The master's settings for this configuration.
+fn build_settings(config: &Config, make_app: MakeApp) -> Result<Settings, String> {
+    Ok(Settings {
+        binds: config.binds.clone(),
+        workers: config.workers,
+        timeout: config.timeout,
+        graceful_timeout: config.graceful_timeout,
+        backlog: config.backlog,
+        reuse_port: config.reuse_port,
+        preload: config.preload,
+        pidfile: config.pid.clone(),
+        user: config.user.as_ref().map(|u| u.1),
+        group: config.group.as_ref().map(|g| g.1),
+        umask: config.umask,
+        name: config.name.clone(),
+        max_requests: config.max_requests,
+        max_requests_jitter: config.max_requests_jitter,
+        worker: config.worker(),
+        log: config.log(),
+        app: make_app(config)?,
+    })
+}
+
+/// Reports a fatal error on one line: in the error log, and on stderr when the log is a file.
+fn fail(config: &Config, code: i32, message: &str) -> i32 {
+    tracing::error!("{message}");
+    if !matches!(config.log().error_log, serve_log::Target::Stderr) {
+        eprintln!("serve: error: {message}");
+    }
+    code
+}
+
+/// Panics are logged as error lines (with their location) rather than raw stderr text. A
+/// panic inside an app is also caught and answered 500 by the worker.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(non-string payload)".to_string());
+        match info.location() {
+            Some(l) => tracing::error!("panic at {}:{}: {what}", l.file(), l.line()),
+            None => tracing::error!("panic: {what}"),
+        }
+    }));
+}
+
+/// The model app: the `serve` binary's app, built from APP and the model flags.
+pub fn model_app(config: &Config) -> Result<Arc<dyn AppFactory>, String> {
+    let _ = config;
+    Err("the model app is being written (serve-model)".to_string())
+}

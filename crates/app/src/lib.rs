@@ -74,6 +74,14 @@ pub trait AppFactory: Send + Sync + 'static {
     /// Builds the application. Called by each worker on its first request, or once by the
     /// master before forking with `--preload`.
     fn build(&self) -> Result<Arc<dyn App>, AppError>;
+
+    /// Runs in each worker right after the fork, before it accepts (gunicorn's `post_fork`):
+    /// per-process setup such as seeding a random generator or opening a per-worker file.
+    /// An error stops the worker with exit code 3; during the first boot the whole server
+    /// then exits 3, later the worker is respawned with backoff.
+    fn post_fork(&self) -> Result<(), AppError> {
+        Ok(())
+    }
 }
 
 /// Why an application could not be checked, built or warmed. The message is shown to the

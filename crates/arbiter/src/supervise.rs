@@ -6,7 +6,7 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use serve_worker::{AppSource, State, WORKER_BOOT_ERROR, WorkerArgs, scoreboard::now_ms};
+use serve_worker::{State, WORKER_BOOT_ERROR, WorkerArgs, scoreboard::now_ms};
 
 use crate::arbiter::{Arbiter, Phase, kill, signal_name};
 use crate::process;
@@ -103,15 +103,12 @@ impl Arbiter {
                 .into_iter()
                 .map(|b| b.listener)
                 .collect();
-            let app = match &self.preloaded {
-                Some(app) => AppSource::Preloaded(app.clone()),
-                None => AppSource::Lazy(self.settings.app.clone()),
-            };
             serve_worker::run(WorkerArgs {
                 listeners,
                 slot,
                 config: self.settings.worker.clone(),
-                app,
+                factory: self.settings.app.clone(),
+                preloaded: self.preloaded.clone(),
                 max_requests,
             })
         });

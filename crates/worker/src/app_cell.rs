@@ -5,34 +5,21 @@ use std::sync::Arc;
 use serve_app::{App, AppError, AppFactory};
 use tokio::sync::OnceCell;
 
-/// Where a worker's app comes from.
-#[derive(Clone)]
-pub enum AppSource {
-    /// Built by the master before forking; its memory is shared copy-on-write.
-    Preloaded(Arc<dyn App>),
-    /// Built by this worker on its first request.
-    Lazy(Arc<dyn AppFactory>),
-}
-
 /// The app of one worker, built at most once. Concurrent first requests wait for the one
 /// build; a failed build is not remembered, so a later request tries again (the model file
 /// may have been fixed meanwhile).
 pub(crate) struct AppCell {
-    factory: Option<Arc<dyn AppFactory>>,
+    factory: Arc<dyn AppFactory>,
     cell: OnceCell<Arc<dyn App>>,
 }
 
 impl AppCell {
-    pub(crate) fn new(source: AppSource) -> Self {
-        match source {
-            AppSource::Preloaded(app) => AppCell {
-                factory: None,
-                cell: OnceCell::new_with(Some(app)),
-            },
-            AppSource::Lazy(factory) => AppCell {
-                factory: Some(factory),
-                cell: OnceCell::new(),
-            },
+    /// `preloaded` is the app the master built before forking (`--preload`), whose memory is
+    /// shared copy-on-write; without it the factory builds the app on the first request.
+    pub(crate) fn new(factory: Arc<dyn AppFactory>, preloaded: Option<Arc<dyn App>>) -> Self {
+        AppCell {
+            factory,
+            cell: OnceCell::new_with(preloaded),
         }
     }
 
@@ -40,10 +27,7 @@ impl AppCell {
         if let Some(app) = self.cell.get() {
             return Ok(app);
         }
-        let factory = self
-            .factory
-            .clone()
-            .expect("a preloaded cell is always set");
+        let factory = self.factory.clone();
         self.cell
             .get_or_try_init(|| async move {
                 // Building reads files and parses them: keep it off the I/O thread.

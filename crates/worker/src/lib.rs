@@ -40,7 +40,6 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
-pub use app_cell::AppSource;
 pub use config::{ForwardedAllow, WorkerConfig};
 pub use drain::{Drain, Reason};
 pub use listener::Listener;
@@ -57,8 +56,10 @@ pub struct WorkerArgs {
     pub slot: &'static Slot,
     /// Settings.
     pub config: WorkerConfig,
-    /// The app.
-    pub app: AppSource,
+    /// The app's factory: builds the app on the first request unless it was preloaded.
+    pub factory: Arc<dyn serve_app::AppFactory>,
+    /// The app the master built before forking (`--preload`).
+    pub preloaded: Option<Arc<dyn serve_app::App>>,
     /// Requests after which the worker recycles itself (jitter already applied); 0: never.
     pub max_requests: u64,
 }
@@ -91,6 +92,10 @@ impl Shared {
 
 /// Runs the worker to its end and returns the process exit code.
 pub fn run(args: WorkerArgs) -> i32 {
+    if let Err(e) = args.factory.post_fork() {
+        tracing::error!("Worker failed to boot: {e}");
+        return WORKER_BOOT_ERROR;
+    }
     let threads = args.config.threads.max(1);
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -122,7 +127,8 @@ async fn serve(args: WorkerArgs) -> i32 {
         listeners,
         slot,
         config,
-        app,
+        factory,
+        preloaded,
         max_requests,
     } = args;
     let pid = std::process::id();
@@ -147,7 +153,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         id_prefix: format!("{:x}-{pid:x}-", scoreboard::now_ms()),
         next_id: AtomicU64::new(1),
         served: AtomicU64::new(0),
-        app: app_cell::AppCell::new(app),
+        app: app_cell::AppCell::new(factory, preloaded),
         drain: Drain::default(),
         http,
         max_requests,

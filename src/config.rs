@@ -1,0 +1,277 @@
+//! Layers of configuration, merged by precedence: the command line, then `SERVE_CMD_ARGS`,
+//! then the config file (`-c`), then `$PORT` / `$WEB_CONCURRENCY`, then the defaults.
+//!
+//! The config file and `SERVE_CMD_ARGS` are turned into command-line arguments and parsed by
+//! the same clap parser, so every setting means exactly the same wherever it is given.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::Opts;
+
+/// The built-in defaults, also shown in `--help`.
+pub struct Defaults;
+
+impl Defaults {
+    pub const BIND: &'static str = "127.0.0.1:8000";
+    pub const WORKERS: usize = 1;
+    pub const THREADS: usize = 1;
+    pub const WORKER_CONNECTIONS: usize = 1000;
+    pub const BACKLOG: i32 = 2048;
+    pub const TIMEOUT: f64 = 30.0;
+    pub const GRACEFUL_TIMEOUT: f64 = 30.0;
+    pub const KEEP_ALIVE: f64 = 2.0;
+    pub const HEADER_TIMEOUT: f64 = 30.0;
+    pub const BODY_TIMEOUT: f64 = 60.0;
+    pub const REQUEST_TIMEOUT: f64 = 0.0;
+    pub const LIMIT_REQUEST_LINE: usize = 4094;
+    pub const LIMIT_REQUEST_FIELDS: usize = 100;
+    pub const LIMIT_REQUEST_FIELD_SIZE: usize = 8190;
+    pub const MAX_BODY_SIZE: &'static str = "64M";
+    pub const MAX_QUEUE: usize = 1024;
+    pub const MAX_BATCH_SIZE: usize = 64;
+    pub const BATCH_TIMEOUT_US: u64 = 0;
+    pub const UMASK: u32 = 0;
+    pub const NAME: &'static str = "serve";
+    pub const FORWARDED_ALLOW_IPS: &'static str = "127.0.0.1,::1";
+    pub const ERROR_LOGFILE: &'static str = "-";
+    pub const LOG_LEVEL: &'static str = "info";
+    pub const LOG_FORMAT: &'static str = "text";
+}
+
+/// A configuration problem, shown as one line. `usage` errors (a bad flag) exit 2, others 1.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub message: String,
+    pub usage: bool,
+}
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            message: message.into(),
+            usage: false,
+        }
+    }
+}
+
+/// What `serve` was started with, kept so that a reload (HUP) can read it all again.
+#[derive(Clone)]
+pub struct Sources {
+    /// The command line, without the program name.
+    pub args: Vec<OsString>,
+    /// `SERVE_CMD_ARGS`, when set.
+    pub env_args: Option<String>,
+}
+
+impl Sources {
+    /// This process's command line and environment.
+    pub fn from_env() -> Sources {
+        Sources {
+            args: std::env::args_os().skip(1).collect(),
+            env_args: std::env::var("SERVE_CMD_ARGS").ok(),
+        }
+    }
+
+    /// Parses and merges every layer. Help and version requests come back as errors whose
+    /// message is what to print, with `usage` false and an exit code of 0 left to the caller.
+    pub fn load(&self) -> Result<Opts, LoadError> {
+        let cli = parse_args(&self.args, "the command line")?;
+        let env = match &self.env_args {
+            Some(s) => {
+                let words = shlex::split(s).ok_or_else(|| {
+                    LoadError::Config(ConfigError::new(
+                        "SERVE_CMD_ARGS: unbalanced quotes; it is split like a shell command line",
+                    ))
+                })?;
+                let words: Vec<OsString> = words.into_iter().map(OsString::from).collect();
+                parse_args(&words, "SERVE_CMD_ARGS")?
+            }
+            None => Opts::default(),
+        };
+        let merged = cli.over(env);
+        let file = match &merged.config {
+            Some(path) => read_file(path)?,
+            None => Opts::default(),
+        };
+        Ok(merged.over(file))
+    }
+}
+
+/// Why loading stopped.
+#[derive(Debug)]
+pub enum LoadError {
+    /// `--help` or `--version`: print this and exit 0.
+    Info(String),
+    /// A problem.
+    Config(ConfigError),
+}
+
+impl From<ConfigError> for LoadError {
+    fn from(e: ConfigError) -> Self {
+        LoadError::Config(e)
+    }
+}
+
+fn parse_args(args: &[OsString], origin: &str) -> Result<Opts, LoadError> {
+    let argv = std::iter::once(OsString::from("serve")).chain(args.iter().cloned());
+    Opts::try_parse_from(argv).map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => LoadError::Info(e.to_string()),
+            _ => {
+                let rendered = e.to_string();
+                let first = rendered
+                    .lines()
+                    .next()
+                    .unwrap_or("bad arguments")
+                    .trim_start_matches("error: ");
+                let message = if origin == "the command line" {
+                    format!("{first}; see serve --help")
+                } else {
+                    format!("{origin}: {first}; see serve --help")
+                };
+                LoadError::Config(ConfigError {
+                    message,
+                    usage: true,
+                })
+            }
+        }
+    })
+}
+
+impl Opts {
+    /// Takes each setting from `self`, or from `lower` where `self` has none.
+    pub fn over(self, lower: Opts) -> Opts {
+        Opts {
+            app: self.app.or(lower.app),
+            config: self.config.or(lower.config),
+            check_config: self.check_config || lower.check_config,
+            print_config: self.print_config || lower.print_config,
+            bind: if self.bind.is_empty() {
+                lower.bind
+            } else {
+                self.bind
+            },
+            workers: self.workers.or(lower.workers),
+            threads: self.threads.or(lower.threads),
+            worker_connections: self.worker_connections.or(lower.worker_connections),
+            backlog: self.backlog.or(lower.backlog),
+            reuse_port: self.reuse_port || lower.reuse_port,
+            preload: self.preload || lower.preload,
+            timeout: self.timeout.or(lower.timeout),
+            graceful_timeout: self.graceful_timeout.or(lower.graceful_timeout),
+            keep_alive: self.keep_alive.or(lower.keep_alive),
+            header_timeout: self.header_timeout.or(lower.header_timeout),
+            body_timeout: self.body_timeout.or(lower.body_timeout),
+            request_timeout: self.request_timeout.or(lower.request_timeout),
+            max_requests: self.max_requests.or(lower.max_requests),
+            max_requests_jitter: self.max_requests_jitter.or(lower.max_requests_jitter),
+            limit_request_line: self.limit_request_line.or(lower.limit_request_line),
+            limit_request_fields: self.limit_request_fields.or(lower.limit_request_fields),
+            limit_request_field_size: self
+                .limit_request_field_size
+                .or(lower.limit_request_field_size),
+            max_body_size: self.max_body_size.or(lower.max_body_size),
+            max_queue: self.max_queue.or(lower.max_queue),
+            max_batch_size: self.max_batch_size.or(lower.max_batch_size),
+            batch_timeout_us: self.batch_timeout_us.or(lower.batch_timeout_us),
+            pid: self.pid.or(lower.pid),
+            user: self.user.or(lower.user),
+            group: self.group.or(lower.group),
+            umask: self.umask.or(lower.umask),
+            name: self.name.or(lower.name),
+            forwarded_allow_ips: self.forwarded_allow_ips.or(lower.forwarded_allow_ips),
+            access_logfile: self.access_logfile.or(lower.access_logfile),
+            access_log_format: self.access_log_format.or(lower.access_log_format),
+            error_logfile: self.error_logfile.or(lower.error_logfile),
+            log_level: self.log_level.or(lower.log_level),
+            log_format: self.log_format.or(lower.log_format),
+        }
+    }
+}
+
+/// Keys that make no sense inside a config file.
+const NOT_IN_FILE: [&str; 3] = ["config", "check_config", "print_config"];
+
+/// Reads a TOML config file into the same options as the command line.
+pub fn read_file(path: &Path) -> Result<Opts, ConfigError> {
+    let where_ = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(format!(
+            "cannot read config file {where_}: {e}; pass -c with a readable TOML file"
+        ))
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let msg = e.to_string().replace('\n', " ");
+        ConfigError::new(format!(
+            "config file {where_} is not valid TOML: {}",
+            msg.trim()
+        ))
+    })?;
+    let known: Vec<String> = Opts::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(|l| l.replace('-', "_")))
+        .collect();
+    let mut args: Vec<OsString> = Vec::new();
+    for (key, value) in &table {
+        if key == "app" {
+            let v = value.as_str().ok_or_else(|| {
+                ConfigError::new(format!(
+                    "config file {where_}: app must be a string (a path)"
+                ))
+            })?;
+            args.push("--".into());
+            args.push(v.into());
+            continue;
+        }
+        if NOT_IN_FILE.contains(&key.as_str()) || !known.contains(key) {
+            return Err(ConfigError::new(format!(
+                "config file {where_}: unknown setting {key:?}; settings are the long flag names \
+                 with _ (keep_alive, max_requests, bind = [...]), see serve --help"
+            )));
+        }
+        let flag = format!("--{}", key.replace('_', "-"));
+        let values: Vec<&toml::Value> = match value {
+            toml::Value::Array(items) => items.iter().collect(),
+            v => vec![v],
+        };
+        for v in values {
+            match v {
+                toml::Value::Boolean(true) => args.push(flag.clone().into()),
+                toml::Value::Boolean(false) => {}
+                toml::Value::String(s) => {
+                    args.push(flag.clone().into());
+                    args.push(s.into());
+                }
+                toml::Value::Integer(i) => {
+                    args.push(flag.clone().into());
+                    args.push(i.to_string().into());
+                }
+                toml::Value::Float(f) => {
+                    args.push(flag.clone().into());
+                    args.push(f.to_string().into());
+                }
+                other => {
+                    return Err(ConfigError::new(format!(
+                        "config file {where_}: {key} = {other}: expected a string, number or boolean"
+                    )));
+                }
+            }
+        }
+    }
+    // `app` goes last, after `--`, so that its path is never read as a flag.
+    if let Some(pos) = args.iter().position(|a| a == "--") {
+        let tail: Vec<OsString> = args.drain(pos..).collect();
+        args.extend(tail);
+    }
+    match parse_args(&args, &format!("config file {where_}")) {
+        Ok(opts) => Ok(opts),
+        Err(LoadError::Config(e)) => Err(ConfigError::new(e.message)),
+        Err(LoadError::Info(_)) => Err(ConfigError::new(format!(
+            "config file {where_}: help and version are not settings"
+        ))),
+    }
+}
