@@ -1,0 +1,167 @@
+//! The one error type of the request path, and how it becomes an HTTP answer.
+//!
+//! Every failure a client can cause or suffer is an [`ApiError`]: a status and a message
+//! that names the input, the expected and the received values. Handlers return
+//! `Result<Response, ApiError>` and the router turns the error into `{"error": "..."}` with
+//! [`serve_app::error_response`], so every protocol answers errors the same way (Triton's
+//! mapping: invalid argument 400, not found 404, unavailable 503, internal 500).
+
+use std::fmt;
+
+use http::{HeaderValue, StatusCode, header};
+use serve_app::Response;
+
+/// A failed request: the status to answer and a message for the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    /// For 405: the methods the path accepts (the `Allow` header).
+    allow: Option<&'static str>,
+    /// For 503 when a queue is full: seconds after which to retry (`Retry-After`).
+    retry_after: Option<u32>,
+}
+
+impl ApiError {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            allow: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400: the request is malformed or does not fit the model.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404: no such model, version or route.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 405 with the `Allow` header listing the accepted methods.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method not allowed; this path accepts {allow}"),
+        );
+        e.allow = Some(allow);
+        e
+    }
+
+    /// 503: the model cannot serve now (it failed to load, or its executor stopped).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    /// 503 with `Retry-After`: the model's queue is full; another worker or a later try
+    /// will do.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        let mut e = Self::unavailable(message);
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 504: the request ran past `--request-timeout`.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, message)
+    }
+
+    /// 500: inference failed inside the model (tract's message is kept).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// The status this error answers.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message shown to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same error with a prefix naming where it happened (`input "x": ...`).
+    pub fn context(mut self, prefix: impl fmt::Display) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+
+    /// The HTTP answer: `{"error": message}` with the status and its headers.
+    pub fn into_response(self) -> Response {
+        let mut res = serve_app::error_response(self.status, &self.message);
+        if let Some(allow) = self.allow {
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.status.as_u16())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// A shape as the messages print it: `[-1, 4]`.
+#[allow(dead_code)] // used by the protocol modules
+pub(crate) fn fmt_shape<T: fmt::Display>(dims: &[T]) -> String {
+    let mut s = String::from("[");
+    for (i, d) in dims.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&d.to_string());
+    }
+    s.push(']');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(res: &Response) -> serde_json::Value {
+        serde_json::from_slice(res.body()).unwrap()
+    }
+
+    #[test]
+    fn method_not_allowed_sets_allow() {
+        let res = ApiError::method_not_allowed("POST").into_response();
+        assert_eq!(res.status(), 405);
+        assert_eq!(res.headers()[header::ALLOW], "POST");
+        assert!(body(&res)["error"].as_str().unwrap().contains("POST"));
+    }
+
+    #[test]
+    fn overloaded_sets_retry_after() {
+        let res = ApiError::overloaded("queue full").into_response();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(body(&res)["error"], "queue full");
+    }
+
+    #[test]
+    fn context_prefixes_the_message() {
+        let e = ApiError::bad_request("bad").context("input \"x\"");
+        assert_eq!(e.message(), "input \"x\": bad");
+    }
+
+    #[test]
+    fn shapes_print_like_lists() {
+        assert_eq!(fmt_shape(&[-1i64, 4]), "[-1, 4]");
+        assert_eq!(fmt_shape::<usize>(&[]), "[]");
+    }
+}

@@ -1,0 +1,403 @@
+//! Tiny ONNX models written as protobuf by hand, for tests that must not depend on Python
+//! or on the example files. Each builder returns the bytes of a `.onnx` file.
+//!
+//! Also compiled into the crate's integration tests (`#[path]`), so it uses only
+//! `tract_onnx::pb` and `prost`.
+#![allow(dead_code)]
+
+use prost::Message;
+use tract_onnx::pb;
+
+/// ONNX element type codes.
+pub const FLOAT: i32 = 1;
+pub const UINT8: i32 = 2;
+pub const INT8: i32 = 3;
+pub const UINT16: i32 = 4;
+pub const INT16: i32 = 5;
+pub const INT32: i32 = 6;
+pub const INT64: i32 = 7;
+pub const STRING: i32 = 8;
+pub const BOOL: i32 = 9;
+pub const FLOAT16: i32 = 10;
+pub const DOUBLE: i32 = 11;
+pub const UINT32: i32 = 12;
+pub const UINT64: i32 = 13;
+
+/// A dimension in a declared shape.
+#[derive(Clone, Copy)]
+pub enum D {
+    /// `dim_param: "N"`: the batch.
+    N,
+    /// A fixed size.
+    F(i64),
+    /// A dimension with neither value nor name.
+    Unknown,
+}
+
+/// A value info (graph input or output) of this type and shape.
+pub fn vi(name: &str, elem: i32, dims: &[D]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{Dimension, dimension::Value};
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: match d {
+                D::N => Some(Value::DimParam("N".into())),
+                D::F(n) => Some(Value::DimValue(*n)),
+                D::Unknown => None,
+            },
+            ..Default::default()
+        })
+        .collect();
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: elem,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A node.
+pub fn node(
+    op: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attrs: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
+    pb::NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        name: format!("{op}_{}", outputs.first().copied().unwrap_or("")),
+        op_type: op.into(),
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+/// An integer attribute.
+pub fn attr_i(name: &str, i: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 2,
+        i,
+        ..Default::default()
+    }
+}
+
+/// A list-of-integers attribute.
+pub fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 7,
+        ints: ints.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A list-of-strings attribute.
+pub fn attr_strings(name: &str, strings: &[&str]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 8,
+        strings: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
+}
+
+/// An FP32 initializer.
+pub fn init_f32(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: FLOAT,
+        float_data: data.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// An INT64 initializer.
+pub fn init_i64(name: &str, dims: &[i64], data: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: INT64,
+        int64_data: data.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// The file bytes of a model with this graph (opset 13, plus ai.onnx.ml 2).
+pub fn model(graph: pb::GraphProto) -> Vec<u8> {
+    pb::ModelProto {
+        ir_version: 8,
+        producer_name: "serve-model fixtures".into(),
+        opset_import: vec![
+            pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            },
+            pb::OperatorSetIdProto {
+                domain: "ai.onnx.ml".into(),
+                version: 2,
+            },
+        ],
+        graph: Some(graph),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// A graph from its parts.
+pub fn graph(
+    nodes: Vec<pb::NodeProto>,
+    inputs: Vec<pb::ValueInfoProto>,
+    outputs: Vec<pb::ValueInfoProto>,
+    initializers: Vec<pb::TensorProto>,
+) -> pb::GraphProto {
+    pb::GraphProto {
+        name: "g".into(),
+        node: nodes,
+        input: inputs,
+        output: outputs,
+        initializer: initializers,
+        ..Default::default()
+    }
+}
+
+/// The iris model's interface on a trivial linear map: `input` FP32 [N,4] → `y` FP32 [N,3].
+pub fn iris_like() -> Vec<u8> {
+    let w: Vec<f32> = (0..12).map(|i| i as f32 / 10.0).collect();
+    model(graph(
+        vec![
+            node("MatMul", &["input", "W"], &["mm"], vec![]),
+            node("Add", &["mm", "B"], &["y"], vec![]),
+        ],
+        vec![vi("input", FLOAT, &[D::N, D::F(4)])],
+        vec![vi("y", FLOAT, &[D::N, D::F(3)])],
+        vec![
+            init_f32("W", &[4, 3], &w),
+            init_f32("B", &[3], &[0.5, -0.5, 1.0]),
+        ],
+    ))
+}
+
+/// A classifier like the example iris: `input` FP32 [N,4] → `label` INT64 [N] (ArgMax) and
+/// `probabilities` FP32 [N,3] (Softmax). Weights: class k scores feature k (k < 3).
+pub fn classifier() -> Vec<u8> {
+    let mut w = vec![0f32; 12];
+    for k in 0..3 {
+        w[k * 3 + k] = 1.0;
+    }
+    model(graph(
+        vec![
+            node("MatMul", &["input", "W"], &["scores"], vec![]),
+            node(
+                "Softmax",
+                &["scores"],
+                &["probabilities"],
+                vec![attr_i("axis", 1)],
+            ),
+            node(
+                "ArgMax",
+                &["scores"],
+                &["label"],
+                vec![attr_i("axis", 1), attr_i("keepdims", 0)],
+            ),
+        ],
+        vec![vi("input", FLOAT, &[D::N, D::F(4)])],
+        vec![
+            vi("label", INT64, &[D::N]),
+            vi("probabilities", FLOAT, &[D::N, D::F(3)]),
+        ],
+        vec![init_f32("W", &[4, 3], &w)],
+    ))
+}
+
+/// Titanic's interface on a tiny graph: `Age` FP32 [N,1], `Sex` STRING [N,1] (through
+/// CategoryMapper, unknown → -1) and `Pclass` INT64 [N,1] → `predict` FP32 [N,1] =
+/// sigmoid(Age/100 + sex_index + Pclass).
+pub fn records() -> Vec<u8> {
+    model(graph(
+        vec![
+            pb::NodeProto {
+                domain: "ai.onnx.ml".into(),
+                ..node(
+                    "CategoryMapper",
+                    &["Sex"],
+                    &["sex_i"],
+                    vec![
+                        attr_strings("cats_strings", &["male", "female"]),
+                        attr_ints("cats_int64s", &[0, 1]),
+                        attr_i("default_int64", -1),
+                    ],
+                )
+            },
+            node(
+                "Cast",
+                &["sex_i"],
+                &["sex_f"],
+                vec![attr_i("to", FLOAT as i64)],
+            ),
+            node(
+                "Cast",
+                &["Pclass"],
+                &["class_f"],
+                vec![attr_i("to", FLOAT as i64)],
+            ),
+            node("Div", &["Age", "hundred"], &["age_s"], vec![]),
+            node("Add", &["age_s", "sex_f"], &["s1"], vec![]),
+            node("Add", &["s1", "class_f"], &["s2"], vec![]),
+            node("Sigmoid", &["s2"], &["predict"], vec![]),
+        ],
+        vec![
+            vi("Age", FLOAT, &[D::N, D::F(1)]),
+            vi("Sex", STRING, &[D::N, D::F(1)]),
+            vi("Pclass", INT64, &[D::N, D::F(1)]),
+        ],
+        vec![vi("predict", FLOAT, &[D::N, D::F(1)])],
+        vec![init_f32("hundred", &[], &[100.0])],
+    ))
+}
+
+/// One Identity per datatype: input `t_<TYPE>` [N,2] → output `o_<TYPE>`, so that every
+/// datatype can be sent and answered.
+pub fn identities() -> Vec<u8> {
+    let types = [
+        ("BOOL", BOOL),
+        ("UINT8", UINT8),
+        ("UINT16", UINT16),
+        ("UINT32", UINT32),
+        ("UINT64", UINT64),
+        ("INT8", INT8),
+        ("INT16", INT16),
+        ("INT32", INT32),
+        ("INT64", INT64),
+        ("FP16", FLOAT16),
+        ("FP32", FLOAT),
+        ("FP64", DOUBLE),
+        ("BYTES", STRING),
+    ];
+    let mut nodes = vec![];
+    let mut inputs = vec![];
+    let mut outputs = vec![];
+    for (name, code) in types {
+        let i = format!("t_{name}");
+        let o = format!("o_{name}");
+        nodes.push(node("Identity", &[&i], &[&o], vec![]));
+        inputs.push(vi(&i, code, &[D::N, D::F(2)]));
+        outputs.push(vi(&o, code, &[D::N, D::F(2)]));
+    }
+    model(graph(nodes, inputs, outputs, vec![]))
+}
+
+/// `Cast` to int64, whose output tract types as TDim: `x` FP32 [N,2] → `xi` INT64 [N,2].
+pub fn cast_to_int64() -> Vec<u8> {
+    model(graph(
+        vec![node(
+            "Cast",
+            &["x"],
+            &["xi"],
+            vec![attr_i("to", INT64 as i64)],
+        )],
+        vec![vi("x", FLOAT, &[D::N, D::F(2)])],
+        vec![vi("xi", INT64, &[D::N, D::F(2)])],
+        vec![],
+    ))
+}
+
+/// Parses as ONNX but uses an operator tract does not know: `x` → `FancyOp` → `y`.
+pub fn unimplemented_op() -> Vec<u8> {
+    model(graph(
+        vec![node("FancyOp", &["x"], &["y"], vec![])],
+        vec![vi("x", FLOAT, &[D::N, D::F(2)])],
+        vec![vi("y", FLOAT, &[D::N, D::F(2)])],
+        vec![],
+    ))
+}
+
+/// Parses as ONNX but cannot be typed: a MatMul of [N,4] by [3,3].
+pub fn mistyped() -> Vec<u8> {
+    model(graph(
+        vec![node("MatMul", &["x", "W"], &["y"], vec![])],
+        vec![vi("x", FLOAT, &[D::N, D::F(4)])],
+        vec![vi("y", FLOAT, &[D::N, D::F(3)])],
+        vec![init_f32("W", &[3, 3], &[0.0; 9])],
+    ))
+}
+
+/// An output that is not a tensor (its type is a sequence, which tract's protobuf does not
+/// even decode), like scikit-learn's ZipMap.
+pub fn zipmap_output() -> Vec<u8> {
+    let mut out = vi("probs", FLOAT, &[D::N]);
+    out.r#type = Some(pb::TypeProto::default());
+    model(graph(
+        vec![node("Identity", &["x"], &["probs"], vec![])],
+        vec![vi("x", FLOAT, &[D::N, D::F(2)])],
+        vec![out],
+        vec![],
+    ))
+}
+
+/// A weight also listed among the graph inputs, as older exporters do: `x` + `w` → `y`.
+pub fn with_initializer_input() -> Vec<u8> {
+    model(graph(
+        vec![node("Add", &["x", "w"], &["y"], vec![])],
+        vec![vi("x", FLOAT, &[D::N, D::F(2)]), vi("w", FLOAT, &[D::F(2)])],
+        vec![vi("y", FLOAT, &[D::N, D::F(2)])],
+        vec![init_f32("w", &[2], &[1.0, 2.0])],
+    ))
+}
+
+/// A model without a batch dimension: `x` FP32 [2] → `y` = x * 2.
+pub fn fixed_shape() -> Vec<u8> {
+    model(graph(
+        vec![node("Mul", &["x", "two"], &["y"], vec![])],
+        vec![vi("x", FLOAT, &[D::F(2)])],
+        vec![vi("y", FLOAT, &[D::F(2)])],
+        vec![init_f32("two", &[], &[2.0])],
+    ))
+}
+
+/// A model whose output is not per row: `x` FP32 [N,2] → `total` FP32 [] (ReduceSum).
+pub fn reduce_all() -> Vec<u8> {
+    model(graph(
+        vec![node(
+            "ReduceSum",
+            &["x"],
+            &["total"],
+            vec![attr_i("keepdims", 0)],
+        )],
+        vec![vi("x", FLOAT, &[D::N, D::F(2)])],
+        vec![vi("total", FLOAT, &[])],
+        vec![],
+    ))
+}
+
+/// Fails at run time for some inputs: `idx` INT64 [N] gathers from a 3-element constant.
+pub fn gather() -> Vec<u8> {
+    model(graph(
+        vec![node(
+            "Gather",
+            &["table", "idx"],
+            &["y"],
+            vec![attr_i("axis", 0)],
+        )],
+        vec![vi("idx", INT64, &[D::N])],
+        vec![vi("y", FLOAT, &[D::N])],
+        vec![init_f32("table", &[3], &[10.0, 20.0, 30.0])],
+    ))
+}
+
+/// A variable non-batch dimension: `x` FP32 [N,?] → `y` = x + 1.
+pub fn variable_row() -> Vec<u8> {
+    model(graph(
+        vec![node("Add", &["x", "one"], &["y"], vec![])],
+        vec![vi("x", FLOAT, &[D::N, D::Unknown])],
+        vec![vi("y", FLOAT, &[D::N, D::Unknown])],
+        vec![init_f32("one", &[], &[1.0])],
+    ))
+}

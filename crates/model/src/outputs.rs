@@ -1,0 +1,315 @@
+//! A request's outputs, and how they are written as JSON straight into the response buffer.
+//!
+//! With dynamic batching one tract call answers several requests: the executor hands each
+//! request the batch's output tensors (shared, not copied) and the range of rows that are
+//! its own. [`Outputs::view`] gives an [`OutView`] of one output restricted to those rows,
+//! and the writers here print it (flat, nested, or one row) without building a
+//! `serde_json::Value`: floats through ryu, integers through itoa, non-finite floats as
+//! `null` (what serde_json does; JSON has no NaN).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use half::f16;
+use serde_json::ser::{CompactFormatter, Formatter};
+use tract_onnx::prelude::Tensor;
+
+use crate::datatype::DataType;
+use crate::error::ApiError;
+
+/// The outputs answering one request.
+#[derive(Clone, Debug)]
+pub struct Outputs {
+    tensors: Arc<Vec<Tensor>>,
+    /// The rows (first dimension) that belong to this request; `None` for all of them.
+    rows: Option<Range<usize>>,
+}
+
+impl Outputs {
+    /// Outputs of a call that answered one request only.
+    pub fn whole(tensors: Arc<Vec<Tensor>>) -> Outputs {
+        Outputs {
+            tensors,
+            rows: None,
+        }
+    }
+
+    /// This request's rows of a batched call.
+    pub fn rows(tensors: Arc<Vec<Tensor>>, rows: Range<usize>) -> Outputs {
+        Outputs {
+            tensors,
+            rows: Some(rows),
+        }
+    }
+
+    /// The number of outputs.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// True when the model gave no output.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// A view of output `i` limited to this request's rows.
+    pub fn view(&self, i: usize) -> Result<OutView<'_>, ApiError> {
+        let tensor = &self.tensors[i];
+        let dt = DataType::from_datum(tensor.datum_type()).ok_or_else(|| {
+            ApiError::internal(format!(
+                "output {i} has type {:?}, which serve cannot answer",
+                tensor.datum_type()
+            ))
+        })?;
+        let mut shape: Vec<usize> = tensor.shape().to_vec();
+        let (start, len) = match &self.rows {
+            None => (0, tensor.len()),
+            Some(r) => {
+                let row: usize = shape[1..].iter().product();
+                shape[0] = r.len();
+                (r.start * row, r.len() * row)
+            }
+        };
+        Ok(OutView {
+            tensor,
+            datatype: dt,
+            shape,
+            start,
+            len,
+        })
+    }
+}
+
+/// One output, limited to one request's elements.
+#[derive(Debug)]
+pub struct OutView<'a> {
+    /// The whole (possibly batched) tensor.
+    pub tensor: &'a Tensor,
+    /// Its protocol type.
+    pub datatype: DataType,
+    /// The shape as answered (the batch dimension is this request's rows).
+    pub shape: Vec<usize>,
+    /// The first element of this request.
+    pub start: usize,
+    /// How many elements belong to this request.
+    pub len: usize,
+}
+
+/// A value that can be printed as a JSON scalar.
+pub(crate) trait JsonScalar {
+    fn write_json(&self, buf: &mut Vec<u8>);
+}
+
+macro_rules! json_int {
+    ($($t:ty => $m:ident as $as:ty),*) => {$(
+        impl JsonScalar for $t {
+            fn write_json(&self, buf: &mut Vec<u8>) {
+                let _ = CompactFormatter.$m(buf, *self as $as);
+            }
+        }
+    )*};
+}
+json_int!(u8 => write_u64 as u64, u16 => write_u64 as u64, u32 => write_u64 as u64,
+    u64 => write_u64 as u64, i8 => write_i64 as i64, i16 => write_i64 as i64,
+    i32 => write_i64 as i64, i64 => write_i64 as i64);
+
+impl JsonScalar for f32 {
+    fn write_json(&self, buf: &mut Vec<u8>) {
+        if self.is_finite() {
+            let _ = CompactFormatter.write_f32(buf, *self);
+        } else {
+            buf.extend_from_slice(b"null");
+        }
+    }
+}
+
+impl JsonScalar for f64 {
+    fn write_json(&self, buf: &mut Vec<u8>) {
+        if self.is_finite() {
+            let _ = CompactFormatter.write_f64(buf, *self);
+        } else {
+            buf.extend_from_slice(b"null");
+        }
+    }
+}
+
+impl JsonScalar for f16 {
+    fn write_json(&self, buf: &mut Vec<u8>) {
+        self.to_f32().write_json(buf)
+    }
+}
+
+impl JsonScalar for bool {
+    fn write_json(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(if *self { b"true" } else { b"false" });
+    }
+}
+
+impl JsonScalar for String {
+    fn write_json(&self, buf: &mut Vec<u8>) {
+        write_str(buf, self);
+    }
+}
+
+/// Writes a JSON string, escaped.
+pub(crate) fn write_str(buf: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+/// Nested arrays of these dimensions holding `data` (row-major); a scalar for no
+/// dimensions.
+fn write_nested<T: JsonScalar>(buf: &mut Vec<u8>, data: &[T], dims: &[usize]) {
+    match dims {
+        [] => match data.first() {
+            Some(v) => v.write_json(buf),
+            None => buf.extend_from_slice(b"null"),
+        },
+        [_] => write_flat(buf, data),
+        [n, rest @ ..] => {
+            let chunk: usize = rest.iter().product();
+            buf.push(b'[');
+            for i in 0..*n {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                let s = (i * chunk).min(data.len());
+                let e = (s + chunk).min(data.len());
+                write_nested(buf, &data[s..e], rest);
+            }
+            buf.push(b']');
+        }
+    }
+}
+
+fn write_flat<T: JsonScalar>(buf: &mut Vec<u8>, data: &[T]) {
+    buf.push(b'[');
+    for (i, v) in data.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        v.write_json(buf);
+    }
+    buf.push(b']');
+}
+
+/// Runs `$body` with `$s` bound to the view's elements as a typed slice.
+macro_rules! with_slice {
+    ($view:expr, $s:ident => $body:expr) => {{
+        let v = $view;
+        let plain = v
+            .tensor
+            .try_as_plain_ram()
+            .map_err(|e| ApiError::internal(format!("reading an output: {e}")))?;
+        let range = v.start..v.start + v.len;
+        macro_rules! go {
+            ($t:ty) => {{
+                let all = plain
+                    .as_slice::<$t>()
+                    .map_err(|e| ApiError::internal(format!("reading an output: {e}")))?;
+                let $s = &all[range];
+                $body
+            }};
+        }
+        match v.datatype {
+            DataType::Bool => go!(bool),
+            DataType::U8 => go!(u8),
+            DataType::U16 => go!(u16),
+            DataType::U32 => go!(u32),
+            DataType::U64 => go!(u64),
+            DataType::I8 => go!(i8),
+            DataType::I16 => go!(i16),
+            DataType::I32 => go!(i32),
+            DataType::I64 => go!(i64),
+            DataType::F16 => go!(half::f16),
+            DataType::F32 => go!(f32),
+            DataType::F64 => go!(f64),
+            DataType::Bytes => go!(String),
+        }
+    }};
+}
+pub(crate) use with_slice;
+
+impl OutView<'_> {
+    /// The elements as one flat JSON array (V2 `data`).
+    pub fn write_flat(&self, buf: &mut Vec<u8>) -> Result<(), ApiError> {
+        with_slice!(self, s => write_flat(buf, s));
+        Ok(())
+    }
+
+    /// The elements as nested arrays of the view's shape (V1 columnar outputs).
+    pub fn write_nested(&self, buf: &mut Vec<u8>) -> Result<(), ApiError> {
+        with_slice!(self, s => write_nested(buf, s, &self.shape));
+        Ok(())
+    }
+
+    /// Row `row` nested by the dimensions after the batch: a scalar for a `[N]` output,
+    /// `[a, b, c]` for `[N, 3]`. With `unwrap`, a row of one element is a scalar too (the
+    /// manifest routes' `{"predict": 0.12}` for a `[N, 1]` output).
+    pub fn write_row(&self, buf: &mut Vec<u8>, row: usize, unwrap: bool) -> Result<(), ApiError> {
+        let dims = &self.shape[1.min(self.shape.len())..];
+        let size: usize = dims.iter().product();
+        let dims = if unwrap && size == 1 { &[][..] } else { dims };
+        with_slice!(self, s => {
+            let from = (row * size).min(s.len());
+            let to = (from + size).min(s.len());
+            write_nested(buf, &s[from..to], dims)
+        });
+        Ok(())
+    }
+
+    /// The number of rows (the first dimension), or 1 for a scalar output.
+    pub fn row_count(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::prelude::tract_ndarray::arr2;
+
+    fn text(f: impl FnOnce(&mut Vec<u8>) -> Result<(), ApiError>) -> String {
+        let mut buf = vec![];
+        f(&mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn views_limit_a_batch_to_its_rows() {
+        let t: Tensor = arr2(&[[1f32, 2.], [3., 4.], [5., 6.]]).into();
+        let out = Outputs::rows(Arc::new(vec![t]), 1..3);
+        let v = out.view(0).unwrap();
+        assert_eq!(v.shape, vec![2, 2]);
+        assert_eq!(text(|b| v.write_flat(b)), "[3.0,4.0,5.0,6.0]");
+        assert_eq!(text(|b| v.write_nested(b)), "[[3.0,4.0],[5.0,6.0]]");
+        assert_eq!(text(|b| v.write_row(b, 1, false)), "[5.0,6.0]");
+    }
+
+    #[test]
+    fn single_element_rows_unwrap_to_scalars_when_asked() {
+        let t: Tensor = arr2(&[[0.25f32], [0.5]]).into();
+        let out = Outputs::whole(Arc::new(vec![t]));
+        let v = out.view(0).unwrap();
+        assert_eq!(text(|b| v.write_row(b, 1, true)), "0.5");
+        assert_eq!(text(|b| v.write_row(b, 1, false)), "[0.5]");
+    }
+
+    #[test]
+    fn non_finite_floats_are_null_and_strings_are_escaped() {
+        let t = Tensor::from(arr2(&[[f32::NAN, 1.5]]));
+        let s = Tensor::from(arr2(&[["a\"b".to_string()]]));
+        let out = Outputs::whole(Arc::new(vec![t, s]));
+        assert_eq!(text(|b| out.view(0).unwrap().write_flat(b)), "[null,1.5]");
+        assert_eq!(text(|b| out.view(1).unwrap().write_flat(b)), "[\"a\\\"b\"]");
+    }
+
+    #[test]
+    fn empty_batches_print_empty_arrays() {
+        let t = Tensor::zero::<f32>(&[0, 3]).unwrap();
+        let out = Outputs::whole(Arc::new(vec![t]));
+        let v = out.view(0).unwrap();
+        assert_eq!(text(|b| v.write_flat(b)), "[]");
+        assert_eq!(text(|b| v.write_nested(b)), "[]");
+    }
+}
