@@ -1,0 +1,287 @@
+//! Shared helpers for the black-box tests: start the real binary, read its log, list its
+//! process tree from /proc, speak HTTP/1.1 on real sockets, and generate load.
+//!
+//! Nothing here sleeps for a fixed time to let something happen: every wait polls for the
+//! condition with a generous deadline, so the tests hold on a loaded 2-core machine.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod load;
+pub mod procs;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Generous: a loaded CI machine may be slow, a correct server is never this slow.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Tests that put load on the machine take this lock, so that they run one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which binary to run.
+#[derive(Clone, Copy, Debug)]
+pub enum Bin {
+    /// The real `serve`.
+    Serve,
+    /// The test-only app (tests/support/testapp.rs) under the same master.
+    TestApp,
+}
+
+impl Bin {
+    pub fn path(self) -> PathBuf {
+        match self {
+            Bin::Serve => PathBuf::from(env!("CARGO_BIN_EXE_serve")),
+            Bin::TestApp => {
+                // target/<profile>/deps/<test> → target/<profile>/examples/serve-testapp
+                let exe = std::env::current_exe().unwrap();
+                let profile = exe.parent().unwrap().parent().unwrap();
+                let p = profile.join("examples").join("serve-testapp");
+                assert!(
+                    p.exists(),
+                    "{} is missing: `cargo test` builds it; with a target filter run \
+                     `cargo build --examples` first",
+                    p.display()
+                );
+                p
+            }
+        }
+    }
+}
+
+/// Where the server listens.
+#[derive(Clone, Debug)]
+pub enum Addr {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+/// A running server: the master process, its log, its address.
+pub struct Server {
+    pub child: Child,
+    pub master: i32,
+    log: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+    pub addr: Option<Addr>,
+    pub started: Instant,
+}
+
+pub struct Spawn<'a> {
+    pub bin: Bin,
+    pub args: Vec<String>,
+    pub env: Vec<(&'a str, String)>,
+    pub dir: Option<&'a Path>,
+}
+
+impl<'a> Spawn<'a> {
+    pub fn new(bin: Bin, args: &[&str]) -> Self {
+        Spawn {
+            bin,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            dir: None,
+        }
+    }
+
+    pub fn env(mut self, k: &'a str, v: impl Into<String>) -> Self {
+        self.env.push((k, v.into()));
+        self
+    }
+
+    /// Starts the process without waiting for anything.
+    pub fn spawn(self) -> Server {
+        let mut cmd = Command::new(self.bin.path());
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("PORT")
+            .env_remove("WEB_CONCURRENCY")
+            .env_remove("SERVE_CMD_ARGS")
+            .env_remove("SERVE_FDS");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(d) = self.dir {
+            cmd.current_dir(d);
+        }
+        let mut child = cmd.spawn().expect("start the server binary");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        pump(child.stderr.take().unwrap(), log.clone());
+        pump(child.stdout.take().unwrap(), stdout.clone());
+        Server {
+            master: child.id() as i32,
+            child,
+            log,
+            stdout,
+            addr: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// Starts the server and waits until its workers booted; panics with the log otherwise.
+    pub fn start(self) -> Server {
+        let mut s = self.spawn();
+        s.wait_booted();
+        s
+    }
+}
+
+fn pump(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut s = into.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+}
+
+/// Starts a binary with these arguments and waits until it serves.
+pub fn start(bin: Bin, args: &[&str]) -> Server {
+    Spawn::new(bin, args).start()
+}
+
+impl Server {
+    /// The error log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The standard output so far (the access log goes there with `-`).
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle` (counting from the start).
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        wait_until(within, || self.log().contains(needle))
+    }
+
+    /// How many times `needle` appears in the log.
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    pub fn wait_booted(&mut self) {
+        let booted = wait_until(PATIENCE, || {
+            self.log().contains("workers booted") || self.has_exited()
+        });
+        assert!(
+            booted && !self.has_exited(),
+            "the server did not boot; its log:\n{}",
+            self.log()
+        );
+        let log = self.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("Listening at: "))
+            .expect("a Listening at: line");
+        let at = line.split("Listening at: ").nth(1).unwrap();
+        let at = at.rsplit_once(" (").map_or(at, |(a, _)| a);
+        self.addr = Some(if let Some(u) = at.strip_prefix("unix:") {
+            Addr::Unix(PathBuf::from(u))
+        } else {
+            Addr::Tcp(at.trim_start_matches("http://").to_string())
+        });
+    }
+
+    pub fn addr(&self) -> &Addr {
+        self.addr.as_ref().expect("the server has booted")
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Sends a signal to the master.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.master), sig).unwrap();
+    }
+
+    /// The master's live worker processes.
+    pub fn workers(&self) -> Vec<i32> {
+        procs::children_named(self.master, "serve: worker")
+    }
+
+    /// Waits until the master has exactly `n` workers, all of them answering or not.
+    pub fn wait_workers(&self, n: usize) -> Vec<i32> {
+        let mut last = Vec::new();
+        let ok = wait_until(PATIENCE, || {
+            last = self.workers();
+            last.len() == n
+        });
+        assert!(
+            ok,
+            "expected {n} workers, have {last:?}; log:\n{}",
+            self.log()
+        );
+        last
+    }
+
+    /// Waits for the master to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One GET on a fresh connection.
+    pub fn get(&self, path: &str) -> http::Response {
+        http::Conn::open(self.addr())
+            .and_then(|mut c| c.request("GET", path, &[], b""))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.log()))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Kill the whole tree, whatever state the test left it in.
+        for pid in procs::descendants(self.master) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `within` passes.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A temporary directory for config files, sockets and pid files.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Prints a measured figure so that `cargo test -- --nocapture` shows it.
+pub fn report(what: &str, value: impl std::fmt::Display) {
+    println!("[figure] {what}: {value}");
+}
