@@ -36,7 +36,9 @@ fn a_killed_worker_is_replaced_and_the_other_keeps_answering() {
     let mut survivor_answers = 0;
     let replaced = common::wait_until(PATIENCE, || {
         for c in &mut pinned {
-            let res = c.request("GET", "/pid", &[], b"").expect("the survivor must never fail");
+            let res = c
+                .request("GET", "/pid", &[], b"")
+                .expect("the survivor must never fail");
             assert_eq!(res.pid(), survivor);
             survivor_answers += 1;
         }
@@ -49,8 +51,14 @@ fn a_killed_worker_is_replaced_and_the_other_keeps_answering() {
     // The replacement answers: ask until it does.
     let answered = common::wait_until(PATIENCE, || server.get("/pid").pid() == replacement);
     assert!(answered);
-    report("respawn: SIGKILL to a new worker answering", format!("{:?}", killed_at.elapsed()));
-    report("survivor answers during the respawn (all 200)", survivor_answers);
+    report(
+        "respawn: SIGKILL to a new worker answering",
+        format!("{:?}", killed_at.elapsed()),
+    );
+    report(
+        "survivor answers during the respawn (all 200)",
+        survivor_answers,
+    );
     assert!(server.log().contains(&format!(
         "Worker (pid:{victim}) was sent SIGKILL! Perhaps out of memory?"
     )));
@@ -59,7 +67,10 @@ fn a_killed_worker_is_replaced_and_the_other_keeps_answering() {
 #[test]
 fn a_hung_worker_is_killed_after_the_timeout_and_named() {
     let _serial = serial();
-    let server = start(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0", "--timeout", "1"]);
+    let server = start(
+        Bin::TestApp,
+        &["-w", "1", "-b", "127.0.0.1:0", "--timeout", "1"],
+    );
     let hung = server.wait_workers(1)[0];
     let addr = server.addr().clone();
     let hanging = std::thread::spawn(move || {
@@ -77,20 +88,29 @@ fn a_hung_worker_is_killed_after_the_timeout_and_named() {
         .find(|l| l.contains("WORKER TIMEOUT"))
         .unwrap()
         .to_string();
-    assert!(line.contains("\"GET /hang\""), "the log must say what it was doing: {line}");
+    assert!(
+        line.contains("\"GET /hang\""),
+        "the log must say what it was doing: {line}"
+    );
     assert!(line.contains("--timeout 1 s"), "{line}");
     // The hung request's connection dies with its worker; a new worker serves.
     assert!(hanging.join().unwrap().is_err());
     let fresh = server.wait_workers(1)[0];
     assert_ne!(fresh, hung);
     assert_eq!(server.get("/pid").pid(), fresh);
-    report("hung worker: request start to WORKER TIMEOUT (--timeout 1)", format!("{detected:?}"));
+    report(
+        "hung worker: request start to WORKER TIMEOUT (--timeout 1)",
+        format!("{detected:?}"),
+    );
 }
 
 #[test]
 fn a_long_request_does_not_starve_the_heartbeat() {
     // /sleep awaits without blocking the event loop: the worker stays alive past --timeout.
-    let server = start(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0", "--timeout", "1"]);
+    let server = start(
+        Bin::TestApp,
+        &["-w", "1", "-b", "127.0.0.1:0", "--timeout", "1"],
+    );
     let worker = server.wait_workers(1)[0];
     let res = server.get("/sleep?ms=2500");
     assert_eq!((res.status, res.pid()), (200, worker));
@@ -125,11 +145,17 @@ fn a_worker_that_exits_is_respawned_without_waiting() {
     let first = server.wait_workers(1)[0];
     let mut c = Conn::open(server.addr()).unwrap();
     assert!(c.request("GET", "/crash", &[], b"").is_err());
-    assert!(server.wait_log(&format!("Worker (pid:{first}) exited with code 13"), PATIENCE));
+    assert!(server.wait_log(
+        &format!("Worker (pid:{first}) exited with code 13"),
+        PATIENCE
+    ));
     let second = server.wait_workers(1)[0];
     assert_ne!(first, second);
     assert_eq!(server.get("/pid").pid(), second);
-    assert!(!server.log().contains("next spawn in"), "one death must not back off");
+    assert!(
+        !server.log().contains("next spawn in"),
+        "one death must not back off"
+    );
 }
 
 #[test]
@@ -147,7 +173,11 @@ fn a_crash_loop_backs_off_instead_of_forking_without_end() {
             }
         }
     }
-    assert!(server.wait_log("next spawn in", PATIENCE), "{}", server.log());
+    assert!(
+        server.wait_log("next spawn in", PATIENCE),
+        "{}",
+        server.log()
+    );
     let spawned = server.count_log("Booting worker with pid");
     report(
         "crash loop: workers forked for 6 quick crashes",

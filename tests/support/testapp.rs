@@ -8,6 +8,7 @@
 //! `fail-boot` (post_fork fails: the worker cannot boot, exit 3).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serve::app::http::{Method, StatusCode};
@@ -41,6 +42,7 @@ impl AppFactory for TestFactory {
         self.fails("fail-build")?;
         Ok(Arc::new(TestApp {
             generation: self.generation.clone(),
+            sleeping: Arc::new(AtomicUsize::new(0)),
         }))
     }
     fn post_fork(&self) -> Result<(), AppError> {
@@ -50,6 +52,8 @@ impl AppFactory for TestFactory {
 
 struct TestApp {
     generation: String,
+    /// Requests of this worker now inside /sleep.
+    sleeping: Arc<AtomicUsize>,
 }
 
 fn query_ms(req: &Request, default: u64) -> u64 {
@@ -68,6 +72,7 @@ impl App for TestApp {
     fn call(&self, req: Request, cx: Context) -> BoxFuture<Response> {
         let pid = std::process::id();
         let generation = self.generation.clone();
+        let sleeping = self.sleeping.clone();
         Box::pin(async move {
             let path = req.uri().path().to_string();
             match (req.method().clone(), path.as_str()) {
@@ -76,7 +81,9 @@ impl App for TestApp {
                 }
                 (Method::GET, "/sleep") => {
                     let ms = query_ms(&req, 100);
+                    sleeping.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(ms)).await;
+                    sleeping.fetch_sub(1, Ordering::SeqCst);
                     json(serde_json::json!({"pid": pid, "slept_ms": ms}))
                 }
                 (Method::GET, "/hang") => {
@@ -84,6 +91,9 @@ impl App for TestApp {
                     std::thread::sleep(Duration::from_millis(query_ms(&req, 3_600_000)));
                     json(serde_json::json!({"pid": pid}))
                 }
+                (Method::GET, "/sleeping") => json(
+                    serde_json::json!({"pid": pid, "sleeping": sleeping.load(Ordering::SeqCst)}),
+                ),
                 (Method::GET, "/crash") => std::process::exit(13),
                 (Method::GET, "/panic") => panic!("the test app panicked on purpose"),
                 (Method::POST, "/echo") => {

@@ -1,0 +1,384 @@
+//! Reload, stop, upgrade and recycling under continuous keep-alive load: zero failed requests.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::http::Conn;
+use common::{Bin, PATIENCE, Spawn, load, procs, report, serial};
+use nix::sys::signal::Signal;
+
+/// Load keeps flowing for a while: enough answers after `event` to show that it went on.
+fn keep_flowing(l: &load::Load) {
+    assert!(l.wait_for(300, PATIENCE), "the load stalled");
+}
+
+#[test]
+fn hup_under_load_replaces_every_worker_and_drops_nothing() {
+    let _serial = serial();
+    let dir = common::tempdir();
+    let app = dir.path().join("app.txt");
+    std::fs::write(&app, "v1\n").unwrap();
+    let server = Spawn::new(
+        Bin::TestApp,
+        &["-w", "2", "-b", "127.0.0.1:0", app.to_str().unwrap()],
+    )
+    .start();
+    let before: BTreeSet<i32> = server.wait_workers(2).into_iter().collect();
+    assert_eq!(server.get("/").json()["generation"], "v1");
+
+    let l = load::start(server.addr(), "/pid", 16);
+    keep_flowing(&l);
+    std::fs::write(&app, "v2\n").unwrap();
+    let hup = Instant::now();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_log("Reload complete in", PATIENCE),
+        "{}",
+        server.log()
+    );
+    let reload_time = hup.elapsed();
+    let old_gone = common::wait_until(PATIENCE, || before.iter().all(|p| !procs::alive(*p)));
+    assert!(old_gone, "old workers must exit");
+    let drained = hup.elapsed();
+    keep_flowing(&l);
+    let stats = l.finish();
+
+    assert_eq!(
+        stats.failed, 0,
+        "failures during reload: {:?}",
+        stats.errors
+    );
+    let after: BTreeSet<i32> = server.wait_workers(2).into_iter().collect();
+    assert!(
+        before.is_disjoint(&after),
+        "every worker pid changes: {before:?} {after:?}"
+    );
+    assert!(procs::alive(server.master), "the master pid stays");
+    assert_eq!(
+        server.get("/").json()["generation"],
+        "v2",
+        "the app was reloaded"
+    );
+    report(
+        "reload: HUP to new generation serving",
+        format!("{reload_time:?}"),
+    );
+    report("reload: HUP to old workers gone", format!("{drained:?}"));
+    report(
+        "reload under load (16 conns)",
+        format!(
+            "{} requests, {} failed, {:.0} req/s",
+            stats.ok,
+            stats.failed,
+            stats.rps()
+        ),
+    );
+}
+
+#[test]
+fn hup_with_a_broken_config_keeps_the_old_workers_serving() {
+    let _serial = serial();
+    let dir = common::tempdir();
+    let cfg = dir.path().join("serve.toml");
+    std::fs::write(&cfg, "workers = 2\nbind = [\"127.0.0.1:0\"]\n").unwrap();
+    let server = Spawn::new(Bin::TestApp, &["-c", cfg.to_str().unwrap()]).start();
+    let before = server.wait_workers(2);
+
+    let l = load::start(server.addr(), "/pid", 8);
+    keep_flowing(&l);
+    std::fs::write(&cfg, "workers = = 2\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(server.wait_log("Reload failed", PATIENCE));
+    keep_flowing(&l);
+    let stats = l.finish();
+    assert_eq!(stats.failed, 0, "{:?}", stats.errors);
+    assert_eq!(server.workers(), before, "the old workers keep serving");
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains("Reload failed")).unwrap();
+    assert!(
+        line.contains("[ERROR]")
+            && line.contains("not valid TOML")
+            && line.contains("keep serving"),
+        "{line}"
+    );
+}
+
+#[test]
+fn hup_with_an_app_that_fails_to_build_keeps_the_old_workers() {
+    let _serial = serial();
+    let dir = common::tempdir();
+    let app = dir.path().join("app.txt");
+    std::fs::write(&app, "v1\n").unwrap();
+    let server = Spawn::new(
+        Bin::TestApp,
+        &["-w", "2", "-b", "127.0.0.1:0", app.to_str().unwrap()],
+    )
+    .start();
+    let before = server.wait_workers(2);
+    let l = load::start(server.addr(), "/pid", 8);
+    keep_flowing(&l);
+    // Passes the cheap check, fails when built: only the proof in a child can tell.
+    std::fs::write(&app, "v2 fail-build\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(server.wait_log("Reload failed", PATIENCE));
+    keep_flowing(&l);
+    let stats = l.finish();
+    assert_eq!(stats.failed, 0, "{:?}", stats.errors);
+    assert_eq!(server.workers(), before);
+    assert_eq!(server.get("/").json()["generation"], "v1");
+    assert!(server.log().contains("the test app was told to fail-build"));
+
+    // A later good reload works.
+    std::fs::write(&app, "v3\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(server.wait_log("Reload complete", PATIENCE));
+    assert!(common::wait_until(
+        PATIENCE,
+        || server.get("/").json()["generation"] == "v3"
+    ));
+}
+
+#[test]
+fn term_under_load_finishes_in_flight_requests_and_exits_0() {
+    let _serial = serial();
+    let mut server = Spawn::new(
+        Bin::TestApp,
+        &["-w", "1", "-b", "127.0.0.1:0", "--graceful-timeout", "20"],
+    )
+    .start();
+    server.wait_workers(1);
+    let tree = procs::descendants(server.master);
+    // 8 requests that each take 1.5 s, all under way when TERM arrives.
+    let addr = server.addr().clone();
+    let slow: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut c = Conn::open(&addr)?;
+                c.request("GET", "/sleep?ms=1500", &[], b"")
+            })
+        })
+        .collect();
+    // All 8 are inside the worker (it answers /sleeping while they sleep).
+    let under_way =
+        common::wait_until(PATIENCE, || server.get("/sleeping").json()["sleeping"] == 8);
+    assert!(under_way);
+    let term = Instant::now();
+    server.signal(Signal::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(25))
+        .expect("the master exits");
+    let drain = term.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    for t in slow {
+        let res = t
+            .join()
+            .unwrap()
+            .expect("an in-flight request must complete");
+        assert_eq!(res.status, 200);
+    }
+    assert!(
+        common::wait_until(PATIENCE, || tree.iter().all(|p| !procs::alive(*p))),
+        "no process of the tree may remain"
+    );
+    assert!(
+        drain < Duration::from_secs(20),
+        "within the graceful timeout: {drain:?}"
+    );
+    report(
+        "stop: TERM to master exit, 8 in-flight 1.5 s requests",
+        format!("{drain:?}"),
+    );
+}
+
+#[test]
+fn term_past_the_graceful_timeout_kills_and_still_exits_0() {
+    let _serial = serial();
+    let mut server = Spawn::new(
+        Bin::TestApp,
+        &["-w", "1", "-b", "127.0.0.1:0", "--graceful-timeout", "1"],
+    )
+    .start();
+    let worker = server.wait_workers(1)[0];
+    let addr = server.addr().clone();
+    let _stuck = std::thread::spawn(move || {
+        let mut c = Conn::open(&addr).unwrap();
+        let _ = c.request("GET", "/sleep?ms=60000", &[], b"");
+    });
+    assert!(common::wait_until(PATIENCE, || {
+        server.get("/sleeping").json()["sleeping"] == 1
+    }));
+    let term = Instant::now();
+    server.signal(Signal::SIGTERM);
+    let status = server.wait_exit(PATIENCE).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(term.elapsed() < Duration::from_secs(10));
+    assert!(!procs::alive(worker));
+}
+
+#[test]
+fn int_stops_at_once() {
+    let mut server = Spawn::new(Bin::TestApp, &["-w", "2", "-b", "127.0.0.1:0"]).start();
+    let workers = server.wait_workers(2);
+    server.signal(Signal::SIGINT);
+    let status = server.wait_exit(PATIENCE).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(workers.iter().all(|w| !procs::alive(*w)));
+}
+
+#[test]
+fn usr2_then_term_to_the_old_master_under_load_drops_nothing() {
+    let _serial = serial();
+    let dir = common::tempdir();
+    let pidfile = dir.path().join("serve.pid");
+    let mut server = Spawn::new(
+        Bin::TestApp,
+        &[
+            "-w",
+            "2",
+            "-b",
+            "127.0.0.1:0",
+            "-p",
+            pidfile.to_str().unwrap(),
+        ],
+    )
+    .start();
+    server.wait_workers(2);
+    let old = server.master;
+    let l = load::start(server.addr(), "/pid", 16);
+    keep_flowing(&l);
+
+    let usr2 = Instant::now();
+    server.signal(Signal::SIGUSR2);
+    let two = process_suffix(&pidfile, ".2");
+    assert!(
+        common::wait_until(PATIENCE, || two.exists()),
+        "{}",
+        server.log()
+    );
+    let new: i32 = common::wait_until(PATIENCE, || {
+        std::fs::read_to_string(&two).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+    })
+    .then(|| {
+        std::fs::read_to_string(&two)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    })
+    .unwrap();
+    assert_ne!(new, old);
+    assert!(process_suffix(&pidfile, ".oldbin").exists());
+    // The new master boots its workers on the inherited sockets.
+    assert!(
+        server.wait_log(&format!("[{new}] [INFO] 2 workers booted"), PATIENCE),
+        "{}",
+        server.log()
+    );
+    let new_workers = procs::children_named(new, "serve: worker");
+    assert_eq!(new_workers.len(), 2);
+    let handover = usr2.elapsed();
+
+    server.signal(Signal::SIGTERM);
+    let status = server.wait_exit(PATIENCE).expect("the old master exits");
+    assert_eq!(status.code(), Some(0));
+    // The new master is promoted: the pid file has its plain name again.
+    assert!(
+        server.wait_log("Master has been promoted", PATIENCE),
+        "{}",
+        server.log()
+    );
+    assert!(common::wait_until(PATIENCE, || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim() == new.to_string())
+    }));
+    keep_flowing(&l);
+    let stats = l.finish();
+    assert_eq!(
+        stats.failed, 0,
+        "failures during the upgrade: {:?}",
+        stats.errors
+    );
+    let answering: BTreeSet<i32> = (0..20).map(|_| server.get("/pid").pid()).collect();
+    assert!(
+        answering.iter().all(|p| new_workers.contains(p)),
+        "{answering:?} {new_workers:?}"
+    );
+    report(
+        "upgrade: USR2 to the new master's workers booted",
+        format!("{handover:?}"),
+    );
+    report(
+        "upgrade under load (16 conns)",
+        format!("{} requests, {} failed", stats.ok, stats.failed),
+    );
+
+    // Stop the new master too (it is no longer a child of the test).
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(new), Signal::SIGTERM).unwrap();
+    assert!(common::wait_until(PATIENCE, || !procs::alive(new)));
+}
+
+fn process_suffix(p: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
+}
+
+#[test]
+fn max_requests_recycles_workers_under_load_and_drops_nothing() {
+    let _serial = serial();
+    let server = Spawn::new(
+        Bin::TestApp,
+        &[
+            "-w",
+            "2",
+            "-b",
+            "127.0.0.1:0",
+            "--max-requests",
+            "100",
+            "--max-requests-jitter",
+            "20",
+        ],
+    )
+    .start();
+    let first: BTreeSet<i32> = server.wait_workers(2).into_iter().collect();
+    let l = load::start(server.addr(), "/pid", 8);
+    assert!(l.wait_for(1000, PATIENCE));
+    let stats = l.finish();
+    assert_eq!(stats.failed, 0, "{:?}", stats.errors);
+    let served_by = stats.by_pid.len();
+    // A worker past its limit still answers the requests already sent on its other
+    // connections (at most one per connection): 100 + 20 jitter + 8 connections.
+    assert!(
+        served_by >= 8,
+        "1000 requests at most 128 per worker: {served_by} workers"
+    );
+    assert!(
+        stats.by_pid.values().all(|&n| n <= 128),
+        "{:?}",
+        stats.by_pid
+    );
+    assert!(server.count_log("Autorestarting worker") >= 6);
+    let now: BTreeSet<i32> = server.wait_workers(2).into_iter().collect();
+    assert!(first.is_disjoint(&now));
+    report(
+        "max-requests 100 under load (8 conns)",
+        format!(
+            "{} requests by {served_by} workers, {} failed",
+            stats.ok, stats.failed
+        ),
+    );
+}
+
+#[test]
+fn winch_stops_the_workers_and_hup_brings_them_back() {
+    let server = Spawn::new(Bin::TestApp, &["-w", "2", "-b", "127.0.0.1:0"]).start();
+    server.wait_workers(2);
+    server.signal(Signal::SIGWINCH);
+    server.wait_workers(0);
+    assert!(procs::alive(server.master));
+    server.signal(Signal::SIGHUP);
+    server.wait_workers(2);
+    assert_eq!(server.get("/pid").status, 200);
+}
