@@ -37,6 +37,9 @@ pub struct AccessRecord<'a> {
     pub request_headers: &'a HeaderMap,
     /// The response's headers.
     pub response_headers: &'a HeaderMap,
+    /// The request id, given by the client or made by the server (also the response's
+    /// `X-Request-Id`, so `%({x-request-id}o)s` shows it in text lines).
+    pub request_id: &'a str,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,7 +250,7 @@ pub fn render_json(rec: &AccessRecord<'_>, out: &mut String) {
         "duration_us": rec.duration.as_micros() as u64,
         "referer": header("referer"),
         "user_agent": header("user-agent"),
-        "request_id": header("x-request-id"),
+        "request_id": rec.request_id,
     });
     out.push_str(&v.to_string());
 }
@@ -268,6 +271,7 @@ mod tests {
             duration: Duration::from_micros(1500),
             request_headers: req,
             response_headers: res,
+            request_id: "r-1",
         }
     }
 

@@ -117,7 +117,7 @@ impl Service {
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(logged) = logged {
-            log_access(&logged, client, &res, started);
+            log_access(&logged, client, &res, started, &request_id);
         }
         shared.slot.request_finished();
         self.watch.request_finished();
@@ -174,6 +174,7 @@ fn log_access(
     client: Option<SocketAddr>,
     res: &serve_app::Response,
     started: Instant,
+    request_id: &str,
 ) {
     let remote = match client {
         Some(a) => a.ip().to_string(),
@@ -195,5 +196,6 @@ fn log_access(
         duration: started.elapsed(),
         request_headers: &req.headers,
         response_headers: res.headers(),
+        request_id,
     });
 }
