@@ -238,3 +238,15 @@ fn a_worker_that_cannot_boot_at_first_boot_exits_3() {
     assert!(log.contains("Worker failed to boot"), "{log}");
     assert!(common::procs::descendants(server.master).is_empty());
 }
+
+#[test]
+fn the_reference_config_file_states_the_defaults() {
+    let reference = concat!(env!("CARGO_MANIFEST_DIR"), "/config/serve.toml");
+    let (code, with_file, err) = run(&["-c", reference, "--print-config"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (_, defaults, _) = run(&["--print-config"], &[]);
+    assert_eq!(
+        with_file, defaults,
+        "config/serve.toml must state the defaults"
+    );
+}

@@ -142,8 +142,16 @@ async fn serve(args: WorkerArgs) -> i32 {
         if let Some(size) = limits::head_buffer_size(&config) {
             h1.max_buf_size(size);
         }
-        if (1..=100).contains(&config.limit_request_fields) {
-            h1.max_headers(config.limit_request_fields);
+        // hyper's parser needs a bound on the field count and answers 431 itself past it.
+        // Its default of 100 lives on the stack; another value costs an allocation per request.
+        match config.limit_request_fields {
+            100 => {}
+            0 => {
+                h1.max_headers(limits::UNLIMITED_FIELDS);
+            }
+            n => {
+                h1.max_headers(n);
+            }
         }
     }
     http.http2().timer(TokioTimer::new());

@@ -1,9 +1,9 @@
 //! gunicorn's request limits, checked on the parsed head where hyper has no knob for them.
 //!
-//! hyper bounds the number of header fields itself (it answers 431 past `max_headers`, which is
-//! set from `--limit-request-fields` when that is at most hyper's stack-allocated 100) and the
-//! whole head by its buffer size; the request line and the size of each field are checked here,
-//! so that the answer says which limit was hit and which flag raises it.
+//! On HTTP/1, hyper bounds the number of header fields itself (it answers 431, with an empty
+//! body, past `max_headers`, set from `--limit-request-fields`) and the whole head by its buffer
+//! size. The request line and the size of each field, and on HTTP/2 the field count, are
+//! checked here, so that the answer says which limit was hit and which flag raises it.
 
 use http::StatusCode;
 use serve_app::{Response, error_response};
@@ -61,6 +61,9 @@ fn request_line_len(parts: &http::request::Parts) -> usize {
         + uri.path_and_query().map_or(1, |p| p.as_str().len());
     parts.method.as_str().len() + 1 + target + 1 + "HTTP/1.1".len()
 }
+
+/// What `--limit-request-fields 0` means to hyper's HTTP/1 parser, which needs a bound.
+pub(crate) const UNLIMITED_FIELDS: usize = 10_000;
 
 /// The largest head hyper must buffer for these limits (it needs at least 8 KiB).
 pub(crate) fn head_buffer_size(cfg: &WorkerConfig) -> Option<usize> {
