@@ -17,7 +17,7 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     /// For 405: the methods the path accepts (the `Allow` header).
-    allow: Option<&'static str>,
+    allow: Option<String>,
     /// For 503 when a queue is full: seconds after which to retry (`Retry-After`).
     retry_after: Option<u32>,
 }
@@ -44,7 +44,8 @@ impl ApiError {
     }
 
     /// 405 with the `Allow` header listing the accepted methods.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: impl Into<String>) -> Self {
+        let allow = allow.into();
         let mut e = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("method not allowed; this path accepts {allow}"),
@@ -95,9 +96,8 @@ impl ApiError {
     /// The HTTP answer: `{"error": message}` with the status and its headers.
     pub fn into_response(self) -> Response {
         let mut res = serve_app::error_response(self.status, &self.message);
-        if let Some(allow) = self.allow {
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            res.headers_mut().insert(header::ALLOW, allow);
         }
         if let Some(secs) = self.retry_after {
             res.headers_mut()
@@ -116,7 +116,6 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// A shape as the messages print it: `[-1, 4]`.
-#[allow(dead_code)] // used by the protocol modules
 pub(crate) fn fmt_shape<T: fmt::Display>(dims: &[T]) -> String {
     let mut s = String::from("[");
     for (i, d) in dims.iter().enumerate() {

@@ -1,6 +1,49 @@
-//! (being written)
+//! `serve-model`: ONNX models served over KServe V2, TF-Serving V1 and manifest routes.
+//!
+//! This crate is the application the `serve` server runs (the Flask `app.py` of the
+//! gunicorn world, written once): it knows models and protocols and nothing of processes.
+//! The binary builds a [`ModelAppFactory`] from [`ModelOptions`]; the master checks it at
+//! start, each worker builds the [`ModelApp`] and calls it for every request.
+//!
+//! # Layout
+//!
+//! A request goes router → protocol decoder → executor → tract → encoder. One module per
+//! step:
+//!
+//! - [`app`]: the [`App`](serve_app::App) and [`AppFactory`](serve_app::AppFactory)
+//!   implementations: building, checking, warming.
+//! - [`resolve`]: what APP names (a file, a repository, an app directory, nothing).
+//! - [`manifest`]: the `app.toml` format (documented there).
+//! - [`registry`]: the models by name; each loads lazily, once, and reports readiness.
+//! - [`loader`]: ONNX bytes → a tract plan with a symbolic batch; tract's quirks.
+//! - [`metadata`]: inputs and outputs read from the protobuf without building.
+//! - [`executor`]: per model, a bounded queue, dynamic batching, inline or blocking calls.
+//! - [`router`]: method and path → handler; 404 and 405.
+//! - [`v2`], [`v2_request`]: KServe V2 handlers and its request decoder.
+//! - [`v1`]: TF-Serving's `:predict` and model status.
+//! - [`routes`]: the manifest's record routes (`POST /model`).
+//! - [`records`]: JSON records ↔ rows, shared by V1 and manifest routes.
+//! - [`codec_json`]: JSON values straight into typed buffers; JSON error messages.
+//! - [`codec_binary`]: the binary tensor extension, both ways.
+//! - [`outputs`]: a request's rows of (possibly batched) outputs, written as JSON.
+//! - [`column`], [`datatype`]: typed buffers and the element types.
+//! - [`error`]: [`ApiError`](error::ApiError), the status and message of every failure.
+//!
+//! # Why it is shaped this way
+//!
+//! Speed: at the size of the example models a tract call costs about as much as the HTTP
+//! request, so the decoders write JSON numbers straight into the tensor buffer, the
+//! encoders write outputs straight into the response, the plan is built once and shared,
+//! nothing on the request path takes a lock shared between connections, and concurrent
+//! requests ride together on one tract call (dynamic batching). Safety: every number a
+//! client declares is checked against the bytes it sent before anything is allocated from
+//! it, and no input can panic the worker (property tests feed the decoders arbitrary bytes).
 #![forbid(unsafe_code)]
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod app;
 pub mod codec_binary;
 pub mod codec_json;
 pub mod column;
@@ -8,9 +51,51 @@ pub mod datatype;
 pub mod error;
 pub mod executor;
 pub mod loader;
+pub mod manifest;
 pub mod metadata;
 pub mod outputs;
+pub mod records;
 pub mod registry;
+pub mod resolve;
+pub mod router;
+pub mod routes;
+pub mod v1;
+pub mod v2;
+pub mod v2_request;
 
 #[cfg(test)]
 mod fixtures;
+
+pub use app::{ModelApp, ModelAppFactory};
+
+/// What the `serve` command line decides about the model app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// APP: an `.onnx` file, a model repository or app directory, an `app.toml`; `None`
+    /// serves the iris model embedded in the binary.
+    pub app: Option<PathBuf>,
+    /// `--request-timeout`: a request still waiting or running past it is answered 504
+    /// (the worker lives on; a call already running on the blocking pool finishes unseen).
+    pub request_timeout: Option<Duration>,
+    /// `--max-queue`: requests waiting for one model in one worker; past it, 503 with
+    /// `Retry-After: 1`.
+    pub max_queue: usize,
+    /// `--max-batch-size`: the most rows one tract call takes when requests are merged;
+    /// 1 turns dynamic batching off.
+    pub max_batch_size: usize,
+    /// `--batch-timeout-us`: how long a batch waits for more requests; zero merges only
+    /// the requests already waiting, adding no delay.
+    pub batch_timeout: Duration,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            app: None,
+            request_timeout: None,
+            max_queue: 256,
+            max_batch_size: 64,
+            batch_timeout: Duration::ZERO,
+        }
+    }
+}

@@ -21,6 +21,7 @@ use crate::executor::{Executor, Inputs, Settings};
 use crate::loader::{self, Plan, Source, io_cause};
 use crate::metadata::ModelMeta;
 use crate::outputs::Outputs;
+use crate::records::RecordSpec;
 
 /// The file's size and modification time, to notice a change without reading it.
 type Stamp = (u64, Option<SystemTime>);
@@ -33,6 +34,8 @@ pub struct Model {
     pub source: Source,
     /// Its interface, read without building.
     pub meta: ModelMeta,
+    /// Records keyed by input name (V1 instances).
+    pub by_name: RecordSpec,
     /// How its executor batches and queues.
     pub settings: Settings,
     /// `--request-timeout`: past it the request is answered 504.
@@ -59,6 +62,7 @@ impl Model {
         Ok(Model {
             name,
             source,
+            by_name: RecordSpec::by_name(&meta),
             meta,
             settings,
             request_timeout,

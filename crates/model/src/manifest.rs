@@ -1,0 +1,211 @@
+//! `app.toml`: the small manifest that names models, tunes their batching and declares
+//! extra routes. Every key is optional; a directory of `.onnx` files needs none.
+//!
+//! ```toml
+//! [[model]]
+//! name = "titanic"          # default: the file's stem; model.onnx takes its directory's name
+//! path = "model.onnx"       # relative to this file; default: NAME.onnx, NAME/model.onnx or model.onnx
+//! max_batch_size = 64       # default: --max-batch-size (1 = no batching)
+//! batch_timeout_us = 0      # default: --batch-timeout-us
+//! max_queue = 256           # default: --max-queue
+//!
+//! [[route]]
+//! path = "/model"           # any path outside /v1/ and /v2/
+//! method = "POST"           # default POST
+//! model = "titanic"         # default: the app's only model
+//! [route.inputs]            # model input = record key, or a list of keys concatenated in order;
+//! Age = "age"               #   an input not listed reads the key of its own name
+//! [route.outputs]           # response key = model output; default: every output by its name
+//! predict = "predict"
+//! ```
+//!
+//! A route takes one JSON record (an object) and answers one object, or a list of records
+//! and answers a list; an output row of one element is answered as a scalar
+//! (`{"predict": 0.12}`). Both tables read "what is made = where it comes from".
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+/// A parsed `app.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// `[[model]]` entries; none means "every model of the directory".
+    #[serde(default, rename = "model")]
+    pub models: Vec<ModelEntry>,
+    /// `[[route]]` entries.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteEntry>,
+}
+
+/// A `[[model]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// The name requests use (wins over the file's).
+    pub name: Option<String>,
+    /// The `.onnx` file, relative to the manifest.
+    pub path: Option<PathBuf>,
+    /// Rows per tract call (1 = no batching).
+    pub max_batch_size: Option<usize>,
+    /// How long a batch waits for more requests, in microseconds.
+    pub batch_timeout_us: Option<u64>,
+    /// Requests waiting for the model before 503.
+    pub max_queue: Option<usize>,
+}
+
+/// A `[[route]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEntry {
+    /// The exact path.
+    pub path: String,
+    /// The HTTP method.
+    #[serde(default = "post")]
+    pub method: String,
+    /// The model it calls.
+    pub model: Option<String>,
+    /// Model input ← record key(s), in the file's order.
+    #[serde(default, deserialize_with = "ordered_inputs")]
+    pub inputs: Vec<(String, Vec<String>)>,
+    /// Response key ← model output, in the file's order.
+    #[serde(default, deserialize_with = "ordered_outputs")]
+    pub outputs: Vec<(String, String)>,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+/// Parses a manifest; the error is one line: `FILE: line L, column C: cause`.
+pub fn parse(text: &str, file: &Path) -> Result<Manifest, String> {
+    toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            })
+            .unwrap_or_default();
+        let cause = e.message().replace('\n', " ");
+        format!("{}: {at}{}", file.display(), cause.trim_end())
+    })
+}
+
+/// A key or a list of keys.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Keys {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn ordered_inputs<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Vec<(String, Vec<String>)>, D::Error> {
+    let pairs: Vec<(String, Keys)> = de.deserialize_map(Ordered(std::marker::PhantomData))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| match v {
+            Keys::One(s) => (k, vec![s]),
+            Keys::Many(v) => (k, v),
+        })
+        .collect())
+}
+
+fn ordered_outputs<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<(String, String)>, D::Error> {
+    de.deserialize_map(Ordered(std::marker::PhantomData))
+}
+
+/// A table read as a list of pairs, keeping the file's order.
+struct Ordered<V>(std::marker::PhantomData<V>);
+
+impl<'de, V: Deserialize<'de>> Visitor<'de> for Ordered<V> {
+    type Value = Vec<(String, V)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a table")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: Vec<(String, V)> = Vec::new();
+        while let Some((k, v)) = map.next_entry::<String, V>()? {
+            if out.iter().any(|(seen, _)| *seen == k) {
+                return Err(de::Error::custom(format_args!("\"{k}\" is given twice")));
+            }
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = r#"
+[[model]]
+name = "titanic"
+path = "model.onnx"
+max_batch_size = 64
+batch_timeout_us = 0
+max_queue = 256
+
+[[route]]
+path = "/model"
+model = "titanic"
+[route.inputs]
+Age = "age"
+input = ["b", "a"]
+[route.outputs]
+predict = "predict"
+z = "first"
+"#;
+        let m = parse(text, Path::new("app.toml")).unwrap();
+        assert_eq!(m.models[0].name.as_deref(), Some("titanic"));
+        assert_eq!(m.models[0].max_batch_size, Some(64));
+        let r = &m.routes[0];
+        assert_eq!(r.method, "POST");
+        assert_eq!(
+            r.inputs,
+            vec![
+                ("Age".into(), vec!["age".into()]),
+                ("input".into(), vec!["b".into(), "a".into()])
+            ]
+        );
+        assert_eq!(
+            r.outputs,
+            vec![
+                ("predict".into(), "predict".into()),
+                ("z".into(), "first".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_manifest_is_valid() {
+        let m = parse("", Path::new("app.toml")).unwrap();
+        assert!(m.models.is_empty() && m.routes.is_empty());
+    }
+
+    #[test]
+    fn errors_are_one_line_with_the_place() {
+        let e = parse("[[model]]\nnmae = \"x\"\n", Path::new("dir/app.toml")).unwrap_err();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(
+            e.starts_with("dir/app.toml: line 2, column 1: unknown field `nmae`"),
+            "{e}"
+        );
+        let e = parse("[[route]]\npath = 3\n", Path::new("app.toml")).unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        let e = parse("[[route]]\nmethod = \"GET\"\n", Path::new("app.toml")).unwrap_err();
+        assert!(e.contains("missing field `path`"), "{e}");
+    }
+}

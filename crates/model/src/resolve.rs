@@ -1,0 +1,349 @@
+//! What `APP` names: a model file, a model repository, an app directory, or nothing.
+//!
+//! - `model.onnx` / `iris.onnx`: one model, named after the file's stem, except that a file
+//!   called `model.onnx` takes its directory's name (`examples/iris/model.onnx` is `iris`);
+//! - a directory: its `app.toml` if it has one; its models are the manifest's `[[model]]`
+//!   entries, or else every `NAME.onnx` and `NAME/model.onnx` in it (and its own
+//!   `model.onnx`, named after the directory);
+//! - an `app.toml` file: the same, for its directory;
+//! - nothing: the iris model embedded in the binary.
+//!
+//! Resolution only finds files; [`crate::registry::Model::open`] then reads each one's
+//! metadata. Errors are one line naming the path and the cause, since the master prints
+//! them before exiting 4.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::executor::Settings;
+use crate::loader::{Source, io_cause};
+use crate::manifest::{self, Manifest, ModelEntry, RouteEntry};
+
+/// The iris model of `examples/iris`, compiled in so that `serve` alone serves something.
+pub static EMBEDDED_IRIS: &[u8] = include_bytes!("../../../examples/iris/model.onnx");
+
+/// A model to open.
+#[derive(Debug)]
+pub struct ModelSpec {
+    /// Its name.
+    pub name: String,
+    /// Its bytes.
+    pub source: Source,
+    /// Its executor's settings.
+    pub settings: Settings,
+}
+
+/// What an APP resolved to.
+#[derive(Debug)]
+pub struct AppSpec {
+    /// The models, in a stable order.
+    pub models: Vec<ModelSpec>,
+    /// The manifest's routes.
+    pub routes: Vec<RouteEntry>,
+    /// The manifest file, if any.
+    pub manifest: Option<PathBuf>,
+}
+
+/// Resolves APP; `defaults` are the command line's executor settings.
+pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, String> {
+    let Some(app) = app else {
+        return Ok(AppSpec {
+            models: vec![ModelSpec {
+                name: "iris".into(),
+                source: Source::Bytes("embedded iris", bytes::Bytes::from_static(EMBEDDED_IRIS)),
+                settings: defaults.clone(),
+            }],
+            routes: vec![],
+            manifest: None,
+        });
+    };
+    let md = std::fs::metadata(app).map_err(|e| format!("{}: {}", app.display(), io_cause(&e)))?;
+    if md.is_dir() {
+        let toml = app.join("app.toml");
+        if toml.is_file() {
+            return from_manifest(&toml, defaults);
+        }
+        return Ok(AppSpec {
+            models: scan(app, defaults)?,
+            routes: vec![],
+            manifest: None,
+        });
+    }
+    match app.extension().and_then(|e| e.to_str()) {
+        Some("onnx") => Ok(AppSpec {
+            models: vec![ModelSpec {
+                name: file_model_name(app)?,
+                source: Source::File(app.to_path_buf()),
+                settings: defaults.clone(),
+            }],
+            routes: vec![],
+            manifest: None,
+        }),
+        Some("toml") => from_manifest(app, defaults),
+        _ => Err(format!(
+            "{}: not a model (expected an .onnx file, a directory or an app.toml)",
+            app.display()
+        )),
+    }
+}
+
+fn from_manifest(file: &Path, defaults: &Settings) -> Result<AppSpec, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{}: {}", file.display(), io_cause(&e)))?;
+    let Manifest { models, routes } = manifest::parse(&text, file)?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let models = if models.is_empty() {
+        scan(dir, defaults)?
+    } else {
+        let single = models.len() == 1;
+        models
+            .iter()
+            .map(|entry| manifest_model(file, dir, entry, single, defaults))
+            .collect::<Result<_, _>>()?
+    };
+    Ok(AppSpec {
+        models,
+        routes,
+        manifest: Some(file.to_path_buf()),
+    })
+}
+
+fn manifest_model(
+    file: &Path,
+    dir: &Path,
+    entry: &ModelEntry,
+    single: bool,
+    defaults: &Settings,
+) -> Result<ModelSpec, String> {
+    let path = match (&entry.path, &entry.name) {
+        (Some(p), _) => dir.join(p),
+        (None, Some(name)) => {
+            let candidates = [
+                dir.join(format!("{name}.onnx")),
+                dir.join(name).join("model.onnx"),
+            ];
+            let fallback = single.then(|| dir.join("model.onnx"));
+            candidates
+                .into_iter()
+                .chain(fallback)
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    format!(
+                        "{}: model \"{name}\" has no path and neither {name}.onnx nor \
+                         {name}/model.onnx exists",
+                        file.display()
+                    )
+                })?
+        }
+        (None, None) => {
+            return Err(format!(
+                "{}: a [[model]] needs a name or a path",
+                file.display()
+            ));
+        }
+    };
+    let name = match &entry.name {
+        Some(n) => check_name(n).map_err(|e| format!("{}: {e}", file.display()))?,
+        None => file_model_name(&path)?,
+    };
+    let settings = Settings {
+        max_batch_size: entry
+            .max_batch_size
+            .unwrap_or(defaults.max_batch_size)
+            .max(1),
+        batch_timeout: entry
+            .batch_timeout_us
+            .map_or(defaults.batch_timeout, Duration::from_micros),
+        max_queue: entry.max_queue.unwrap_or(defaults.max_queue).max(1),
+        inline_below: defaults.inline_below,
+    };
+    Ok(ModelSpec {
+        name,
+        source: Source::File(path),
+        settings,
+    })
+}
+
+/// Every `NAME.onnx` and `NAME/model.onnx` of a directory, in name order.
+fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{}: {}", dir.display(), io_cause(&e)))?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            let inner = p.join("model.onnx");
+            if inner.is_file() {
+                paths.push(inner);
+            }
+        } else if p.extension().is_some_and(|e| e == "onnx") {
+            paths.push(p);
+        }
+    }
+    if paths.is_empty() {
+        return Err(format!(
+            "{}: no models found (expected NAME.onnx, NAME/model.onnx or an app.toml)",
+            dir.display()
+        ));
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            Ok(ModelSpec {
+                name: file_model_name(&p)?,
+                source: Source::File(p),
+                settings: defaults.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The model name a file gives: its stem, or its directory's name for `model.onnx`.
+pub fn file_model_name(path: &Path) -> Result<String, String> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let name = if stem == "model" {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        abs.parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("model")
+            .to_string()
+    } else {
+        stem.to_string()
+    };
+    check_name(&name).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A name that fits in a URL path segment as it is.
+fn check_name(name: &str) -> Result<String, String> {
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "/:?#%\\\"".contains(c);
+    if name.is_empty() || name.chars().any(bad) {
+        return Err(format!(
+            "\"{name}\" cannot be a model name (it must fit in a URL: no spaces, '/', ':', '?', \
+             '#' or '%')"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let p =
+                std::env::temp_dir().join(format!("serve-resolve-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        fn file(&self, rel: &str, content: &[u8]) -> PathBuf {
+            let p = self.0.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+            p
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn names(spec: &AppSpec) -> Vec<&str> {
+        spec.models.iter().map(|m| m.name.as_str()).collect()
+    }
+
+    #[test]
+    fn nothing_is_the_embedded_iris() {
+        let spec = resolve(None, &Settings::default()).unwrap();
+        assert_eq!(names(&spec), ["iris"]);
+    }
+
+    #[test]
+    fn a_file_named_model_takes_its_directory_name() {
+        let d = TempDir::new("file");
+        let p = d.file("iris/model.onnx", b"x");
+        assert_eq!(
+            names(&resolve(Some(&p), &Settings::default()).unwrap()),
+            ["iris"]
+        );
+        let q = d.file("other.onnx", b"x");
+        assert_eq!(
+            names(&resolve(Some(&q), &Settings::default()).unwrap()),
+            ["other"]
+        );
+    }
+
+    #[test]
+    fn a_directory_is_a_repository() {
+        let d = TempDir::new("repo");
+        d.file("b.onnx", b"x");
+        d.file("a/model.onnx", b"x");
+        d.file("notes.txt", b"x");
+        d.file("empty/readme", b"x");
+        let spec = resolve(Some(&d.0), &Settings::default()).unwrap();
+        assert_eq!(names(&spec), ["a", "b"]);
+    }
+
+    #[test]
+    fn an_app_directory_follows_its_manifest() {
+        let d = TempDir::new("app");
+        d.file("model.onnx", b"x");
+        d.file(
+            "app.toml",
+            b"[[model]]\nname = \"titanic\"\nmax_batch_size = 8\n[[route]]\npath = \"/model\"\n",
+        );
+        let spec = resolve(Some(&d.0), &Settings::default()).unwrap();
+        assert_eq!(names(&spec), ["titanic"]);
+        assert_eq!(spec.models[0].settings.max_batch_size, 8);
+        assert_eq!(spec.routes[0].path, "/model");
+        let via_file = resolve(Some(&d.0.join("app.toml")), &Settings::default()).unwrap();
+        assert_eq!(names(&via_file), ["titanic"]);
+    }
+
+    #[test]
+    fn a_manifest_without_models_scans_its_directory() {
+        let d = TempDir::new("scan");
+        d.file("x.onnx", b"x");
+        d.file("app.toml", b"");
+        assert_eq!(
+            names(&resolve(Some(&d.0), &Settings::default()).unwrap()),
+            ["x"]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_path_and_the_cause() {
+        let d = TempDir::new("errors");
+        let e = resolve(Some(&d.0.join("nope.onnx")), &Settings::default()).unwrap_err();
+        assert!(e.ends_with("nope.onnx: no such file"), "{e}");
+        let e = resolve(Some(&d.0), &Settings::default()).unwrap_err();
+        assert!(e.contains("no models found"), "{e}");
+        let t = d.file("notes.txt", b"x");
+        let e = resolve(Some(&t), &Settings::default()).unwrap_err();
+        assert!(e.contains("not a model"), "{e}");
+        let bad = d.file("my model.onnx", b"x");
+        let e = resolve(Some(&bad), &Settings::default()).unwrap_err();
+        assert!(e.contains("cannot be a model name"), "{e}");
+        d.file(
+            "app.toml",
+            b"[[model]]\nname = \"ghost\"\n[[model]]\nname = \"x\"\n",
+        );
+        let e = resolve(Some(&d.0), &Settings::default()).unwrap_err();
+        assert!(e.contains("model \"ghost\" has no path"), "{e}");
+    }
+}

@@ -1,0 +1,153 @@
+//! From a method and a path to a handler: the app's whole URL space in one match.
+//!
+//! Manifest routes are exact paths and are tried first; then the V2 and V1 trees, where the
+//! model is looked up (404 naming the models that exist), then the version (`/versions/1`
+//! is the only one; another is 404), then the method (405 with `Allow`).
+
+use std::sync::Arc;
+
+use http::Method;
+use serve_app::{Context, Request, Response};
+
+use crate::error::ApiError;
+use crate::registry::{Model, Registry};
+use crate::routes::Route;
+use crate::{v1, v2};
+
+/// What the router needs: the models and the manifest routes.
+pub struct Inner {
+    /// The models.
+    pub registry: Registry,
+    /// The manifest routes.
+    pub routes: Vec<Route>,
+}
+
+const GET: &str = "GET, HEAD";
+const POST: &str = "POST";
+
+/// Answers one request.
+pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Response, ApiError> {
+    let path = req.uri().path();
+    if let Some(route) = manifest_route(app, req.method(), path)? {
+        return route.call(req.body()).await;
+    }
+    let trimmed = match path.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p,
+        _ => path,
+    };
+    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+    match segments.as_slice() {
+        ["v2"] => allow(&req, GET).map(|()| v2::server_metadata()),
+        ["v2", "health", "live"] => allow(&req, GET).map(|()| v2::live()),
+        ["v2", "health", "ready"] => {
+            allow(&req, GET)?;
+            Ok(v2::ready(&app.registry, cx).await)
+        }
+        ["v2", "models", name, rest @ ..] => {
+            let model = find(app, name)?;
+            match versioned(&model, rest)? {
+                [] => allow(&req, GET).map(|()| v2::model_metadata(&model)),
+                ["ready"] => {
+                    allow(&req, GET)?;
+                    Ok(v2::model_ready(&model, cx).await)
+                }
+                ["infer"] => {
+                    allow(&req, POST)?;
+                    v2::infer(&model, req).await
+                }
+                _ => Err(no_route(&req)),
+            }
+        }
+        ["v1", "models", rest @ ..] if !rest.is_empty() => {
+            // The verb rides on the last segment: `iris:predict`, `versions/1:predict`.
+            let (head, last) = rest.split_at(rest.len() - 1);
+            let (last, verb) = match last[0].split_once(':') {
+                Some((last, verb)) => (last, Some(verb)),
+                None => (last[0], None),
+            };
+            let mut parts: Vec<&str> = head.to_vec();
+            parts.push(last);
+            let model = find(app, parts[0])?;
+            if !versioned(&model, &parts[1..])?.is_empty() {
+                return Err(no_route(&req));
+            }
+            match verb {
+                None => {
+                    allow(&req, GET)?;
+                    Ok(v1::status(&model).await)
+                }
+                Some("predict") => {
+                    allow(&req, POST)?;
+                    v1::predict(&model, req.body()).await
+                }
+                Some(other) => Err(ApiError::not_found(format!(
+                    "V1 \":{other}\" is not supported; use \":predict\""
+                ))),
+            }
+        }
+        _ => Err(no_route(&req)),
+    }
+}
+
+/// The manifest route for this path: `None` when no route has this path, 405 when routes
+/// have it but with other methods.
+fn manifest_route<'a>(
+    app: &'a Inner,
+    method: &Method,
+    path: &str,
+) -> Result<Option<&'a Route>, ApiError> {
+    let mut same_path = app.routes.iter().filter(|r| r.path == path).peekable();
+    if same_path.peek().is_none() {
+        return Ok(None);
+    }
+    let mut allowed = Vec::new();
+    for r in same_path {
+        if r.method == method {
+            return Ok(Some(r));
+        }
+        allowed.push(r.method.as_str());
+    }
+    Err(ApiError::method_not_allowed(allowed.join(", ")))
+}
+
+fn allow(req: &Request, methods: &'static str) -> Result<(), ApiError> {
+    let ok = match methods {
+        GET => req.method() == Method::GET || req.method() == Method::HEAD,
+        _ => req.method().as_str() == methods,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed(methods))
+    }
+}
+
+fn find(app: &Inner, name: &str) -> Result<Arc<Model>, ApiError> {
+    app.registry.get(name).cloned().ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown model \"{name}\" (this server has {})",
+            app.registry.names()
+        ))
+    })
+}
+
+/// Strips `versions/{v}` from the path's rest; any version but ours is 404.
+fn versioned<'a, 'b>(model: &Model, rest: &'b [&'a str]) -> Result<&'b [&'a str], ApiError> {
+    match rest {
+        ["versions", v, tail @ ..] if *v == v2::VERSION => Ok(tail),
+        ["versions", v, ..] => Err(ApiError::not_found(format!(
+            "model {} has no version \"{v}\" (its only version is {})",
+            model.name,
+            v2::VERSION
+        ))),
+        _ => Ok(rest),
+    }
+}
+
+fn no_route(req: &Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}

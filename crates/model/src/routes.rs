@@ -1,0 +1,108 @@
+//! The manifest's own routes: a JSON record (or a list) in, an object (or a list) out.
+//!
+//! A [`Route`] is compiled once, when the app is built: its model resolved, its record
+//! keys checked against the model's inputs ([`RecordSpec`]) and its response keys against
+//! the outputs. Serving one is then the records decoder, the model's executor and
+//! [`write_objects`](crate::records::write_objects).
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serve_app::{Response, json_response};
+
+use crate::error::ApiError;
+use crate::manifest::RouteEntry;
+use crate::records::{self, RecordSpec};
+use crate::registry::{Model, Registry};
+
+/// A compiled manifest route.
+pub struct Route {
+    /// The exact path.
+    pub path: String,
+    /// The method it answers.
+    pub method: Method,
+    /// The model it calls.
+    pub model: Arc<Model>,
+    spec: RecordSpec,
+    /// Response key ← output index.
+    outputs: Vec<(String, usize)>,
+}
+
+impl Route {
+    /// Checks a manifest entry against the app's models.
+    pub fn compile(entry: &RouteEntry, registry: &Registry) -> Result<Route, String> {
+        let at = format!("route {} {}", entry.method, entry.path);
+        if !entry.path.starts_with('/') {
+            return Err(format!("{at}: the path must start with '/'"));
+        }
+        if ["/v1/", "/v2/"].iter().any(|p| entry.path.starts_with(p)) || entry.path == "/v2" {
+            return Err(format!(
+                "{at}: /v1/ and /v2/ belong to the inference protocols"
+            ));
+        }
+        let method = Method::from_bytes(entry.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("{at}: \"{}\" is not an HTTP method", entry.method))?;
+        let model = match &entry.model {
+            Some(name) => registry.get(name).cloned().ok_or_else(|| {
+                format!(
+                    "{at}: no model \"{name}\" (the app has {})",
+                    registry.names()
+                )
+            })?,
+            None => match registry.models() {
+                [only] => only.clone(),
+                _ => {
+                    return Err(format!(
+                        "{at}: name its model (the app has {})",
+                        registry.names()
+                    ));
+                }
+            },
+        };
+        let meta = &model.meta;
+        let spec = RecordSpec::new(meta, &entry.inputs).map_err(|e| format!("{at}: {e}"))?;
+        if let Some(i) = meta.inputs.iter().find(|i| !i.has_batch_dim()) {
+            return Err(format!(
+                "{at}: input \"{}\" of model {} has no batch dimension, so records cannot feed it",
+                i.name, model.name
+            ));
+        }
+        let outputs = if entry.outputs.is_empty() {
+            meta.outputs
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (o.name.clone(), i))
+                .collect()
+        } else {
+            entry
+                .outputs
+                .iter()
+                .map(|(key, output)| {
+                    let i = meta.output_index(output).ok_or_else(|| {
+                        format!(
+                            "{at}: unknown output \"{output}\" (the model's outputs are {})",
+                            meta.output_names()
+                        )
+                    })?;
+                    Ok((key.clone(), i))
+                })
+                .collect::<Result<_, String>>()?
+        };
+        Ok(Route {
+            path: entry.path.clone(),
+            method,
+            model,
+            spec,
+            outputs,
+        })
+    }
+
+    /// Answers a request to this route.
+    pub async fn call(&self, body: &[u8]) -> Result<Response, ApiError> {
+        let (inputs, single) = records::decode(body, &self.model.meta, &self.spec)?;
+        let outputs = self.model.infer(inputs).await?;
+        let mut buf = Vec::with_capacity(32 * self.outputs.len());
+        records::write_objects(&mut buf, &outputs, &self.outputs, single, true)?;
+        Ok(json_response(StatusCode::OK, buf))
+    }
+}

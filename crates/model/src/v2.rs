@@ -1,0 +1,189 @@
+//! KServe V2 / Open Inference Protocol: health, server and model metadata, readiness,
+//! inference (JSON and the binary tensor extension).
+//!
+//! Answers are written by hand into one buffer: the inference answer is the hot path, and
+//! its shape is fixed (`{"model_name", "model_version", "id", "outputs": [...]}`). Outputs
+//! asked in binary get `"parameters": {"binary_data_size": n}` instead of `data`, their
+//! bytes follow the JSON, and `Inference-Header-Content-Length` says where the JSON ends.
+
+use std::sync::Arc;
+
+use http::{HeaderValue, StatusCode, header};
+use serve_app::{Context, Request, Response, json_response};
+
+use crate::codec_binary;
+use crate::error::ApiError;
+use crate::outputs::{JsonScalar, Outputs, write_str};
+use crate::registry::{Model, Registry};
+use crate::v2_request;
+
+/// The header naming the JSON part's length in a binary-extension body.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// The only version each model has.
+pub const VERSION: &str = "1";
+
+/// `GET /v2`.
+pub fn server_metadata() -> Response {
+    let body = serde_json::json!({
+        "name": "serve",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data"],
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// `GET /v2/health/live`: the process answers.
+pub fn live() -> Response {
+    json_response(StatusCode::OK, r#"{"live":true}"#)
+}
+
+/// `GET /v2/health/ready`: not draining and every model servable.
+pub async fn ready(registry: &Registry, cx: &Context) -> Response {
+    let verdict = if cx.draining {
+        Err("the worker is draining".to_string())
+    } else {
+        check_all(registry).await
+    };
+    match verdict {
+        Ok(()) => json_response(StatusCode::OK, r#"{"ready":true}"#),
+        Err(e) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "ready": false, "error": e }).to_string(),
+        ),
+    }
+}
+
+async fn check_all(registry: &Registry) -> Result<(), String> {
+    for model in registry.models() {
+        model.health().await?;
+    }
+    Ok(())
+}
+
+/// `GET /v2/models/{m}/ready`.
+pub async fn model_ready(model: &Arc<Model>, cx: &Context) -> Response {
+    let verdict = if cx.draining {
+        Err("the worker is draining".to_string())
+    } else {
+        model.health().await
+    };
+    let (status, body) = match verdict {
+        Ok(()) => (
+            StatusCode::OK,
+            serde_json::json!({ "name": model.name, "ready": true }),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "name": model.name, "ready": false, "error": e }),
+        ),
+    };
+    json_response(status, body.to_string())
+}
+
+/// `GET /v2/models/{m}`: read from the file, so it answers before the model is loaded;
+/// `parameters.loaded` says whether this worker has built it.
+pub fn model_metadata(model: &Model) -> Response {
+    let tensors = |list: &[crate::metadata::TensorMeta]| {
+        list.iter()
+            .map(|t| {
+                serde_json::json!({
+                    "name": t.name,
+                    "datatype": t.datatype.as_str(),
+                    "shape": t.shape_i64(),
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let body = serde_json::json!({
+        "name": model.name,
+        "versions": [VERSION],
+        "platform": "onnx_onnxv1",
+        "inputs": tensors(&model.meta.inputs),
+        "outputs": tensors(&model.meta.outputs),
+        "parameters": { "loaded": model.loaded() },
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// `POST /v2/models/{m}/infer`.
+pub async fn infer(model: &Arc<Model>, req: Request) -> Result<Response, ApiError> {
+    let json_len = match req.headers().get(HEADER_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("Inference-Header-Content-Length is not a number")
+                })?,
+        ),
+    };
+    let request = v2_request::decode(req.body(), json_len, &model.meta)?;
+    let outputs = model.infer(request.inputs).await?;
+    encode(model, request.id.as_deref(), &request.outputs, &outputs)
+}
+
+/// Writes the inference answer.
+fn encode(
+    model: &Model,
+    id: Option<&str>,
+    selected: &[(usize, bool)],
+    outputs: &Outputs,
+) -> Result<Response, ApiError> {
+    let mut json = Vec::with_capacity(128 + 16 * selected.len());
+    let mut binary = Vec::new();
+    let any_binary = selected.iter().any(|(_, b)| *b);
+    json.extend_from_slice(b"{\"model_name\":");
+    write_str(&mut json, &model.name);
+    json.extend_from_slice(b",\"model_version\":\"");
+    json.extend_from_slice(VERSION.as_bytes());
+    json.push(b'"');
+    if let Some(id) = id {
+        json.extend_from_slice(b",\"id\":");
+        write_str(&mut json, id);
+    }
+    json.extend_from_slice(b",\"outputs\":[");
+    for (n, &(i, as_binary)) in selected.iter().enumerate() {
+        let view = outputs.view(i)?;
+        if n > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(b"{\"name\":");
+        write_str(&mut json, &model.meta.outputs[i].name);
+        json.extend_from_slice(b",\"datatype\":\"");
+        json.extend_from_slice(view.datatype.as_str().as_bytes());
+        json.extend_from_slice(b"\",\"shape\":[");
+        for (k, d) in view.shape.iter().enumerate() {
+            if k > 0 {
+                json.push(b',');
+            }
+            (*d as u64).write_json(&mut json);
+        }
+        json.push(b']');
+        if as_binary {
+            let size = codec_binary::encode(&mut binary, &view)?;
+            json.extend_from_slice(b",\"parameters\":{\"binary_data_size\":");
+            (size as u64).write_json(&mut json);
+            json.push(b'}');
+        } else {
+            json.extend_from_slice(b",\"data\":");
+            view.write_flat(&mut json)?;
+        }
+        json.push(b'}');
+    }
+    json.extend_from_slice(b"]}");
+    if !any_binary {
+        return Ok(json_response(StatusCode::OK, json));
+    }
+    let json_len = json.len();
+    json.extend_from_slice(&binary);
+    let mut res = Response::new(json.into());
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    res.headers_mut()
+        .insert(HEADER_LENGTH, HeaderValue::from(json_len));
+    Ok(res)
+}

@@ -1,0 +1,132 @@
+//! Helpers for the crate-level tests: build the app from options, call it with
+//! `http::Request<Bytes>`, read JSON answers. No sockets, no processes.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serve_app::{App, AppFactory, Context};
+use serve_model::{ModelAppFactory, ModelOptions};
+
+/// The repository's root (for `examples/`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// An example directory or file.
+pub fn example(rel: &str) -> PathBuf {
+    root().join("examples").join(rel)
+}
+
+/// Builds the app as a worker does.
+pub fn app(opts: ModelOptions) -> Arc<dyn App> {
+    ModelAppFactory::new(opts).build().expect("the app builds")
+}
+
+/// The app of one APP path with default options.
+pub fn app_for(path: impl Into<PathBuf>) -> Arc<dyn App> {
+    app(ModelOptions {
+        app: Some(path.into()),
+        ..ModelOptions::default()
+    })
+}
+
+/// An answer, with its body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message: {:?}", self.body))
+            .to_string()
+    }
+}
+
+/// Calls the app.
+pub async fn call(app: &Arc<dyn App>, method: &str, path: &str, body: impl Into<Bytes>) -> Answer {
+    call_with(app, method, path, &[], body, false).await
+}
+
+/// Calls the app with headers, and as a draining worker if asked.
+pub async fn call_with(
+    app: &Arc<dyn App>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: impl Into<Bytes>,
+    draining: bool,
+) -> Answer {
+    let mut req = http::Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let req = req.body(body.into()).unwrap();
+    let cx = Context {
+        client: None,
+        draining,
+        request_id: "test".into(),
+    };
+    let res = app.call(req, cx).await;
+    let (parts, body) = res.into_parts();
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// A temporary directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("serve-model-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn file(&self, rel: &str, content: &[u8]) -> PathBuf {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A V2 JSON input.
+pub fn input(
+    name: &str,
+    datatype: &str,
+    shape: &[usize],
+    data: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({"name": name, "datatype": datatype, "shape": shape, "data": data})
+}
+
+/// The f64 values of a JSON array.
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap_or_else(|| panic!("not a number: {x}")))
+        .collect()
+}
