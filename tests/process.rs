@@ -1,0 +1,172 @@
+//! Process-level settings: privileges, inherited sockets (fd://, systemd), names, reuse-port,
+//! the per-worker connection limit.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use common::http::Conn;
+use common::{Addr, Bin, PATIENCE, Spawn, procs, start};
+
+fn uid_of(pid: i32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn workers_drop_privileges_and_the_master_keeps_its_own() {
+    let me = nix::unistd::geteuid();
+    if !me.is_root() {
+        // Without root, asking for another user is a clear configuration error.
+        let mut s = Spawn::new(Bin::TestApp, &["-u", "nobody", "-b", "127.0.0.1:0"]).spawn();
+        assert_eq!(s.wait_exit(PATIENCE).and_then(|st| st.code()), Some(1));
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("a nobody user");
+    let server = start(
+        Bin::TestApp,
+        &["-w", "2", "-b", "127.0.0.1:0", "-u", "nobody"],
+    );
+    let workers = server.wait_workers(2);
+    assert_eq!(uid_of(server.master), 0);
+    for w in workers {
+        assert_eq!(uid_of(w), nobody.uid.as_raw(), "worker {w} runs as nobody");
+    }
+    assert_eq!(server.get("/pid").status, 200);
+}
+
+/// Makes a listener that a child process inherits under the same descriptor number.
+fn inheritable_listener() -> TcpListener {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    nix::fcntl::fcntl(
+        &l,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    l
+}
+
+#[test]
+fn fd_binds_serve_on_an_inherited_socket() {
+    let l = inheritable_listener();
+    let addr = l.local_addr().unwrap().to_string();
+    let bind = format!("fd://{}", l.as_raw_fd());
+    let server = start(Bin::TestApp, &["-w", "1", "-b", &bind]);
+    drop(l);
+    let mut c = Conn::open(&Addr::Tcp(addr)).unwrap();
+    assert_eq!(c.request("GET", "/pid", &[], b"").unwrap().status, 200);
+    let mut s = Spawn::new(Bin::TestApp, &["-b", "fd://987"]).spawn();
+    assert_eq!(s.wait_exit(PATIENCE).and_then(|st| st.code()), Some(1));
+    assert!(s.log().contains("cannot use fd://987"), "{}", s.log());
+}
+
+#[test]
+fn systemd_socket_activation_is_accepted() {
+    let l = inheritable_listener();
+    let addr = l.local_addr().unwrap().to_string();
+    // As systemd does: the socket at fd 3, LISTEN_PID naming the process, LISTEN_FDS=1.
+    let fd = l.as_raw_fd();
+    let moved = if fd == 3 {
+        String::new()
+    } else {
+        format!("3<&{fd} {fd}<&-")
+    };
+    let script = format!("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" -w 1 {moved}");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(&script)
+        .arg(Bin::TestApp.path())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    drop(l);
+    let answered = common::wait_until(PATIENCE, || {
+        Conn::open(&Addr::Tcp(addr.clone()))
+            .and_then(|mut c| c.request("GET", "/pid", &[], b""))
+            .is_ok_and(|r| r.status == 200)
+    });
+    let master = child.id() as i32;
+    for p in procs::descendants(master) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let mut log = String::new();
+    let _ = child.wait();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(answered, "{log}");
+    assert!(
+        log.contains("Using 1 sockets passed by systemd (LISTEN_FDS)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn name_sets_the_process_titles() {
+    let server = start(
+        Bin::TestApp,
+        &["-w", "1", "-b", "127.0.0.1:0", "-n", "iris-api"],
+    );
+    assert_eq!(
+        procs::comm(server.master).as_deref(),
+        Some("iris-api: maste")
+    );
+    let w = procs::children_named(server.master, "iris-api: worke");
+    assert_eq!(w.len(), 1, "comm is cut at 15 bytes by the kernel");
+}
+
+#[test]
+fn reuse_port_lets_a_second_server_bind_the_same_address() {
+    let first = start(
+        Bin::TestApp,
+        &["-w", "1", "-b", "127.0.0.1:0", "--reuse-port"],
+    );
+    let Addr::Tcp(addr) = first.addr().clone() else {
+        unreachable!()
+    };
+    let second = start(Bin::TestApp, &["-w", "1", "-b", &addr, "--reuse-port"]);
+    assert_eq!(second.get("/pid").status, 200);
+    let mut without = Spawn::new(Bin::TestApp, &["-w", "1", "-b", &addr]).spawn();
+    assert_eq!(without.wait_exit(PATIENCE).and_then(|s| s.code()), Some(1));
+}
+
+#[test]
+fn worker_connections_caps_what_a_worker_accepts() {
+    let server = start(
+        Bin::TestApp,
+        &["-w", "1", "-b", "127.0.0.1:0", "--worker-connections", "1"],
+    );
+    let mut a = Conn::open(server.addr()).unwrap();
+    assert_eq!(a.request("GET", "/pid", &[], b"").unwrap().status, 200);
+    // A second connection waits in the queue while the first is open...
+    let addr = server.addr().clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut b = Conn::open(&addr).unwrap();
+        tx.send(b.request("GET", "/pid", &[], b"").map(|r| r.status).ok())
+            .unwrap();
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "served past the limit"
+    );
+    // ...and is served once it closes.
+    drop(a);
+    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), Some(200));
+}
