@@ -170,3 +170,70 @@ fn worker_connections_caps_what_a_worker_accepts() {
     drop(a);
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), Some(200));
 }
+
+#[test]
+fn as_pid_1_it_stops_on_term_and_refuses_to_upgrade() {
+    // A container's init: run the master as PID 1 of a new pid namespace.
+    let probe = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        println!("[skipped] no pid namespaces here (unshare --pid needs root)");
+        return;
+    }
+    let path = Bin::TestApp.path();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc"])
+        .arg(&path)
+        .args(["-w", "1", "-b", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
+    let text = || log.lock().unwrap().clone();
+    assert!(
+        common::wait_until(PATIENCE, || text().contains("workers booted")),
+        "{}",
+        text()
+    );
+    assert!(
+        text().contains("[1] [INFO] Listening at:"),
+        "the master is PID 1: {}",
+        text()
+    );
+    let master = common::wait_until(PATIENCE, || {
+        procs::descendants(child.id() as i32)
+            .iter()
+            .any(|p| procs::comm(*p).as_deref() == Some("serve: master"))
+    });
+    assert!(master);
+    let master = procs::descendants(child.id() as i32)
+        .into_iter()
+        .find(|p| procs::comm(*p).as_deref() == Some("serve: master"))
+        .unwrap();
+    let kill = |sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(master), sig).unwrap();
+    kill(nix::sys::signal::Signal::SIGUSR2);
+    assert!(
+        common::wait_until(PATIENCE, || text()
+            .contains("Upgrade refused: this master is PID 1")),
+        "{}",
+        text()
+    );
+    kill(nix::sys::signal::Signal::SIGTERM);
+    let status = common::wait_until(PATIENCE, || matches!(child.try_wait(), Ok(Some(_))));
+    assert!(status, "PID 1 must stop on TERM: {}", text());
+    assert!(text().contains("Shutting down: Master"));
+}
