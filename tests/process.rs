@@ -61,7 +61,7 @@ fn fd_binds_serve_on_an_inherited_socket() {
     let l = inheritable_listener();
     let addr = l.local_addr().unwrap().to_string();
     let bind = format!("fd://{}", l.as_raw_fd());
-    let server = start(Bin::TestApp, &["-w", "1", "-b", &bind]);
+    let _server = start(Bin::TestApp, &["-w", "1", "-b", &bind]);
     drop(l);
     let mut c = Conn::open(&Addr::Tcp(addr)).unwrap();
     assert_eq!(c.request("GET", "/pid", &[], b"").unwrap().status, 200);

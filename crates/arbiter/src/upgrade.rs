@@ -96,6 +96,7 @@ impl Arbiter {
         }
         match self.fork_proof(&next.settings) {
             Ok((pid, reader)) => {
+                tracing::info!("Reloading: proving the new app in a child (pid {pid})");
                 self.reload = Reload::Proving {
                     pid,
                     reader,

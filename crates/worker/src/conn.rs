@@ -203,6 +203,7 @@ pub(crate) async fn serve(
     peer: Option<SocketAddr>,
     _permit: OwnedSemaphorePermit,
 ) {
+    let _open = OpenGuard::new(&shared);
     let watch = Arc::new(ConnWatch::new());
     let io = TokioIo::new(WatchedIo {
         stream,
@@ -256,5 +257,21 @@ pub(crate) async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Counts the connection as open for as long as it lives (for the drain's log line).
+struct OpenGuard<'a>(&'a Shared);
+
+impl<'a> OpenGuard<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared.open_connections.fetch_add(1, Relaxed);
+        OpenGuard(shared)
+    }
+}
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Relaxed);
     }
 }

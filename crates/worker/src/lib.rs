@@ -31,7 +31,7 @@ mod service;
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -73,6 +73,7 @@ pub(crate) struct Shared {
     http: auto::Builder<TokioExecutor>,
     max_requests: u64,
     served: AtomicU64,
+    open_connections: AtomicUsize,
     access_log: bool,
     id_prefix: String,
     next_id: AtomicU64,
@@ -161,6 +162,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         id_prefix: format!("{:x}-{pid:x}-", scoreboard::now_ms()),
         next_id: AtomicU64::new(1),
         served: AtomicU64::new(0),
+        open_connections: AtomicUsize::new(0),
         app: app_cell::AppCell::new(factory, preloaded),
         drain: Drain::default(),
         http,
@@ -194,7 +196,7 @@ async fn serve(args: WorkerArgs) -> i32 {
 
     shared.drain.started().await;
     slot.set_state(State::Draining);
-    let open = shared.config.worker_connections.max(1) - connections.available_permits();
+    let open = shared.open_connections.load(Relaxed);
     tracing::info!("Worker exiting (pid: {pid}), {open} connections to finish");
     let all = u32::try_from(shared.config.worker_connections.max(1)).unwrap_or(u32::MAX);
     let finished = tokio::time::timeout(
@@ -203,7 +205,7 @@ async fn serve(args: WorkerArgs) -> i32 {
     )
     .await;
     if finished.is_err() {
-        let left = shared.config.worker_connections.max(1) - connections.available_permits();
+        let left = shared.open_connections.load(Relaxed);
         tracing::warn!(
             "Worker {pid} gave up on {left} connections after the graceful timeout of {} s",
             shared.config.graceful_timeout.as_secs_f64()
