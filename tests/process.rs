@@ -237,3 +237,27 @@ fn as_pid_1_it_stops_on_term_and_refuses_to_upgrade() {
     assert!(status, "PID 1 must stop on TERM: {}", text());
     assert!(text().contains("Shutting down: Master"));
 }
+
+#[test]
+fn systemd_is_told_when_the_server_is_ready_reloads_and_stops() {
+    let dir = common::tempdir();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut server = Spawn::new(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", path.to_str().unwrap())
+        .start();
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = next();
+    assert!(ready.starts_with("READY=1\nMAINPID="), "{ready}");
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    assert_eq!(next(), "RELOADING=1");
+    assert!(next().starts_with("READY=1"));
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(next(), "STOPPING=1");
+    assert!(server.wait_exit(PATIENCE).is_some());
+}

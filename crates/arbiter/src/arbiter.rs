@@ -329,6 +329,7 @@ impl Arbiter {
                 }
             }
         }
+        crate::notify::notify("STOPPING=1");
         self.abandon_reload("the server is stopping");
         self.close_listeners();
         let sig = if graceful {
@@ -410,6 +411,10 @@ impl Arbiter {
                 started.elapsed().as_millis()
             );
             self.phase = Phase::Running;
+            crate::notify::notify(&format!(
+                "READY=1\nMAINPID={}\nSTATUS={ready} workers",
+                self.pid
+            ));
         }
     }
 

@@ -10,11 +10,13 @@
 //! - `scoreboard`: the shared mapping through which workers report.
 //! - `signals`: the self-pipe and raw `sigaction`s.
 //! - `process`: fork, pid file, privileges, process names, limits, exec.
+//! - `notify`: systemd's readiness notifications (READY=1, RELOADING=1, STOPPING=1).
 //!
 //! This is the only crate of serve with `unsafe` code: fork, mmap, sigaction, adopting
 //! inherited descriptors. Each block says why it is sound.
 
 pub mod arbiter;
+mod notify;
 mod process;
 mod scoreboard;
 pub mod settings;

@@ -72,6 +72,7 @@ impl Arbiter {
             return;
         }
         let started = Instant::now();
+        crate::notify::notify("RELOADING=1");
         let settings = match (self.reloader)() {
             Ok(s) => s,
             Err(e) => return self.reload_failed(&e),
@@ -110,6 +111,7 @@ impl Arbiter {
 
     fn reload_failed(&mut self, why: &str) {
         tracing::error!("Reload failed: {why}; the current workers keep serving");
+        crate::notify::notify("READY=1\nSTATUS=reload failed; the previous generation serves");
         self.after_reload();
     }
 
@@ -256,6 +258,9 @@ impl Arbiter {
                     "Reload complete in {} ms: generation {generation} serves with {ready} workers; {retired} old workers drain",
                     started.elapsed().as_millis()
                 );
+                crate::notify::notify(&format!(
+                    "READY=1\nSTATUS={ready} workers, generation {generation}"
+                ));
                 self.reload = Reload::Idle;
                 self.after_reload();
             }
@@ -297,6 +302,9 @@ impl Arbiter {
                 }
                 if !matches!(self.phase, Phase::Stopping { .. }) {
                     tracing::error!("Reload abandoned: {why}; generation {old} keeps serving");
+                    crate::notify::notify(
+                        "READY=1\nSTATUS=reload abandoned; the previous generation serves",
+                    );
                 }
             }
         }
