@@ -175,6 +175,12 @@ fn install_panic_hook() {
 
 /// The model app: the `serve` binary's app, built from APP and the model flags.
 pub fn model_app(config: &Config) -> Result<Arc<dyn AppFactory>, String> {
-    let _ = config;
-    Err("the model app is being written (serve-model)".to_string())
+    let options = serve_model::ModelOptions {
+        app: config.app.clone(),
+        request_timeout: (!config.request_timeout.is_zero()).then_some(config.request_timeout),
+        max_queue: config.max_queue,
+        max_batch_size: config.max_batch_size,
+        batch_timeout: std::time::Duration::from_micros(config.batch_timeout_us),
+    };
+    Ok(Arc::new(serve_model::ModelAppFactory::new(options)))
 }
