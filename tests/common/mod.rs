@@ -31,17 +31,23 @@ pub enum Bin {
     Serve,
     /// The test-only app (tests/support/testapp.rs) under the same master.
     TestApp,
+    /// examples/custom-app: a Rust app written against the App trait.
+    CustomApp,
 }
 
 impl Bin {
     pub fn path(self) -> PathBuf {
         match self {
             Bin::Serve => PathBuf::from(env!("CARGO_BIN_EXE_serve")),
-            Bin::TestApp => {
-                // target/<profile>/deps/<test> → target/<profile>/examples/serve-testapp
+            Bin::TestApp | Bin::CustomApp => {
+                let name = match self {
+                    Bin::TestApp => "serve-testapp",
+                    _ => "custom-app",
+                };
+                // target/<profile>/deps/<test> → target/<profile>/examples/<name>
                 let exe = std::env::current_exe().unwrap();
                 let profile = exe.parent().unwrap().parent().unwrap();
-                let p = profile.join("examples").join("serve-testapp");
+                let p = profile.join("examples").join(name);
                 assert!(
                     p.exists(),
                     "{} is missing: `cargo test` builds it; with a target filter run \
