@@ -186,8 +186,9 @@ impl Column {
                 // An integral float (3.0) is accepted where an integer belongs; 2.5 is not.
                 if v.fract() != 0.0 || !v.is_finite() {
                     return Err(ValueError(format!(
-                        "expected an integer ({}), found {v}",
-                        self.datatype()
+                        "expected an integer ({}), found {}",
+                        self.datatype(),
+                        show(v)
                     )));
                 }
                 if v >= 0.0 {
@@ -302,7 +303,16 @@ fn f16_from_int(v: f64) -> Result<f16, ValueError> {
 }
 
 fn out_of_range(v: f64, dt: DataType) -> ValueError {
-    ValueError(format!("{v} is out of range for {dt}"))
+    ValueError(format!("{} is out of range for {dt}", show(v)))
+}
+
+/// A number as a person would write it: `1e39`, not forty digits.
+fn show(v: f64) -> String {
+    if v != 0.0 && !(1e-5..1e16).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 #[cfg(test)]

@@ -311,17 +311,23 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    // The batcher waits 10 s for company, the request 10 ms; paused time jumps as soon as
+    // the runtime idles, so the request always runs past its timeout.
     #[tokio::test(start_paused = true)]
     async fn past_the_request_timeout_is_504() {
-        let mut m = Model::open(
-            "m".into(),
-            Source::Bytes("test", fixtures::iris_like().into()),
-            Settings::default(),
-            Some(Duration::from_millis(10)),
-        )
-        .unwrap();
-        m.request_timeout = Some(Duration::ZERO);
-        let m = Arc::new(m);
+        let settings = Settings {
+            batch_timeout: Duration::from_secs(10),
+            ..Settings::default()
+        };
+        let m = Arc::new(
+            Model::open(
+                "m".into(),
+                Source::Bytes("test", fixtures::iris_like().into()),
+                settings,
+                Some(Duration::from_millis(10)),
+            )
+            .unwrap(),
+        );
         let e = m.infer(x()).await.unwrap_err();
         assert_eq!(e.status(), 504);
         assert!(e.message().contains("request timeout"), "{e}");
