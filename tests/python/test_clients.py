@@ -1,0 +1,137 @@
+"""Real clients against the real binary: tritonclient[http] with its defaults (binary
+tensors both ways, no Content-Type) and requests, on the iris and titanic examples.
+
+Run by .ci/suites/clients.sh with a venv it creates: python tests/python/test_clients.py SERVE_BIN
+Exits non-zero on the first failure, printing what differed.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import requests
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOLERANCE = 1e-5
+
+
+class Server:
+    def __init__(self, binary, *args):
+        self.proc = subprocess.Popen(
+            [binary, "-w", "2", "-b", "127.0.0.1:0", *args],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log = []
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            m = re.search(r"Listening at: http://([0-9.:]+) ", line)
+            if m:
+                self.address = m.group(1)
+            if "workers booted" in line:
+                return
+        raise SystemExit("serve did not boot:\n" + "".join(self.log))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        if code != 0:
+            raise SystemExit(f"serve exited {code}")
+
+
+def check(cond, what):
+    if not cond:
+        raise SystemExit("FAILED: " + what)
+    print("ok:", what)
+
+
+def as_numpy(spec):
+    kind = {"FP32": np.float32, "INT64": np.int64, "BYTES": np.object_}[spec["datatype"]]
+    data = spec["data"]
+    if spec["datatype"] == "BYTES":
+        data = [s.encode() for s in data]
+    return np.array(data, dtype=kind).reshape(spec["shape"])
+
+
+def triton_cases(address, model, expected, binary):
+    client = httpclient.InferenceServerClient(url=address)
+    check(client.is_server_live(), f"{model}: is_server_live")
+    check(client.is_server_ready(), f"{model}: is_server_ready")
+    check(client.is_model_ready(model), f"{model}: is_model_ready")
+    meta = client.get_model_metadata(model)
+    check(meta["name"] == model, f"{model}: metadata names the model")
+    for case in expected["cases"]:
+        inputs = []
+        for name, spec in case["inputs"].items():
+            arr = as_numpy(spec)
+            inp = httpclient.InferInput(name, list(arr.shape), spec["datatype"])
+            inp.set_data_from_numpy(arr, binary_data=binary)
+            inputs.append(inp)
+        outputs = None
+        if binary == "named":
+            outputs = [httpclient.InferRequestedOutput(n) for n in case["outputs"]]
+        result = client.infer(model, inputs, outputs=outputs)
+        for name, spec in case["outputs"].items():
+            got = result.as_numpy(name)
+            want = as_numpy(spec)
+            check(got is not None and list(got.shape) == spec["shape"],
+                  f"{model}/{case['name']}: {name} shape {spec['shape']} (binary={binary})")
+            if spec["datatype"] == "FP32":
+                diff = float(np.max(np.abs(got.astype(np.float64) - want))) if want.size else 0.0
+                check(diff <= TOLERANCE, f"{model}/{case['name']}: {name} within {TOLERANCE} (max diff {diff:.2e})")
+            else:
+                check(np.array_equal(got, want), f"{model}/{case['name']}: {name} equal")
+    # Errors come back as exceptions carrying the server's message.
+    bad = httpclient.InferInput("no_such_input", [1, 1], "FP32")
+    bad.set_data_from_numpy(np.zeros((1, 1), dtype=np.float32))
+    try:
+        client.infer(model, [bad])
+        check(False, f"{model}: an unknown input must fail")
+    except InferenceServerException as e:
+        check("no_such_input" in str(e), f"{model}: the error names the unknown input ({e})")
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/serve")
+    with open(os.path.join(ROOT, "examples/iris/expected.json")) as f:
+        iris = json.load(f)
+    with open(os.path.join(ROOT, "examples/titanic/expected.json")) as f:
+        titanic = json.load(f)
+
+    server = Server(binary)  # no APP: the embedded iris model
+    try:
+        for mode in (True, False, "named"):
+            triton_cases(server.address, "iris", iris, mode)
+        r = requests.post(f"http://{server.address}/v1/models/iris:predict",
+                          json={"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]})
+        labels = [p["label"] for p in r.json()["predictions"]]
+        check(r.status_code == 200 and labels == [0, 2], f"requests: V1 predict labels {labels}")
+    finally:
+        server.stop()
+
+    server = Server(binary, os.path.join(ROOT, "examples/titanic"))
+    try:
+        for mode in (True, False):
+            triton_cases(server.address, "titanic", titanic, mode)
+        r = requests.post(f"http://{server.address}/model",
+                          json={"Age": 22, "Fare": 7.25, "Embarked": "S", "Sex": "male", "Pclass": 3})
+        p = r.json()["predict"]
+        check(r.status_code == 200 and 0.0 <= p <= 1.0, f"requests: POST /model answers predict={p}")
+    finally:
+        server.stop()
+    print("all client checks passed")
+
+
+if __name__ == "__main__":
+    main()
