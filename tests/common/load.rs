@@ -41,17 +41,22 @@ pub struct Load {
 
 /// Starts `conns` connections sending `GET path` in a loop.
 pub fn start(addr: &Addr, path: &str, conns: usize) -> Load {
+    start_request(addr, "GET", path, "", conns)
+}
+
+/// Starts `conns` connections sending `POST path` with this JSON body in a loop.
+pub fn start_post(addr: &Addr, path: &str, body: &str, conns: usize) -> Load {
+    start_request(addr, "POST", path, body, conns)
+}
+
+fn start_request(addr: &Addr, method: &str, path: &str, body: &str, conns: usize) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
     let threads = (0..conns)
         .map(|_| {
-            let (addr, path, stop, answered) = (
-                addr.clone(),
-                path.to_string(),
-                stop.clone(),
-                answered.clone(),
-            );
-            std::thread::spawn(move || run(&addr, &path, &stop, &answered))
+            let (addr, stop, answered) = (addr.clone(), stop.clone(), answered.clone());
+            let (method, path, body) = (method.to_string(), path.to_string(), body.to_string());
+            std::thread::spawn(move || run(&addr, (&method, &path, &body), &stop, &answered))
         })
         .collect();
     Load {
@@ -94,7 +99,12 @@ impl Load {
     }
 }
 
-fn run(addr: &Addr, path: &str, stop: &AtomicBool, answered: &AtomicU64) -> Stats {
+fn run(
+    addr: &Addr,
+    (method, path, body): (&str, &str, &str),
+    stop: &AtomicBool,
+    answered: &AtomicU64,
+) -> Stats {
     let mut stats = Stats::default();
     let mut conn: Option<Conn> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -110,7 +120,7 @@ fn run(addr: &Addr, path: &str, stop: &AtomicBool, answered: &AtomicU64) -> Stat
         }
         let c = conn.as_mut().unwrap();
         let sent = Instant::now();
-        match c.request("GET", path, &[], b"") {
+        match c.request(method, path, &[], body.as_bytes()) {
             Ok(res) if res.status == 200 => {
                 stats.ok += 1;
                 stats.max_latency = stats.max_latency.max(sent.elapsed());

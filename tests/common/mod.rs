@@ -12,6 +12,7 @@ pub mod procs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,7 @@ pub struct Server {
     pub child: Child,
     pub master: i32,
     log: Arc<Mutex<String>>,
+    log_eof: Arc<AtomicBool>,
     stdout: Arc<Mutex<String>>,
     pub addr: Option<Addr>,
     pub started: Instant,
@@ -119,12 +121,18 @@ impl<'a> Spawn<'a> {
         let mut child = cmd.spawn().expect("start the server binary");
         let log = Arc::new(Mutex::new(String::new()));
         let stdout = Arc::new(Mutex::new(String::new()));
-        pump(child.stderr.take().unwrap(), log.clone());
-        pump(child.stdout.take().unwrap(), stdout.clone());
+        let log_eof = Arc::new(AtomicBool::new(false));
+        pump(child.stderr.take().unwrap(), log.clone(), log_eof.clone());
+        pump(
+            child.stdout.take().unwrap(),
+            stdout.clone(),
+            Arc::new(AtomicBool::new(false)),
+        );
         Server {
             master: child.id() as i32,
             child,
             log,
+            log_eof,
             stdout,
             addr: None,
             started: Instant::now(),
@@ -139,7 +147,12 @@ impl<'a> Spawn<'a> {
     }
 }
 
-fn pump(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
+/// Copies a pipe's lines into `into`; sets `eof` once the writers are all gone.
+fn pump(
+    stream: impl std::io::Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+    eof: Arc<AtomicBool>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -147,6 +160,7 @@ fn pump(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
             s.push_str(&line);
             s.push('\n');
         }
+        eof.store(true, Ordering::SeqCst);
     });
 }
 
@@ -232,11 +246,14 @@ impl Server {
         last
     }
 
-    /// Waits for the master to exit.
+    /// Waits for the master to exit, and for its last log lines to be read.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
+                wait_until(Duration::from_secs(5), || {
+                    self.log_eof.load(Ordering::SeqCst)
+                });
                 return Some(st);
             }
             if Instant::now() > deadline {
