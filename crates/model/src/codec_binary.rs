@@ -62,7 +62,7 @@ pub fn decode(dt: DataType, bytes: &[u8], count: usize, label: &str) -> Result<C
 
 fn decode_strings(mut bytes: &[u8], count: usize, label: &str) -> Result<Column, ApiError> {
     // Each element takes at least its 4-byte length: the body bounds the allocation.
-    let mut out = Vec::with_capacity(count.min(bytes.len() / 4));
+    let mut out = Vec::with_capacity(count.min(bytes.len() / 4).min(1 << 16));
     while !bytes.is_empty() {
         if out.len() == count {
             return Err(ApiError::bad_request(format!(

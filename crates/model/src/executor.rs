@@ -52,7 +52,7 @@ impl Default for Settings {
         Settings {
             max_batch_size: 64,
             batch_timeout: Duration::ZERO,
-            max_queue: 256,
+            max_queue: 1024,
             inline_below: Duration::from_millis(1),
         }
     }
@@ -164,8 +164,8 @@ struct Runner {
     rx: mpsc::Receiver<Job>,
     /// A job taken off the queue that did not fit the previous batch.
     carry: Option<Job>,
-    /// The moving average of a call's duration; `None` before the first call.
-    average: Option<Duration>,
+    /// The moving averages of a call's duration and rows; `None` before the first call.
+    average: Option<(Duration, f64)>,
     calls: Arc<AtomicU64>,
 }
 
@@ -233,7 +233,7 @@ impl Runner {
             stack(&batch)
         };
         let result = match inputs {
-            Ok(inputs) => self.call(inputs).await,
+            Ok(inputs) => self.call(inputs, counts.iter().sum()).await,
             Err(e) => Err(e),
         };
         match result {
@@ -250,13 +250,18 @@ impl Runner {
         }
     }
 
-    /// One tract call, inline or on the blocking pool depending on the model's cost.
-    async fn call(&mut self, inputs: TVec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
+    /// One tract call, inline or on the blocking pool depending on its expected cost: the
+    /// average call scaled by how many more rows than average this one has (so one huge
+    /// request to a fast model still leaves the I/O thread alone).
+    async fn call(&mut self, inputs: TVec<Tensor>, rows: usize) -> Result<Vec<Tensor>, ApiError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let inline = match self.average {
             _ if self.settings.inline_below == Duration::MAX => true,
-            Some(avg) => avg < self.settings.inline_below,
+            Some((time, avg_rows)) => {
+                let scale = (rows as f64 / avg_rows.max(1.0)).max(1.0);
+                time.mul_f64(scale) < self.settings.inline_below
+            }
             None => false,
         };
         let result = if inline {
@@ -268,10 +273,10 @@ impl Runner {
                 .unwrap_or_else(|e| Err(ApiError::internal(format!("inference failed: {e}"))))
         };
         let took = started.elapsed();
-        // An exponential moving average: a few slow calls move it, one does not.
+        // Exponential moving averages: a few slow calls move them, one does not.
         self.average = Some(match self.average {
-            None => took,
-            Some(avg) => (avg * 7 + took) / 8,
+            None => (took, rows as f64),
+            Some((time, avg_rows)) => ((time * 7 + took) / 8, (avg_rows * 7.0 + rows as f64) / 8.0),
         });
         result
     }

@@ -168,6 +168,16 @@ pub fn graph(
     }
 }
 
+/// [`iris_like`] with a `value_info` that contradicts the graph (it says the MatMul gives
+/// [N, 7]), as some third-party exporters write: tract loads it only when told to ignore
+/// value_info.
+pub fn conflicting_value_info() -> Vec<u8> {
+    let mut proto = pb::ModelProto::decode(&iris_like()[..]).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    graph.value_info.push(vi("mm", FLOAT, &[D::N, D::F(7)]));
+    proto.encode_to_vec()
+}
+
 /// The iris model's interface on a trivial linear map: `input` FP32 [N,4] → `y` FP32 [N,3].
 pub fn iris_like() -> Vec<u8> {
     let w: Vec<f32> = (0..12).map(|i| i as f32 / 10.0).collect();
@@ -326,6 +336,16 @@ pub fn mistyped() -> Vec<u8> {
         vec![vi("x", FLOAT, &[D::N, D::F(4)])],
         vec![vi("y", FLOAT, &[D::N, D::F(3)])],
         vec![init_f32("W", &[3, 3], &[0.0; 9])],
+    ))
+}
+
+/// [`mistyped`] repaired: the same interface, a [4,3] weight.
+pub fn mistyped_fixed() -> Vec<u8> {
+    model(graph(
+        vec![node("MatMul", &["x", "W"], &["y"], vec![])],
+        vec![vi("x", FLOAT, &[D::N, D::F(4)])],
+        vec![vi("y", FLOAT, &[D::N, D::F(3)])],
+        vec![init_f32("W", &[4, 3], &[1.0; 12])],
     ))
 }
 

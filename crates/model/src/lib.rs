@@ -93,7 +93,7 @@ impl Default for ModelOptions {
         ModelOptions {
             app: None,
             request_timeout: None,
-            max_queue: 256,
+            max_queue: 1024,
             max_batch_size: 64,
             batch_timeout: Duration::ZERO,
         }

@@ -306,6 +306,14 @@ mod tests {
     }
 
     #[test]
+    fn contradicting_value_info_is_ignored_on_retry() {
+        let plan = build_bytes(fixtures::conflicting_value_info()).unwrap();
+        let x = Tensor::zero::<f32>(&[2, 4]).unwrap();
+        let out = plan.runnable.run(tvec!(x.into_tvalue())).unwrap();
+        assert_eq!(out[0].shape(), &[2, 3]);
+    }
+
+    #[test]
     fn typing_failures_say_tract_cannot_build() {
         let e = build_bytes(fixtures::mistyped()).unwrap_err();
         assert!(e.starts_with("tract cannot build the model"), "{e}");

@@ -7,7 +7,7 @@
 //! path = "model.onnx"       # relative to this file; default: NAME.onnx, NAME/model.onnx or model.onnx
 //! max_batch_size = 64       # default: --max-batch-size (1 = no batching)
 //! batch_timeout_us = 0      # default: --batch-timeout-us
-//! max_queue = 256           # default: --max-queue
+//! max_queue = 1024          # default: --max-queue
 //!
 //! [[route]]
 //! path = "/model"           # any path outside /v1/ and /v2/

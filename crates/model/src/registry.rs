@@ -42,7 +42,8 @@ pub struct Model {
     pub request_timeout: Option<Duration>,
     plan: OnceLock<Arc<Plan>>,
     load_lock: Arc<tokio::sync::Mutex<()>>,
-    last_error: Mutex<Option<String>>,
+    /// The last build's failure, and the file's stamp then (a changed file is worth a retry).
+    last_error: Mutex<Option<(String, Option<Stamp>)>>,
     stamp: Mutex<Option<Stamp>>,
     executor: OnceLock<Executor>,
 }
@@ -101,7 +102,8 @@ impl Model {
                     self.source.display()
                 );
                 tracing::error!("{msg}");
-                *lock(&self.last_error) = Some(msg.clone());
+                let stamp = self.source.path().and_then(|p| file_stamp(p).ok());
+                *lock(&self.last_error) = Some((msg.clone(), stamp));
                 Err(msg)
             }
         }
@@ -160,15 +162,26 @@ impl Model {
 
     /// Whether the model can serve: its last build did not fail, and its file is still
     /// there and still parses (parsed again, off the I/O thread, only when it changed).
+    /// A build failure counts until the file changes: then the next request builds again.
     pub async fn health(self: &Arc<Self>) -> Result<(), String> {
-        if let Some(e) = lock(&self.last_error).clone() {
-            return Err(e);
+        let path = self.source.path();
+        let stamp = path.map(file_stamp).transpose();
+        {
+            let mut failed = lock(&self.last_error);
+            if let Some((e, at)) = failed.as_ref() {
+                let changed = matches!(&stamp, Ok(Some(now)) if Some(now) != at.as_ref());
+                if !changed {
+                    return Err(e.clone());
+                }
+                *failed = None;
+            }
         }
-        let Some(path) = self.source.path() else {
+        let Some(path) = path else {
             return Ok(());
         };
-        let stamp = file_stamp(path)
-            .map_err(|e| format!("model {}: {}: {}", self.name, path.display(), io_cause(&e)))?;
+        let stamp = stamp
+            .map_err(|e| format!("model {}: {}: {}", self.name, path.display(), io_cause(&e)))?
+            .expect("a file source has a stamp");
         if *lock(&self.stamp) == Some(stamp) {
             return Ok(());
         }

@@ -306,12 +306,18 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
 
 impl InputSeed<'_> {
     /// A buffer for the input's values, sized by the declared shape only as far as the body
-    /// can hold it (every JSON value takes at least two bytes).
+    /// can hold it (every JSON value takes at least two bytes), and never more than
+    /// [`INITIAL_CAPACITY`] elements up front: a buffer grows with what the body holds.
     fn column(&self, input: &TensorMeta, shape: Option<&[i64]>) -> Column {
         let declared = shape.map_or(0, |s| limit(Some(s)));
-        Column::with_capacity(input.datatype, declared.min(self.body_len / 2))
+        let capacity = declared.min(self.body_len / 2).min(INITIAL_CAPACITY);
+        Column::with_capacity(input.datatype, capacity)
     }
 }
+
+/// The most elements reserved before any is read (a string element is 24 bytes in memory
+/// for 3 in JSON; reserving from the body length alone could multiply a large body).
+pub const INITIAL_CAPACITY: usize = 1 << 16;
 
 /// The most elements a declared shape holds (no limit without a shape, or when it is
 /// negative or overflows: the shape check reports those).

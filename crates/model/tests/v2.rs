@@ -423,6 +423,30 @@ async fn a_model_tract_cannot_build_answers_503_with_the_cause() {
 }
 
 #[tokio::test]
+async fn a_broken_model_fixed_on_disk_becomes_ready_and_serves() {
+    let d = repo(&[("m", fixtures::mistyped())]);
+    let app = app_for(&d.0);
+    let body = json!({"inputs": [input("x", "FP32", &[1, 4], json!([1, 2, 3, 4]))]}).to_string();
+    assert_eq!(
+        call(&app, "POST", "/v2/models/m/infer", body.clone())
+            .await
+            .status,
+        503
+    );
+    assert_eq!(
+        call(&app, "GET", "/v2/models/m/ready", "").await.status,
+        503
+    );
+    // The same interface, now buildable (and a different size, so the change is seen).
+    std::fs::write(d.0.join("m.onnx"), fixtures::mistyped_fixed()).unwrap();
+    let a = call(&app, "GET", "/v2/models/m/ready", "").await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let a = call(&app, "POST", "/v2/models/m/infer", body).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.json()["outputs"][0]["data"], json!([10.0, 10.0, 10.0]));
+}
+
+#[tokio::test]
 async fn inference_errors_are_500_with_tracts_message() {
     let d = repo(&[("gather", fixtures::gather())]);
     let app = app_for(&d.0);
