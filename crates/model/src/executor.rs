@@ -339,7 +339,8 @@ pub fn run_plan(plan: &Plan, inputs: TVec<Tensor>) -> Result<Vec<Tensor>, ApiErr
         .collect()
 }
 
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+/// The message of a caught panic.
+pub(crate) fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {

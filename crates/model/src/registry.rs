@@ -87,7 +87,18 @@ impl Model {
             return Ok(plan.clone());
         }
         let started = Instant::now();
-        match loader::build(&self.source, &self.meta) {
+        // tract may panic on a model it half understands; that is a build failure too, and
+        // must not take down the master that preloads or proves a reload.
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            loader::build(&self.source, &self.meta)
+        }))
+        .unwrap_or_else(|p| {
+            Err(format!(
+                "tract panicked: {}",
+                crate::executor::panic_text(&p)
+            ))
+        });
+        match built {
             Ok(plan) => {
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 let _ = self.plan.set(Arc::new(plan));

@@ -79,6 +79,8 @@ pub struct Parameters {
     pub binary_data_output: Option<bool>,
     /// On an output: answer it in binary (or not).
     pub binary_data: Option<bool>,
+    /// Triton's shared-memory extension, which this server does not offer.
+    pub shared_memory_region: Option<IgnoredAny>,
 }
 
 /// The request's decoded inputs and the outputs to answer, each with whether it goes in
@@ -256,7 +258,15 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
                         ))
                     })?);
                 }
-                Some(3) => binary = map.next_value::<Parameters>()?.binary_data_size,
+                Some(3) => {
+                    let p: Parameters = map.next_value()?;
+                    if p.shared_memory_region.is_some() {
+                        return Err(de::Error::custom(
+                            "shared memory is not supported; send the data in the body",
+                        ));
+                    }
+                    binary = p.binary_data_size;
+                }
                 Some(4) => match index {
                     Some(i) => {
                         let input = &self.meta.inputs[i];
@@ -653,6 +663,10 @@ mod tests {
             (
                 r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,NaN,4]}]}"#,
                 "NaN and Infinity are not JSON numbers",
+            ),
+            (
+                r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","parameters":{"shared_memory_region":"r"}}]}"#,
+                "shared memory is not supported",
             ),
             (
                 r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32"}]}"#,
