@@ -888,6 +888,14 @@ def case(results, scenario, label, conns=None):
 def print_tables(results) -> str:
     lines = []
     p = lines.append
+    m = results.get("machine", {})
+    la = m.get("load_average", [0, 0, 0])
+    lb = results.get("load_average_after", [0, 0, 0])
+    p(f"run {results.get('run_id')} ({results.get('mode')}: {results['settings']['rounds']} rounds x "
+      f"{results['settings']['seconds']} s, medians); {m.get('cpu')}, {m.get('cores')} cores, "
+      f"kernel {m.get('kernel')}; load average {la[0]:.2f} before, {lb[0]:.2f} after; "
+      f"serve {str(m.get('serve_commit'))[:10]}{' (dirty tree)' if m.get('serve_tree_dirty') else ''}; "
+      f"{results.get('duration_s', 0):.0f} s in all")
     titles = {
         "a-v1": "(a) iris, batch 1, V1 JSON (/v1/models/iris:predict), 64 connections",
         "a-v2": "(a) iris, batch 1, V2 JSON (/v2/models/iris/infer), 64 connections",
@@ -1040,6 +1048,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, help="seconds per measured run (default 10, quick 3)")
     ap.add_argument("--warmup", type=float, help="seconds of warm-up before each run (2, quick 1)")
     ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--wait-load", type=float, metavar="LOAD",
+                    help="first wait until the 1-minute load average is below LOAD")
+    ap.add_argument("--wait-max", type=float, default=1800, metavar="SECONDS",
+                    help="give up waiting after this long and run anyway (default 1800)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -1048,6 +1060,13 @@ def main() -> int:
         if not p or not os.path.exists(p):
             print(f"missing {p}: run bench/setup.sh first", file=sys.stderr)
             return 1
+    waited = 0.0
+    if args.wait_load:
+        t_wait = time.time()
+        while os.getloadavg()[0] >= args.wait_load and time.time() - t_wait < args.wait_max:
+            log(f"load average {os.getloadavg()[0]:.2f} >= {args.wait_load}: waiting")
+            time.sleep(30)
+        waited = time.time() - t_wait
     r = Runner(args)
     t0 = time.time()
     results = r.results
@@ -1056,7 +1075,8 @@ def main() -> int:
                    settings={"rounds": r.rounds, "seconds": r.seconds, "warmup": r.warmup,
                              "workers": WORKERS, "load_generator": "wrk, -t 2 (-t 1 for 1 "
                              "connection), keep-alive, POST via bench/post.lua, --timeout 30s"},
-                   machine=r.machine())
+                   machine=r.machine(), waited_for_load_s=round(waited),
+                   wait_load=args.wait_load)
     log(f"run {r.run_id}: {r.rounds} rounds x {r.seconds}s (+{r.warmup}s warm-up); "
         f"load average {results['machine']['load_average']}")
     groups = {"iris": r.scenario_iris, "titanic": r.scenario_titanic, "heavy": r.scenario_heavy,
