@@ -382,3 +382,76 @@ fn winch_stops_the_workers_and_hup_brings_them_back() {
     server.wait_workers(2);
     assert_eq!(server.get("/pid").status, 200);
 }
+
+#[test]
+fn a_new_generation_that_cannot_boot_is_abandoned() {
+    let _serial = serial();
+    let dir = common::tempdir();
+    let app = dir.path().join("app.txt");
+    std::fs::write(&app, "v1\n").unwrap();
+    let server = Spawn::new(
+        Bin::TestApp,
+        &["-w", "2", "-b", "127.0.0.1:0", app.to_str().unwrap()],
+    )
+    .start();
+    let before = server.wait_workers(2);
+    let l = load::start(server.addr(), "/pid", 8);
+    keep_flowing(&l);
+    // Builds fine (the proof passes) but every new worker fails in post_fork: after the first
+    // boot this is not fatal; the reload is abandoned and generation 1 serves on.
+    std::fs::write(&app, "v2 fail-boot\n").unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_log("Reload abandoned", PATIENCE),
+        "{}",
+        server.log()
+    );
+    keep_flowing(&l);
+    let stats = l.finish();
+    assert_eq!(stats.failed, 0, "{:?}", stats.errors);
+    assert!(procs::alive(server.master));
+    assert_eq!(server.workers(), before);
+    assert_eq!(server.get("/").json()["generation"], "v1");
+}
+
+#[test]
+fn http2_connections_drain_with_goaway_and_finish_their_streams() {
+    let server = Spawn::new(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0"]).start();
+    let common::Addr::Tcp(addr) = server.addr().clone() else {
+        unreachable!()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use http_body_util::{BodyExt, Empty};
+        let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = hyper::Request::get(format!("http://{addr}/sleep?ms=1500"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let in_flight = tokio::spawn(send.send_request(req));
+        // The request is inside the worker; then the worker is told to drain.
+        while server.get("/sleeping").json()["sleeping"] != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.signal(Signal::SIGHUP);
+        let res = in_flight
+            .await
+            .unwrap()
+            .expect("the stream under way completes");
+        assert_eq!(res.status(), 200);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("slept_ms"));
+        // GOAWAY: the connection ends cleanly once its streams are done.
+        let ended = tokio::time::timeout(PATIENCE, conn).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+    });
+}
