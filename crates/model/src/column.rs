@@ -180,8 +180,7 @@ impl Column {
                 }
                 x.push(h)
             }
-            Column::Bool(_) => return Err(self.expected("a number")),
-            Column::Bytes(_) => return Err(self.expected("a number")),
+            Column::Bool(_) | Column::Bytes(_) => return Err(self.expected_found("a number")),
             _ => {
                 // An integral float (3.0) is accepted where an integer belongs; 2.5 is not.
                 if v.fract() != 0.0 || !v.is_finite() {
@@ -269,10 +268,6 @@ impl Column {
             _ => "an integer",
         };
         ValueError(format!("expected {want} ({dt}), found {found}"))
-    }
-
-    fn expected(&self, _what: &str) -> ValueError {
-        self.expected_found("a number")
     }
 
     /// The tensor of this shape holding these elements. The caller has checked that the

@@ -1,6 +1,6 @@
 //! One model's executor in one worker: a bounded queue, a runner task, and dynamic batching.
 //!
-//! Every inference of a model goes through its executor. A request puts a [`Job`] (its
+//! Every inference of a model goes through its executor. A request puts a job (its
 //! decoded input tensors and a reply channel) on a bounded queue and waits for the reply;
 //! when the queue is full the request is answered 503 with `Retry-After` at once, so a
 //! slow model sheds load instead of piling up requests (`--max-queue`).

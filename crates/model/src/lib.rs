@@ -26,7 +26,7 @@
 //! - [`codec_json`]: JSON values straight into typed buffers; JSON error messages.
 //! - [`codec_binary`]: the binary tensor extension, both ways.
 //! - [`outputs`]: a request's rows of (possibly batched) outputs, written as JSON.
-//! - [`column`], [`datatype`]: typed buffers and the element types.
+//! - [`column`](mod@column), [`datatype`]: typed buffers and the element types.
 //! - [`error`]: [`ApiError`](error::ApiError), the status and message of every failure.
 //!
 //! # Why it is shaped this way
@@ -39,6 +39,7 @@
 //! client declares is checked against the bytes it sent before anything is allocated from
 //! it, and no input can panic the worker (property tests feed the decoders arbitrary bytes).
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::path::PathBuf;
 use std::time::Duration;
