@@ -250,20 +250,10 @@ fn h2c_with_prior_knowledge_is_served() {
     let Addr::Tcp(addr) = server.addr().clone() else {
         unreachable!()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::h2::runtime();
     rt.block_on(async move {
         use http_body_util::{BodyExt, Empty};
-        let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(conn);
+        let (mut send, _conn) = common::h2::connect(&addr).await;
         for _ in 0..3 {
             let req = hyper::Request::get(format!("http://{addr}/pid"))
                 .body(Empty::<bytes::Bytes>::new())

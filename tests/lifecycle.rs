@@ -9,6 +9,19 @@ use common::http::Conn;
 use common::{Bin, PATIENCE, Spawn, load, procs, report, serial};
 use nix::sys::signal::Signal;
 
+/// A test app with two workers whose APP file says `words`; the file can be rewritten.
+fn app_file_server(words: &str) -> (tempfile::TempDir, std::path::PathBuf, common::Server) {
+    let dir = common::tempdir();
+    let app = dir.path().join("app.txt");
+    std::fs::write(&app, format!("{words}\n")).unwrap();
+    let server = Spawn::new(
+        Bin::TestApp,
+        &["-w", "2", "-b", "127.0.0.1:0", app.to_str().unwrap()],
+    )
+    .start();
+    (dir, app, server)
+}
+
 /// Load keeps flowing for a while: enough answers after `event` to show that it went on.
 fn keep_flowing(l: &load::Load) {
     assert!(l.wait_for(300, PATIENCE), "the load stalled");
@@ -17,14 +30,7 @@ fn keep_flowing(l: &load::Load) {
 #[test]
 fn hup_under_load_replaces_every_worker_and_drops_nothing() {
     let _serial = serial();
-    let dir = common::tempdir();
-    let app = dir.path().join("app.txt");
-    std::fs::write(&app, "v1\n").unwrap();
-    let server = Spawn::new(
-        Bin::TestApp,
-        &["-w", "2", "-b", "127.0.0.1:0", app.to_str().unwrap()],
-    )
-    .start();
+    let (_dir, app, server) = app_file_server("v1");
     let before: BTreeSet<i32> = server.wait_workers(2).into_iter().collect();
     assert_eq!(server.get("/").json()["generation"], "v1");
 
@@ -108,14 +114,7 @@ fn hup_with_a_broken_config_keeps_the_old_workers_serving() {
 #[test]
 fn hup_with_an_app_that_fails_to_build_keeps_the_old_workers() {
     let _serial = serial();
-    let dir = common::tempdir();
-    let app = dir.path().join("app.txt");
-    std::fs::write(&app, "v1\n").unwrap();
-    let server = Spawn::new(
-        Bin::TestApp,
-        &["-w", "2", "-b", "127.0.0.1:0", app.to_str().unwrap()],
-    )
-    .start();
+    let (_dir, app, server) = app_file_server("v1");
     let before = server.wait_workers(2);
     let l = load::start(server.addr(), "/pid", 8);
     keep_flowing(&l);
@@ -386,14 +385,7 @@ fn winch_stops_the_workers_and_hup_brings_them_back() {
 #[test]
 fn a_new_generation_that_cannot_boot_is_abandoned() {
     let _serial = serial();
-    let dir = common::tempdir();
-    let app = dir.path().join("app.txt");
-    std::fs::write(&app, "v1\n").unwrap();
-    let server = Spawn::new(
-        Bin::TestApp,
-        &["-w", "2", "-b", "127.0.0.1:0", app.to_str().unwrap()],
-    )
-    .start();
+    let (_dir, app, server) = app_file_server("v1");
     let before = server.wait_workers(2);
     let l = load::start(server.addr(), "/pid", 8);
     keep_flowing(&l);
@@ -420,20 +412,10 @@ fn http2_connections_drain_with_goaway_and_finish_their_streams() {
     let common::Addr::Tcp(addr) = server.addr().clone() else {
         unreachable!()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::h2::runtime();
     rt.block_on(async {
         use http_body_util::{BodyExt, Empty};
-        let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .unwrap();
-        let conn = tokio::spawn(conn);
+        let (mut send, conn) = common::h2::connect(&addr).await;
         let req = hyper::Request::get(format!("http://{addr}/sleep?ms=1500"))
             .body(Empty::<bytes::Bytes>::new())
             .unwrap();

@@ -5,6 +5,7 @@
 //! condition with a generous deadline, so the tests hold on a loaded 2-core machine.
 #![allow(dead_code)]
 
+pub mod h2;
 pub mod http;
 pub mod load;
 pub mod procs;
