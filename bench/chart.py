@@ -104,7 +104,7 @@ def main():
     for lab in ("serve", "gunicorn-flask-keras"):
         if lab in cs:
             m = cs[lab]
-            items.append((lab, m["rps"], f"p50 {m['p50_ms']:.1f} ms, PSS {m['pss_mib']:.0f} MiB, "
+            items.append((lab, m["rps"], f"p50 {m['p50_ms']:.1f} ms\nPSS {m['pss_mib']:.0f} MiB, "
                                          f"peak RSS {m['peak_rss_mib']:.0f} MiB"))
     if len(items) == 2 and items[1][1] > 0:
         items[1] = (items[1][0], items[1][1],
@@ -153,7 +153,8 @@ def main():
     a.set_xticks(range(len(groups)), [g[0] for g in groups])
     a.set_ylabel("throughput relative to batching off", fontsize=8)
     a.set_ylim(0, max([2.0] + [g[2]["rps"] / g[1]["rps"] * 1.3 for g in groups]))
-    a.set_title("dynamic batching, 64 connections", fontsize=10, loc="left", fontweight="bold")
+    a.set_title("dynamic batching (iris: 64 connections, PP-OCR cls: 16)", fontsize=10, loc="left",
+                fontweight="bold")
     a.legend(fontsize=8, loc="upper left")
 
     # (f) cold start.

@@ -852,6 +852,11 @@ class Runner:
             "load_average": os.getloadavg(),
             "serve_commit": commit, "serve_tree_dirty": bool(dirty),
             "serve_dirty_files": dirty.splitlines()[:20],
+            "serve_binary": SERVE,
+            "serve_binary_built": dt.datetime.fromtimestamp(
+                os.path.getmtime(SERVE), dt.timezone.utc).isoformat(timespec="seconds")
+            if os.path.exists(SERVE) else None,
+            "serve_version": cmd(SERVE, "--version"),
             "rustc": cmd("rustc", "--version"),
             "wrk": cmd("sh", "-c", "wrk --version 2>&1 | head -1"),
             "peers": {
