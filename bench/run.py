@@ -917,7 +917,7 @@ def print_tables(results) -> str:
         p(title)
         p(f"{'stack':30} {'conns':>5} {'req/s':>10} {'x serve':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'p99.9 ms':>9} {'p99 x serve':>11} {'errors':>7} {'peak RSS MiB':>12} {'PSS MiB':>8} "
-          f"{'CPU s':>6}")
+          f"{'CPU s':>6} {'CPU us/req':>10}")
         cases = sorted(sc["cases"], key=lambda c: (c["conns"], c["label"] != "serve",
                                                    c["label"]))
         for c in cases:
@@ -927,7 +927,7 @@ def print_tables(results) -> str:
               f"{m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} {m['p999_ms']:>9.2f} "
               f"{m['p99_ms'] / ref['p99_ms'] if ref['p99_ms'] else 0:>11.2f} "
               f"{m['errors_total']:>7} {m['peak_rss_mib']:>12.1f} {m['pss_mib']:>8.1f} "
-              f"{m['cpu_s']:>6.1f}")
+              f"{m['cpu_s']:>6.1f} {m['cpu_ms_per_1k_req']:>10.1f}")
     probe = results["scenarios"].get("d-probe")
     if probe:
         p("")
