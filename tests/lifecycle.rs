@@ -22,9 +22,13 @@ fn app_file_server(words: &str) -> (tempfile::TempDir, std::path::PathBuf, commo
     (dir, app, server)
 }
 
-/// Load keeps flowing for a while: enough answers after `event` to show that it went on.
-fn keep_flowing(l: &load::Load) {
-    assert!(l.wait_for(300, PATIENCE), "the load stalled");
+/// Load keeps flowing: 300 more answers, to show that it went on.
+fn keep_flowing(l: &load::Load, server: &common::Server) {
+    assert!(
+        l.wait_for(300, PATIENCE),
+        "the load stalled; the server's log:\n{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -35,7 +39,7 @@ fn hup_under_load_replaces_every_worker_and_drops_nothing() {
     assert_eq!(server.get("/").json()["generation"], "v1");
 
     let l = load::start(server.addr(), "/pid", 16);
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
     std::fs::write(&app, "v2\n").unwrap();
     let hup = Instant::now();
     server.signal(Signal::SIGHUP);
@@ -48,7 +52,7 @@ fn hup_under_load_replaces_every_worker_and_drops_nothing() {
     let old_gone = common::wait_until(PATIENCE, || before.iter().all(|p| !procs::alive(*p)));
     assert!(old_gone, "old workers must exit");
     let drained = hup.elapsed();
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
     let stats = l.finish();
 
     assert_eq!(
@@ -93,11 +97,11 @@ fn hup_with_a_broken_config_keeps_the_old_workers_serving() {
     let before = server.wait_workers(2);
 
     let l = load::start(server.addr(), "/pid", 8);
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
     std::fs::write(&cfg, "workers = = 2\n").unwrap();
     server.signal(Signal::SIGHUP);
     assert!(server.wait_log("Reload failed", PATIENCE));
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
     let stats = l.finish();
     assert_eq!(stats.failed, 0, "{:?}", stats.errors);
     assert_eq!(server.workers(), before, "the old workers keep serving");
@@ -117,12 +121,12 @@ fn hup_with_an_app_that_fails_to_build_keeps_the_old_workers() {
     let (_dir, app, server) = app_file_server("v1");
     let before = server.wait_workers(2);
     let l = load::start(server.addr(), "/pid", 8);
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
     // Passes the cheap check, fails when built: only the proof in a child can tell.
     std::fs::write(&app, "v2 fail-build\n").unwrap();
     server.signal(Signal::SIGHUP);
     assert!(server.wait_log("Reload failed", PATIENCE));
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
     let stats = l.finish();
     assert_eq!(stats.failed, 0, "{:?}", stats.errors);
     assert_eq!(server.workers(), before);
@@ -247,7 +251,7 @@ fn usr2_then_term_to_the_old_master_under_load_drops_nothing() {
     server.wait_workers(2);
     let old = server.master;
     let l = load::start(server.addr(), "/pid", 16);
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
 
     let usr2 = Instant::now();
     server.signal(Signal::SIGUSR2);
@@ -292,7 +296,7 @@ fn usr2_then_term_to_the_old_master_under_load_drops_nothing() {
     assert!(common::wait_until(PATIENCE, || {
         std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim() == new.to_string())
     }));
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
     let stats = l.finish();
     assert_eq!(
         stats.failed, 0,
@@ -388,7 +392,7 @@ fn a_new_generation_that_cannot_boot_is_abandoned() {
     let (_dir, app, server) = app_file_server("v1");
     let before = server.wait_workers(2);
     let l = load::start(server.addr(), "/pid", 8);
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
     // Builds fine (the proof passes) but every new worker fails in post_fork: after the first
     // boot this is not fatal; the reload is abandoned and generation 1 serves on.
     std::fs::write(&app, "v2 fail-boot\n").unwrap();
@@ -398,7 +402,7 @@ fn a_new_generation_that_cannot_boot_is_abandoned() {
         "{}",
         server.log()
     );
-    keep_flowing(&l);
+    keep_flowing(&l, &server);
     let stats = l.finish();
     assert_eq!(stats.failed, 0, "{:?}", stats.errors);
     assert!(procs::alive(server.master));

@@ -11,7 +11,8 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid, User};
 
 /// Forks. The caller's closure runs in the child and never returns into the caller: the
 /// child exits with the closure's code through `_exit`, so no destructor or buffered output
-/// of the master runs twice.
+/// of the master runs twice. The child starts with default signal dispositions and nothing
+/// blocked; signals are blocked across the fork itself (see `signals::block_all`).
 pub fn fork_child(child: impl FnOnce() -> i32) -> io::Result<Pid> {
     let threads = thread_count();
     if threads != 1 {
@@ -20,11 +21,21 @@ pub fn fork_child(child: impl FnOnce() -> i32) -> io::Result<Pid> {
              something started a thread in the master (a preloaded app must not)"
         )));
     }
+    let mask = crate::signals::block_all()?;
     // SAFETY: the process is single-threaded (checked just above), so the child inherits no
     // lock held by another thread and may run ordinary Rust code.
-    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
-        ForkResult::Parent { child } => Ok(child),
-        ForkResult::Child => {
+    let forked = unsafe { nix::unistd::fork() };
+    match forked.map_err(io::Error::from) {
+        Err(e) => {
+            crate::signals::restore(&mask);
+            Err(e)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            crate::signals::restore(&mask);
+            Ok(child)
+        }
+        Ok(ForkResult::Child) => {
+            crate::signals::reset_in_child();
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(1);
             serve_log::quiesce();
             // SAFETY: _exit ends the process at once; nothing after it runs, and skipping

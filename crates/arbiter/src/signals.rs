@@ -104,14 +104,35 @@ impl SignalPipe {
         }
         out
     }
+}
 
-    /// In a freshly forked child: forget the pipe and give every signal back its default
-    /// action, unblocked, before the child's own code installs what it needs. (The pipe's
-    /// descriptors are close-on-exec and nothing in the child writes them.)
-    pub fn reset_in_child(&self) {
-        PIPE_WRITE.store(-1, Ordering::Relaxed);
-        reset_dispositions();
-    }
+/// In a freshly forked child, before anything else: forget the pipe and give every signal
+/// back its default action, then unblock them all (they were blocked across the fork, see
+/// [`block_all`]), so that the child's own code starts from a clean slate. A signal sent to
+/// the child in between is delivered now, with its default action.
+pub fn reset_in_child() {
+    PIPE_WRITE.store(-1, Ordering::Relaxed);
+    reset_dispositions();
+}
+
+/// Blocks every signal and returns the previous mask. Forking with signals blocked closes a
+/// race: the child inherits the master's handler, which writes into the pipe the master
+/// reads, so a signal meant for a child that has not yet reset its handlers (a QUIT to a
+/// worker still booting) would otherwise be taken by the master as its own.
+pub fn block_all() -> std::io::Result<SigSet> {
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )?;
+    Ok(old)
+}
+
+/// Restores a mask saved by [`block_all`].
+pub fn restore(mask: &SigSet) {
+    let _ =
+        nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(mask), None);
 }
 
 /// Default dispositions and an empty mask for every signal the master handles.

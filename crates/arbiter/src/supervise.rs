@@ -90,7 +90,6 @@ impl Arbiter {
         };
         let master = self.pid;
         let forked = process::fork_child(|| {
-            self.pipe.reset_in_child();
             process::follow_parent(master);
             process::set_name(&format!("{}: worker", self.settings.name));
             if let Err(e) = process::drop_privileges(self.settings.user, self.settings.group) {

@@ -141,7 +141,6 @@ impl Arbiter {
         let master = self.pid;
         let name = format!("{}: reload", settings.name);
         let pid = process::fork_child(|| {
-            self.pipe.reset_in_child();
             process::follow_parent(master);
             process::set_name(&name);
             let proved = process::drop_privileges(settings.user, settings.group)
@@ -344,7 +343,6 @@ impl Arbiter {
         let exe = self.exe.clone();
         let argv = self.argv.clone();
         let forked = process::fork_child(|| {
-            self.pipe.reset_in_child();
             let e = process::exec_upgrade(&exe, &argv, &fds, master);
             tracing::error!(
                 "Upgrade failed: cannot execute {}: {e}",
