@@ -441,3 +441,31 @@ fn http2_connections_drain_with_goaway_and_finish_their_streams() {
         assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
     });
 }
+
+#[test]
+fn hup_moves_to_the_new_addresses_of_the_config_file() {
+    let dir = common::tempdir();
+    let cfg = dir.path().join("serve.toml");
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (a, b) = (first.local_addr().unwrap(), second.local_addr().unwrap());
+    drop((first, second));
+    std::fs::write(&cfg, format!("workers = 1\nbind = [\"{a}\"]\n")).unwrap();
+    let server = Spawn::new(Bin::TestApp, &["-c", cfg.to_str().unwrap()]).start();
+    let old = server.wait_workers(1)[0];
+    std::fs::write(&cfg, format!("workers = 1\nbind = [\"{b}\"]\n")).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_log("Reload complete", PATIENCE),
+        "{}",
+        server.log()
+    );
+    assert!(common::wait_until(PATIENCE, || !procs::alive(old)));
+    let open = |addr: std::net::SocketAddr| Conn::open(&common::Addr::Tcp(addr.to_string()));
+    let res = open(b).unwrap().request("GET", "/pid", &[], b"").unwrap();
+    assert_eq!(res.status, 200);
+    // Refused: no process of the tree may still hold the old socket (a new worker once
+    // inherited it from the master's memory of the previous generation).
+    let refused = open(a).err().map(|e| e.kind());
+    assert_eq!(refused, Some(std::io::ErrorKind::ConnectionRefused));
+}

@@ -77,6 +77,14 @@ impl Arbiter {
         x
     }
 
+    /// In a forked child: let go of what only the master needs, above all the descriptors it
+    /// holds for a reload under way (the previous generation's listeners, a proof's pipe), so
+    /// that a socket the master closes is closed for good rather than kept open by a child.
+    pub(crate) fn forget_master_state(&mut self) {
+        self.reload = Reload::Idle;
+        self.upgrade_child = None;
+    }
+
     /// Forks one worker of the current generation.
     pub(crate) fn spawn_worker(&mut self) {
         let generation = self.generation;
@@ -90,6 +98,7 @@ impl Arbiter {
         };
         let master = self.pid;
         let forked = process::fork_child(|| {
+            self.forget_master_state();
             process::follow_parent(master);
             process::set_name(&format!("{}: worker", self.settings.name));
             if let Err(e) = process::drop_privileges(self.settings.user, self.settings.group) {

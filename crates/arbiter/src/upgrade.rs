@@ -141,6 +141,7 @@ impl Arbiter {
         let master = self.pid;
         let name = format!("{}: reload", settings.name);
         let pid = process::fork_child(|| {
+            self.forget_master_state();
             process::follow_parent(master);
             process::set_name(&name);
             let proved = process::drop_privileges(settings.user, settings.group)
