@@ -58,7 +58,7 @@ def bars(ax, items, title, xlabel, log=True, note=None):
         ax.set_xscale("log")
     if log:
         ax.set_xlim(left=min(v for v in vals if v > 0) / 3 if any(v > 0 for v in vals) else 1,
-                    right=max(vals) * 8)
+                    right=max(vals) * 20)
     else:
         ax.set_xlim(right=max(vals) * 1.35)
     for yi, (_, v, ann) in zip(y, items):
