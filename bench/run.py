@@ -906,7 +906,7 @@ def print_tables(results) -> str:
         "a-v2": "(a) iris, batch 1, V2 JSON (/v2/models/iris/infer), 64 connections",
         "c-batch64": "(c) iris, 64 rows per request, V2 JSON, 64 connections",
         "b-titanic": "(b) titanic POST /model, one record, 64 connections",
-        "d-heavy": "(d) PP-OCR cls [1,3,48,192] FP32 V2 JSON (200 kB), 16 connections",
+        "d-heavy": "(d) PP-OCR cls [1,3,48,192] FP32 V2 JSON (177 kB), 16 connections",
         "e-conns": "(e) connection scaling, iris V1 batch 1",
     }
     for key, title in titles.items():
