@@ -421,3 +421,30 @@ pub fn variable_row() -> Vec<u8> {
         vec![init_f32("one", &[], &[1.0])],
     ))
 }
+
+/// A model with `bytes` of weights in `raw_data` (and the graph's inputs and outputs after
+/// them in the file, as exporters write): `x` FP32 [N,2] → `y` = x + w[..2], where `w` is
+/// an FP32 initializer of `bytes / 4` zeros.
+pub fn with_weights(bytes: usize) -> Vec<u8> {
+    let n = (bytes / 4).max(2);
+    let w = pb::TensorProto {
+        name: "w".into(),
+        dims: vec![n as i64],
+        data_type: FLOAT,
+        raw_data: vec![0; n * 4],
+        ..Default::default()
+    };
+    model(graph(
+        vec![
+            node("Slice", &["w", "starts", "ends"], &["w2"], vec![]),
+            node("Add", &["x", "w2"], &["y"], vec![]),
+        ],
+        vec![vi("x", FLOAT, &[D::N, D::F(2)])],
+        vec![vi("y", FLOAT, &[D::N, D::F(2)])],
+        vec![
+            w,
+            init_i64("starts", &[1], &[0]),
+            init_i64("ends", &[1], &[2]),
+        ],
+    ))
+}

@@ -67,8 +67,16 @@ impl Source {
     }
 
     /// Reads the metadata: the cheap check the master makes before forking.
+    /// Only the metadata's bytes are read: the weights are skipped, never allocated.
     pub fn read_meta(&self) -> Result<ModelMeta, String> {
-        ModelMeta::from_onnx(&self.read()?)
+        match self {
+            Source::File(p) => {
+                let file =
+                    std::fs::File::open(p).map_err(|e| format!("cannot read: {}", io_cause(&e)))?;
+                ModelMeta::from_reader(file)
+            }
+            Source::Bytes(_, b) => ModelMeta::from_onnx(b),
+        }
     }
 }
 

@@ -1,12 +1,17 @@
 //! What a model takes and gives, read from the ONNX protobuf without building a plan.
 //!
-//! The master checks every model at start (before any fork) and each worker answers
-//! `GET /v2/models/{m}` before it has loaded anything, so metadata must be cheap: parsing
-//! the protobuf is a fraction of a millisecond for small models, while typing and optimizing
-//! the graph is what costs (and what [`crate::loader`] does lazily). The same facts drive
-//! request validation: names, datatypes and shapes, with `None` for a variable dimension.
+//! The master checks every model at start (before any fork) and each worker builds its app
+//! (on its first request, even a liveness probe) before it has loaded anything, so metadata
+//! must be cheap in time and in memory: [`ModelMeta::from_reader`] walks the protobuf and
+//! decodes only the graph's inputs, outputs and initializer names; every other field (the
+//! nodes, the weights) is skipped with a seek, never read nor allocated, so a 21 MB model
+//! costs a few kilobytes of reading. Typing and optimizing the graph is what costs (and what
+//! [`crate::loader`] does lazily). The same facts drive request validation: names,
+//! datatypes and shapes, with `None` for a variable dimension.
 
-use prost::Message;
+use std::collections::HashSet;
+use std::io::{Read, Seek};
+
 use tract_onnx::pb;
 
 use crate::datatype::DataType;
@@ -95,27 +100,45 @@ impl ModelMeta {
     /// Reads the interface from ONNX protobuf bytes. The error is one line naming the
     /// cause; the caller adds the file.
     pub fn from_onnx(bytes: &[u8]) -> Result<ModelMeta, String> {
-        let proto = pb::ModelProto::decode(bytes)
-            .map_err(|e| format!("not an ONNX model (protobuf: {e})"))?;
-        Self::from_proto(&proto)
+        Self::from_reader(std::io::Cursor::new(bytes))
     }
 
-    /// Reads the interface from a decoded ONNX model.
+    /// Reads the interface from an ONNX file (or any seekable reader), reading only the
+    /// bytes of the graph's inputs and outputs and of the initializers' names: the weights
+    /// and the nodes are skipped with seeks. The error is one line naming the cause.
+    pub fn from_reader<R: Read + Seek>(reader: R) -> Result<ModelMeta, String> {
+        let graph = scan::graph(reader).map_err(|e| match e {
+            scan::Error::Io(e) => format!("cannot read: {}", crate::loader::io_cause(&e)),
+            scan::Error::Proto(e) => format!("not an ONNX model (protobuf: {e})"),
+        })?;
+        let graph = graph.ok_or("not an ONNX model (it has no graph)")?;
+        let initializers: HashSet<&str> = graph.initializers.iter().map(String::as_str).collect();
+        Self::from_parts(&initializers, &graph.inputs, &graph.outputs)
+    }
+
+    /// Reads the interface from a decoded ONNX model (what [`ModelMeta::from_reader`] reads
+    /// without decoding it).
     pub fn from_proto(proto: &pb::ModelProto) -> Result<ModelMeta, String> {
         let graph = proto
             .graph
             .as_ref()
             .ok_or("not an ONNX model (it has no graph)")?;
-        let initializers: std::collections::HashSet<&str> =
+        let initializers: HashSet<&str> =
             graph.initializer.iter().map(|t| t.name.as_str()).collect();
-        let inputs = graph
-            .input
+        Self::from_parts(&initializers, &graph.input, &graph.output)
+    }
+
+    fn from_parts(
+        initializers: &HashSet<&str>,
+        inputs: &[pb::ValueInfoProto],
+        outputs: &[pb::ValueInfoProto],
+    ) -> Result<ModelMeta, String> {
+        let inputs = inputs
             .iter()
             .filter(|i| !initializers.contains(i.name.as_str()))
             .map(|i| tensor_meta(i, "input"))
             .collect::<Result<Vec<_>, _>>()?;
-        let outputs = graph
-            .output
+        let outputs = outputs
             .iter()
             .map(|o| tensor_meta(o, "output"))
             .collect::<Result<Vec<_>, _>>()?;
@@ -188,10 +211,200 @@ fn dim(d: &pb::tensor_shape_proto::Dimension) -> Dim {
     }
 }
 
+/// A protobuf walker for the few fields metadata needs: `ModelProto.graph` (7), and in the
+/// graph `initializer` (5, only their `name`, 8), `input` (11) and `output` (12). Every
+/// other field is skipped by seeking past it. Lengths are checked against the enclosing
+/// message before anything is read or allocated from them.
+mod scan {
+    use std::io::{BufReader, Read, Seek, SeekFrom};
+
+    use prost::Message;
+    use tract_onnx::pb;
+
+    /// What the walk found in the graph.
+    #[derive(Default)]
+    pub(super) struct Graph {
+        pub initializers: Vec<String>,
+        pub inputs: Vec<pb::ValueInfoProto>,
+        pub outputs: Vec<pb::ValueInfoProto>,
+    }
+
+    pub(super) enum Error {
+        /// Reading failed.
+        Io(std::io::Error),
+        /// The bytes are not protobuf of the expected shape.
+        Proto(String),
+    }
+
+    impl From<std::io::Error> for Error {
+        fn from(e: std::io::Error) -> Self {
+            Error::Io(e)
+        }
+    }
+
+    fn bad(what: impl Into<String>) -> Error {
+        Error::Proto(what.into())
+    }
+
+    const LEN: u8 = 2;
+
+    struct Walker<R> {
+        inner: BufReader<R>,
+        pos: u64,
+    }
+
+    impl<R: Read + Seek> Walker<R> {
+        fn byte(&mut self) -> Result<u8, Error> {
+            let mut b = [0u8];
+            self.inner.read_exact(&mut b)?;
+            self.pos += 1;
+            Ok(b[0])
+        }
+
+        fn varint(&mut self, end: u64) -> Result<u64, Error> {
+            let mut value = 0u64;
+            for shift in (0..64).step_by(7) {
+                if self.pos >= end {
+                    return Err(bad("a varint runs past the end of its message"));
+                }
+                let b = self.byte()?;
+                value |= u64::from(b & 0x7f) << shift;
+                if b < 0x80 {
+                    return Ok(value);
+                }
+            }
+            Err(bad("a varint is longer than 10 bytes"))
+        }
+
+        /// The next field's number and wire type.
+        fn key(&mut self, end: u64) -> Result<(u64, u8), Error> {
+            let key = self.varint(end)?;
+            let (field, wire) = (key >> 3, (key & 7) as u8);
+            if field == 0 {
+                return Err(bad("field number 0"));
+            }
+            Ok((field, wire))
+        }
+
+        /// The end of a length-delimited field whose length comes next.
+        fn length(&mut self, end: u64) -> Result<u64, Error> {
+            let n = self.varint(end)?;
+            self.pos
+                .checked_add(n)
+                .filter(|&to| to <= end)
+                .ok_or_else(|| bad(format!("a field of {n} bytes runs past the end")))
+        }
+
+        fn seek_to(&mut self, to: u64, end: u64) -> Result<(), Error> {
+            if to > end {
+                return Err(bad("a field runs past the end"));
+            }
+            let by = i64::try_from(to - self.pos).map_err(|_| bad("a field is too long"))?;
+            self.inner.seek_relative(by)?;
+            self.pos = to;
+            Ok(())
+        }
+
+        fn skip(&mut self, wire: u8, end: u64) -> Result<(), Error> {
+            match wire {
+                0 => self.varint(end).map(drop),
+                1 => self.seek_to(self.pos + 8, end),
+                LEN => {
+                    let to = self.length(end)?;
+                    self.seek_to(to, end)
+                }
+                5 => self.seek_to(self.pos + 4, end),
+                w => Err(bad(format!("invalid wire type {w}"))),
+            }
+        }
+
+        fn bytes(&mut self, to: u64) -> Result<Vec<u8>, Error> {
+            let mut buf = vec![0u8; (to - self.pos) as usize];
+            self.inner.read_exact(&mut buf)?;
+            self.pos = to;
+            Ok(buf)
+        }
+
+        fn expect_len(wire: u8, what: &str) -> Result<(), Error> {
+            if wire == LEN {
+                Ok(())
+            } else {
+                Err(bad(format!("{what} has wire type {wire}")))
+            }
+        }
+
+        fn graph(&mut self, end: u64, graph: &mut Graph) -> Result<(), Error> {
+            while self.pos < end {
+                let (field, wire) = self.key(end)?;
+                match field {
+                    5 => {
+                        Self::expect_len(wire, "an initializer")?;
+                        let to = self.length(end)?;
+                        let name = self.tensor_name(to)?;
+                        graph.initializers.push(name);
+                    }
+                    11 | 12 => {
+                        Self::expect_len(wire, "a graph input or output")?;
+                        let to = self.length(end)?;
+                        let info = pb::ValueInfoProto::decode(&self.bytes(to)?[..])
+                            .map_err(|e| bad(e.to_string()))?;
+                        match field {
+                            11 => graph.inputs.push(info),
+                            _ => graph.outputs.push(info),
+                        }
+                    }
+                    _ => self.skip(wire, end)?,
+                }
+            }
+            Ok(())
+        }
+
+        /// A TensorProto's `name` (8); its data is skipped.
+        fn tensor_name(&mut self, end: u64) -> Result<String, Error> {
+            let mut name = String::new();
+            while self.pos < end {
+                let (field, wire) = self.key(end)?;
+                if field == 8 && wire == LEN {
+                    let to = self.length(end)?;
+                    name = String::from_utf8(self.bytes(to)?)
+                        .map_err(|_| bad("a tensor name is not UTF-8"))?;
+                } else {
+                    self.skip(wire, end)?;
+                }
+            }
+            Ok(name)
+        }
+    }
+
+    /// The graph of a ModelProto; `None` when it has none. Repeated graph fields merge, as
+    /// protobuf says.
+    pub(super) fn graph<R: Read + Seek>(mut reader: R) -> Result<Option<Graph>, Error> {
+        let end = reader.seek(SeekFrom::End(0))?;
+        reader.seek(SeekFrom::Start(0))?;
+        let mut w = Walker {
+            inner: BufReader::with_capacity(8 * 1024, reader),
+            pos: 0,
+        };
+        let mut found: Option<Graph> = None;
+        while w.pos < end {
+            let (field, wire) = w.key(end)?;
+            if field == 7 {
+                Walker::<R>::expect_len(wire, "the graph")?;
+                let to = w.length(end)?;
+                w.graph(to, found.get_or_insert_with(Graph::default))?;
+            } else {
+                w.skip(wire, end)?;
+            }
+        }
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::fixtures;
+    use prost::Message;
 
     #[test]
     fn reads_inputs_and_outputs_without_building() {
@@ -218,6 +431,84 @@ pub(crate) mod tests {
         assert!(e.starts_with("not an ONNX model"), "{e}");
         let e = ModelMeta::from_onnx(b"").unwrap_err();
         assert!(e.contains("no graph"), "{e}");
+    }
+
+    #[test]
+    fn the_walker_reads_what_a_full_decode_reads() {
+        for bytes in [
+            fixtures::iris_like(),
+            fixtures::classifier(),
+            fixtures::records(),
+            fixtures::identities(),
+            fixtures::with_initializer_input(),
+            fixtures::conflicting_value_info(),
+            fixtures::fixed_shape(),
+            fixtures::variable_row(),
+            fixtures::with_weights(1 << 10),
+        ] {
+            let full = ModelMeta::from_proto(&pb::ModelProto::decode(&bytes[..]).unwrap());
+            assert_eq!(ModelMeta::from_onnx(&bytes), full);
+        }
+    }
+
+    /// A reader that counts the bytes it hands out.
+    struct Counting<R> {
+        inner: R,
+        read: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read.set(self.read.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    impl<R: Seek> Seek for Counting<R> {
+        fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(pos)
+        }
+    }
+
+    #[test]
+    fn weights_are_skipped_not_read() {
+        let bytes = fixtures::with_weights(20 << 20);
+        assert!(bytes.len() > 20 << 20);
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let meta = ModelMeta::from_reader(Counting {
+            inner: std::io::Cursor::new(&bytes[..]),
+            read: read.clone(),
+        })
+        .unwrap();
+        assert_eq!(meta.input_names(), "\"x\"");
+        assert_eq!(meta.output_names(), "\"y\"");
+        // The reader's buffer is 8 KiB: a few of them, against a 20 MiB file.
+        assert!(read.get() < 64 << 10, "{} bytes read", read.get());
+    }
+
+    #[test]
+    fn truncated_files_are_not_onnx_models() {
+        let bytes = fixtures::with_weights(1 << 20);
+        for cut in [bytes.len() - 1, bytes.len() / 2, 3] {
+            let e = ModelMeta::from_onnx(&bytes[..cut]).unwrap_err();
+            assert!(e.starts_with("not an ONNX model (protobuf: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_file_source_reads_the_file() {
+        let dir = std::env::temp_dir().join(format!("serve-model-meta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.onnx");
+        std::fs::write(&path, fixtures::with_weights(1 << 20)).unwrap();
+        let meta = crate::loader::Source::File(path.clone())
+            .read_meta()
+            .unwrap();
+        assert_eq!(meta.inputs[0].shape_i64(), vec![-1, 2]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = crate::loader::Source::File(path).read_meta().unwrap_err();
+        assert_eq!(e, "cannot read: no such file");
     }
 
     #[test]
