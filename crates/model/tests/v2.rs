@@ -487,10 +487,14 @@ async fn a_model_file_that_disappears_or_breaks_makes_readiness_false() {
     assert_eq!(v["model_version_status"][0]["state"], "END");
 }
 
-#[tokio::test]
+// The batcher waits 10 s for company, the request 10 ms; paused time jumps to the earliest
+// timer as soon as the runtime idles, so the request always runs past its timeout (a zero
+// timeout raced the first call on the blocking pool, and sometimes lost).
+#[tokio::test(start_paused = true)]
 async fn past_the_request_timeout_is_504_and_the_app_lives_on() {
     let app = app(ModelOptions {
-        request_timeout: Some(Duration::ZERO),
+        request_timeout: Some(Duration::from_millis(10)),
+        batch_timeout: Duration::from_secs(10),
         ..ModelOptions::default()
     });
     app.warm().unwrap();
