@@ -97,6 +97,7 @@ impl Arbiter {
     /// Prepares the master: checks the app, binds or inherits the listeners, writes the pid
     /// file, preloads the app when asked. Nothing is forked yet.
     pub fn start(settings: Settings, reloader: Reloader) -> Result<Arbiter, StartError> {
+        process::tune_allocator();
         let pid = nix::unistd::getpid();
         let exe = std::env::current_exe()
             .map_err(|e| StartError::config(format!("cannot resolve the serve executable: {e}")))?;

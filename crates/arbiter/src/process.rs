@@ -45,6 +45,23 @@ pub fn fork_child(child: impl FnOnce() -> i32) -> io::Result<Pid> {
     }
 }
 
+/// Makes glibc's allocator give memory back. By default glibc raises its mmap threshold each
+/// time a large block is freed, so after a model is parsed and optimized (tens of megabytes of
+/// temporary buffers) later large blocks come from the heap, which fragments and never
+/// shrinks: a worker that loaded a model lazily kept about twice the memory of one that
+/// inherited it. A fixed threshold keeps every block of 256 KiB or more in its own mapping,
+/// returned to the system when freed; two arenas per process are enough for a worker's event
+/// loop and its blocking pool. Called once in the master, before anything large is allocated;
+/// workers inherit the setting.
+pub fn tune_allocator() {
+    // SAFETY: mallopt only changes glibc's allocator parameters; it is called while the
+    // master is single-threaded, before any worker exists, with valid parameter values.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Threads of this process, from /proc (1 when it cannot be read: nothing better is known).
 pub fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
