@@ -103,10 +103,20 @@ fn main() {
     )
     .unwrap();
     println!("-- tract");
+    let general = plan.general.clone().unwrap();
+    let single = plan.single.clone().unwrap();
+    let x = Tensor::zero::<f32>(&[1, 4]).unwrap();
+    per_iter(
+        "iris single plan (batch bound to 1), batch 1",
+        20_000,
+        || {
+            single.run(tvec!(x.clone().into_tvalue())).unwrap();
+        },
+    );
     for rows in [1usize, 64] {
         let x = Tensor::zero::<f32>(&[rows, 4]).unwrap();
-        per_iter(&format!("iris plan.run, batch {rows}"), 20_000, || {
-            plan.runnable.run(tvec!(x.clone().into_tvalue())).unwrap();
+        per_iter(&format!("iris general plan, batch {rows}"), 20_000, || {
+            general.run(tvec!(x.clone().into_tvalue())).unwrap();
         });
     }
     let t = Instant::now();

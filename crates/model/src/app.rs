@@ -71,6 +71,7 @@ fn settings(opts: &ModelOptions) -> Settings {
         batch_timeout: opts.batch_timeout,
         max_queue: opts.max_queue.max(1),
         inline_below: Duration::from_millis(1),
+        measure: true,
     }
 }
 
@@ -81,7 +82,7 @@ impl App for ModelApp {
             match router::dispatch(&inner, req, &cx).await {
                 Ok(res) => res,
                 Err(e) => {
-                    if e.status().is_server_error() {
+                    if e.status().is_server_error() && !e.is_logged() {
                         tracing::warn!(request_id = %cx.request_id, "{}", e.message());
                     }
                     e.into_response()

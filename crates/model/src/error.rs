@@ -20,6 +20,8 @@ pub struct ApiError {
     allow: Option<String>,
     /// For 503 when a queue is full: seconds after which to retry (`Retry-After`).
     retry_after: Option<u32>,
+    /// Logged where it happened: the app does not log it again per request.
+    logged: bool,
 }
 
 impl ApiError {
@@ -30,6 +32,7 @@ impl ApiError {
             message: message.into(),
             allow: None,
             retry_after: None,
+            logged: false,
         }
     }
 
@@ -62,9 +65,26 @@ impl ApiError {
     /// 503 with `Retry-After`: the model's queue is full; another worker or a later try
     /// will do.
     pub fn overloaded(message: impl Into<String>) -> Self {
+        Self::retry_later(message, 1)
+    }
+
+    /// 503 with `Retry-After: secs`: the model cannot serve now, a later try may work.
+    pub fn retry_later(message: impl Into<String>, secs: u32) -> Self {
         let mut e = Self::unavailable(message);
-        e.retry_after = Some(1);
+        e.retry_after = Some(secs);
         e
+    }
+
+    /// The same error, marked as logged already (once, where it happened), so that the app
+    /// does not log it again for every request it answers.
+    pub fn already_logged(mut self) -> Self {
+        self.logged = true;
+        self
+    }
+
+    /// True when the error was logged where it happened.
+    pub fn is_logged(&self) -> bool {
+        self.logged
     }
 
     /// 504: the request ran past `--request-timeout`.

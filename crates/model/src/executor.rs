@@ -6,18 +6,29 @@
 //! slow model sheds load instead of piling up requests (`--max-queue`).
 //!
 //! A single runner task per model takes jobs off the queue. When the model is free it takes
-//! the first job and, if the model is batchable, every job *already waiting* whose rows fit
-//! in `max_batch_size` (with `batch_timeout` above zero it also waits that long for more),
-//! concatenates their inputs along the batch dimension, makes one tract call, and answers
-//! each job with its own rows of the shared outputs. On a worker's single-threaded runtime
-//! that is exactly Triton's dynamic batcher with no added delay: requests that arrived
-//! while the model was busy ride together on the next call.
+//! the first job and, if the model is batchable and merging pays, every job *already
+//! waiting* whose rows fit in `max_batch_size` (with `batch_timeout` above zero it also
+//! waits that long for more), concatenates their inputs along the batch dimension, makes
+//! one tract call on the general plan, and answers each job with its own rows of the
+//! shared outputs. On a worker's single-threaded runtime that is exactly Triton's dynamic
+//! batcher with no added delay: requests that arrived while the model was busy ride
+//! together on the next call.
+//!
+//! Whether merging pays is measured, not assumed: one-row calls run on the plan with the
+//! batch bound to 1 ([`Plan::single`]), and the runner keeps moving averages of a one-row
+//! call and of the per-row cost of calls of several rows on the general plan. For a small
+//! model a call's fixed cost dominates and merged rows are several times cheaper; for a CNN
+//! the general plan costs more per row than one-row calls on the single plan (tract's fast
+//! convolutions need concrete shapes), so the runner stops merging, runs requests one at a
+//! time, and runs a request of several rows row by row on the single plan. A merged call is
+//! tried again after a hundred times its duration of other calls, so measuring costs about
+//! 1% at most. Batching thus never runs slower than one call per request.
 //!
 //! Small models run inline on the runner (a tract call of 4-20 µs costs less than a
-//! thread hop); a model whose measured average call exceeds `inline_below` (1 ms) runs on
-//! tokio's blocking pool, so the worker's I/O and heartbeat keep going. The first call of
-//! a model runs on the blocking pool, since its cost is not known yet. A panic inside tract
-//! is caught and answered 500; the runner survives it.
+//! thread hop); a call whose expected duration exceeds `inline_below` (1 ms) runs on
+//! tokio's blocking pool, so the worker's I/O and heartbeat keep going. A call whose cost
+//! is not known yet runs on the blocking pool. A panic inside tract is caught and answered
+//! 500; the runner survives it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -45,6 +56,11 @@ pub struct Settings {
     /// Calls whose average duration is below this run inline on the runner; longer ones on
     /// the blocking pool. `Duration::ZERO` always uses the pool, `Duration::MAX` never.
     pub inline_below: Duration,
+    /// Whether the runner measures if rows sharing one call pays (merging requests, or one
+    /// request of several rows in one call rather than row by row); when false, rows share
+    /// a call whenever the model allows it, as before serve measured (tests use it to be
+    /// deterministic).
+    pub measure: bool,
 }
 
 impl Default for Settings {
@@ -54,6 +70,7 @@ impl Default for Settings {
             batch_timeout: Duration::ZERO,
             max_queue: 1024,
             inline_below: Duration::from_millis(1),
+            measure: true,
         }
     }
 }
@@ -106,15 +123,25 @@ pub struct Executor {
 impl Executor {
     /// Starts the runner task on the current tokio runtime.
     pub fn start(name: &str, plan: Arc<Plan>, settings: Settings) -> Executor {
+        let costs = Costs {
+            measured: settings.measure,
+            ..Costs::default()
+        };
+        Self::start_with(name, plan, settings, costs)
+    }
+
+    /// Starts the runner with what it knows of the model's costs.
+    fn start_with(name: &str, plan: Arc<Plan>, settings: Settings, costs: Costs) -> Executor {
         let (tx, rx) = mpsc::channel(settings.max_queue.max(1));
         let max_queue = settings.max_queue.max(1);
         let calls = Arc::new(AtomicU64::new(0));
         let runner = Runner {
+            name: name.into(),
             plan,
             settings,
             rx,
             carry: None,
-            average: None,
+            costs,
             calls: calls.clone(),
         };
         tokio::spawn(runner.run());
@@ -159,14 +186,93 @@ impl Executor {
 }
 
 struct Runner {
+    name: Arc<str>,
     plan: Arc<Plan>,
     settings: Settings,
     rx: mpsc::Receiver<Job>,
     /// A job taken off the queue that did not fit the previous batch.
     carry: Option<Job>,
-    /// The moving averages of a call's duration and rows; `None` before the first call.
-    average: Option<(Duration, f64)>,
+    costs: Costs,
     calls: Arc<AtomicU64>,
+}
+
+/// How a call of several rows pays back its cost against busy time: after a merged (or
+/// many-row) call that did not pay, the next try waits for this many times its duration of
+/// calls, so trying costs at most about 1% of the model's time.
+const RETRY_AFTER_CALLS_OF: u32 = 100;
+
+/// What the runner has measured of its model: the time inside tract (and stacking rows),
+/// wherever the call ran, as moving averages.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Costs {
+    /// A one-row call (on the single plan when there is one), or a row of a request run
+    /// row by row.
+    single: Option<Duration>,
+    /// Per row, a call of several rows on the general plan (merged requests, or one request
+    /// of several rows).
+    batched: Option<Duration>,
+    /// Time spent in calls so far.
+    busy: Duration,
+    /// The busy time after which calls of several rows on the general plan are tried
+    /// again, when they did not pay.
+    retry_at: Duration,
+    /// False: rows share a call whenever they can ([`Settings::measure`]).
+    measured: bool,
+}
+
+impl Costs {
+    /// Whether rows should share a call on the general plan (merging requests, or running a
+    /// request of several rows as one call) rather than run one by one: when that costs
+    /// less per row than one-row calls, or is not known yet, or is due to be measured again.
+    fn batched_pays(&self) -> bool {
+        if !self.measured {
+            return true;
+        }
+        match (self.batched, self.single) {
+            (Some(batched), Some(single)) if batched < single => true,
+            _ => self.busy >= self.retry_at,
+        }
+    }
+
+    fn record_single(&mut self, per_row: Duration, took: Duration) {
+        self.busy += took;
+        self.single = Some(match self.single {
+            None => per_row,
+            Some(avg) => (avg * 7 + per_row) / 8,
+        });
+    }
+
+    fn record_batched(&mut self, per_row: Duration, took: Duration) {
+        let retry = !self.batched_pays_by_estimate();
+        self.busy += took;
+        self.batched = Some(match self.batched {
+            // A retry measures what the estimate is doubted for: it replaces it.
+            Some(avg) if !retry => (avg * 7 + per_row) / 8,
+            _ => per_row,
+        });
+        if !self.batched_pays_by_estimate() {
+            self.retry_at = self.busy + took * RETRY_AFTER_CALLS_OF;
+        }
+    }
+
+    /// The estimates alone: batched calls cost less per row, or one of them is unknown.
+    fn batched_pays_by_estimate(&self) -> bool {
+        match (self.batched, self.single) {
+            (Some(batched), Some(single)) => batched < single,
+            _ => true,
+        }
+    }
+}
+
+/// How a call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    /// One call of one row on the single plan (or the general one when there is none).
+    Single,
+    /// One call of the rows on the general plan.
+    Batched,
+    /// One call per row on the single plan, outputs stacked.
+    Rows,
 }
 
 impl Runner {
@@ -192,10 +298,14 @@ impl Runner {
     }
 
     /// Adds to the batch the jobs that fit, as long as they are waiting (or arrive before
-    /// the batch timeout).
+    /// the batch timeout), when merging is possible and pays.
     async fn gather(&mut self, batch: &mut Vec<Job>) {
         let max = self.settings.max_batch_size;
-        if !self.plan.batchable || max <= 1 {
+        if !self.plan.batchable
+            || self.plan.general.is_none()
+            || max <= 1
+            || !self.costs.batched_pays()
+        {
             return;
         }
         let mut rows = batch[0].inputs.rows;
@@ -225,15 +335,44 @@ impl Runner {
         }
     }
 
+    /// How a call of these rows runs.
+    fn way(&self, rows: usize) -> Result<Way, ApiError> {
+        let plan = &self.plan;
+        if rows == 1 {
+            return Ok(Way::Single);
+        }
+        match (&plan.general, plan.splittable() && rows > 0) {
+            (Some(_), true) if self.costs.batched_pays() => Ok(Way::Batched),
+            (_, true) => Ok(Way::Rows),
+            (Some(_), false) => Ok(Way::Batched),
+            (None, false) => Err(ApiError::bad_request(format!(
+                "model {} runs one row per request ({}: it is planned with the batch pinned \
+                 to 1); this request has {rows}",
+                self.name,
+                plan.pinned
+                    .as_deref()
+                    .unwrap_or("tract cannot plan it for any batch size")
+            ))),
+        }
+    }
+
     async fn execute(&mut self, mut batch: Vec<Job>) {
         let counts: Vec<usize> = batch.iter().map(|j| j.inputs.rows).collect();
-        let inputs = if batch.len() == 1 {
-            Ok(std::mem::take(&mut batch[0].inputs.tensors))
-        } else {
-            stack(&batch)
-        };
-        let result = match inputs {
-            Ok(inputs) => self.call(inputs, counts.iter().sum()).await,
+        let rows: usize = counts.iter().sum();
+        let started = Instant::now();
+        let result = match self.way(rows) {
+            Ok(way) => {
+                let inputs = if batch.len() == 1 {
+                    Ok(std::mem::take(&mut batch[0].inputs.tensors))
+                } else {
+                    stack(&batch)
+                };
+                let stacking = started.elapsed();
+                match inputs {
+                    Ok(inputs) => self.call(way, inputs, rows, stacking).await,
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         };
         match result {
@@ -250,36 +389,115 @@ impl Runner {
         }
     }
 
-    /// One tract call, inline or on the blocking pool depending on its expected cost: the
-    /// average call scaled by how many more rows than average this one has (so one huge
-    /// request to a fast model still leaves the I/O thread alone).
-    async fn call(&mut self, inputs: TVec<Tensor>, rows: usize) -> Result<Vec<Tensor>, ApiError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let inline = match self.average {
-            _ if self.settings.inline_below == Duration::MAX => true,
-            Some((time, avg_rows)) => {
-                let scale = (rows as f64 / avg_rows.max(1.0)).max(1.0);
-                time.mul_f64(scale) < self.settings.inline_below
-            }
-            None => false,
-        };
-        let result = if inline {
-            run_plan(&self.plan, inputs)
+    /// The expected duration of a call, when known.
+    fn expected(&self, way: Way, rows: usize) -> Option<Duration> {
+        let rows = u32::try_from(rows.max(1)).unwrap_or(u32::MAX);
+        match way {
+            Way::Single => self.costs.single,
+            Way::Rows => self.costs.single.map(|d| d.saturating_mul(rows)),
+            Way::Batched => self.costs.batched.map(|d| d.saturating_mul(rows)),
+        }
+    }
+
+    /// The tract call(s), inline or on the blocking pool depending on their expected cost
+    /// (unknown: the pool, so one huge request to a fast model still leaves the I/O thread
+    /// alone); then the costs are recorded.
+    async fn call(
+        &mut self,
+        way: Way,
+        inputs: TVec<Tensor>,
+        rows: usize,
+        stacking: Duration,
+    ) -> Result<Vec<Tensor>, ApiError> {
+        let calls = if way == Way::Rows { rows } else { 1 };
+        self.calls.fetch_add(calls as u64, Ordering::Relaxed);
+        let inline = self.settings.inline_below == Duration::MAX
+            || self
+                .expected(way, rows)
+                .is_some_and(|d| d < self.settings.inline_below);
+        let (result, took) = if inline {
+            run_way(&self.plan, way, inputs, rows)
         } else {
             let plan = self.plan.clone();
-            tokio::task::spawn_blocking(move || run_plan(&plan, inputs))
+            tokio::task::spawn_blocking(move || run_way(&plan, way, inputs, rows))
                 .await
-                .unwrap_or_else(|e| Err(ApiError::internal(format!("inference failed: {e}"))))
+                .unwrap_or_else(|e| {
+                    let e = ApiError::internal(format!("inference failed: {e}"));
+                    (Err(e), Duration::ZERO)
+                })
         };
-        let took = started.elapsed();
-        // Exponential moving averages: a few slow calls move them, one does not.
-        self.average = Some(match self.average {
-            None => (took, rows as f64),
-            Some((time, avg_rows)) => ((time * 7 + took) / 8, (avg_rows * 7.0 + rows as f64) / 8.0),
-        });
+        if result.is_ok() {
+            let took = took + stacking;
+            let per_row = took / u32::try_from(rows.max(1)).unwrap_or(u32::MAX);
+            match way {
+                Way::Single | Way::Rows => self.costs.record_single(per_row, took),
+                Way::Batched if rows >= 2 => self.costs.record_batched(per_row, took),
+                Way::Batched => self.costs.busy += took,
+            }
+        }
         result
     }
+}
+
+/// Runs a call the way chosen, timing it.
+fn run_way(
+    plan: &Plan,
+    way: Way,
+    inputs: TVec<Tensor>,
+    rows: usize,
+) -> (Result<Vec<Tensor>, ApiError>, Duration) {
+    let started = Instant::now();
+    let result = match way {
+        Way::Single => match plan.for_rows(1) {
+            Some(model) => run_model(model, inputs),
+            None => Err(no_plan()),
+        },
+        Way::Batched => match &plan.general {
+            Some(model) => run_model(model, inputs),
+            None => Err(no_plan()),
+        },
+        Way::Rows => match &plan.single {
+            Some(model) => run_rows(model, inputs, rows),
+            None => Err(no_plan()),
+        },
+    };
+    (result, started.elapsed())
+}
+
+fn no_plan() -> ApiError {
+    ApiError::internal("no plan for this call (a bug in serve)")
+}
+
+/// Runs each row alone and stacks the outputs.
+fn run_rows(
+    model: &Arc<TypedRunnableModel>,
+    inputs: TVec<Tensor>,
+    rows: usize,
+) -> Result<Vec<Tensor>, ApiError> {
+    let slicing = |e: TractError| ApiError::internal(format!("splitting rows: {}", chain(&e)));
+    let mut columns: Vec<Vec<Tensor>> = Vec::new();
+    for r in 0..rows {
+        let row = inputs
+            .iter()
+            .map(|t| t.slice(0, r, r + 1))
+            .collect::<TractResult<TVec<Tensor>>>()
+            .map_err(slicing)?;
+        let outputs = run_model(model, row)?;
+        if columns.is_empty() {
+            columns = outputs.into_iter().map(|o| vec![o]).collect();
+        } else {
+            for (column, o) in columns.iter_mut().zip(outputs) {
+                column.push(o);
+            }
+        }
+    }
+    columns
+        .into_iter()
+        .map(|parts| {
+            Tensor::stack_tensors(0, &parts)
+                .map_err(|e| ApiError::internal(format!("stacking rows: {}", chain(&e))))
+        })
+        .collect()
 }
 
 /// Concatenates the jobs' inputs along the batch dimension.
@@ -317,11 +535,14 @@ fn answer_rows(batch: Vec<Job>, counts: &[usize], outputs: Vec<Tensor>) {
     }
 }
 
-/// Runs the plan, catching panics, and converts tract's TDim outputs (what `Cast` to int64
-/// gives) to INT64.
-pub fn run_plan(plan: &Plan, inputs: TVec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
+/// Runs one call of a plan, catching panics, and converts tract's TDim outputs (what `Cast`
+/// to int64 gives) to INT64.
+pub fn run_model(
+    model: &Arc<TypedRunnableModel>,
+    inputs: TVec<Tensor>,
+) -> Result<Vec<Tensor>, ApiError> {
     let inputs: TVec<TValue> = inputs.into_iter().map(|t| t.into_tvalue()).collect();
-    let outputs = catch_unwind(AssertUnwindSafe(|| plan.runnable.run(inputs)))
+    let outputs = catch_unwind(AssertUnwindSafe(|| model.run(inputs)))
         .map_err(|p| ApiError::internal(format!("inference panicked: {}", panic_text(&p))))?
         .map_err(|e| ApiError::internal(format!("inference failed: {}", chain(&e))))?;
     outputs
@@ -377,9 +598,16 @@ mod tests {
         plain.as_slice::<f32>().unwrap()[v.start..v.start + v.len].to_vec()
     }
 
+    fn always_merge() -> Settings {
+        Settings {
+            measure: false,
+            ..Settings::default()
+        }
+    }
+
     #[tokio::test]
     async fn waiting_requests_ride_one_call_and_get_their_own_rows() {
-        let exec = Executor::start("iris", plan(fixtures::iris_like()), Settings::default());
+        let exec = Executor::start("iris", plan(fixtures::iris_like()), always_merge());
         let expected = {
             let a = exec.submit(rows(&[[1.0, 0.0, 0.0, 0.0]])).await.unwrap();
             let b = exec.submit(rows(&[[0.0, 0.0, 0.0, 1.0]; 2])).await.unwrap();
@@ -395,6 +623,145 @@ mod tests {
         assert_eq!(a.view(0).unwrap().shape, vec![1, 3]);
         assert_eq!(b.view(0).unwrap().shape, vec![2, 3]);
         assert_eq!((first_row(&a), first_row(&b)), expected);
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn measured() -> Costs {
+        Costs {
+            measured: true,
+            ..Costs::default()
+        }
+    }
+
+    #[test]
+    fn rows_share_a_call_while_it_is_unknown_or_pays() {
+        let mut c = measured();
+        assert!(c.batched_pays(), "nothing known: try");
+        c.record_single(ms(2), ms(2));
+        assert!(c.batched_pays(), "batched calls unknown: try");
+        c.record_batched(ms(1), ms(8));
+        assert!(c.batched_pays(), "1 ms per row against 2 ms a call");
+        assert_eq!(c.retry_at, Duration::ZERO);
+        assert_eq!(c.busy, ms(10));
+    }
+
+    #[test]
+    fn rows_stop_sharing_a_call_that_does_not_pay_and_retry_after_100_times_it() {
+        let mut c = measured();
+        c.record_single(ms(2), ms(2));
+        // A merged call of 4 rows at 14 ms a row (the PP-OCR classifier on its general plan).
+        c.record_batched(ms(14), ms(56));
+        assert!(!c.batched_pays());
+        assert_eq!(c.retry_at, ms(58) + ms(56) * 100);
+        // One-row calls until the budget is spent.
+        while c.busy < c.retry_at {
+            assert!(!c.batched_pays());
+            c.record_single(ms(2), ms(2));
+        }
+        assert!(c.batched_pays(), "due for another try");
+        // The retry's measurement replaces the estimate: it pays now.
+        c.record_batched(ms(1), ms(4));
+        assert_eq!(c.batched, Some(ms(1)));
+        assert!(c.batched_pays());
+        // Within the estimate, measurements are averaged.
+        c.record_batched(ms(9), ms(18));
+        assert_eq!(c.batched, Some(ms(2)));
+        assert!(!c.batched_pays(), "2 ms a row is not below 2 ms a call");
+    }
+
+    #[test]
+    fn without_measuring_rows_always_share_a_call() {
+        let mut c = Costs::default();
+        c.record_single(ms(1), ms(1));
+        c.record_batched(ms(50), ms(100));
+        assert!(c.batched_pays());
+    }
+
+    /// Costs that say merged calls do not pay and will not be tried again soon.
+    fn merging_does_not_pay() -> Costs {
+        Costs {
+            single: Some(Duration::from_nanos(1)),
+            batched: Some(Duration::from_secs(1)),
+            retry_at: Duration::from_secs(3600),
+            ..measured()
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_are_not_merged_when_merging_does_not_pay() {
+        let exec = Executor::start_with(
+            "iris",
+            plan(fixtures::iris_like()),
+            Settings::default(),
+            merging_does_not_pay(),
+        );
+        let (a, b, c) = tokio::join!(
+            exec.submit(rows(&[[1.0, 0.0, 0.0, 0.0]])),
+            exec.submit(rows(&[[0.0, 1.0, 0.0, 0.0]])),
+            exec.submit(rows(&[[0.0, 0.0, 1.0, 0.0]]))
+        );
+        assert!(a.is_ok() && b.is_ok() && c.is_ok());
+        assert_eq!(exec.calls(), 3, "one call per request");
+    }
+
+    #[tokio::test]
+    async fn a_request_of_several_rows_runs_row_by_row_when_merging_does_not_pay() {
+        let x = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.0, -1.0, 2.0], [0.0; 4]];
+        let merged = Executor::start("iris", plan(fixtures::iris_like()), always_merge());
+        let want = merged.submit(rows(&x)).await.unwrap();
+        assert_eq!(merged.calls(), 1);
+        let split = Executor::start_with(
+            "iris",
+            plan(fixtures::iris_like()),
+            Settings::default(),
+            merging_does_not_pay(),
+        );
+        let got = split.submit(rows(&x)).await.unwrap();
+        assert_eq!(split.calls(), 3, "one call per row");
+        let (w, g) = (want.view(0).unwrap(), got.view(0).unwrap());
+        assert_eq!(g.shape, vec![3, 3]);
+        assert_eq!(w.tensor, g.tensor);
+    }
+
+    #[tokio::test]
+    async fn a_model_pinned_to_one_row_answers_any_batch_row_by_row() {
+        let exec = Executor::start(
+            "pinned",
+            plan(fixtures::shape_from_input(false)),
+            Settings::default(),
+        );
+        let data: Vec<f32> = (0..18).map(|i| i as f32).collect();
+        let x = Tensor::from_shape(&[3, 2, 3], &data).unwrap();
+        let out = exec.submit(Inputs::new(tvec!(x))).await.unwrap();
+        assert_eq!(exec.calls(), 3);
+        let v = out.view(0).unwrap();
+        assert_eq!(v.shape, vec![3, 6]);
+        let plain = v.tensor.try_as_plain_ram().unwrap();
+        assert_eq!(plain.as_slice::<f32>().unwrap(), &data[..]);
+        // Concurrent requests are not merged: there is no plan for two rows.
+        let one = |v: f32| Inputs::new(tvec!(Tensor::from_shape(&[1, 2, 3], &[v; 6]).unwrap()));
+        let (a, b) = tokio::join!(exec.submit(one(1.0)), exec.submit(one(2.0)));
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(exec.calls(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_pinned_model_whose_outputs_are_not_rows_refuses_other_batch_sizes() {
+        let exec = Executor::start(
+            "pinned",
+            plan(fixtures::shape_from_input(true)),
+            Settings::default(),
+        );
+        let x = Tensor::zero::<f32>(&[2, 2, 3]).unwrap();
+        let e = exec.submit(Inputs::new(tvec!(x))).await.unwrap_err();
+        assert_eq!(e.status(), 400, "{e}");
+        assert!(e.message().contains("one row per request"), "{e}");
+        assert!(e.message().contains("Reshape"), "{e}");
+        let x = Tensor::zero::<f32>(&[1, 2, 3]).unwrap();
+        assert!(exec.submit(Inputs::new(tvec!(x))).await.is_ok());
     }
 
     #[tokio::test]

@@ -448,3 +448,48 @@ pub fn with_weights(bytes: usize) -> Vec<u8> {
         ],
     ))
 }
+
+/// A graph tract types only for a known batch, like the PP-OCR direction classifier in the
+/// rapidocr wheel: a `Reshape` whose target is computed from the input's shape through
+/// casts (`Concat(Cast(Slice(Cast(Shape(x)))), [6])`). `x` FP32 [N,2,3] → `y` [N,6];
+/// with `fixed_output`, `y` is declared [1,6] instead (not one row per input row).
+pub fn shape_from_input(fixed_output: bool) -> Vec<u8> {
+    let out = if fixed_output { D::F(1) } else { D::N };
+    model(graph(
+        vec![
+            node("Shape", &["x"], &["shape"], vec![]),
+            node(
+                "Cast",
+                &["shape"],
+                &["shape32"],
+                vec![attr_i("to", INT32 as i64)],
+            ),
+            node(
+                "Slice",
+                &["shape32", "zero", "one", "zero", "one"],
+                &["batch32"],
+                vec![],
+            ),
+            node(
+                "Cast",
+                &["batch32"],
+                &["batch"],
+                vec![attr_i("to", INT64 as i64)],
+            ),
+            node(
+                "Concat",
+                &["batch", "six"],
+                &["target"],
+                vec![attr_i("axis", -1)],
+            ),
+            node("Reshape", &["x", "target"], &["y"], vec![]),
+        ],
+        vec![vi("x", FLOAT, &[D::N, D::F(2), D::F(3)])],
+        vec![vi("y", FLOAT, &[out, D::F(6)])],
+        vec![
+            init_i64("zero", &[1], &[0]),
+            init_i64("one", &[1], &[1]),
+            init_i64("six", &[1], &[6]),
+        ],
+    ))
+}

@@ -14,10 +14,14 @@
 //!   implementations: building, checking, warming.
 //! - [`resolve`]: what APP names (a file, a repository, an app directory, nothing).
 //! - [`manifest`]: the `app.toml` format (documented there).
-//! - [`registry`]: the models by name; each loads lazily, once, and reports readiness.
-//! - [`loader`]: ONNX bytes → a tract plan with a symbolic batch; tract's quirks.
-//! - [`metadata`]: inputs and outputs read from the protobuf without building.
-//! - [`executor`]: per model, a bounded queue, dynamic batching, inline or blocking calls.
+//! - [`registry`]: the models by name; each loads lazily, once, remembers a failed load
+//!   until its file changes, and reports readiness.
+//! - [`loader`]: ONNX bytes → tract plans: one for any batch size, one for a single row
+//!   (or only the latter, when tract cannot plan a symbolic batch); tract's quirks.
+//! - [`metadata`]: inputs and outputs read from the protobuf without building, skipping
+//!   the weights.
+//! - [`executor`]: per model, a bounded queue, dynamic batching where it measurably pays,
+//!   inline or blocking calls.
 //! - [`router`]: method and path → handler; 404 and 405.
 //! - [`v2`], [`v2_request`]: KServe V2 handlers and its request decoder.
 //! - [`v1`]: TF-Serving's `:predict` and model status.
@@ -33,7 +37,7 @@
 //!
 //! Speed: at the size of the example models a tract call costs about as much as the HTTP
 //! request, so the decoders write JSON numbers straight into the tensor buffer, the
-//! encoders write outputs straight into the response, the plan is built once and shared,
+//! encoders write outputs straight into the response, the plans are built once and shared,
 //! nothing on the request path takes a lock shared between connections, and concurrent
 //! requests ride together on one tract call (dynamic batching). Safety: every number a
 //! client declares is checked against the bytes it sent before anything is allocated from

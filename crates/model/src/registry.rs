@@ -5,8 +5,14 @@
 //! for it (an async lock taken only while nothing is loaded); afterwards reaching the plan
 //! is one atomic load. The build runs on the blocking pool and holds the lock until it
 //! ends, so a request that gives up (timeout) neither cancels it nor lets a second build
-//! start. A failed build is not cached: the next request tries again, and meanwhile the
-//! model reports not ready with the cause.
+//! start.
+//!
+//! A failed build is remembered, logged once, and answered without building again: a model
+//! file tract cannot serve is answered 500 naming the cause until the file changes (its
+//! size or modification time; then the next request builds again), as Triton answers a
+//! model that failed to load. A file that cannot be read (missing, unreadable) is answered
+//! 503 with `Retry-After`, and read again after a second or as soon as it changes.
+//! Meanwhile the model reports not ready with the cause.
 //!
 //! Readiness also watches the file: a model file that disappears or stops parsing after the
 //! start makes the model (and the server) not ready. A model not loaded yet is ready: it
@@ -18,13 +24,42 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::ApiError;
 use crate::executor::{Executor, Inputs, Settings};
-use crate::loader::{self, Plan, Source, io_cause};
+use crate::loader::{self, BuildError, Plan, Source, io_cause};
 use crate::metadata::ModelMeta;
 use crate::outputs::Outputs;
 use crate::records::RecordSpec;
 
 /// The file's size and modification time, to notice a change without reading it.
 type Stamp = (u64, Option<SystemTime>);
+
+/// How long a file that could not be read is left alone before the next try.
+const REREAD_AFTER: Duration = Duration::from_secs(1);
+
+/// A failed build, remembered so that requests do not build again.
+#[derive(Clone, Debug)]
+struct Failed {
+    /// What requests and readiness answer: names the model, the file and the cause.
+    message: String,
+    /// The file's stamp before the failed build: another stamp is worth a new build.
+    stamp: Option<Stamp>,
+    /// For a file that could not be read: when to try again regardless of its stamp.
+    retry_at: Option<Instant>,
+}
+
+impl Failed {
+    /// True while the failure still holds: same file, and not due for another try.
+    fn holds(&self, stamp: Option<Stamp>) -> bool {
+        stamp == self.stamp && self.retry_at.is_none_or(|at| Instant::now() < at)
+    }
+
+    fn error(&self) -> ApiError {
+        match self.retry_at {
+            Some(_) => ApiError::retry_later(self.message.clone(), 1),
+            None => ApiError::internal(self.message.clone()),
+        }
+        .already_logged()
+    }
+}
 
 /// One model of the app, in one worker.
 pub struct Model {
@@ -42,8 +77,9 @@ pub struct Model {
     pub request_timeout: Option<Duration>,
     plan: OnceLock<Arc<Plan>>,
     load_lock: Arc<tokio::sync::Mutex<()>>,
-    /// The last build's failure, and the file's stamp then (a changed file is worth a retry).
-    last_error: Mutex<Option<(String, Option<Stamp>)>>,
+    /// The last build's failure, until the file changes.
+    failed: Mutex<Option<Failed>>,
+    builds: std::sync::atomic::AtomicU64,
     stamp: Mutex<Option<Stamp>>,
     executor: OnceLock<Executor>,
 }
@@ -69,7 +105,8 @@ impl Model {
             request_timeout,
             plan: OnceLock::new(),
             load_lock: Arc::new(tokio::sync::Mutex::new(())),
-            last_error: Mutex::new(None),
+            failed: Mutex::new(None),
+            builds: Default::default(),
             stamp: Mutex::new(stamp),
             executor: OnceLock::new(),
         })
@@ -81,53 +118,102 @@ impl Model {
     }
 
     /// Builds the plan now, on this thread, if it is not built yet (preload, reload proof,
-    /// and the lazy path's blocking task).
+    /// and the lazy path's blocking task). A failure is logged, remembered for requests
+    /// (see [`Model::plan`]) and returned; calling this again builds again.
     pub fn load_now(&self) -> Result<Arc<Plan>, String> {
         if let Some(plan) = self.plan.get() {
             return Ok(plan.clone());
         }
         let started = Instant::now();
+        let stamp = self.current_stamp();
+        self.builds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // tract may panic on a model it half understands; that is a build failure too, and
         // must not take down the master that preloads or proves a reload.
         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             loader::build(&self.source, &self.meta)
         }))
         .unwrap_or_else(|p| {
-            Err(format!(
+            Err(BuildError::Model(format!(
                 "tract panicked: {}",
                 crate::executor::panic_text(&p)
-            ))
+            )))
         });
         match built {
             Ok(plan) => {
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
+                if let Some(why) = &plan.pinned {
+                    tracing::warn!(
+                        "model {}: tract cannot plan it for any batch size ({why}); it is \
+                         planned with the batch pinned to 1: no batching, and requests of \
+                         several rows run row by row",
+                        self.name
+                    );
+                }
                 let _ = self.plan.set(Arc::new(plan));
-                *lock(&self.last_error) = None;
+                *lock(&self.failed) = None;
                 tracing::info!("model {} loaded in {ms:.1} ms", self.name);
                 Ok(self.plan.get().expect("just set").clone())
             }
             Err(e) => {
-                let msg = format!(
-                    "model {} ({}) cannot be loaded: {e}",
+                let transient = matches!(e, BuildError::Read(_));
+                let message = format!(
+                    "model {} ({}) cannot be loaded: {e}{}",
                     self.name,
-                    self.source.display()
+                    self.source.display(),
+                    if transient {
+                        ""
+                    } else if self.source.path().is_some() {
+                        "; it will not be tried again until the file changes"
+                    } else {
+                        ""
+                    }
                 );
-                tracing::error!("{msg}");
-                let stamp = self.source.path().and_then(|p| file_stamp(p).ok());
-                *lock(&self.last_error) = Some((msg.clone(), stamp));
-                Err(msg)
+                tracing::error!("{message}");
+                *lock(&self.failed) = Some(Failed {
+                    message: message.clone(),
+                    stamp,
+                    retry_at: transient.then(|| Instant::now() + REREAD_AFTER),
+                });
+                Err(message)
             }
         }
     }
 
-    /// The plan, built by the first caller while the others wait.
+    /// How many times this worker has tried to build the model (tests and logs).
+    pub fn builds(&self) -> u64 {
+        self.builds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The file's stamp now (`None` for embedded bytes and for a file that is not there).
+    fn current_stamp(&self) -> Option<Stamp> {
+        self.source.path().and_then(|p| file_stamp(p).ok())
+    }
+
+    /// The remembered failure, while it holds.
+    fn failure(&self) -> Option<ApiError> {
+        let failed = lock(&self.failed);
+        let f = failed.as_ref()?;
+        f.holds(self.current_stamp()).then(|| f.error())
+    }
+
+    /// The plan, built by the first caller while the others wait. A failed build is
+    /// answered from memory (500, or 503 for a file that could not be read) until the file
+    /// changes; the failure was logged once, when it happened.
     pub async fn plan(self: &Arc<Self>) -> Result<Arc<Plan>, ApiError> {
         if let Some(plan) = self.plan.get() {
             return Ok(plan.clone());
         }
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
         let guard = self.load_lock.clone().lock_owned().await;
         if let Some(plan) = self.plan.get() {
             return Ok(plan.clone());
+        }
+        // A build that failed while this request waited for the lock.
+        if let Some(e) = self.failure() {
+            return Err(e);
         }
         let me = self.clone();
         let built = tokio::task::spawn_blocking(move || {
@@ -137,11 +223,13 @@ impl Model {
         .await;
         match built {
             Ok(Ok(plan)) => Ok(plan),
-            Ok(Err(e)) => Err(ApiError::unavailable(e)),
-            Err(e) => Err(ApiError::unavailable(format!(
-                "model {} cannot be loaded: {e}",
-                self.name
-            ))),
+            Ok(Err(e)) => Err(self
+                .failure()
+                .unwrap_or_else(|| ApiError::internal(e).already_logged())),
+            Err(e) => Err(ApiError::retry_later(
+                format!("model {} cannot be loaded now: {e}", self.name),
+                1,
+            )),
         }
     }
 
@@ -178,11 +266,10 @@ impl Model {
         let path = self.source.path();
         let stamp = path.map(file_stamp).transpose();
         {
-            let mut failed = lock(&self.last_error);
-            if let Some((e, at)) = failed.as_ref() {
-                let changed = matches!(&stamp, Ok(Some(now)) if Some(now) != at.as_ref());
-                if !changed {
-                    return Err(e.clone());
+            let mut failed = lock(&self.failed);
+            if let Some(f) = failed.as_ref() {
+                if f.holds(stamp.as_ref().ok().copied().flatten()) {
+                    return Err(f.message.clone());
                 }
                 *failed = None;
             }
@@ -288,17 +375,97 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_build_is_503_and_retried() {
+    async fn a_failed_build_is_500_remembered_and_not_built_again() {
         let m = model(fixtures::unimplemented_op());
         assert!(m.health().await.is_ok(), "not loaded yet is ready");
-        let inputs = Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 2]).unwrap()));
-        let e = m.infer(inputs).await.unwrap_err();
-        assert_eq!(e.status(), 503);
+        let inputs = || Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 2]).unwrap()));
+        let e = m.infer(inputs()).await.unwrap_err();
+        assert_eq!(e.status(), 500);
         assert!(e.message().contains("FancyOp"), "{e}");
+        assert!(e.is_logged(), "logged once, where the build failed");
         assert!(m.health().await.unwrap_err().contains("FancyOp"));
-        // Not cached: the next request builds again (and fails again).
+        let (a, b) = tokio::join!(m.infer(inputs()), m.infer(inputs()));
+        for e in [a.unwrap_err(), b.unwrap_err()] {
+            assert_eq!(e.status(), 500);
+            assert!(e.message().contains("FancyOp") && e.is_logged(), "{e}");
+        }
+        assert_eq!(m.builds(), 1, "remembered: requests do not build again");
+        // Building explicitly (a reload proof, a preload) still tries.
         assert!(m.load_now().is_err());
+        assert_eq!(m.builds(), 2);
         assert!(!m.loaded());
+    }
+
+    fn temp_dir(what: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("serve-model-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn file_model(path: &std::path::Path) -> Arc<Model> {
+        Arc::new(
+            Model::open(
+                "m".into(),
+                Source::File(path.into()),
+                Settings::default(),
+                None,
+            )
+            .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_file_that_cannot_build_is_built_again_once_it_changes() {
+        let dir = temp_dir("rebuild");
+        let path = dir.join("m.onnx");
+        std::fs::write(&path, fixtures::mistyped()).unwrap();
+        let m = file_model(&path);
+        let x = || Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 4]).unwrap()));
+        for _ in 0..3 {
+            let e = m.infer(x()).await.unwrap_err();
+            assert_eq!(e.status(), 500, "{e}");
+            assert!(
+                e.message().contains("tract cannot build the model")
+                    && e.message()
+                        .contains("not be tried again until the file changes"),
+                "{e}"
+            );
+            assert!(e.into_response().headers().get("retry-after").is_none());
+        }
+        assert_eq!(m.builds(), 1);
+        assert!(m.health().await.is_err());
+        // Another file (another size): the next request builds it.
+        std::fs::write(&path, fixtures::mistyped_fixed()).unwrap();
+        assert!(m.infer(x()).await.is_ok());
+        assert_eq!(m.builds(), 2);
+        assert!(m.health().await.is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_that_cannot_be_read_is_503_and_read_again_later() {
+        let dir = temp_dir("reread");
+        let path = dir.join("m.onnx");
+        std::fs::write(&path, fixtures::iris_like()).unwrap();
+        let m = file_model(&path);
+        std::fs::remove_file(&path).unwrap();
+        for _ in 0..2 {
+            let e = m.infer(x()).await.unwrap_err();
+            assert_eq!(e.status(), 503, "{e}");
+            assert!(e.message().contains("no such file"), "{e}");
+            assert!(e.is_logged());
+            let res = e.into_response();
+            assert_eq!(res.headers()["retry-after"], "1");
+        }
+        assert_eq!(m.builds(), 1, "not read again within a second");
+        assert!(m.health().await.unwrap_err().contains("no such file"));
+        std::fs::write(&path, fixtures::iris_like()).unwrap();
+        assert!(
+            m.infer(x()).await.is_ok(),
+            "the file is back: built at once"
+        );
+        assert_eq!(m.builds(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -310,8 +477,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_that_disappears_or_breaks_is_not_ready() {
-        let dir = std::env::temp_dir().join(format!("serve-model-health-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("health");
         let path = dir.join("m.onnx");
         std::fs::write(&path, fixtures::iris_like()).unwrap();
         let m = Arc::new(

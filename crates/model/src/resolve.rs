@@ -161,6 +161,7 @@ fn manifest_model(
             .map_or(defaults.batch_timeout, Duration::from_micros),
         max_queue: entry.max_queue.unwrap_or(defaults.max_queue).max(1),
         inline_below: defaults.inline_below,
+        measure: defaults.measure,
     };
     Ok(ModelSpec {
         name,

@@ -395,8 +395,58 @@ async fn cast_to_int64_is_answered_as_int64() {
     assert_eq!(v["outputs"][0]["data"], json!([1, 2]));
 }
 
+/// The log lines of this test binary, captured by a global subscriber (the build runs on
+/// the blocking pool, where a thread-local one would not see it).
+fn log_lines_about(model: &str) -> Vec<(tracing::Level, String)> {
+    use std::sync::{Mutex, OnceLock};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+
+    #[derive(Default)]
+    struct Capture(Mutex<Vec<(tracing::Level, String)>>);
+    struct Message(String);
+    impl Visit for Message {
+        fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+            if f.name() == "message" {
+                self.0 = format!("{v:?}");
+            }
+        }
+    }
+    impl tracing::Subscriber for &'static Capture {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            let level = *event.metadata().level();
+            self.0.lock().unwrap().push((level, m.0));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+    static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
+    let capture = *CAPTURE.get_or_init(|| {
+        let c: &'static Capture = Box::leak(Box::default());
+        tracing::subscriber::set_global_default(c).expect("the only subscriber");
+        c
+    });
+    let lines = capture.0.lock().unwrap();
+    lines
+        .iter()
+        .filter(|(_, m)| m.contains(model))
+        .cloned()
+        .collect()
+}
+
 #[tokio::test]
-async fn a_model_tract_cannot_build_answers_503_with_the_cause() {
+async fn a_model_tract_cannot_build_answers_500_with_the_cause_and_logs_it_once() {
+    log_lines_about("");
     let d = repo(&[("fancy", fixtures::unimplemented_op())]);
     let factory = ModelAppFactory::new(ModelOptions {
         app: Some(d.0.clone()),
@@ -408,17 +458,26 @@ async fn a_model_tract_cannot_build_answers_503_with_the_cause() {
     let app = factory.build().unwrap();
     assert_eq!(call(&app, "GET", "/v2/health/ready", "").await.status, 200);
     let body = json!({"inputs": [input("x", "FP32", &[1, 2], json!([1, 2]))]});
-    let a = call(&app, "POST", "/v2/models/fancy/infer", body.to_string()).await;
-    assert_eq!(a.status, 503);
-    assert!(
-        a.error()
-            .contains("tract does not implement the operator FancyOp (node \"FancyOp_y\")"),
-        "{}",
-        a.error()
-    );
+    for _ in 0..3 {
+        let a = call(&app, "POST", "/v2/models/fancy/infer", body.to_string()).await;
+        assert_eq!(a.status, 500);
+        assert!(
+            a.error().contains(
+                "cannot be loaded: tract does not implement the operator FancyOp (node \"FancyOp_y\"); \
+                 it will not be tried again until the file changes"
+            ),
+            "{}",
+            a.error()
+        );
+        assert!(a.headers.get("retry-after").is_none());
+    }
     let a = call(&app, "GET", "/v2/health/ready", "").await;
     assert_eq!(a.status, 503);
     assert!(a.json()["error"].as_str().unwrap().contains("FancyOp"));
+    let lines = log_lines_about("fancy.onnx");
+    assert_eq!(lines.len(), 1, "one line for three requests: {lines:?}");
+    assert_eq!(lines[0].0, tracing::Level::ERROR);
+    // Warming (preload, reload proof) builds again and fails the same way.
     assert!(app.warm().unwrap_err().to_string().contains("FancyOp"));
 }
 
@@ -431,7 +490,7 @@ async fn a_broken_model_fixed_on_disk_becomes_ready_and_serves() {
         call(&app, "POST", "/v2/models/m/infer", body.clone())
             .await
             .status,
-        503
+        500
     );
     assert_eq!(
         call(&app, "GET", "/v2/models/m/ready", "").await.status,
@@ -444,6 +503,28 @@ async fn a_broken_model_fixed_on_disk_becomes_ready_and_serves() {
     let a = call(&app, "POST", "/v2/models/m/infer", body).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(a.json()["outputs"][0]["data"], json!([10.0, 10.0, 10.0]));
+}
+
+#[tokio::test]
+async fn a_model_tract_plans_only_for_one_row_is_served_row_by_row_and_warned_about_once() {
+    log_lines_about("");
+    let d = repo(&[("pinned", fixtures::shape_from_input(false))]);
+    let app = app_for(&d.0);
+    app.warm().unwrap();
+    let data: Vec<f32> = (0..12).map(|i| i as f32).collect();
+    for (rows, data) in [(1, &data[..6]), (2, &data[..])] {
+        let body = json!({"inputs": [input("x", "FP32", &[rows, 2, 3], json!(data))]});
+        let a = call(&app, "POST", "/v2/models/pinned/infer", body.to_string()).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert_eq!(a.json()["outputs"][0]["shape"], json!([rows, 6]));
+        assert_eq!(a.json()["outputs"][0]["data"], json!(data));
+    }
+    let warnings: Vec<_> = log_lines_about("model pinned:")
+        .into_iter()
+        .filter(|(level, m)| *level == tracing::Level::WARN && m.contains("pinned to 1"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].1.contains("Reshape"), "names why: {warnings:?}");
 }
 
 #[tokio::test]
