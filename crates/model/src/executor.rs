@@ -22,7 +22,9 @@
 //! convolutions need concrete shapes), so the runner stops merging, runs requests one at a
 //! time, and runs a request of several rows row by row on the single plan. A merged call is
 //! tried again after a hundred times its duration of other calls, so measuring costs about
-//! 1% at most. Batching thus never runs slower than one call per request.
+//! 1% at most, and a merged call that measures (the first, or a retry) takes two requests
+//! only, so it delays no more than one request by one call. Batching thus never runs slower
+//! than one call per request, nor makes the slowest requests slower.
 //!
 //! Small models run inline on the runner (a tract call of 4-20 µs costs less than a
 //! thread hop); a call whose expected duration exceeds `inline_below` (1 ms) runs on
@@ -201,6 +203,9 @@ struct Runner {
 /// calls, so trying costs at most about 1% of the model's time.
 const RETRY_AFTER_CALLS_OF: u32 = 100;
 
+/// The most rows a merged call takes while it measures whether merging pays.
+const PROBE_ROWS: usize = 2;
+
 /// What the runner has measured of its model: the time inside tract (and stacking rows),
 /// wherever the call ran, as moving averages.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -255,6 +260,24 @@ impl Costs {
         }
     }
 
+    /// The most rows a merged call may take, of `max`: all of them when merging is known to
+    /// pay (or not measured); [`PROBE_ROWS`] while its cost is unknown or doubted and due to
+    /// be measured, so that trying a model on which merging does not pay delays a request
+    /// by two rows' time, not every waiting request by a whole batch's; one (no merging)
+    /// while a one-row call has not been measured yet, or merging does not pay.
+    fn merge_limit(&self, max: usize) -> usize {
+        if !self.measured {
+            return max;
+        }
+        match (self.batched, self.single) {
+            (None, _) => max.min(PROBE_ROWS),
+            (Some(_), None) => 1,
+            (Some(batched), Some(single)) if batched < single => max,
+            _ if self.busy >= self.retry_at => max.min(PROBE_ROWS),
+            _ => 1,
+        }
+    }
+
     /// The estimates alone: batched calls cost less per row, or one of them is unknown.
     fn batched_pays_by_estimate(&self) -> bool {
         match (self.batched, self.single) {
@@ -300,12 +323,8 @@ impl Runner {
     /// Adds to the batch the jobs that fit, as long as they are waiting (or arrive before
     /// the batch timeout), when merging is possible and pays.
     async fn gather(&mut self, batch: &mut Vec<Job>) {
-        let max = self.settings.max_batch_size;
-        if !self.plan.batchable
-            || self.plan.general.is_none()
-            || max <= 1
-            || !self.costs.batched_pays()
-        {
+        let max = self.costs.merge_limit(self.settings.max_batch_size);
+        if !self.plan.batchable || self.plan.general.is_none() || max <= 1 {
             return;
         }
         let mut rows = batch[0].inputs.rows;
@@ -670,6 +689,28 @@ mod tests {
         c.record_batched(ms(9), ms(18));
         assert_eq!(c.batched, Some(ms(2)));
         assert!(!c.batched_pays(), "2 ms a row is not below 2 ms a call");
+    }
+
+    #[test]
+    fn merged_calls_that_measure_take_two_rows_and_known_gains_take_the_batch() {
+        let mut c = measured();
+        assert_eq!(c.merge_limit(64), 2, "unknown: a two-row probe");
+        c.record_batched(ms(1), ms(2));
+        assert_eq!(c.merge_limit(64), 1, "a one-row call is measured next");
+        c.record_single(ms(3), ms(3));
+        assert_eq!(c.merge_limit(64), 64, "merging pays: the whole batch");
+        assert_eq!(c.merge_limit(8), 8);
+        c.record_batched(ms(40), ms(80));
+        assert_eq!(c.merge_limit(64), 1, "merging does not pay");
+        while c.busy < c.retry_at {
+            c.record_single(ms(3), ms(3));
+        }
+        assert_eq!(c.merge_limit(64), 2, "the retry is a two-row probe");
+        assert_eq!(
+            Costs::default().merge_limit(64),
+            64,
+            "not measured: always merge"
+        );
     }
 
     #[test]
