@@ -8,10 +8,11 @@
 //! start.
 //!
 //! A failed build is remembered, logged once, and answered without building again: a model
-//! file tract cannot serve is answered 500 naming the cause until the file changes (its
-//! size or modification time; then the next request builds again), as Triton answers a
-//! model that failed to load. A file that cannot be read (missing, unreadable) is answered
-//! 503 with `Retry-After`, and read again after a second or as soon as it changes.
+//! file tract cannot serve is answered 503 naming the cause (without `Retry-After`: trying
+//! again does not help) until the file changes (its size or modification time; then the
+//! next request builds again), as Triton answers a model that failed to load. A file that
+//! cannot be read (missing, unreadable) is answered 503 with `Retry-After`, and read again
+//! after a second or as soon as it changes.
 //! Meanwhile the model reports not ready with the cause.
 //!
 //! Readiness also watches the file: a model file that disappears or stops parsing after the
@@ -55,7 +56,7 @@ impl Failed {
     fn error(&self) -> ApiError {
         match self.retry_at {
             Some(_) => ApiError::retry_later(self.message.clone(), 1),
-            None => ApiError::internal(self.message.clone()),
+            None => ApiError::unavailable(self.message.clone()),
         }
         .already_logged()
     }
@@ -198,8 +199,8 @@ impl Model {
     }
 
     /// The plan, built by the first caller while the others wait. A failed build is
-    /// answered from memory (500, or 503 for a file that could not be read) until the file
-    /// changes; the failure was logged once, when it happened.
+    /// answered from memory (503; with `Retry-After` for a file that could not be read)
+    /// until the file changes; the failure was logged once, when it happened.
     pub async fn plan(self: &Arc<Self>) -> Result<Arc<Plan>, ApiError> {
         if let Some(plan) = self.plan.get() {
             return Ok(plan.clone());
@@ -225,7 +226,7 @@ impl Model {
             Ok(Ok(plan)) => Ok(plan),
             Ok(Err(e)) => Err(self
                 .failure()
-                .unwrap_or_else(|| ApiError::internal(e).already_logged())),
+                .unwrap_or_else(|| ApiError::unavailable(e).already_logged())),
             Err(e) => Err(ApiError::retry_later(
                 format!("model {} cannot be loaded now: {e}", self.name),
                 1,
@@ -375,18 +376,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_build_is_500_remembered_and_not_built_again() {
+    async fn a_failed_build_is_503_remembered_and_not_built_again() {
         let m = model(fixtures::unimplemented_op());
         assert!(m.health().await.is_ok(), "not loaded yet is ready");
         let inputs = || Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 2]).unwrap()));
         let e = m.infer(inputs()).await.unwrap_err();
-        assert_eq!(e.status(), 500);
+        assert_eq!(e.status(), 503);
         assert!(e.message().contains("FancyOp"), "{e}");
         assert!(e.is_logged(), "logged once, where the build failed");
         assert!(m.health().await.unwrap_err().contains("FancyOp"));
         let (a, b) = tokio::join!(m.infer(inputs()), m.infer(inputs()));
         for e in [a.unwrap_err(), b.unwrap_err()] {
-            assert_eq!(e.status(), 500);
+            assert_eq!(e.status(), 503);
             assert!(e.message().contains("FancyOp") && e.is_logged(), "{e}");
         }
         assert_eq!(m.builds(), 1, "remembered: requests do not build again");
@@ -423,7 +424,7 @@ mod tests {
         let x = || Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 4]).unwrap()));
         for _ in 0..3 {
             let e = m.infer(x()).await.unwrap_err();
-            assert_eq!(e.status(), 500, "{e}");
+            assert_eq!(e.status(), 503, "{e}");
             assert!(
                 e.message().contains("tract cannot build the model")
                     && e.message()

@@ -445,7 +445,7 @@ fn log_lines_about(model: &str) -> Vec<(tracing::Level, String)> {
 }
 
 #[tokio::test]
-async fn a_model_tract_cannot_build_answers_500_with_the_cause_and_logs_it_once() {
+async fn a_model_tract_cannot_build_answers_503_with_the_cause_and_logs_it_once() {
     log_lines_about("");
     let d = repo(&[("fancy", fixtures::unimplemented_op())]);
     let factory = ModelAppFactory::new(ModelOptions {
@@ -460,7 +460,7 @@ async fn a_model_tract_cannot_build_answers_500_with_the_cause_and_logs_it_once(
     let body = json!({"inputs": [input("x", "FP32", &[1, 2], json!([1, 2]))]});
     for _ in 0..3 {
         let a = call(&app, "POST", "/v2/models/fancy/infer", body.to_string()).await;
-        assert_eq!(a.status, 500);
+        assert_eq!(a.status, 503);
         assert!(
             a.error().contains(
                 "cannot be loaded: tract does not implement the operator FancyOp (node \"FancyOp_y\"); \
@@ -490,7 +490,7 @@ async fn a_broken_model_fixed_on_disk_becomes_ready_and_serves() {
         call(&app, "POST", "/v2/models/m/infer", body.clone())
             .await
             .status,
-        500
+        503
     );
     assert_eq!(
         call(&app, "GET", "/v2/models/m/ready", "").await.status,
