@@ -1,5 +1,6 @@
 //! Tiny ONNX models written as protobuf by hand, for tests that must not depend on Python
-//! or on the example files. Each builder returns the bytes of a `.onnx` file.
+//! or on the example files. Each builder returns the bytes of a `.onnx` file. Also the
+//! temporary directory tests put model files in ([`TempDir`]).
 //!
 //! Also compiled into the crate's integration tests (`#[path]`), so it uses only
 //! `tract_onnx::pb` and `prost`.
@@ -22,6 +23,33 @@ pub const FLOAT16: i32 = 10;
 pub const DOUBLE: i32 = 11;
 pub const UINT32: i32 = 12;
 pub const UINT64: i32 = 13;
+
+/// A temporary directory for model files, removed when dropped (also when a test fails).
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// An empty directory, unique to this tag and this process.
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("serve-model-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// Writes a file at this relative path (making its directories) and returns its path.
+    pub fn file(&self, rel: &str, content: &[u8]) -> std::path::PathBuf {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// A dimension in a declared shape.
 #[derive(Clone, Copy)]

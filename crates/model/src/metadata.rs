@@ -498,15 +498,13 @@ pub(crate) mod tests {
 
     #[test]
     fn a_file_source_reads_the_file() {
-        let dir = std::env::temp_dir().join(format!("serve-model-meta-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("m.onnx");
-        std::fs::write(&path, fixtures::with_weights(1 << 20)).unwrap();
+        let dir = fixtures::TempDir::new("meta");
+        let path = dir.file("m.onnx", &fixtures::with_weights(1 << 20));
         let meta = crate::loader::Source::File(path.clone())
             .read_meta()
             .unwrap();
         assert_eq!(meta.inputs[0].shape_i64(), vec![-1, 2]);
-        std::fs::remove_dir_all(&dir).unwrap();
+        drop(dir);
         let e = crate::loader::Source::File(path).read_meta().unwrap_err();
         assert_eq!(e, "cannot read: no such file");
     }

@@ -345,7 +345,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures;
+    use crate::fixtures::{self, TempDir};
     use tract_onnx::prelude::*;
 
     fn model(bytes: Vec<u8>) -> Arc<Model> {
@@ -397,12 +397,6 @@ mod tests {
         assert!(!m.loaded());
     }
 
-    fn temp_dir(what: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("serve-model-{what}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     fn file_model(path: &std::path::Path) -> Arc<Model> {
         Arc::new(
             Model::open(
@@ -417,9 +411,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_that_cannot_build_is_built_again_once_it_changes() {
-        let dir = temp_dir("rebuild");
-        let path = dir.join("m.onnx");
-        std::fs::write(&path, fixtures::mistyped()).unwrap();
+        let dir = TempDir::new("rebuild");
+        let path = dir.file("m.onnx", &fixtures::mistyped());
         let m = file_model(&path);
         let x = || Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 4]).unwrap()));
         for _ in 0..3 {
@@ -440,14 +433,12 @@ mod tests {
         assert!(m.infer(x()).await.is_ok());
         assert_eq!(m.builds(), 2);
         assert!(m.health().await.is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn a_file_that_cannot_be_read_is_503_and_read_again_later() {
-        let dir = temp_dir("reread");
-        let path = dir.join("m.onnx");
-        std::fs::write(&path, fixtures::iris_like()).unwrap();
+        let dir = TempDir::new("reread");
+        let path = dir.file("m.onnx", &fixtures::iris_like());
         let m = file_model(&path);
         std::fs::remove_file(&path).unwrap();
         for _ in 0..2 {
@@ -466,7 +457,6 @@ mod tests {
             "the file is back: built at once"
         );
         assert_eq!(m.builds(), 2);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -478,18 +468,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_that_disappears_or_breaks_is_not_ready() {
-        let dir = temp_dir("health");
-        let path = dir.join("m.onnx");
-        std::fs::write(&path, fixtures::iris_like()).unwrap();
-        let m = Arc::new(
-            Model::open(
-                "m".into(),
-                Source::File(path.clone()),
-                Settings::default(),
-                None,
-            )
-            .unwrap(),
-        );
+        let dir = TempDir::new("health");
+        let path = dir.file("m.onnx", &fixtures::iris_like());
+        let m = file_model(&path);
         assert!(m.health().await.is_ok());
         std::fs::write(&path, b"garbage, and longer than before").unwrap();
         let e = m.health().await.unwrap_err();
@@ -499,7 +480,6 @@ mod tests {
         assert!(e.contains("no such file"), "{e}");
         std::fs::write(&path, fixtures::iris_like()).unwrap();
         assert!(m.health().await.is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     // The batcher waits 10 s for company, the request 10 ms; paused time jumps as soon as

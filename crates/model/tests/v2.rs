@@ -8,6 +8,7 @@ mod fixtures;
 use std::time::Duration;
 
 use common::*;
+use fixtures::TempDir;
 use serde_json::{Value, json};
 use serve_app::AppFactory;
 use serve_model::{ModelAppFactory, ModelOptions};
