@@ -7,7 +7,7 @@
 //! huge declared shape with a tiny body costs nothing; encoding appends an output's
 //! elements to the response the same way.
 
-use crate::column::Column;
+use crate::column::{Column, INITIAL_CAPACITY};
 use crate::datatype::DataType;
 use crate::error::ApiError;
 use crate::outputs::{OutView, with_slice};
@@ -62,7 +62,7 @@ pub fn decode(dt: DataType, bytes: &[u8], count: usize, label: &str) -> Result<C
 
 fn decode_strings(mut bytes: &[u8], count: usize, label: &str) -> Result<Column, ApiError> {
     // Each element takes at least its 4-byte length: the body bounds the allocation.
-    let mut out = Vec::with_capacity(count.min(bytes.len() / 4).min(1 << 16));
+    let mut out = Vec::with_capacity(count.min(bytes.len() / 4).min(INITIAL_CAPACITY));
     while !bytes.is_empty() {
         if out.len() == count {
             return Err(ApiError::bad_request(format!(

@@ -93,6 +93,11 @@ fn int_in_range<S, T: TryFrom<S>>(
     T::try_from(v).map_err(|_| ValueError(format!("{shown} is out of range for {dt}")))
 }
 
+/// The most elements a decoder reserves before any is read: a buffer grows with what the
+/// body holds. (A string element is 24 bytes in memory for 3 in JSON or 4 in binary, so
+/// reserving from the body length alone could multiply a large body.)
+pub const INITIAL_CAPACITY: usize = 1 << 16;
+
 impl Column {
     /// An empty column of this type with room for `capacity` elements. Callers bound the
     /// capacity by what the body can hold, never by a declared shape alone.

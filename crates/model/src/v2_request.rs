@@ -17,7 +17,7 @@ use tract_onnx::prelude::{TVec, Tensor};
 
 use crate::codec_binary;
 use crate::codec_json::{Field, Label, Walk, json_error};
-use crate::column::Column;
+use crate::column::{Column, INITIAL_CAPACITY};
 use crate::datatype::DataType;
 use crate::error::{ApiError, fmt_shape};
 use crate::executor::Inputs;
@@ -324,10 +324,6 @@ impl InputSeed<'_> {
         Column::with_capacity(input.datatype, capacity)
     }
 }
-
-/// The most elements reserved before any is read (a string element is 24 bytes in memory
-/// for 3 in JSON; reserving from the body length alone could multiply a large body).
-pub const INITIAL_CAPACITY: usize = 1 << 16;
 
 /// The most elements a declared shape holds (no limit without a shape, or when it is
 /// negative or overflows: the shape check reports those).
