@@ -33,8 +33,10 @@ use crate::records::RecordSpec;
 /// The file's size and modification time, to notice a change without reading it.
 type Stamp = (u64, Option<SystemTime>);
 
-/// How long a file that could not be read is left alone before the next try.
-const REREAD_AFTER: Duration = Duration::from_secs(1);
+/// How long a file that could not be read is left alone before the next try (and the
+/// `Retry-After` its requests are answered with).
+const REREAD_AFTER_SECS: u32 = 1;
+const REREAD_AFTER: Duration = Duration::from_secs(REREAD_AFTER_SECS as u64);
 
 /// A failed build, remembered so that requests do not build again.
 #[derive(Clone, Debug)]
@@ -55,7 +57,7 @@ impl Failed {
 
     fn error(&self) -> ApiError {
         match self.retry_at {
-            Some(_) => ApiError::retry_later(self.message.clone(), 1),
+            Some(_) => ApiError::retry_later(self.message.clone(), REREAD_AFTER_SECS),
             None => ApiError::unavailable(self.message.clone()),
         }
         .already_logged()
@@ -158,17 +160,15 @@ impl Model {
             }
             Err(e) => {
                 let transient = matches!(e, BuildError::Read(_));
+                let until = if !transient && self.source.path().is_some() {
+                    "; it will not be tried again until the file changes"
+                } else {
+                    ""
+                };
                 let message = format!(
-                    "model {} ({}) cannot be loaded: {e}{}",
+                    "model {} ({}) cannot be loaded: {e}{until}",
                     self.name,
                     self.source.display(),
-                    if transient {
-                        ""
-                    } else if self.source.path().is_some() {
-                        "; it will not be tried again until the file changes"
-                    } else {
-                        ""
-                    }
                 );
                 tracing::error!("{message}");
                 *lock(&self.failed) = Some(Failed {
