@@ -256,8 +256,7 @@ fn build_with(
                 "the inputs share no batch dimension to pin".into(),
             ));
         };
-        let one: HashMap<Symbol, TDim> = [(batch, TDim::Val(1))].into();
-        model.set_symbols(&one).map_err(cannot_build)?;
+        model.set_symbols(&one_row(batch)).map_err(cannot_build)?;
         let typed = model.into_optimized().map_err(cannot_build)?;
         // Rows can be run one at a time only if every output is one row per input row: its
         // first dimension is 1 here and variable in the file.
@@ -304,8 +303,15 @@ fn build_with(
 /// The typed graph with the batch bound to 1, optimized: its weights are the typed graph's
 /// (shared), what optimizing adds (packed kernels) is its own.
 fn single_plan(typed: &TypedModel, batch: Symbol) -> TractResult<Arc<TypedRunnableModel>> {
-    let one: HashMap<Symbol, TDim> = [(batch, TDim::Val(1))].into();
-    typed.set_symbols(&one)?.into_optimized()?.into_runnable()
+    typed
+        .set_symbols(&one_row(batch))?
+        .into_optimized()?
+        .into_runnable()
+}
+
+/// The batch symbol bound to 1.
+fn one_row(batch: Symbol) -> HashMap<Symbol, TDim> {
+    [(batch, TDim::Val(1))].into()
 }
 
 /// An error and its causes on one line: tract's errors are chains of contexts.
