@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import ctypes
 import datetime as dt
 import http.client
@@ -227,28 +228,20 @@ class Server:
         if self.proc is None:
             return
         pids = tree(self.proc.pid)
-        try:
+        gone, waited = contextlib.suppress(ProcessLookupError), contextlib.suppress(
+            subprocess.TimeoutExpired)
+        with gone:
             os.killpg(self.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with waited:
             self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
         # Whatever is left of the group or the tree (a worker slow to drain): KILL.
-        try:
+        with gone:
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         for p in pids:
-            try:
+            with gone:
                 os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
+        with waited:
             self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
         LIVE.pop(self.proc.pid, None)
         self.proc = None
         if self.logfile:
