@@ -378,14 +378,54 @@ pub fn mistyped_fixed() -> Vec<u8> {
 }
 
 /// An output that is not a tensor (its type is a sequence, which tract's protobuf does not
-/// even decode), like scikit-learn's ZipMap.
-pub fn zipmap_output() -> Vec<u8> {
+/// even decode) and that no ZipMap makes.
+pub fn sequence_output() -> Vec<u8> {
     let mut out = vi("probs", FLOAT, &[D::N]);
     out.r#type = Some(pb::TypeProto::default());
     model(graph(
         vec![node("Identity", &["x"], &["probs"], vec![])],
         vec![vi("x", FLOAT, &[D::N, D::F(2)])],
         vec![out],
+        vec![],
+    ))
+}
+
+/// A classifier as scikit-learn exports one by default: `x` FP32 [N, 3] → `output_label`
+/// (the argmax, INT64 [N]) and `output_probability` (the softmax of `x` through a ZipMap, a
+/// sequence of maps keyed by the labels 0, 1, 2, or "a", "b", "c" when `strings`).
+pub fn zipmap(strings: bool) -> Vec<u8> {
+    let mut out = vi("output_probability", FLOAT, &[D::N]);
+    out.r#type = Some(pb::TypeProto::default());
+    let labels = if strings {
+        attr_strings("classlabels_strings", &["a", "b", "c"])
+    } else {
+        attr_ints("classlabels_int64s", &[0, 1, 2])
+    };
+    let mut zipmap = node(
+        "ZipMap",
+        &["probabilities"],
+        &["output_probability"],
+        vec![labels],
+    );
+    zipmap.domain = "ai.onnx.ml".into();
+    model(graph(
+        vec![
+            node(
+                "Softmax",
+                &["x"],
+                &["probabilities"],
+                vec![attr_i("axis", 1)],
+            ),
+            node(
+                "ArgMax",
+                &["x"],
+                &["output_label"],
+                vec![attr_i("axis", 1), attr_i("keepdims", 0)],
+            ),
+            zipmap,
+        ],
+        vec![vi("x", FLOAT, &[D::N, D::F(3)])],
+        vec![vi("output_label", INT64, &[D::N]), out],
         vec![],
     ))
 }

@@ -9,6 +9,9 @@
 //! convolution paths need concrete shapes, so on a CNN it is several times faster (see
 //! [`Plan`]).
 //!
+//! Graphs are parsed by tract's ONNX framework with serve's ONNX-ML operators registered
+//! (crate `serve-onnx-ml`: scikit-learn's exports, answering as onnxruntime does).
+//!
 //! tract's quirks are handled here, not leaked to clients: an operator tract does not
 //! implement is named with its node (instead of "can not be made a TypedOp"), a file whose
 //! `value_info` contradicts the graph is retried with `with_ignore_value_info(true)`, a
@@ -190,8 +193,8 @@ pub fn build(source: &Source, meta: &ModelMeta) -> Result<Plan, BuildError> {
     let proto = pb::ModelProto::decode(bytes)
         .map_err(|e| BuildError::Model(format!("not an ONNX model ({e})")))?;
     let dir = source.dir();
-    let strict = tract_onnx::onnx();
-    let relaxed = tract_onnx::onnx().with_ignore_value_info(true);
+    let strict = serve_onnx_ml::onnx();
+    let relaxed = serve_onnx_ml::onnx().with_ignore_value_info(true);
     let first = match build_with(&strict, &proto, dir, meta, false) {
         Ok(plan) => return Ok(plan),
         Err(Failure::Final(e)) => return Err(BuildError::Model(e)),
@@ -323,17 +326,26 @@ pub(crate) fn chain(e: &TractError) -> String {
 }
 
 /// Names every operator tract does not implement, with its node, before typing fails with
-/// tract's less helpful "can not be made a TypedOp".
+/// tract's less helpful "can not be made a TypedOp"; an operator that cannot be served at
+/// all (it takes maps) says why.
 fn unimplemented_ops(model: &InferenceModel) -> Result<(), String> {
-    let missing: Vec<String> = model
-        .nodes()
-        .iter()
-        .filter_map(|n| {
-            let name = n.op.name();
-            let op = name.strip_prefix("Unimplemented(")?.strip_suffix(')')?;
-            Some(format!("{op} (node \"{}\")", n.name))
-        })
-        .collect();
+    let mut missing: Vec<String> = Vec::new();
+    for n in model.nodes() {
+        let name = n.op.name();
+        let Some(op) = name
+            .strip_prefix("Unimplemented(")
+            .and_then(|s| s.strip_suffix(')'))
+        else {
+            continue;
+        };
+        if let Some(why) = serve_onnx_ml::unsupported(op) {
+            return Err(format!(
+                "serve cannot run the operator {op} (node \"{}\"): {why}",
+                n.name
+            ));
+        }
+        missing.push(format!("{op} (node \"{}\")", n.name));
+    }
     if missing.is_empty() {
         Ok(())
     } else {
@@ -480,7 +492,8 @@ mod tests {
         let bytes = fixtures::shape_from_input(false);
         let meta = ModelMeta::from_onnx(&bytes).unwrap();
         let proto = pb::ModelProto::decode(&bytes[..]).unwrap();
-        let Err(Failure::Typing(e)) = build_with(&tract_onnx::onnx(), &proto, None, &meta, false)
+        let Err(Failure::Typing(e)) =
+            build_with(&serve_onnx_ml::onnx(), &proto, None, &meta, false)
         else {
             panic!("tract now types this graph for any batch: the fixture proves nothing");
         };

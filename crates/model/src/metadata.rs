@@ -53,6 +53,60 @@ pub struct TensorMeta {
     pub datatype: DataType,
     /// The declared shape; `None` when the file does not declare a rank.
     pub shape: Option<Vec<Dim>>,
+    /// For the probabilities of a ZipMap output: the class label of each column, which the
+    /// file's ZipMap keys each row's map with. serve answers the probabilities as the
+    /// tensor `[N, C]` and renders a row as `{label: probability}` where the protocol
+    /// answers rows as JSON objects (V1, manifest routes).
+    pub classes: Option<Classes>,
+}
+
+/// The class labels of a ZipMap: integers or strings, one per probability column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Classes {
+    /// `classlabels_int64s`.
+    Ints(Vec<i64>),
+    /// `classlabels_strings`.
+    Strings(Vec<String>),
+}
+
+impl Classes {
+    /// The number of classes.
+    pub fn len(&self) -> usize {
+        match self {
+            Classes::Ints(v) => v.len(),
+            Classes::Strings(v) => v.len(),
+        }
+    }
+
+    /// True when there is no class.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The labels as a JSON array (V2 metadata's `parameters.classes`).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Classes::Ints(v) => serde_json::json!(v),
+            Classes::Strings(v) => serde_json::json!(v),
+        }
+    }
+
+    /// Writes label `i` as a JSON object key: a string, as JSON keys are (the integer
+    /// label 1 is `"1"`, as `json.dumps` writes onnxruntime's `{1: 0.7}`).
+    pub(crate) fn write_key(&self, buf: &mut Vec<u8>, i: usize) {
+        match self {
+            Classes::Ints(v) => {
+                buf.push(b'"');
+                let _ = serde_json::ser::Formatter::write_i64(
+                    &mut serde_json::ser::CompactFormatter,
+                    buf,
+                    v[i],
+                );
+                buf.push(b'"');
+            }
+            Classes::Strings(v) => crate::outputs::write_str(buf, &v[i]),
+        }
+    }
 }
 
 impl TensorMeta {
@@ -113,7 +167,7 @@ impl ModelMeta {
         })?;
         let graph = graph.ok_or("not an ONNX model (it has no graph)")?;
         let initializers: HashSet<&str> = graph.initializers.iter().map(String::as_str).collect();
-        Self::from_parts(&initializers, &graph.inputs, &graph.outputs)
+        Self::from_parts(&initializers, &graph.inputs, &graph.outputs, &graph.zipmaps)
     }
 
     /// Reads the interface from a decoded ONNX model (what [`ModelMeta::from_reader`] reads
@@ -125,22 +179,29 @@ impl ModelMeta {
             .ok_or("not an ONNX model (it has no graph)")?;
         let initializers: HashSet<&str> =
             graph.initializer.iter().map(|t| t.name.as_str()).collect();
-        Self::from_parts(&initializers, &graph.input, &graph.output)
+        let zipmaps: Vec<pb::NodeProto> = graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "ZipMap")
+            .cloned()
+            .collect();
+        Self::from_parts(&initializers, &graph.input, &graph.output, &zipmaps)
     }
 
     fn from_parts(
         initializers: &HashSet<&str>,
         inputs: &[pb::ValueInfoProto],
         outputs: &[pb::ValueInfoProto],
+        zipmaps: &[pb::NodeProto],
     ) -> Result<ModelMeta, String> {
         let inputs = inputs
             .iter()
             .filter(|i| !initializers.contains(i.name.as_str()))
-            .map(|i| tensor_meta(i, "input"))
+            .map(input_meta)
             .collect::<Result<Vec<_>, _>>()?;
         let outputs = outputs
             .iter()
-            .map(|o| tensor_meta(o, "output"))
+            .map(|o| output_meta(o, zipmaps))
             .collect::<Result<Vec<_>, _>>()?;
         if outputs.is_empty() {
             return Err("the graph has no outputs".into());
@@ -176,28 +237,84 @@ pub(crate) fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
-fn tensor_meta(info: &pb::ValueInfoProto, kind: &str) -> Result<TensorMeta, String> {
+fn input_meta(info: &pb::ValueInfoProto) -> Result<TensorMeta, String> {
+    tensor_meta(info, "input").ok_or_else(|| {
+        format!(
+            "input \"{}\" is not a tensor (a map or a sequence, as DictVectorizer and CastMap \
+             take), and serve receives tensors only; export the model with a float array input \
+             (in scikit-learn, put the features in an array instead of a DictVectorizer)",
+            info.name
+        )
+    })?
+}
+
+/// An output's interface. An output that is not a tensor is served when a ZipMap makes it:
+/// as the probabilities ZipMap was given, `[N, C]` FP32, with ZipMap's class labels.
+fn output_meta(info: &pb::ValueInfoProto, zipmaps: &[pb::NodeProto]) -> Result<TensorMeta, String> {
+    if let Some(meta) = tensor_meta(info, "output") {
+        return meta;
+    }
+    let name = &info.name;
+    let Some(node) = zipmaps.iter().find(|n| n.output.first() == Some(name)) else {
+        return Err(format!(
+            "output \"{name}\" is not a tensor (a sequence or a map) and no ZipMap makes it, so \
+             serve cannot answer it; change the model to output a tensor"
+        ));
+    };
+    let classes = zipmap_classes(node).map_err(|e| format!("output \"{name}\": {e}"))?;
+    Ok(TensorMeta {
+        name: name.clone(),
+        datatype: DataType::F32,
+        shape: Some(vec![Dim::Var(None), Dim::Fixed(classes.len())]),
+        classes: Some(classes),
+    })
+}
+
+/// A ZipMap node's labels: exactly one of `classlabels_int64s` and `classlabels_strings`.
+fn zipmap_classes(node: &pb::NodeProto) -> Result<Classes, String> {
+    let attr = |n: &str| node.attribute.iter().find(|a| a.name == n);
+    match (attr("classlabels_int64s"), attr("classlabels_strings")) {
+        (Some(ints), None) => Ok(Classes::Ints(ints.ints.clone())),
+        (None, Some(strings)) => strings
+            .strings
+            .iter()
+            .map(|s| String::from_utf8(s.clone()))
+            .collect::<Result<_, _>>()
+            .map(Classes::Strings)
+            .map_err(|_| {
+                format!(
+                    "ZipMap \"{}\" has a class label that is not UTF-8",
+                    node.name
+                )
+            }),
+        _ => Err(format!(
+            "ZipMap \"{}\" needs exactly one of classlabels_int64s and classlabels_strings",
+            node.name
+        )),
+    }
+}
+
+/// A tensor's interface; `None` when the value is not a tensor.
+fn tensor_meta(info: &pb::ValueInfoProto, kind: &str) -> Option<Result<TensorMeta, String>> {
     let name = &info.name;
     let Some(pb::type_proto::Value::TensorType(t)) =
         info.r#type.as_ref().and_then(|t| t.value.as_ref())
     else {
-        return Err(format!(
-            "{kind} \"{name}\" is not a tensor (a sequence or a map, as scikit-learn's ZipMap \
-             makes; export with zipmap=False)"
-        ));
+        return None;
     };
-    let datatype = DataType::from_onnx(t.elem_type).ok_or_else(|| {
-        format!(
+    let Some(datatype) = DataType::from_onnx(t.elem_type) else {
+        return Some(Err(format!(
             "{kind} \"{name}\" has type {}, which serve cannot carry",
             DataType::onnx_name(t.elem_type)
-        )
-    })?;
+        )));
+    };
     let shape = t.shape.as_ref().map(|s| s.dim.iter().map(dim).collect());
-    Ok(TensorMeta {
+    Some(Ok(TensorMeta {
         name: name.clone(),
         datatype,
         shape,
-    })
+        classes: None,
+    }))
 }
 
 fn dim(d: &pb::tensor_shape_proto::Dimension) -> Dim {
@@ -212,8 +329,9 @@ fn dim(d: &pb::tensor_shape_proto::Dimension) -> Dim {
 }
 
 /// A protobuf walker for the few fields metadata needs: `ModelProto.graph` (7), and in the
-/// graph `initializer` (5, only their `name`, 8), `input` (11) and `output` (12). Every
-/// other field is skipped by seeking past it. Lengths are checked against the enclosing
+/// graph `initializer` (5, only their `name`, 8), `input` (11), `output` (12) and the nodes
+/// (1) whose `op_type` (4) is ZipMap (decoded whole; of the others only the op type is
+/// read). Every other field is skipped by seeking past it. Lengths are checked against the enclosing
 /// message before anything is read or allocated from them.
 mod scan {
     use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -227,6 +345,8 @@ mod scan {
         pub initializers: Vec<String>,
         pub inputs: Vec<pb::ValueInfoProto>,
         pub outputs: Vec<pb::ValueInfoProto>,
+        /// The ZipMap nodes, whole (their labels name the columns of the outputs they make).
+        pub zipmaps: Vec<pb::NodeProto>,
     }
 
     pub(super) enum Error {
@@ -299,7 +419,11 @@ mod scan {
             if to > end {
                 return Err(bad("a field runs past the end"));
             }
-            let by = i64::try_from(to - self.pos).map_err(|_| bad("a field is too long"))?;
+            let by = i64::try_from(to)
+                .ok()
+                .zip(i64::try_from(self.pos).ok())
+                .map(|(to, pos)| to - pos)
+                .ok_or_else(|| bad("a field is too long"))?;
             self.inner.seek_relative(by)?;
             self.pos = to;
             Ok(())
@@ -343,6 +467,18 @@ mod scan {
                         let name = self.tensor_name(to)?;
                         graph.initializers.push(name);
                     }
+                    1 => {
+                        Self::expect_len(wire, "a node")?;
+                        let to = self.length(end)?;
+                        let start = self.pos;
+                        if self.op_type(to)? == "ZipMap" {
+                            self.seek_to(start, to)?;
+                            let node = pb::NodeProto::decode(&self.bytes(to)?[..])
+                                .map_err(|e| bad(e.to_string()))?;
+                            graph.zipmaps.push(node);
+                        }
+                        self.seek_to(to, end)?;
+                    }
                     11 | 12 => {
                         Self::expect_len(wire, "a graph input or output")?;
                         let to = self.length(end)?;
@@ -357,6 +493,20 @@ mod scan {
                 }
             }
             Ok(())
+        }
+
+        /// A NodeProto's `op_type` (4); its attributes are skipped. Stops at the op type.
+        fn op_type(&mut self, end: u64) -> Result<String, Error> {
+            while self.pos < end {
+                let (field, wire) = self.key(end)?;
+                if field == 4 && wire == LEN {
+                    let to = self.length(end)?;
+                    return String::from_utf8(self.bytes(to)?)
+                        .map_err(|_| bad("an op type is not UTF-8"));
+                }
+                self.skip(wire, end)?;
+            }
+            Ok(String::new())
         }
 
         /// A TensorProto's `name` (8); its data is skipped.
@@ -511,7 +661,32 @@ pub(crate) mod tests {
 
     #[test]
     fn non_tensor_outputs_are_named() {
-        let e = ModelMeta::from_onnx(&fixtures::zipmap_output()).unwrap_err();
-        assert!(e.contains("output \"probs\" is not a tensor"), "{e}");
+        let e = ModelMeta::from_onnx(&fixtures::sequence_output()).unwrap_err();
+        assert!(
+            e.contains("output \"probs\" is not a tensor (a sequence or a map) and no ZipMap"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_zipmap_output_is_its_probabilities_with_their_labels() {
+        for (strings, classes) in [
+            (false, Classes::Ints(vec![0, 1, 2])),
+            (
+                true,
+                Classes::Strings(vec!["a".into(), "b".into(), "c".into()]),
+            ),
+        ] {
+            let bytes = fixtures::zipmap(strings);
+            let meta = ModelMeta::from_onnx(&bytes).unwrap();
+            let probs = &meta.outputs[1];
+            assert_eq!(probs.name, "output_probability");
+            assert_eq!(probs.datatype, DataType::F32);
+            assert_eq!(probs.shape_i64(), vec![-1, 3]);
+            assert_eq!(probs.classes.as_ref(), Some(&classes));
+            assert!(meta.outputs[0].classes.is_none());
+            let full = ModelMeta::from_proto(&pb::ModelProto::decode(&bytes[..]).unwrap());
+            assert_eq!(Ok(meta), full);
+        }
     }
 }

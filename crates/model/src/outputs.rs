@@ -16,6 +16,7 @@ use tract_onnx::prelude::Tensor;
 
 use crate::datatype::DataType;
 use crate::error::ApiError;
+use crate::metadata::{Classes, ModelMeta};
 
 /// The outputs answering one request.
 #[derive(Clone, Debug)]
@@ -76,6 +77,17 @@ impl Outputs {
             shape,
             start,
             len,
+            classes: None,
+        })
+    }
+
+    /// [`Outputs::view`] of output `i` of a model: the rows of a ZipMap output are written
+    /// as `{label: probability}` objects (see [`OutView::keyed`]).
+    pub fn view_of<'a>(&'a self, meta: &'a ModelMeta, i: usize) -> Result<OutView<'a>, ApiError> {
+        let view = self.view(i)?;
+        Ok(match meta.outputs.get(i).and_then(|o| o.classes.as_ref()) {
+            Some(classes) => view.keyed(classes),
+            None => view,
         })
     }
 }
@@ -93,6 +105,8 @@ pub struct OutView<'a> {
     pub start: usize,
     /// How many elements belong to this request.
     pub len: usize,
+    /// The labels keying each row's columns, for a ZipMap output written as objects.
+    pub classes: Option<&'a Classes>,
 }
 
 /// A value that can be printed as a JSON scalar.
@@ -230,15 +244,41 @@ macro_rules! with_slice {
 }
 pub(crate) use with_slice;
 
-impl OutView<'_> {
+impl<'a> OutView<'a> {
     /// The elements as one flat JSON array (V2 `data`).
     pub fn write_flat(&self, buf: &mut Vec<u8>) -> Result<(), ApiError> {
         with_slice!(self, s => write_flat(buf, s));
         Ok(())
     }
 
-    /// The elements as nested arrays of the view's shape (V1 columnar outputs).
+    /// Keys each row's columns by `classes` in [`OutView::write_row`] and
+    /// [`OutView::write_nested`]: the row `[0.9, 0.1]` of a ZipMap output is written
+    /// `{"0": 0.9, "1": 0.1}`, one object per row as onnxruntime's Python API returns them.
+    /// Only a `[N, C]` FP32 view with C labels is keyed; any other keeps its arrays.
+    pub fn keyed(mut self, classes: &'a Classes) -> Self {
+        let fits = self.datatype == DataType::F32
+            && self.shape.len() == 2
+            && self.shape[1] == classes.len();
+        if fits {
+            self.classes = Some(classes);
+        }
+        self
+    }
+
+    /// The elements as nested arrays of the view's shape (V1 columnar outputs); a keyed
+    /// view is an array of one object per row.
     pub fn write_nested(&self, buf: &mut Vec<u8>) -> Result<(), ApiError> {
+        if self.classes.is_some() {
+            buf.push(b'[');
+            for r in 0..self.row_count() {
+                if r > 0 {
+                    buf.push(b',');
+                }
+                self.write_row(buf, r, false)?;
+            }
+            buf.push(b']');
+            return Ok(());
+        }
         with_slice!(self, s => write_nested(buf, s, &self.shape));
         Ok(())
     }
@@ -247,6 +287,9 @@ impl OutView<'_> {
     /// `[a, b, c]` for `[N, 3]`. With `unwrap`, a row of one element is a scalar too (the
     /// manifest routes' `{"predict": 0.12}` for a `[N, 1]` output).
     pub fn write_row(&self, buf: &mut Vec<u8>, row: usize, unwrap: bool) -> Result<(), ApiError> {
+        if let Some(classes) = self.classes {
+            return self.write_keyed_row(buf, row, classes);
+        }
         let dims = &self.shape[1.min(self.shape.len())..];
         let size: usize = dims.iter().product();
         let dims = if unwrap && size == 1 { &[][..] } else { dims };
@@ -261,6 +304,37 @@ impl OutView<'_> {
     /// The number of rows (the first dimension), or 1 for a scalar output.
     pub fn row_count(&self) -> usize {
         self.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Row `row` of a keyed view: `{label: probability, ...}`.
+    fn write_keyed_row(
+        &self,
+        buf: &mut Vec<u8>,
+        row: usize,
+        classes: &Classes,
+    ) -> Result<(), ApiError> {
+        let width = classes.len();
+        let plain = self
+            .tensor
+            .try_as_plain_ram()
+            .map_err(|e| ApiError::internal(format!("reading an output: {e}")))?;
+        let probs = &plain
+            .as_slice::<f32>()
+            .map_err(|e| ApiError::internal(format!("reading an output: {e}")))?
+            [self.start..self.start + self.len];
+        let from = (row * width).min(probs.len());
+        let to = (from + width).min(probs.len());
+        buf.push(b'{');
+        for (k, p) in probs[from..to].iter().enumerate() {
+            if k > 0 {
+                buf.push(b',');
+            }
+            classes.write_key(buf, k);
+            buf.push(b':');
+            p.write_json(buf);
+        }
+        buf.push(b'}');
+        Ok(())
     }
 }
 

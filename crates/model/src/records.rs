@@ -421,9 +421,11 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
 }
 
 /// Writes the answer of a records request: an object per row keyed by response key (or one
-/// object for a single record). With `unwrap`, one-element rows are scalars.
+/// object for a single record). With `unwrap`, one-element rows are scalars; the rows of a
+/// ZipMap output are `{label: probability}` objects.
 pub fn write_objects(
     buf: &mut Vec<u8>,
+    meta: &ModelMeta,
     outputs: &Outputs,
     keys: &[(String, usize)],
     single: bool,
@@ -431,7 +433,7 @@ pub fn write_objects(
 ) -> Result<(), ApiError> {
     let views = keys
         .iter()
-        .map(|(_, i)| outputs.view(*i))
+        .map(|(_, i)| outputs.view_of(meta, *i))
         .collect::<Result<Vec<_>, _>>()?;
     let rows = views.first().map_or(0, |v| v.row_count());
     if !single {

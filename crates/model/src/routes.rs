@@ -102,7 +102,14 @@ impl Route {
         let (inputs, single) = records::decode(body, &self.model.meta, &self.spec)?;
         let outputs = self.model.infer(inputs).await?;
         let mut buf = Vec::with_capacity(32 * self.outputs.len());
-        records::write_objects(&mut buf, &outputs, &self.outputs, single, true)?;
+        records::write_objects(
+            &mut buf,
+            &self.model.meta,
+            &outputs,
+            &self.outputs,
+            single,
+            true,
+        )?;
         Ok(json_response(StatusCode::OK, buf))
     }
 }

@@ -314,7 +314,7 @@ fn write_predictions(
     outputs: &Outputs,
 ) -> Result<(), ApiError> {
     if outputs.len() == 1 {
-        let view = outputs.view(0)?;
+        let view = outputs.view_of(meta, 0)?;
         buf.push(b'[');
         for r in 0..view.row_count() {
             if r > 0 {
@@ -331,13 +331,13 @@ fn write_predictions(
         .enumerate()
         .map(|(i, o)| (o.name.clone(), i))
         .collect();
-    crate::records::write_objects(buf, outputs, &keys, false, false)
+    crate::records::write_objects(buf, meta, outputs, &keys, false, false)
 }
 
 /// `outputs`: the whole tensor, or an object of them.
 fn write_columnar(buf: &mut Vec<u8>, meta: &ModelMeta, outputs: &Outputs) -> Result<(), ApiError> {
     if outputs.len() == 1 {
-        return outputs.view(0)?.write_nested(buf);
+        return outputs.view_of(meta, 0)?.write_nested(buf);
     }
     buf.push(b'{');
     for i in 0..outputs.len() {
@@ -346,7 +346,7 @@ fn write_columnar(buf: &mut Vec<u8>, meta: &ModelMeta, outputs: &Outputs) -> Res
         }
         write_str(buf, &meta.outputs[i].name);
         buf.push(b':');
-        outputs.view(i)?.write_nested(buf)?;
+        outputs.view_of(meta, i)?.write_nested(buf)?;
     }
     buf.push(b'}');
     Ok(())

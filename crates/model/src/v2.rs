@@ -87,11 +87,15 @@ pub fn model_metadata(model: &Model) -> Response {
     let tensors = |list: &[crate::metadata::TensorMeta]| {
         list.iter()
             .map(|t| {
-                serde_json::json!({
+                let mut json = serde_json::json!({
                     "name": t.name,
                     "datatype": t.datatype.as_str(),
                     "shape": t.shape_i64(),
-                })
+                });
+                if let Some(classes) = &t.classes {
+                    json["parameters"] = serde_json::json!({ "classes": classes.to_json() });
+                }
+                json
             })
             .collect::<Vec<_>>()
     };

@@ -667,11 +667,11 @@ fn start_time_check_errors_are_one_line_naming_the_file() {
         "broken.onnx",
         b"\x08\x01garbage that is not protobuf at all",
     );
-    let zipmap = d.file("zip.onnx", &fixtures::zipmap_output());
+    let sequence = d.file("sequence.onnx", &fixtures::sequence_output());
     let cases = [
         (d.0.join("missing.onnx"), "missing.onnx: no such file"),
         (garbage, "broken.onnx: not an ONNX model"),
-        (zipmap, "zip.onnx: output \"probs\" is not a tensor"),
+        (sequence, "sequence.onnx: output \"probs\" is not a tensor"),
     ];
     for (path, want) in cases {
         let f = ModelAppFactory::new(ModelOptions {

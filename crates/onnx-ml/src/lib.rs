@@ -1,0 +1,72 @@
+//! The ONNX-ML operators (domain `ai.onnx.ml`) that scikit-learn's exports use, for tract,
+//! answering as onnxruntime does.
+//!
+//! tract-onnx implements a few of these operators, some of them with answers that differ
+//! from onnxruntime's; the others are missing. [`onnx`] is tract's ONNX framework with this
+//! crate's operators registered in place of tract's: every model serve loads goes through
+//! it. **onnxruntime is the reference**: where the ONNX-ML specification and onnxruntime
+//! disagree, these operators match onnxruntime, and a comment says so where it happens.
+//!
+//! # Layout
+//! - [`kernel`]: the one tract op wrapper every operator here is written against: inference
+//!   rules, typed facts and an evaluation over whole tensors (all the rows of a batch at once).
+//! - [`post`]: `post_transform` and the expansion of a lone score to two, shared by the
+//!   classifiers and regressors.
+//! - one module per operator family: [`zipmap`]; the preprocessing operators; the linear
+//!   models; the tree ensembles; the support vector machines.
+//!
+//! Map-typed inputs (DictVectorizer, CastMap) are not tensors and are refused by name
+//! ([`unsupported`]).
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod kernel;
+mod post;
+pub mod zipmap;
+
+use tract_onnx::model::{OnnxOpRegister, ParsingContext};
+use tract_onnx::pb::NodeProto;
+use tract_onnx::prelude::TractResult;
+use tract_onnx::tract_hir::internal::InferenceOp;
+
+/// What the ONNX parser calls to turn a node into an operator.
+type Parser = fn(&ParsingContext, &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+
+/// The operators this crate provides, with their parsers.
+const OPERATORS: &[(&str, Parser)] = &[
+    ("ZipMap", zipmap::parse),
+];
+
+/// tract's ONNX framework with this crate's operators registered (replacing tract's own
+/// where it has one).
+pub fn onnx() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    register(&mut onnx.op_register);
+    onnx
+}
+
+/// Registers this crate's operators, replacing tract's where it has one of the same name.
+pub fn register(registry: &mut OnnxOpRegister) {
+    for (name, parser) in OPERATORS {
+        registry.insert(name, *parser);
+    }
+}
+
+/// The names of the ONNX-ML operators this crate provides.
+pub fn operators() -> impl Iterator<Item = &'static str> {
+    OPERATORS.iter().map(|(name, _)| *name)
+}
+
+/// Why an operator that takes or gives maps cannot be served, for the load error; `None`
+/// for every other operator.
+pub fn unsupported(op_type: &str) -> Option<&'static str> {
+    match op_type {
+        "DictVectorizer" | "CastMap" => Some(
+            "it takes a map, which is not a tensor and which serve cannot receive; give the \
+             model a tensor input (in scikit-learn, put the features in a float array instead \
+             of a DictVectorizer)",
+        ),
+        _ => None,
+    }
+}
