@@ -34,7 +34,7 @@ pub struct Opts {
     #[arg(short = 'c', long, value_name = "FILE", help_heading = "Config")]
     pub config: Option<PathBuf>,
 
-    /// Check the configuration and the app, then exit.
+    /// Check the configuration and prove the app (build every model), then exit.
     #[arg(long, help_heading = "Config")]
     pub check_config: bool,
 

@@ -61,7 +61,13 @@ pub fn main_with(make_app: MakeApp) -> i32 {
         Err(e) => return fail(&config, CONFIG_ERROR, &e),
     };
     if check_config {
-        return match settings.app.check() {
+        // The same proof as the first boot's: every model is built, not only read.
+        let proved = settings
+            .app
+            .check()
+            .and_then(|()| settings.app.build())
+            .and_then(|app| app.warm());
+        return match proved {
             Ok(()) => {
                 println!("Config OK: {}", settings.app.describe());
                 0

@@ -3,6 +3,9 @@
 //! of bad requests that never costs a worker.
 
 mod common;
+#[path = "../crates/model/src/fixtures.rs"]
+#[allow(dead_code)]
+mod fixtures;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -199,6 +202,35 @@ fn a_missing_or_broken_model_exits_4_before_any_fork() {
         assert_eq!(errors.len(), 1, "{log}");
         assert!(!log.contains("Booting worker"), "{log}");
     }
+}
+
+#[test]
+fn a_model_tract_cannot_build_stops_the_first_boot_and_check_config() {
+    let dir = common::tempdir();
+    let fancy = dir.path().join("fancy.onnx");
+    std::fs::write(&fancy, fixtures::unimplemented_op()).unwrap();
+    std::fs::copy(examples("iris/model.onnx"), dir.path().join("iris.onnx")).unwrap();
+    let repo = dir.path().display().to_string();
+    // The file alone, and a repository where another model would build: refused whole.
+    for app in [fancy.to_str().unwrap(), repo.as_str()] {
+        let mut s = Spawn::new(Bin::Serve, &["-w", "2", "-b", "127.0.0.1:0", app]).spawn();
+        assert_eq!(s.wait_exit(PATIENCE).and_then(|st| st.code()), Some(4), "{app}");
+        let log = s.log();
+        assert!(
+            log.contains("cannot load the app: model fancy (")
+                && log.contains("tract does not implement the operator FancyOp (node \"FancyOp_y\")"),
+            "{log}"
+        );
+        assert!(!log.contains("Booting worker"), "{log}");
+    }
+    let out = std::process::Command::new(Bin::Serve.path())
+        .args(["--check-config", &repo])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FancyOp"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Config OK"));
 }
 
 #[test]

@@ -95,7 +95,8 @@ pub struct Arbiter {
 
 impl Arbiter {
     /// Prepares the master: checks the app, binds or inherits the listeners, writes the pid
-    /// file, preloads the app when asked. Nothing is forked yet.
+    /// file, and proves the app: preloads it when asked, else builds it once in a short-lived
+    /// child. No worker is forked yet.
     pub fn start(settings: Settings, reloader: Reloader) -> Result<Arbiter, StartError> {
         process::tune_allocator();
         let pid = nix::unistd::getpid();
@@ -158,6 +159,10 @@ impl Arbiter {
                 message,
             })?)
         } else {
+            crate::upgrade::prove_at_boot(&settings, pid).map_err(|message| StartError {
+                code: APP_LOAD_ERROR,
+                message,
+            })?;
             None
         };
 

@@ -27,6 +27,71 @@ use crate::process;
 use crate::settings::Settings;
 use crate::sockets::{self, Bound};
 
+/// Forks a short-lived child that builds and warms `settings`' app (every model's plan, as a
+/// worker would on its first requests) and exits 0, or writes why it could not to the pipe
+/// it returns and exits with [`APP_LOAD_ERROR`]. `forget` runs first in the child, to drop
+/// what belongs to the master. The master never builds a model it does not serve itself
+/// (without `--preload`), so its memory stays that of a supervisor.
+pub(crate) fn fork_prover(
+    settings: &Settings,
+    master: Pid,
+    name: &str,
+    forget: impl FnOnce(),
+) -> std::io::Result<(Pid, OwnedFd)> {
+    let (reader, writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let pid = process::fork_child(|| {
+        forget();
+        process::follow_parent(master);
+        process::set_name(name);
+        let proved = process::drop_privileges(settings.user, settings.group)
+            .map_err(serve_app::AppError::from)
+            .and_then(|()| settings.app.build())
+            .and_then(|app| app.warm());
+        match proved {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = nix::unistd::write(&writer, e.to_string().as_bytes());
+                APP_LOAD_ERROR
+            }
+        }
+    })?;
+    drop(writer);
+    Ok((pid, reader))
+}
+
+/// The first boot's proof: the app is built and warmed once in a child before any worker
+/// forks, as a reload proves its new app, so that a model tract cannot build stops the start
+/// (exit 4, naming it) instead of passing every check and failing the first request.
+pub(crate) fn prove_at_boot(settings: &Settings, master: Pid) -> Result<(), String> {
+    let started = Instant::now();
+    let name = format!("{}: proof", settings.name);
+    let (pid, reader) = fork_prover(settings, master, &name, || {})
+        .map_err(|e| format!("cannot fork to prove the app: {e}"))?;
+    let status = loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    let mut message = String::new();
+    let _ = std::fs::File::from(reader).read_to_string(&mut message);
+    use nix::sys::wait::WaitStatus;
+    match (status, message.trim()) {
+        (Ok(WaitStatus::Exited(_, 0)), _) => {
+            tracing::info!(
+                "Proved the app in a child (pid {pid}) in {:.1} ms: every model builds",
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            Ok(())
+        }
+        (_, m) if !m.is_empty() => Err(format!("cannot load the app: {m}")),
+        (Ok(WaitStatus::Signaled(_, sig, _)), _) => {
+            Err(format!("cannot load the app: its proof was killed by {sig}"))
+        }
+        (other, _) => Err(format!("cannot load the app: its proof ended with {other:?}")),
+    }
+}
+
 /// How long the proof of a new app may take.
 const PROOF_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -137,27 +202,8 @@ impl Arbiter {
     }
 
     fn fork_proof(&mut self, settings: &Settings) -> std::io::Result<(Pid, OwnedFd)> {
-        let (reader, writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        let master = self.pid;
         let name = format!("{}: reload", settings.name);
-        let pid = process::fork_child(|| {
-            self.forget_master_state();
-            process::follow_parent(master);
-            process::set_name(&name);
-            let proved = process::drop_privileges(settings.user, settings.group)
-                .map_err(serve_app::AppError::from)
-                .and_then(|()| settings.app.build())
-                .and_then(|app| app.warm());
-            match proved {
-                Ok(()) => 0,
-                Err(e) => {
-                    let _ = nix::unistd::write(&writer, e.to_string().as_bytes());
-                    APP_LOAD_ERROR
-                }
-            }
-        })?;
-        drop(writer);
-        Ok((pid, reader))
+        fork_prover(settings, self.pid, &name, || self.forget_master_state())
     }
 
     /// The proof child exited.

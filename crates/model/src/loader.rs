@@ -350,9 +350,12 @@ fn unimplemented_ops(model: &InferenceModel) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "tract does not implement the operator{} {}",
+            "tract does not implement the operator{} {}; serve runs the standard ONNX \
+             operators tract implements and the ONNX-ML operators of scikit-learn's exports \
+             ({}): export the model without it (another converter option or opset)",
             if missing.len() > 1 { "s" } else { "" },
-            missing.join(", ")
+            missing.join(", "),
+            serve_onnx_ml::operators().collect::<Vec<_>>().join(", ")
         ))
     }
 }
@@ -522,10 +525,11 @@ mod tests {
     #[test]
     fn unimplemented_operators_are_named_with_their_node() {
         let e = build_bytes(fixtures::unimplemented_op()).unwrap_err();
-        assert_eq!(
-            e,
-            "tract does not implement the operator FancyOp (node \"FancyOp_y\")"
+        assert!(
+            e.starts_with("tract does not implement the operator FancyOp (node \"FancyOp_y\"); "),
+            "{e}"
         );
+        assert!(e.contains("ZipMap"), "{e}");
     }
 
     #[test]

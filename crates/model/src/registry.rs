@@ -166,13 +166,13 @@ impl Model {
                     ""
                 };
                 let message = format!(
-                    "model {} ({}) cannot be loaded: {e}{until}",
+                    "model {} ({}) cannot be loaded: {e}",
                     self.name,
                     self.source.display(),
                 );
-                tracing::error!("{message}");
+                tracing::error!("{message}{until}");
                 *lock(&self.failed) = Some(Failed {
-                    message: message.clone(),
+                    message: format!("{message}{until}"),
                     stamp,
                     retry_at: transient.then(|| Instant::now() + REREAD_AFTER),
                 });
