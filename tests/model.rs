@@ -234,6 +234,37 @@ fn a_model_tract_cannot_build_stops_the_first_boot_and_check_config() {
 }
 
 #[test]
+fn a_tf2onnx_style_file_with_five_batch_names_serves_any_batch() {
+    let dir = common::tempdir();
+    let model = dir.path().join("keras.onnx");
+    std::fs::write(&model, fixtures::separate_batch_names()).unwrap();
+    let server = start(
+        Bin::Serve,
+        &["-w", "1", "-b", "127.0.0.1:0", model.to_str().unwrap()],
+    );
+    for n in [1usize, 8] {
+        let inputs: Vec<String> = ["age", "fare", "sibsp", "parch", "pclass"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let data = vec![i.to_string(); n].join(",");
+                format!(
+                    r#"{{"name": "{name}", "shape": [{n}, 1], "datatype": "FP32", "data": [{data}]}}"#
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"inputs": [{}]}}"#, inputs.join(","));
+        let res = post(&server, "/v2/models/keras/infer", &body);
+        assert_eq!(res.status, 200, "batch {n}: {}", res.text());
+        let out = res.json();
+        let sum = &out["outputs"][1];
+        assert_eq!(sum["shape"], serde_json::json!([n, 1]));
+        assert!(sum["data"].as_array().unwrap().iter().all(|v| v == 10.0));
+    }
+    assert!(!server.log().contains("pinned"), "{}", server.log());
+}
+
+#[test]
 fn hup_reloads_the_model_and_a_broken_one_is_refused() {
     let _serial = serial();
     let dir = common::tempdir();

@@ -100,6 +100,7 @@ fn main() {
     let plan = serve_model::loader::build(
         &serve_model::loader::Source::Bytes("iris", Bytes::from_static(iris)),
         &meta,
+        true,
     )
     .unwrap();
     println!("-- tract");
@@ -123,6 +124,7 @@ fn main() {
     serve_model::loader::build(
         &serve_model::loader::Source::Bytes("iris", Bytes::from_static(iris)),
         &meta,
+        true,
     )
     .unwrap();
     println!(

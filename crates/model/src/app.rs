@@ -72,6 +72,7 @@ fn settings(opts: &ModelOptions) -> Settings {
         max_queue: opts.max_queue.max(1),
         inline_below: Duration::from_millis(1),
         measure: true,
+        batch_dim: true,
     }
 }
 

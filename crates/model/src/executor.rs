@@ -63,6 +63,12 @@ pub struct Settings {
     /// a call whenever the model allows it, as before serve measured (tests use it to be
     /// deterministic).
     pub measure: bool,
+    /// The first dimension of every input is one batch, whatever the file names it (the
+    /// default: converters give each input's batch its own name, tf2onnx `unk__62`,
+    /// `unk__64`...). False (manifest `batch = false`) plans the inputs as the file declares
+    /// them, for a model whose inputs' first dimensions are truly independent; such a model
+    /// is not batched.
+    pub batch_dim: bool,
 }
 
 impl Default for Settings {
@@ -73,6 +79,7 @@ impl Default for Settings {
             max_queue: 1024,
             inline_below: Duration::from_millis(1),
             measure: true,
+            batch_dim: true,
         }
     }
 }
@@ -599,7 +606,7 @@ mod tests {
 
     fn plan(bytes: Vec<u8>) -> Arc<Plan> {
         let meta = ModelMeta::from_onnx(&bytes).unwrap();
-        Arc::new(build(&Source::Bytes("test", bytes.into()), &meta).unwrap())
+        Arc::new(build(&Source::Bytes("test", bytes.into()), &meta, true).unwrap())
     }
 
     fn rows(values: &[[f32; 4]]) -> Inputs {
@@ -642,6 +649,34 @@ mod tests {
         assert_eq!(a.view(0).unwrap().shape, vec![1, 3]);
         assert_eq!(b.view(0).unwrap().shape, vec![2, 3]);
         assert_eq!((first_row(&a), first_row(&b)), expected);
+    }
+
+    #[tokio::test]
+    async fn inputs_with_differently_named_batches_merge_as_one_batch() {
+        // tf2onnx's habit: every input's batch has its own name; the loader makes them one.
+        let exec = Executor::start(
+            "tf2onnx",
+            plan(fixtures::separate_batch_names()),
+            always_merge(),
+        );
+        let request = |v: f32, n: usize| {
+            Inputs::new((0..5).map(|_| Tensor::from_shape(&[n, 1], &vec![v; n]).unwrap()).collect())
+        };
+        let (a, b, c) = tokio::join!(
+            exec.submit(request(1.0, 1)),
+            exec.submit(request(2.0, 8)),
+            exec.submit(request(3.0, 1))
+        );
+        assert_eq!(exec.calls(), 1, "the three requests made one call");
+        for (out, n, v) in [(a, 1, 1.0), (b, 8, 2.0), (c, 1, 3.0)] {
+            let sum = out.unwrap();
+            let view = sum.view(1).unwrap();
+            assert_eq!(view.shape, vec![n, 1]);
+            assert_eq!(first_row(&sum).len(), 5 * n);
+            let plain = view.tensor.try_as_plain_ram().unwrap();
+            let sums = &plain.as_slice::<f32>().unwrap()[view.start..view.start + view.len];
+            assert!(sums.iter().all(|s| *s == 5.0 * v), "{sums:?}");
+        }
     }
 
     fn ms(n: u64) -> Duration {

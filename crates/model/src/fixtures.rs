@@ -60,6 +60,8 @@ pub enum D {
     F(i64),
     /// A dimension with neither value nor name.
     Unknown,
+    /// `dim_param` of this name (tf2onnx names each input's batch `unk__<n>`).
+    Named(&'static str),
 }
 
 /// A value info (graph input or output) of this type and shape.
@@ -72,6 +74,7 @@ pub fn vi(name: &str, elem: i32, dims: &[D]) -> pb::ValueInfoProto {
                 D::N => Some(Value::DimParam("N".into())),
                 D::F(n) => Some(Value::DimValue(*n)),
                 D::Unknown => None,
+                D::Named(n) => Some(Value::DimParam((*n).into())),
             },
             ..Default::default()
         })
@@ -427,6 +430,36 @@ pub fn zipmap(strings: bool) -> Vec<u8> {
         vec![vi("x", FLOAT, &[D::N, D::F(3)])],
         vec![vi("output_label", INT64, &[D::N]), out],
         vec![],
+    ))
+}
+
+/// Five inputs as tf2onnx declares a Keras model's: each `[unk__<n>, 1]` FP32 with its own
+/// batch name, concatenated into `y` `[N, 5]` and summed into `sum` `[N, 1]`. The Concat
+/// joins the five batch dimensions, which tract can type only when they are one symbol.
+pub fn separate_batch_names() -> Vec<u8> {
+    const NAMES: [&str; 5] = ["unk__62", "unk__64", "unk__66", "unk__68", "unk__70"];
+    const INPUTS: [&str; 5] = ["age", "fare", "sibsp", "parch", "pclass"];
+    let inputs = INPUTS
+        .iter()
+        .zip(NAMES)
+        .map(|(input, batch)| vi(input, FLOAT, &[D::Named(batch), D::F(1)]))
+        .collect();
+    model(graph(
+        vec![
+            node("Concat", &INPUTS, &["y"], vec![attr_i("axis", 1)]),
+            node(
+                "ReduceSum",
+                &["y", "axes"],
+                &["sum"],
+                vec![attr_i("keepdims", 1)],
+            ),
+        ],
+        inputs,
+        vec![
+            vi("y", FLOAT, &[D::Named("unk__71"), D::F(5)]),
+            vi("sum", FLOAT, &[D::Named("unk__72"), D::F(1)]),
+        ],
+        vec![init_i64("axes", &[1], &[1])],
     ))
 }
 

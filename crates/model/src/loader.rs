@@ -3,8 +3,10 @@
 //! Building the plans (typing and optimizing the graph) is the expensive step, done once
 //! per worker on the first request, or once in the master with `--preload`. The general
 //! plan declares every variable dimension as a tract symbol, so it serves every batch size;
-//! the first dimension of each input shares one symbol (`N`) when the file leaves it
-//! unnamed, which is what lets the executor merge requests along it. Next to it, from the
+//! the first variable dimension of every input is one symbol (`N`), whatever the file names
+//! it (converters name each input's batch on its own: tf2onnx `unk__62`, `unk__64`), which
+//! is what lets tract type a graph that joins the inputs and the executor merge requests
+//! along it (a model whose inputs truly differ there says `batch = false`). Next to it, from the
 //! same typed graph, a plan with that symbol bound to 1 serves one-row calls: tract's fast
 //! convolution paths need concrete shapes, so on a CNN it is several times faster (see
 //! [`Plan`]).
@@ -188,26 +190,27 @@ impl std::fmt::Display for BuildError {
 /// graph); then, when the model has a batch dimension, both again with the batch pinned to
 /// 1 (a graph that computes shapes from its input's shape, as a `Reshape` whose target
 /// comes from `Shape`, may type only for a known batch). The error is the first attempt's.
-pub fn build(source: &Source, meta: &ModelMeta) -> Result<Plan, BuildError> {
+pub fn build(source: &Source, meta: &ModelMeta, batch_dim: bool) -> Result<Plan, BuildError> {
     let bytes = source.read().map_err(BuildError::Read)?;
     let proto = pb::ModelProto::decode(bytes)
         .map_err(|e| BuildError::Model(format!("not an ONNX model ({e})")))?;
     let dir = source.dir();
     let strict = serve_onnx_ml::onnx();
     let relaxed = serve_onnx_ml::onnx().with_ignore_value_info(true);
-    let first = match build_with(&strict, &proto, dir, meta, false) {
+    let with = |onnx, pin| build_with(onnx, &proto, dir, meta, batch_dim, pin);
+    let first = match with(&strict, false) {
         Ok(plan) => return Ok(plan),
         Err(Failure::Final(e)) => return Err(BuildError::Model(e)),
         Err(Failure::Typing(e)) => e,
     };
-    if let Ok(plan) = build_with(&relaxed, &proto, dir, meta, false) {
+    if let Ok(plan) = with(&relaxed, false) {
         return Ok(plan);
     }
-    if !has_batch(meta) {
+    if !(batch_dim && has_batch(meta)) {
         return Err(BuildError::Model(first));
     }
     for onnx in [&strict, &relaxed] {
-        if let Ok(mut plan) = build_with(onnx, &proto, dir, meta, true) {
+        if let Ok(mut plan) = with(onnx, true) {
             plan.pinned = Some(first);
             return Ok(plan);
         }
@@ -234,6 +237,7 @@ fn build_with(
     proto: &pb::ModelProto,
     dir: Option<&Path>,
     meta: &ModelMeta,
+    batch_dim: bool,
     pin: bool,
 ) -> Result<Plan, Failure> {
     let dir = dir.and_then(|d| d.to_str());
@@ -248,7 +252,7 @@ fn build_with(
     }
     let mut model = parsed.model;
     unimplemented_ops(&model).map_err(Failure::Final)?;
-    let batch = declare_inputs(&mut model, meta).map_err(Failure::Final)?;
+    let batch = declare_inputs(&mut model, meta, batch_dim).map_err(Failure::Final)?;
     let cannot_build =
         |e: TractError| Failure::Typing(format!("tract cannot build the model: {}", chain(&e)));
     let cannot_plan =
@@ -361,8 +365,17 @@ fn unimplemented_ops(model: &InferenceModel) -> Result<(), String> {
 }
 
 /// Declares each input's type and shape with symbols for variable dimensions; returns the
-/// symbol shared by every input's first dimension, if there is one.
-fn declare_inputs(model: &mut InferenceModel, meta: &ModelMeta) -> Result<Option<Symbol>, String> {
+/// batch symbol when every input's first dimension is it.
+///
+/// With `batch_dim`, the first dimension of every input that has a variable one is the one
+/// batch symbol `N`, named or not, and a name the file gives it anywhere means `N` too;
+/// without, each named dimension is its own symbol and each unnamed first dimension is its
+/// input's own.
+fn declare_inputs(
+    model: &mut InferenceModel,
+    meta: &ModelMeta,
+    batch_dim: bool,
+) -> Result<Option<Symbol>, String> {
     let count = model.input_outlets().map(|o| o.len()).unwrap_or(0);
     if count != meta.inputs.len() {
         return Err(format!(
@@ -370,8 +383,15 @@ fn declare_inputs(model: &mut InferenceModel, meta: &ModelMeta) -> Result<Option
             meta.inputs.len()
         ));
     }
+    let batch = model.sym("N");
     let mut named: HashMap<String, Symbol> = HashMap::new();
-    let mut batch: Option<Symbol> = None;
+    if batch_dim {
+        for input in &meta.inputs {
+            if let Some(Dim::Var(Some(name))) = input.shape.as_ref().and_then(|s| s.first()) {
+                named.insert(name.clone(), batch.clone());
+            }
+        }
+    }
     let mut shared = !meta.inputs.is_empty();
     for (i, input) in meta.inputs.iter().enumerate() {
         let Some(dims) = &input.shape else {
@@ -386,19 +406,15 @@ fn declare_inputs(model: &mut InferenceModel, meta: &ModelMeta) -> Result<Option
                 Dim::Fixed(n) => n.to_dim(),
                 Dim::Var(name) => {
                     let sym = match (name, j) {
+                        (_, 0) if batch_dim => batch.clone(),
                         (Some(n), _) => named
                             .entry(n.clone())
                             .or_insert_with(|| model.sym(n))
                             .clone(),
-                        (None, 0) => batch.clone().unwrap_or_else(|| model.sym("N")),
                         (None, _) => model.sym(&format!("{}_{j}", sanitize(&input.name))),
                     };
-                    if j == 0 {
-                        match &batch {
-                            None if i == 0 => batch = Some(sym.clone()),
-                            Some(b) if *b == sym => {}
-                            _ => shared = false,
-                        }
+                    if j == 0 && sym != batch {
+                        shared = false;
                     }
                     sym.to_dim()
                 }
@@ -416,7 +432,7 @@ fn declare_inputs(model: &mut InferenceModel, meta: &ModelMeta) -> Result<Option
             .set_input_fact(i, fact)
             .map_err(|e| format!("input \"{}\": {}", input.name, chain(&e)))?;
     }
-    Ok(if shared { batch } else { None })
+    Ok(if shared { Some(batch) } else { None })
 }
 
 /// A symbol name tract's parser accepts: letters, digits and underscores.
@@ -444,7 +460,7 @@ mod tests {
 
     fn build_bytes(bytes: Vec<u8>) -> Result<Plan, String> {
         let meta = ModelMeta::from_onnx(&bytes).unwrap();
-        build(&Source::Bytes("test", bytes.into()), &meta).map_err(|e| e.to_string())
+        build(&Source::Bytes("test", bytes.into()), &meta, true).map_err(|e| e.to_string())
     }
 
     fn run(model: &Arc<TypedRunnableModel>, x: Tensor) -> TVec<TValue> {
@@ -496,7 +512,7 @@ mod tests {
         let meta = ModelMeta::from_onnx(&bytes).unwrap();
         let proto = pb::ModelProto::decode(&bytes[..]).unwrap();
         let Err(Failure::Typing(e)) =
-            build_with(&serve_onnx_ml::onnx(), &proto, None, &meta, false)
+            build_with(&serve_onnx_ml::onnx(), &proto, None, &meta, true, false)
         else {
             panic!("tract now types this graph for any batch: the fixture proves nothing");
         };
@@ -514,6 +530,26 @@ mod tests {
         // An output the file declares as one fixed row is not per input row.
         let plan = build_bytes(fixtures::shape_from_input(true)).unwrap();
         assert!(plan.pinned.is_some() && !plan.batchable && !plan.splittable());
+    }
+
+    #[test]
+    fn inputs_whose_batch_the_file_names_differently_share_one_batch() {
+        let bytes = fixtures::separate_batch_names();
+        let plan = build_bytes(bytes.clone()).unwrap();
+        assert!(plan.batchable && plan.splittable() && plan.pinned.is_none());
+        let inputs: TVec<TValue> = (0..5)
+            .map(|i| Tensor::from_shape(&[8, 1], &[i as f32; 8]).unwrap().into_tvalue())
+            .collect();
+        let out = plan.general.as_ref().unwrap().run(inputs).unwrap();
+        assert_eq!(out[0].shape(), &[8, 5]);
+        assert_eq!(out[1].to_plain_array_view::<f32>().unwrap()[[7, 0]], 10.0);
+
+        // As the file declares them (manifest `batch = false`), the five names are five
+        // sizes that the Concat cannot join.
+        let meta = ModelMeta::from_onnx(&bytes).unwrap();
+        let e = build(&Source::Bytes("test", bytes.into()), &meta, false).unwrap_err();
+        assert!(e.message().starts_with("tract cannot build the model"), "{e}");
+        assert!(!e.message().contains("pinned"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! max_batch_size = 64       # default: --max-batch-size (1 = no batching)
 //! batch_timeout_us = 0      # default: --batch-timeout-us
 //! max_queue = 1024          # default: --max-queue
+//! batch = true              # false: the inputs' first dimensions are not one batch (see below)
 //!
 //! [[route]]
 //! path = "/model"           # any path outside /v1/ and /v2/
@@ -18,6 +19,13 @@
 //! [route.outputs]           # response key = model output; default: every output by its name
 //! predict = "predict"
 //! ```
+//!
+//! Every input's first variable dimension is taken as the batch, one dimension shared by all
+//! inputs, whatever the file names it (converters name each input's batch differently:
+//! tf2onnx's `unk__62`, `unk__64`): that is what lets serve plan the model once for any batch
+//! size and merge requests. A model whose inputs' first dimensions are truly independent
+//! (an input of N rows beside one of M rows) sets `batch = false`: it is planned as the file
+//! declares and never batched.
 //!
 //! A route takes one JSON record (an object) and answers one object, or a list of records
 //! and answers a list; an output row of one element is answered as a scalar
@@ -55,6 +63,8 @@ pub struct ModelEntry {
     pub batch_timeout_us: Option<u64>,
     /// Requests waiting for the model before 503.
     pub max_queue: Option<usize>,
+    /// Whether the inputs' first dimensions are one batch (default true).
+    pub batch: Option<bool>,
 }
 
 /// A `[[route]]` entry.

@@ -134,7 +134,7 @@ impl Model {
         // tract may panic on a model it half understands; that is a build failure too, and
         // must not take down the master that preloads or proves a reload.
         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            loader::build(&self.source, &self.meta)
+            loader::build(&self.source, &self.meta, self.settings.batch_dim)
         }))
         .unwrap_or_else(|p| {
             Err(BuildError::Model(format!(

@@ -162,6 +162,7 @@ fn manifest_model(
         max_queue: entry.max_queue.unwrap_or(defaults.max_queue).max(1),
         inline_below: defaults.inline_below,
         measure: defaults.measure,
+        batch_dim: entry.batch.unwrap_or(defaults.batch_dim),
     };
     Ok(ModelSpec {
         name,
