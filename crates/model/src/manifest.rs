@@ -14,11 +14,15 @@
 //! path = "/model"           # any path outside /v1/ and /v2/
 //! method = "POST"           # default POST
 //! model = "titanic"         # default: the app's only model
+//! unknown_keys = "reject"   # default; "ignore": records may carry keys no input reads
 //! [route.inputs]            # model input = record key, or a list of keys concatenated in order;
 //! Age = "age"               #   an input not listed reads the key of its own name
 //! [route.outputs]           # response key = model output; default: every output by its name
 //! predict = "predict"
 //! ```
+//!
+//! A record key may hold an array, for an input of several features per row: with
+//! `[route.inputs] input = "features"`, the iris model takes `{"features": [5.1, 3.5, 1.4, 0.2]}`.
 //!
 //! Every input's first variable dimension is taken as the batch, one dimension shared by all
 //! inputs, whatever the file names it (converters name each input's batch differently:
@@ -84,6 +88,20 @@ pub struct RouteEntry {
     /// Response key ← model output, in the file's order.
     #[serde(default, deserialize_with = "ordered_outputs")]
     pub outputs: Vec<(String, String)>,
+    /// What a record key no input reads does: refused with 400 (the default), or ignored.
+    #[serde(default)]
+    pub unknown_keys: UnknownKeys,
+}
+
+/// A route's `unknown_keys`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownKeys {
+    /// 400 naming the key and the expected ones: a typo is caught.
+    #[default]
+    Reject,
+    /// Skipped, as a Flask app reading `payload.get("Age")` ignores the others.
+    Ignore,
 }
 
 fn post() -> String {
@@ -167,10 +185,12 @@ path = "model.onnx"
 max_batch_size = 64
 batch_timeout_us = 0
 max_queue = 256
+batch = true
 
 [[route]]
 path = "/model"
 model = "titanic"
+unknown_keys = "ignore"
 [route.inputs]
 Age = "age"
 input = ["b", "a"]
@@ -181,8 +201,10 @@ z = "first"
         let m = parse(text, Path::new("app.toml")).unwrap();
         assert_eq!(m.models[0].name.as_deref(), Some("titanic"));
         assert_eq!(m.models[0].max_batch_size, Some(64));
+        assert_eq!(m.models[0].batch, Some(true));
         let r = &m.routes[0];
         assert_eq!(r.method, "POST");
+        assert_eq!(r.unknown_keys, UnknownKeys::Ignore);
         assert_eq!(
             r.inputs,
             vec![
@@ -213,6 +235,12 @@ z = "first"
             e.starts_with("dir/app.toml: line 2, column 1: unknown field `nmae`"),
             "{e}"
         );
+        let e = parse(
+            "[[route]]\npath = \"/a\"\nunknown_keys = \"maybe\"\n",
+            Path::new("app.toml"),
+        )
+        .unwrap_err();
+        assert!(e.contains("`reject`, `ignore`") || e.contains("reject"), "{e}");
         let e = parse("[[route]]\npath = 3\n", Path::new("app.toml")).unwrap_err();
         assert!(e.contains("line 2"), "{e}");
         let e = parse("[[route]]\nmethod = \"GET\"\n", Path::new("app.toml")).unwrap_err();

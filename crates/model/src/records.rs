@@ -27,6 +27,9 @@ pub struct RecordSpec {
     keys: Vec<String>,
     key_input: Vec<usize>,
     input_keys: Vec<Vec<usize>>,
+    /// Keys no input reads are skipped instead of refused (a route's
+    /// `unknown_keys = "ignore"`, as a Flask app's `payload.get("Age")` ignores the rest).
+    ignore_unknown: bool,
 }
 
 impl RecordSpec {
@@ -37,7 +40,14 @@ impl RecordSpec {
             keys: meta.inputs.iter().map(|i| i.name.clone()).collect(),
             key_input: (0..n).collect(),
             input_keys: (0..n).map(|i| vec![i]).collect(),
+            ignore_unknown: false,
         }
+    }
+
+    /// The same spec, skipping keys no input reads instead of refusing them.
+    pub fn ignoring_unknown_keys(mut self) -> RecordSpec {
+        self.ignore_unknown = true;
+        self
     }
 
     /// Inputs from the keys the manifest names (`input = "key"` or `input = ["k1", "k2"]`),
@@ -47,6 +57,7 @@ impl RecordSpec {
             keys: vec![],
             key_input: vec![],
             input_keys: vec![vec![]; meta.inputs.len()],
+            ignore_unknown: false,
         };
         for (input, keys) in mapping {
             let i = meta.input_index(input).ok_or_else(|| {
@@ -159,12 +170,18 @@ impl<'m> Rows<'m> {
         let r = self.rows;
         self.seen.iter_mut().for_each(|s| *s = false);
         while let Some(k) = map.next_key_seed(KeySeed(self.spec))? {
-            let Ok(k) = k else {
-                let key = k.unwrap_err();
-                return Err(de::Error::custom(format_args!(
-                    "record {r}: unknown key \"{key}\" (expected {})",
-                    self.spec.key_list()
-                )));
+            let k = match k {
+                Ok(k) => k,
+                Err(_) if self.spec.ignore_unknown => {
+                    map.next_value::<de::IgnoredAny>()?;
+                    continue;
+                }
+                Err(key) => {
+                    return Err(de::Error::custom(format_args!(
+                        "record {r}: unknown key \"{key}\" (expected {})",
+                        self.spec.key_list()
+                    )));
+                }
             };
             let key = &self.spec.keys[k];
             if std::mem::replace(&mut self.seen[k], true) {
@@ -553,6 +570,21 @@ mod tests {
             let got = decode_str(body, &m, &spec).unwrap_err();
             assert!(got.contains(want), "{body}\n  got:  {got}\n  want: {want}");
         }
+    }
+
+    #[test]
+    fn unknown_keys_are_skipped_when_the_route_says_ignore() {
+        let m = titanic();
+        let spec = RecordSpec::by_name(&m).ignoring_unknown_keys();
+        let body = r#"{"Name":"x","Age":22,"Cabin":{"deck":["C",85]},"Sex":"male","Pclass":3}"#;
+        let (inputs, single) = decode_str(body, &m, &spec).unwrap();
+        assert!(single);
+        assert_eq!(inputs.tensors.len(), 3);
+        // Ignoring unknown keys does not forgive a missing one, nor a repeated one.
+        let got = decode_str(r#"{"Name":"x","Age":22,"Sex":"male"}"#, &m, &spec).unwrap_err();
+        assert!(got.contains("record 0: missing \"Pclass\""), "{got}");
+        let got = decode_str(r#"{"Age":22,"Age":2,"Sex":"male","Pclass":3}"#, &m, &spec);
+        assert!(got.unwrap_err().contains("given twice"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 use serve_app::{Response, json_response};
 
 use crate::error::ApiError;
-use crate::manifest::RouteEntry;
+use crate::manifest::{RouteEntry, UnknownKeys};
 use crate::records::{self, RecordSpec};
 use crate::registry::{Model, Registry};
 
@@ -61,6 +61,10 @@ impl Route {
         };
         let meta = &model.meta;
         let spec = RecordSpec::new(meta, &entry.inputs).map_err(|e| format!("{at}: {e}"))?;
+        let spec = match entry.unknown_keys {
+            UnknownKeys::Reject => spec,
+            UnknownKeys::Ignore => spec.ignoring_unknown_keys(),
+        };
         if let Some(i) = meta.inputs.iter().find(|i| !i.has_batch_dim()) {
             return Err(format!(
                 "{at}: input \"{}\" of model {} has no batch dimension, so records cannot feed it",
