@@ -67,6 +67,13 @@ pub trait AppFactory: Send + Sync + 'static {
     /// A short description for logs, e.g. `model iris (examples/iris/model.onnx)`.
     fn describe(&self) -> String;
 
+    /// What the master logs at start under the app's description, one line each: for a
+    /// model app, every model with its inputs and outputs and every route, so that an
+    /// operator reading the log knows what to call. Empty by default.
+    fn summary(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Cheap checks made by the master at start, before any fork: the files exist and parse.
     /// A failure here exits the server with code 4 before any worker starts.
     fn check(&self) -> Result<(), AppError>;

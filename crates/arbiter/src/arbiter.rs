@@ -186,6 +186,9 @@ impl Arbiter {
             settings.app.describe(),
             if settings.preload { " (preloaded)" } else { "" }
         );
+        for line in settings.app.summary() {
+            tracing::info!("  {line}");
+        }
 
         let num_workers = settings.workers;
         Ok(Arbiter {

@@ -139,6 +139,36 @@ impl AppFactory for ModelAppFactory {
         }
     }
 
+    fn summary(&self) -> Vec<String> {
+        let Ok(app) = ModelApp::new(&self.opts) else {
+            return Vec::new();
+        };
+        let tensors = |list: &[crate::metadata::TensorMeta]| {
+            list.iter()
+                .map(|t| {
+                    let shape: Vec<String> = t.shape_i64().iter().map(i64::to_string).collect();
+                    format!("{} {} [{}]", t.name, t.datatype.as_str(), shape.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut lines: Vec<String> = app
+            .registry()
+            .models()
+            .iter()
+            .map(|m| {
+                format!(
+                    "model {}: inputs {}; outputs {}",
+                    m.name,
+                    tensors(&m.meta.inputs),
+                    tensors(&m.meta.outputs)
+                )
+            })
+            .collect();
+        lines.extend(app.inner.routes.iter().map(Route::describe));
+        lines
+    }
+
     fn check(&self) -> Result<(), AppError> {
         ModelApp::new(&self.opts).map(drop).map_err(AppError::from)
     }

@@ -102,7 +102,8 @@ impl RecordSpec {
         self.keys.iter().position(|k| k == key)
     }
 
-    fn key_list(&self) -> String {
+    /// The record keys, quoted and comma-separated.
+    pub fn keys(&self) -> String {
         crate::metadata::quoted_list(self.keys.iter().map(String::as_str))
     }
 }
@@ -179,7 +180,7 @@ impl<'m> Rows<'m> {
                 Err(key) => {
                     return Err(de::Error::custom(format_args!(
                         "record {r}: unknown key \"{key}\" (expected {})",
-                        self.spec.key_list()
+                        self.spec.keys()
                     )));
                 }
             };
@@ -371,7 +372,7 @@ pub fn decode(
     if rows.is_empty() {
         return Err(ApiError::bad_request(format!(
             "the list of records is empty (each record is an object with {})",
-            spec.key_list()
+            spec.keys()
         )));
     }
     Ok((rows.into_inputs()?, single))
@@ -394,7 +395,7 @@ impl<'de> Visitor<'de> for BodySeed<'_, '_> {
         write!(
             f,
             "a record (an object with {}) or a list of records",
-            self.0.spec.key_list()
+            self.0.spec.keys()
         )
     }
 
@@ -428,7 +429,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
             f,
             "record {}: an object with {}",
             self.0.rows,
-            self.0.spec.key_list()
+            self.0.spec.keys()
         )
     }
 

@@ -43,6 +43,10 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             allow(&req, GET)?;
             Ok(v2::ready(&app.registry, cx).await)
         }
+        ["v2", "repository", "index"] => {
+            allow(&req, POST)?;
+            v2::repository_index(&app.registry, req.body()).await
+        }
         ["v2", "models", name, rest @ ..] => {
             let model = find(app, name)?;
             match versioned(&model, rest)? {

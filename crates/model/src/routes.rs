@@ -101,6 +101,17 @@ impl Route {
         })
     }
 
+    /// One line for the start log: `route POST /model -> model titanic (keys "Age", ...)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "route {} {} -> model {} (record keys {})",
+            self.method,
+            self.path,
+            self.model.name,
+            self.spec.keys()
+        )
+    }
+
     /// Answers a request to this route.
     pub async fn call(&self, body: &[u8]) -> Result<Response, ApiError> {
         let (inputs, single) = records::decode(body, &self.model.meta, &self.spec)?;

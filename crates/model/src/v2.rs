@@ -28,7 +28,7 @@ pub fn server_metadata() -> Response {
     let body = serde_json::json!({
         "name": "serve",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data"],
+        "extensions": ["binary_tensor_data", "model_repository"],
     });
     json_response(StatusCode::OK, body.to_string())
 }
@@ -59,6 +59,47 @@ async fn check_all(registry: &Registry) -> Result<(), String> {
         model.health().await?;
     }
     Ok(())
+}
+
+/// `POST /v2/repository/index` (Triton's model repository extension, read-only): every
+/// model with its version and state, `READY` when this worker can serve it (every model was
+/// proven at start), `UNAVAILABLE` with the reason when its file has since become one that
+/// cannot be served. A body `{"ready": true}` lists the ready ones only.
+pub async fn repository_index(registry: &Registry, body: &[u8]) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct IndexRequest {
+        #[serde(default)]
+        ready: bool,
+    }
+    let only_ready = if body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        serde_json::from_slice::<IndexRequest>(body)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the repository index takes an empty body or {{\"ready\": true|false}}: {e}"
+                ))
+            })?
+            .ready
+    };
+    let mut index = Vec::new();
+    for model in registry.models() {
+        let entry = match model.health().await {
+            Ok(()) => serde_json::json!({
+                "name": model.name, "version": VERSION, "state": "READY", "reason": "",
+            }),
+            Err(_) if only_ready => continue,
+            Err(e) => serde_json::json!({
+                "name": model.name, "version": VERSION, "state": "UNAVAILABLE", "reason": e,
+            }),
+        };
+        index.push(entry);
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::Value::Array(index).to_string(),
+    ))
 }
 
 /// `GET /v2/models/{m}/ready`.

@@ -40,11 +40,54 @@ async fn health_and_server_metadata() {
     assert_eq!(a.status, 200);
     let v = call(&app, "GET", "/v2", "").await.json();
     assert_eq!(v["name"], "serve");
-    assert_eq!(v["extensions"], json!(["binary_tensor_data"]));
+    assert_eq!(
+        v["extensions"],
+        json!(["binary_tensor_data", "model_repository"])
+    );
     let a = call(&app, "GET", "/v2/models/iris/ready", "").await;
     assert_eq!(
         (a.status, a.json()),
         (200, json!({"name": "iris", "ready": true}))
+    );
+}
+
+#[tokio::test]
+async fn the_repository_index_lists_every_model_and_its_state() {
+    let d = repo(&[("a", fixtures::iris_like()), ("b", fixtures::classifier())]);
+    let app = app_for(d.0.clone());
+    let a = call(&app, "POST", "/v2/repository/index", "").await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(
+        a.json(),
+        json!([
+            {"name": "a", "version": "1", "state": "READY", "reason": ""},
+            {"name": "b", "version": "1", "state": "READY", "reason": ""},
+        ])
+    );
+    // A file replaced by one that cannot be served: listed with the reason, or left out
+    // when only the ready ones are asked for.
+    std::fs::write(d.0.join("b.onnx"), b"garbage, not a model").unwrap();
+    let all = call(&app, "POST", "/v2/repository/index", "{}")
+        .await
+        .json();
+    assert_eq!(all[1]["state"], "UNAVAILABLE");
+    assert!(
+        all[1]["reason"].as_str().unwrap().contains("b.onnx"),
+        "{all}"
+    );
+    let ready = call(&app, "POST", "/v2/repository/index", r#"{"ready": true}"#).await;
+    assert_eq!(ready.json().as_array().unwrap().len(), 1);
+
+    let a = call(&app, "POST", "/v2/repository/index", r#"{"readdy": 1}"#).await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.error().contains("{\"ready\": true|false}"),
+        "{}",
+        a.error()
+    );
+    assert_eq!(
+        call(&app, "GET", "/v2/repository/index", "").await.status,
+        405
     );
 }
 
@@ -711,7 +754,8 @@ fn describe_names_the_models_and_their_source() {
         ..ModelOptions::default()
     });
     assert!(
-        f.describe().starts_with("model titanic ("),
+        f.describe()
+            .starts_with("models titanic, titanic_sklearn ("),
         "{}",
         f.describe()
     );
