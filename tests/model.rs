@@ -4,7 +4,6 @@
 
 mod common;
 #[path = "../crates/model/src/fixtures.rs"]
-#[allow(dead_code)]
 mod fixtures;
 
 use std::collections::BTreeSet;
@@ -214,11 +213,16 @@ fn a_model_tract_cannot_build_stops_the_first_boot_and_check_config() {
     // The file alone, and a repository where another model would build: refused whole.
     for app in [fancy.to_str().unwrap(), repo.as_str()] {
         let mut s = Spawn::new(Bin::Serve, &["-w", "2", "-b", "127.0.0.1:0", app]).spawn();
-        assert_eq!(s.wait_exit(PATIENCE).and_then(|st| st.code()), Some(4), "{app}");
+        assert_eq!(
+            s.wait_exit(PATIENCE).and_then(|st| st.code()),
+            Some(4),
+            "{app}"
+        );
         let log = s.log();
         assert!(
             log.contains("cannot load the app: model fancy (")
-                && log.contains("tract does not implement the operator FancyOp (node \"FancyOp_y\")"),
+                && log
+                    .contains("tract does not implement the operator FancyOp (node \"FancyOp_y\")"),
             "{log}"
         );
         assert!(!log.contains("Booting worker"), "{log}");
