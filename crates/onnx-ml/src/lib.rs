@@ -23,6 +23,7 @@
 
 mod kernel;
 mod post;
+mod tree;
 pub mod zipmap;
 
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
@@ -36,6 +37,8 @@ type Parser = fn(&ParsingContext, &NodeProto) -> TractResult<(Box<dyn InferenceO
 /// The operators this crate provides, with their parsers.
 const OPERATORS: &[(&str, Parser)] = &[
     ("ZipMap", zipmap::parse),
+    ("TreeEnsembleClassifier", tree::parse_classifier),
+    ("TreeEnsembleRegressor", tree::parse_regressor),
 ];
 
 /// tract's ONNX framework with this crate's operators registered (replacing tract's own
