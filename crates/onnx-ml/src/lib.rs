@@ -23,6 +23,7 @@
 
 mod kernel;
 mod post;
+mod svm;
 mod tree;
 pub mod zipmap;
 
@@ -37,6 +38,8 @@ type Parser = fn(&ParsingContext, &NodeProto) -> TractResult<(Box<dyn InferenceO
 /// The operators this crate provides, with their parsers.
 const OPERATORS: &[(&str, Parser)] = &[
     ("ZipMap", zipmap::parse),
+    ("SVMClassifier", svm::parse_classifier),
+    ("SVMRegressor", svm::parse_regressor),
     ("TreeEnsembleClassifier", tree::parse_classifier),
     ("TreeEnsembleRegressor", tree::parse_regressor),
 ];
