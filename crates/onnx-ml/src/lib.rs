@@ -21,8 +21,17 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod array_feature_extractor;
+mod binarizer;
+mod feature_vectorizer;
+mod imputer;
 mod kernel;
+mod label_encoder;
+mod linear;
+mod normalizer;
+mod one_hot;
 mod post;
+mod scaler;
 mod svm;
 mod tree;
 pub mod zipmap;
@@ -38,6 +47,16 @@ type Parser = fn(&ParsingContext, &NodeProto) -> TractResult<(Box<dyn InferenceO
 /// The operators this crate provides, with their parsers.
 const OPERATORS: &[(&str, Parser)] = &[
     ("ZipMap", zipmap::parse),
+    ("Scaler", scaler::parse),
+    ("Imputer", imputer::parse),
+    ("LinearClassifier", linear::parse_classifier),
+    ("LinearRegressor", linear::parse_regressor),
+    ("Normalizer", normalizer::parse),
+    ("ArrayFeatureExtractor", array_feature_extractor::parse),
+    ("OneHotEncoder", one_hot::parse),
+    ("LabelEncoder", label_encoder::parse),
+    ("FeatureVectorizer", feature_vectorizer::parse),
+    ("Binarizer", binarizer::parse),
     ("SVMClassifier", svm::parse_classifier),
     ("SVMRegressor", svm::parse_regressor),
     ("TreeEnsembleClassifier", tree::parse_classifier),
