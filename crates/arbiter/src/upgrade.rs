@@ -85,10 +85,12 @@ pub(crate) fn prove_at_boot(settings: &Settings, master: Pid) -> Result<(), Stri
             Ok(())
         }
         (_, m) if !m.is_empty() => Err(format!("cannot load the app: {m}")),
-        (Ok(WaitStatus::Signaled(_, sig, _)), _) => {
-            Err(format!("cannot load the app: its proof was killed by {sig}"))
-        }
-        (other, _) => Err(format!("cannot load the app: its proof ended with {other:?}")),
+        (Ok(WaitStatus::Signaled(_, sig, _)), _) => Err(format!(
+            "cannot load the app: its proof was killed by {sig}"
+        )),
+        (other, _) => Err(format!(
+            "cannot load the app: its proof ended with {other:?}"
+        )),
     }
 }
 

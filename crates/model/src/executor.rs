@@ -660,7 +660,11 @@ mod tests {
             always_merge(),
         );
         let request = |v: f32, n: usize| {
-            Inputs::new((0..5).map(|_| Tensor::from_shape(&[n, 1], &vec![v; n]).unwrap()).collect())
+            Inputs::new(
+                (0..5)
+                    .map(|_| Tensor::from_shape(&[n, 1], &vec![v; n]).unwrap())
+                    .collect(),
+            )
         };
         let (a, b, c) = tokio::join!(
             exec.submit(request(1.0, 1)),

@@ -538,7 +538,11 @@ mod tests {
         let plan = build_bytes(bytes.clone()).unwrap();
         assert!(plan.batchable && plan.splittable() && plan.pinned.is_none());
         let inputs: TVec<TValue> = (0..5)
-            .map(|i| Tensor::from_shape(&[8, 1], &[i as f32; 8]).unwrap().into_tvalue())
+            .map(|i| {
+                Tensor::from_shape(&[8, 1], &[i as f32; 8])
+                    .unwrap()
+                    .into_tvalue()
+            })
             .collect();
         let out = plan.general.as_ref().unwrap().run(inputs).unwrap();
         assert_eq!(out[0].shape(), &[8, 5]);
@@ -548,7 +552,10 @@ mod tests {
         // sizes that the Concat cannot join.
         let meta = ModelMeta::from_onnx(&bytes).unwrap();
         let e = build(&Source::Bytes("test", bytes.into()), &meta, false).unwrap_err();
-        assert!(e.message().starts_with("tract cannot build the model"), "{e}");
+        assert!(
+            e.message().starts_with("tract cannot build the model"),
+            "{e}"
+        );
         assert!(!e.message().contains("pinned"), "{e}");
     }
 
