@@ -15,6 +15,10 @@
 //! - one module per operator family: [`zipmap`]; the preprocessing operators; the linear
 //!   models; the tree ensembles; the support vector machines.
 //!
+//! One standard operator is replaced too: `Cast` (module `cast`), so that a cast of data to INT64 gives
+//! int64 (as in onnxruntime), not tract's symbolic dimension type, which no ONNX-ML
+//! operator takes.
+//!
 //! Map-typed inputs (DictVectorizer, CastMap) are not tensors and are refused by name
 //! ([`unsupported`]).
 
@@ -23,6 +27,7 @@
 
 mod array_feature_extractor;
 mod binarizer;
+mod cast;
 mod feature_vectorizer;
 mod imputer;
 mod kernel;
@@ -47,6 +52,7 @@ type Parser = fn(&ParsingContext, &NodeProto) -> TractResult<(Box<dyn InferenceO
 /// The operators this crate provides, with their parsers.
 const OPERATORS: &[(&str, Parser)] = &[
     ("ZipMap", zipmap::parse),
+    ("Cast", cast::parse),
     ("Scaler", scaler::parse),
     ("Imputer", imputer::parse),
     ("LinearClassifier", linear::parse_classifier),
