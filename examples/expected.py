@@ -1,11 +1,14 @@
-"""Write examples/{iris,titanic}/expected.json: inputs and onnxruntime's outputs for the Rust tests.
+"""Write examples/{iris,titanic}/expected.json and examples/titanic/expected_sklearn.json:
+inputs and onnxruntime's outputs for the Rust tests.
 
     python examples/expected.py
 
-Reads the committed model.onnx files (run the train.py scripts first if you changed them).
+Reads the committed .onnx files (run the train scripts first if you changed them).
 Tensors use KServe V2 naming: {"datatype": "FP32"|"INT64"|"BYTES", "shape": [...],
 "data": [flat row-major list]}; BYTES data are plain strings; FP32 numbers are written as the
-shortest decimal that parses back to the same float32.
+shortest decimal that parses back to the same float32. A ZipMap output (onnxruntime gives a
+list of {label: probability} dicts) is written as serve's V2 answers it: the FP32 matrix
+[N, C], columns in the ZipMap's label order, with those labels beside it as "classes".
 """
 
 import json
@@ -13,6 +16,7 @@ import os
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from sklearn.datasets import load_iris
 
@@ -31,16 +35,39 @@ def tensor(a: np.ndarray) -> dict:
     return {"datatype": DATATYPE[a.dtype], "shape": list(a.shape), "data": data}
 
 
+def zipmap_classes(model_path: str) -> dict:
+    """{graph output name: its labels, in order} for the outputs that a ZipMap node makes."""
+    out = {}
+    for node in onnx.load(model_path).graph.node:
+        if node.op_type == "ZipMap" and node.domain == "ai.onnx.ml":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            if "classlabels_strings" in attrs:
+                labels = [b.decode("utf-8") for b in attrs["classlabels_strings"]]
+            else:
+                labels = [int(x) for x in attrs["classlabels_int64s"]]
+            out[node.output[0]] = labels
+    return out
+
+
+def zipmap_tensor(rows, classes) -> dict:
+    """onnxruntime's list of {label: probability} -> FP32 [N, C] in label order, + classes."""
+    assert all(sorted(r, key=classes.index) == classes for r in rows), (rows[:1], classes)
+    matrix = np.array([[r[c] for c in classes] for r in rows], dtype=np.float32).reshape(-1, len(classes))
+    return {**tensor(matrix), "classes": classes}
+
+
 def run_cases(model_path: str, cases):
     sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
+    zipmaps = zipmap_classes(model_path)
     out = []
     for name, feed in cases:
         results = sess.run(names, feed)
         out.append({
             "name": name,
             "inputs": {k: tensor(v) for k, v in feed.items()},
-            "outputs": {k: tensor(v) for k, v in zip(names, results)},
+            "outputs": {k: zipmap_tensor(v, zipmaps[k]) if k in zipmaps else tensor(v)
+                        for k, v in zip(names, results)},
         })
     return out
 
@@ -79,7 +106,8 @@ def iris():
     dump(os.path.join(HERE, "iris", "expected.json"), doc)
 
 
-def titanic():
+def titanic_cases():
+    """The titanic test cases, for both titanic models (they take the same inputs)."""
     def feed(rows):
         """rows: (Age, Fare, Embarked, Sex, Pclass) -> the five [N,1] inputs."""
         age, fare, emb, sex, pcl = zip(*rows)
@@ -116,13 +144,33 @@ def titanic():
             (14, 30.0708, "C", "female", 2),
         ])),
     ]
+    return cases
+
+
+def titanic():
+    cases = titanic_cases()
     doc = {"model": "titanic", "cases": run_cases(os.path.join(HERE, "titanic", "model.onnx"), cases)}
     pair = next(c for c in doc["cases"] if c["name"] == "female_1st_vs_male_3rd")["outputs"]["predict"]["data"]
     assert pair[0] > pair[1], pair
     dump(os.path.join(HERE, "titanic", "expected.json"), doc)
 
 
+def titanic_sklearn():
+    """The scikit-learn pipeline (train_sklearn.py): output_label INT64 [N] and the ZipMap
+    output_probability, stored as FP32 [N, 2] with "classes": [0, 1]."""
+    doc = {"model": "titanic_sklearn",
+           "cases": run_cases(os.path.join(HERE, "titanic", "sklearn.onnx"), titanic_cases())}
+    out = {c["name"]: c["outputs"] for c in doc["cases"]}
+    pair = out["female_1st_vs_male_3rd"]
+    assert pair["output_label"]["data"] == [1, 0], pair
+    assert pair["output_probability"]["classes"] == [0, 1], pair
+    p = pair["output_probability"]["data"]  # [[died, survived] woman, [died, survived] man]
+    assert p[1] > p[3], p
+    dump(os.path.join(HERE, "titanic", "expected_sklearn.json"), doc)
+
+
 if __name__ == "__main__":
     iris()
     titanic()
+    titanic_sklearn()
     sys.exit(0)

@@ -7,7 +7,12 @@ use common::*;
 use serde_json::{Value, json};
 
 fn expected(model: &str) -> Value {
-    let text = std::fs::read_to_string(example(&format!("{model}/expected.json"))).unwrap();
+    expected_file(&format!("{model}/expected.json"))
+}
+
+/// An expected-output file of examples/ (written by examples/expected.py).
+fn expected_file(rel: &str) -> Value {
+    let text = std::fs::read_to_string(example(rel)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -31,7 +36,12 @@ fn assert_close(got: &Value, want: &Value, what: &str) {
 }
 
 async fn check_v2(model: &str, app: &std::sync::Arc<dyn serve_app::App>) {
-    for case in expected(model)["cases"].as_array().unwrap() {
+    check_v2_against(model, &expected(model), app).await;
+}
+
+/// Every case of `doc` over V2 JSON: FP32 data within 1e-5, other data (labels) equal.
+async fn check_v2_against(model: &str, doc: &Value, app: &std::sync::Arc<dyn serve_app::App>) {
+    for case in doc["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let body = json!({"id": name, "inputs": v2_inputs(case)});
         let a = call(
@@ -49,7 +59,11 @@ async fn check_v2(model: &str, app: &std::sync::Arc<dyn serve_app::App>) {
             let want = &case["outputs"][out["name"].as_str().unwrap()];
             assert_eq!(out["datatype"], want["datatype"], "{name}");
             assert_eq!(out["shape"], want["shape"], "{name}");
-            assert_close(&out["data"], &want["data"], name);
+            if want["datatype"] == "FP32" {
+                assert_close(&out["data"], &want["data"], name);
+            } else {
+                assert_eq!(out["data"], want["data"], "{name}");
+            }
         }
         assert_eq!(
             v["outputs"].as_array().unwrap().len(),
@@ -161,5 +175,164 @@ async fn iris_app_route_assembles_features_by_name() {
         &v["probabilities"],
         &json!([5.5262844e-05, 0.080083534, 0.9198612]),
         "iris",
+    );
+}
+
+/// The scikit-learn pipeline of examples/titanic (train_sklearn.py, skl2onnx's defaults).
+fn titanic_sklearn_expected() -> Value {
+    expected_file("titanic/expected_sklearn.json")
+}
+
+/// The outputs onnxruntime gave for a case of expected_sklearn.json.
+fn sklearn_case(name: &str) -> Value {
+    let doc = titanic_sklearn_expected();
+    doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no case {name}"))["outputs"]
+        .clone()
+}
+
+/// A route's or V1's `{label: probability}` object against row `row` of the expected
+/// FP32 [N, C] matrix, keyed by its "classes" in order.
+fn assert_probability_object(got: &Value, want: &Value, row: usize, what: &str) {
+    let classes = want["classes"].as_array().unwrap();
+    let data = floats(&want["data"]);
+    let object = got
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: not an object: {got}"));
+    let keys: Vec<String> = classes
+        .iter()
+        .map(|c| match c {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    // (serde_json's maps here are sorted by key: compare the sets)
+    let mut sorted: Vec<&String> = keys.iter().collect();
+    sorted.sort();
+    assert_eq!(object.keys().collect::<Vec<_>>(), sorted, "{what}: {got}");
+    for (k, key) in keys.iter().enumerate() {
+        let p = object[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what}: {got}"));
+        let w = data[row * keys.len() + k];
+        assert!((p - w).abs() <= 1e-5, "{what}: {key}: {p} vs {w}");
+    }
+}
+
+#[tokio::test]
+async fn titanic_sklearn_matches_onnxruntime() {
+    let app = app_for(example("titanic"));
+    let doc = titanic_sklearn_expected();
+    assert_eq!(doc["model"], "titanic_sklearn");
+    check_v2_against("titanic_sklearn", &doc, &app).await;
+    // The probabilities' columns are the classes the metadata names.
+    let meta = call(&app, "GET", "/v2/models/titanic_sklearn", "").await;
+    assert_eq!(meta.status, 200, "{:?}", meta.body);
+    let meta = meta.json();
+    let probs = meta["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "output_probability")
+        .unwrap()
+        .clone();
+    assert_eq!(probs["datatype"], "FP32");
+    assert_eq!(
+        probs["parameters"]["classes"],
+        doc["cases"][0]["outputs"]["output_probability"]["classes"]
+    );
+    let names: Vec<&Value> = meta["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["name"])
+        .collect();
+    assert_eq!(names, ["Age", "Fare", "Embarked", "Sex", "Pclass"]);
+}
+
+#[tokio::test]
+async fn titanic_sklearn_route_answers_the_tutorial_record() {
+    let app = app_for(example("titanic"));
+    let man = json!({"Age":22,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":3});
+    let woman = json!({"Age":38,"Fare":71.2833,"Embarked":"C","Sex":"female","Pclass":1});
+    let odd = json!({"Age":30,"Fare":20,"Embarked":"X","Sex":"other","Pclass":4});
+    let cases = [
+        (&man, "tutorial_male_3rd"),
+        (&woman, "female_1st"),
+        (&odd, "unknown_categories"),
+    ];
+    for (record, case) in cases {
+        let want = sklearn_case(case);
+        let a = call(&app, "POST", "/model/sklearn", record.to_string()).await;
+        assert_eq!(a.status, 200, "{case}: {:?}", a.body);
+        let v = a.json();
+        assert_eq!(
+            v.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["probability", "survived"],
+            "{case}: {v}"
+        );
+        assert_eq!(
+            v["survived"], want["output_label"]["data"][0],
+            "{case}: {v}"
+        );
+        assert_probability_object(&v["probability"], &want["output_probability"], 0, case);
+    }
+    // The tutorial's passenger, in numbers: died, 0.8953 / 0.1047.
+    let v = call(&app, "POST", "/model/sklearn", man.to_string())
+        .await
+        .json();
+    assert_eq!(v["survived"], json!(0));
+    assert!(
+        (v["probability"]["1"].as_f64().unwrap() - 0.104744256).abs() < 1e-5,
+        "{v}"
+    );
+    // A list of records answers a list of objects, in order.
+    let a = call(
+        &app,
+        "POST",
+        "/model/sklearn",
+        json!([woman, man]).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let answers = a.json();
+    let want = sklearn_case("female_1st_vs_male_3rd");
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 2);
+    for (row, answer) in answers.iter().enumerate() {
+        assert_eq!(answer["survived"], want["output_label"]["data"][row]);
+        assert_probability_object(
+            &answer["probability"],
+            &want["output_probability"],
+            row,
+            "list",
+        );
+    }
+}
+
+#[tokio::test]
+async fn titanic_sklearn_v1_instances_are_records() {
+    let app = app_for(example("titanic"));
+    let man = json!({"Age":22,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":3});
+    let a = call(
+        &app,
+        "POST",
+        "/v1/models/titanic_sklearn:predict",
+        json!({"instances": [man]}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let p = &a.json()["predictions"][0];
+    let want = sklearn_case("tutorial_male_3rd");
+    assert_eq!(p["output_label"], want["output_label"]["data"][0], "{p}");
+    assert_probability_object(
+        &p["output_probability"],
+        &want["output_probability"],
+        0,
+        "v1",
     );
 }
