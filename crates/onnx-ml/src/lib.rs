@@ -8,16 +8,19 @@
 //! disagree, these operators match onnxruntime, and a comment says so where it happens.
 //!
 //! # Layout
-//! - [`kernel`]: the one tract op wrapper every operator here is written against: inference
+//! - `kernel`: the one tract op wrapper every operator here is written against: inference
 //!   rules, typed facts and an evaluation over whole tensors (all the rows of a batch at once).
-//! - [`post`]: `post_transform` and the expansion of a lone score to two, shared by the
+//! - `post`: `post_transform` and the expansion of a lone score to two, shared by the
 //!   classifiers and regressors.
 //! - one module per operator family: [`zipmap`]; the preprocessing operators; the linear
 //!   models; the tree ensembles; the support vector machines.
 //!
-//! One standard operator is replaced too: `Cast` (module `cast`), so that a cast of data to INT64 gives
-//! int64 (as in onnxruntime), not tract's symbolic dimension type, which no ONNX-ML
-//! operator takes.
+//! Two standard operators (domain `ai.onnx`) are replaced too: `Cast` (module `cast`), so
+//! that a cast of data to INT64 gives int64 as in onnxruntime, not tract's symbolic
+//! dimension type, which no ONNX-ML operator takes; and `OneHot` (module `one_hot_std`),
+//! because tract's panics on an index out of `[-depth, depth - 1]` (a category Keras'
+//! CategoryEncoding never saw, exported by tf2onnx) where onnxruntime answers an all-`off`
+//! row.
 //!
 //! Map-typed inputs (DictVectorizer, CastMap) are not tensors and are refused by name
 //! ([`unsupported`]).
@@ -35,6 +38,7 @@ mod label_encoder;
 mod linear;
 mod normalizer;
 mod one_hot;
+mod one_hot_std;
 mod post;
 mod scaler;
 mod svm;
@@ -67,6 +71,7 @@ const OPERATORS: &[(&str, Parser)] = &[
     ("SVMRegressor", svm::parse_regressor),
     ("TreeEnsembleClassifier", tree::parse_classifier),
     ("TreeEnsembleRegressor", tree::parse_regressor),
+    ("OneHot", one_hot_std::parse),
 ];
 
 /// tract's ONNX framework with this crate's operators registered (replacing tract's own
