@@ -19,28 +19,27 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::check::{self, InputTypes};
+use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
 
 /// The types onnxruntime's ArrayFeatureExtractor takes for X.
-const INPUT_TYPES: [DatumType; 5] = [
-    DatumType::F32,
-    DatumType::F64,
-    DatumType::I64,
-    DatumType::I32,
-    DatumType::String,
-];
+const INPUTS: InputTypes = InputTypes {
+    op: "ArrayFeatureExtractor",
+    types: &[
+        DatumType::F32,
+        DatumType::F64,
+        DatumType::I64,
+        DatumType::I32,
+        DatumType::String,
+    ],
+    said: "float, double, int64, int32 or string data",
+};
 
 /// The parser registered for `ArrayFeatureExtractor`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((
-        inference_op(ArrayFeatureExtractor {
-            node: node.name.clone(),
-        }),
-        vec![],
-    ))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(ArrayFeatureExtractor {
+        node: node.name.clone(),
+    })
 }
 
 #[derive(Debug)]
@@ -49,28 +48,8 @@ struct ArrayFeatureExtractor {
 }
 
 impl ArrayFeatureExtractor {
-    fn check_type(&self, dt: DatumType) -> TractResult<()> {
-        if INPUT_TYPES.contains(&dt) {
-            Ok(())
-        } else {
-            Err(self.type_error(dt))
-        }
-    }
-
-    fn type_error(&self, dt: DatumType) -> TractError {
-        format_err!(
-            "ArrayFeatureExtractor node \"{}\" takes float, double, int64, int32 or string data, not {dt:?}",
-            self.node
-        )
-    }
-
     fn check_rank(&self, rank: usize) -> TractResult<()> {
-        ensure!(
-            rank >= 1,
-            "ArrayFeatureExtractor node \"{}\" takes a tensor of rank 1 or more, not a scalar",
-            self.node
-        );
-        Ok(())
+        check::rank_1_or_more("ArrayFeatureExtractor", &self.node, rank)
     }
 
     /// The output shape: X's with its last dimension replaced by the `count` indices, or
@@ -114,7 +93,7 @@ fn gather<T: Datum + Clone>(
     for row in data.chunks(width) {
         z.extend(positions.iter().map(|&p| row[p].clone()));
     }
-    Ok(tract_ndarray::ArrayD::from_shape_vec(shape, z)?.into_tensor())
+    tensor_of(shape, z)
 }
 
 impl Kernel for ArrayFeatureExtractor {
@@ -129,7 +108,9 @@ impl Kernel for ArrayFeatureExtractor {
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
         check_input_arity(inputs, 2)?;
-        s.given(&inputs[0].datum_type, move |_, dt| self.check_type(dt))?;
+        s.given(&inputs[0].datum_type, move |_, dt| {
+            INPUTS.check(&self.node, dt)
+        })?;
         s.equals(&inputs[1].datum_type, i64::datum_type())?;
         s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
         s.given_2(&inputs[0].shape, &inputs[1].shape, move |s, x, y| {
@@ -141,7 +122,7 @@ impl Kernel for ArrayFeatureExtractor {
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let (x, y) = (inputs[0], inputs[1]);
-        self.check_type(x.datum_type)?;
+        INPUTS.check(&self.node, x.datum_type)?;
         ensure!(
             y.datum_type == DatumType::I64,
             "ArrayFeatureExtractor node \"{}\" takes int64 indices",
@@ -169,7 +150,7 @@ impl Kernel for ArrayFeatureExtractor {
             DatumType::I64 => gather::<i64>(&x, width, &positions, &shape)?,
             DatumType::I32 => gather::<i32>(&x, width, &positions, &shape)?,
             DatumType::String => gather::<String>(&x, width, &positions, &shape)?,
-            dt => return Err(self.type_error(dt)),
+            dt => return Err(INPUTS.error(&self.node, dt)),
         };
         Ok(tvec!(z.into_tvalue()))
     }
@@ -178,7 +159,7 @@ impl Kernel for ArrayFeatureExtractor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::testing::*;
+    use crate::testing::*;
 
     fn afe() -> ArrayFeatureExtractor {
         ArrayFeatureExtractor { node: "n".into() }

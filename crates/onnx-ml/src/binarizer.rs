@@ -16,14 +16,15 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::check::{self, InputTypes};
+use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
+
+/// The input type onnxruntime's Binarizer takes.
+const INPUTS: InputTypes = check::float_only("Binarizer");
 
 /// The parser registered for `Binarizer`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((inference_op(Binarizer::from_node(node)?), vec![]))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(Binarizer::from_node(node)?)
 }
 
 #[derive(Debug)]
@@ -40,15 +41,6 @@ impl Binarizer {
             threshold,
         })
     }
-
-    fn check_type(&self, dt: DatumType) -> TractResult<()> {
-        ensure!(
-            dt == DatumType::F32,
-            "Binarizer node \"{}\" takes float only (as onnxruntime), not {dt:?}",
-            self.node
-        );
-        Ok(())
-    }
 }
 
 impl Kernel for Binarizer {
@@ -62,20 +54,18 @@ impl Kernel for Binarizer {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        s.given(&inputs[0].datum_type, move |_, dt| self.check_type(dt))?;
-        s.equals(&outputs[0].datum_type, f32::datum_type())?;
-        s.equals(&outputs[0].shape, &inputs[0].shape)
+        let check_type = move |dt| INPUTS.check(&self.node, dt);
+        check::same_shape(s, inputs, outputs, check_type, f32::datum_type())
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        self.check_type(inputs[0].datum_type)?;
+        INPUTS.check(&self.node, inputs[0].datum_type)?;
         Ok(tvec!(f32::fact(inputs[0].shape.iter())))
     }
 
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = args_1!(inputs);
-        self.check_type(x.datum_type())?;
+        INPUTS.check(&self.node, x.datum_type())?;
         let values = x.try_as_plain_ram()?.as_slice::<f32>()?;
         if let Some(ix) = values.iter().position(|v| v.is_nan()) {
             bail!(
@@ -87,26 +77,18 @@ impl Kernel for Binarizer {
             .iter()
             .map(|&v| if v > self.threshold { 1f32 } else { 0.0 })
             .collect();
-        Ok(tvec!(
-            tract_ndarray::ArrayD::from_shape_vec(x.shape(), y)?
-                .into_tensor()
-                .into_tvalue()
-        ))
+        Ok(tvec!(tensor_of(x.shape(), y)?.into_tvalue()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::testing::*;
+    use crate::testing::*;
     use tract_onnx::pb::AttributeProto;
 
     fn binarizer(attrs: Vec<AttributeProto>) -> Binarizer {
         Binarizer::from_node(&node("Binarizer", attrs)).unwrap()
-    }
-
-    fn run(b: &Binarizer, x: Tensor) -> TractResult<Tensor> {
-        Ok(eval(b, vec![x])?.remove(0))
     }
 
     #[test]

@@ -14,22 +14,12 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
-
-/// The input types onnxruntime's FeatureVectorizer takes.
-const INPUT_TYPES: [DatumType; 4] = [
-    DatumType::F32,
-    DatumType::F64,
-    DatumType::I64,
-    DatumType::I32,
-];
+use crate::check::{self, NUMBERS};
+use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
 
 /// The parser registered for `FeatureVectorizer`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((inference_op(FeatureVectorizer::from_node(node)?), vec![]))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(FeatureVectorizer::from_node(node)?)
 }
 
 #[derive(Debug)]
@@ -43,15 +33,15 @@ struct FeatureVectorizer {
 
 impl FeatureVectorizer {
     fn from_node(node: &NodeProto) -> TractResult<FeatureVectorizer> {
-        let dims = node
-            .get_attr_opt_vec::<i64>("inputdimensions")?
-            .unwrap_or_default();
+        let dims = check::list::<i64>(node, "inputdimensions")?;
         if dims.is_empty() || dims.iter().any(|&d| d < 0) {
-            bail!(
-                "FeatureVectorizer node \"{}\": attribute inputdimensions: expected one \
-                 non-negative count of columns per input, found {dims:?}",
-                node.name
-            );
+            return Err(check::attribute_error(
+                "FeatureVectorizer",
+                &node.name,
+                "inputdimensions",
+                "one non-negative count of columns per input",
+                format!("{dims:?}"),
+            ));
         }
         let dims: Vec<usize> = dims.into_iter().map(|d| d as usize).collect();
         Ok(FeatureVectorizer {
@@ -61,9 +51,10 @@ impl FeatureVectorizer {
         })
     }
 
+    /// Checks that the inputs share one of the types onnxruntime's FeatureVectorizer takes.
     fn check_types(&self, types: &[DatumType]) -> TractResult<()> {
         ensure!(
-            INPUT_TYPES.contains(&types[0]) && types.iter().all(|t| *t == types[0]),
+            NUMBERS.contains(&types[0]) && types.iter().all(|t| *t == types[0]),
             "FeatureVectorizer node \"{}\" takes inputs of one type, int32, int64, float or \
              double, not {types:?}",
             self.node
@@ -172,18 +163,14 @@ impl Kernel for FeatureVectorizer {
             self.place(x, features, dim, offset, &mut y)?;
             offset += dim;
         }
-        Ok(tvec!(
-            tract_ndarray::Array2::from_shape_vec((n, self.width), y)?
-                .into_tensor()
-                .into_tvalue()
-        ))
+        Ok(tvec!(tensor_of(&[n, self.width], y)?.into_tvalue()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::testing::*;
+    use crate::testing::*;
 
     fn vectorizer(dims: &[i64]) -> FeatureVectorizer {
         FeatureVectorizer::from_node(&node(

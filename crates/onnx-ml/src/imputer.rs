@@ -18,14 +18,12 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::check::{self, feature_axis};
+use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
 
 /// The parser registered for `Imputer`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((inference_op(Imputer::from_node(node)?), vec![]))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(Imputer::from_node(node)?)
 }
 
 #[derive(Debug)]
@@ -54,12 +52,8 @@ impl Imputer {
     /// Reads exactly one non-empty list of imputed values, and its replaced value (0 when
     /// absent: the specification's default, which onnxruntime fills in).
     fn from_node(node: &NodeProto) -> TractResult<Imputer> {
-        let floats = node
-            .get_attr_opt_vec::<f32>("imputed_value_floats")?
-            .unwrap_or_default();
-        let ints = node
-            .get_attr_opt_vec::<i64>("imputed_value_int64s")?
-            .unwrap_or_default();
+        let floats = check::list::<f32>(node, "imputed_value_floats")?;
+        let ints = check::list::<i64>(node, "imputed_value_int64s")?;
         let values = match (floats.is_empty(), ints.is_empty()) {
             (false, true) => Values::Float {
                 replaced: node.get_attr_opt("replaced_value_float")?.unwrap_or(0.0),
@@ -92,15 +86,6 @@ impl Imputer {
             dt == expected,
             "Imputer node \"{}\" imputes {expected:?} values (from its attributes), so it takes \
              a {expected:?} input, not {dt:?}",
-            self.node
-        );
-        Ok(())
-    }
-
-    fn check_rank(&self, rank: usize) -> TractResult<()> {
-        ensure!(
-            rank >= 1,
-            "Imputer node \"{}\" takes a tensor of rank 1 or more, not a scalar",
             self.node
         );
         Ok(())
@@ -144,35 +129,32 @@ impl Kernel for Imputer {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        s.given(&inputs[0].datum_type, move |_, dt| self.check_type(dt))?;
-        s.equals(&outputs[0].datum_type, self.values.datum_type())?;
-        s.equals(&outputs[0].shape, &inputs[0].shape)?;
-        Ok(())
+        let check_type = move |dt| self.check_type(dt);
+        check::same_shape(s, inputs, outputs, check_type, self.values.datum_type())
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         self.check_type(inputs[0].datum_type)?;
-        self.check_rank(inputs[0].rank())?;
+        check::rank_1_or_more("Imputer", &self.node, inputs[0].rank())?;
         Ok(tvec!(self.values.datum_type().fact(inputs[0].shape.iter())))
     }
 
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = args_1!(inputs);
         self.check_type(x.datum_type())?;
-        self.check_rank(x.rank())?;
-        let width = x.shape()[if x.rank() == 1 { 0 } else { 1 }];
+        check::rank_1_or_more("Imputer", &self.node, x.rank())?;
+        let width = x.shape()[feature_axis(x.rank())];
         let view = x.try_as_plain_ram()?;
         let y = match &self.values {
             Values::Float { replaced, imputed } => {
                 let r = *replaced;
                 let is_replaced = |v: f32| v == r || (v.is_nan() && r.is_nan());
                 let y = impute(view.as_slice::<f32>()?, width, imputed, is_replaced);
-                tract_ndarray::ArrayD::from_shape_vec(x.shape(), y)?.into_tensor()
+                tensor_of(x.shape(), y)?
             }
             Values::Int { replaced, imputed } => {
                 let y = impute(view.as_slice::<i64>()?, width, imputed, |v| v == *replaced);
-                tract_ndarray::ArrayD::from_shape_vec(x.shape(), y)?.into_tensor()
+                tensor_of(x.shape(), y)?
             }
         };
         Ok(tvec!(y.into_tvalue()))
@@ -182,14 +164,10 @@ impl Kernel for Imputer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::testing::*;
+    use crate::testing::*;
 
     fn imputer(attrs: Vec<tract_onnx::pb::AttributeProto>) -> TractResult<Imputer> {
         Imputer::from_node(&node("Imputer", attrs))
-    }
-
-    fn run(i: &Imputer, x: Tensor) -> TractResult<Tensor> {
-        Ok(eval(i, vec![x])?.remove(0))
     }
 
     #[test]
@@ -211,11 +189,9 @@ mod tests {
         ])
         .unwrap();
         let y = run(&i, tensor2(&[[-1f32, f32::NAN], [0.0, -1.0]])).unwrap();
-        assert_eq!(
-            y.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap()[0],
-            5.0
-        );
-        assert!(y.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap()[1].is_nan());
+        let y = f32s(&y);
+        assert_eq!(y[0], 5.0);
+        assert!(y[1].is_nan());
         let i = imputer(vec![floats("imputed_value_floats", &[5.0])]).unwrap();
         assert_eq!(
             run(&i, tensor1(&[0f32, 1.0])).unwrap(),

@@ -73,6 +73,19 @@ pub(crate) fn inference_op<K: Kernel>(kernel: K) -> Box<dyn InferenceOp> {
     expand(MlOp::new(kernel))
 }
 
+/// What an ONNX parser answers: the op, and no extra outputs.
+pub(crate) type Parsed = TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+
+/// A parser's answer for a node read into `kernel`.
+pub(crate) fn parsed<K: Kernel>(kernel: K) -> Parsed {
+    Ok((inference_op(kernel), vec![]))
+}
+
+/// A tensor of `shape` from its elements in row-major order.
+pub(crate) fn tensor_of<T: Datum>(shape: &[usize], elements: Vec<T>) -> TractResult<Tensor> {
+    Ok(tract_ndarray::ArrayD::from_shape_vec(shape, elements)?.into_tensor())
+}
+
 impl<K: Kernel> Expansion for MlOp<K> {
     fn name(&self) -> StaticName {
         self.0.name().into()

@@ -27,13 +27,10 @@ use tract_onnx::pb::{NodeProto, TensorProto};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
 
 /// The parser registered for `LabelEncoder`.
-pub(crate) fn parse(
-    ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub(crate) fn parse(ctx: &ParsingContext, node: &NodeProto) -> Parsed {
     let version = ctx
         .model
         .opset_import
@@ -46,8 +43,9 @@ pub(crate) fn parse(
             node.name
         )
     };
-    let encoder = LabelEncoder::from_node(node, version, |t| ctx.load_tensor(t))?;
-    Ok((inference_op(encoder), vec![]))
+    parsed(LabelEncoder::from_node(node, version, |t| {
+        ctx.load_tensor(t)
+    })?)
 }
 
 #[derive(Debug)]
@@ -179,7 +177,7 @@ fn pick<T: Datum + Clone>(
 ) -> TractResult<Tensor> {
     let values = values.try_as_plain_ram()?.as_slice::<T>()?;
     let picked = positions.iter().map(|&p| values[p].clone()).collect();
-    Ok(tract_ndarray::ArrayD::from_shape_vec(shape, picked)?.into_tensor())
+    tensor_of(shape, picked)
 }
 
 /// `values` with `default` appended, as one 1-D tensor.
@@ -230,10 +228,14 @@ impl<'a, F: Fn(&TensorProto) -> TractResult<Tensor>> Attrs<'a, F> {
         expected: &str,
         found: impl std::fmt::Display,
     ) -> TractResult<T> {
-        bail!(
-            "LabelEncoder node \"{}\": attribute {attr}: expected {expected}, found {found}",
-            self.node.name
-        )
+        let node = &self.node.name;
+        Err(crate::check::attribute_error(
+            "LabelEncoder",
+            node,
+            attr,
+            expected,
+            found,
+        ))
     }
 
     /// The list `<prefix>_<type>` as a 1-D tensor, if present.
@@ -495,17 +497,13 @@ impl Kernel for LabelEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::testing::*;
+    use crate::testing::*;
     use tract_onnx::pb::AttributeProto;
 
     fn encoder(version: i64, attrs: Vec<AttributeProto>) -> TractResult<LabelEncoder> {
         let onnx = tract_onnx::onnx();
         let load = |t: &TensorProto| tract_onnx::tensor::load_tensor(&*onnx.provider, t, None);
         LabelEncoder::from_node(&node("LabelEncoder", attrs), version, load)
-    }
-
-    fn run(e: &LabelEncoder, x: Tensor) -> TractResult<Tensor> {
-        Ok(eval(e, vec![x])?.remove(0))
     }
 
     fn strs(v: &[&str]) -> Tensor {
@@ -555,10 +553,7 @@ mod tests {
         )
         .unwrap();
         let y = run(&e, strs(&["a", "b"])).unwrap();
-        assert_eq!(
-            y.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap()[1].to_bits(),
-            (-0f32).to_bits()
-        );
+        assert_eq!(f32s(&y)[1].to_bits(), (-0f32).to_bits());
     }
 
     #[test]

@@ -31,6 +31,7 @@
 mod array_feature_extractor;
 mod binarizer;
 mod cast;
+mod check;
 mod feature_vectorizer;
 mod imputer;
 mod kernel;
@@ -42,6 +43,8 @@ mod one_hot_std;
 mod post;
 mod scaler;
 mod svm;
+#[cfg(test)]
+mod testing;
 mod tree;
 pub mod zipmap;
 

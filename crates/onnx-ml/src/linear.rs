@@ -26,31 +26,24 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::check::{self, InputTypes};
+use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
 use crate::post::{PostTransform, SecondClass, write_scores};
 
 /// The input types onnxruntime's LinearClassifier takes; all are converted to float.
-const CLASSIFIER_INPUTS: [DatumType; 4] = [
-    DatumType::F32,
-    DatumType::F64,
-    DatumType::I64,
-    DatumType::I32,
-];
+const CLASSIFIER_INPUTS: InputTypes = check::numbers("LinearClassifier");
+
+/// The input type onnxruntime's LinearRegressor takes.
+const REGRESSOR_INPUTS: InputTypes = check::float_only("LinearRegressor");
 
 /// The parser registered for `LinearClassifier`.
-pub(crate) fn parse_classifier(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((inference_op(LinearClassifier::from_node(node)?), vec![]))
+pub(crate) fn parse_classifier(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(LinearClassifier::from_node(node)?)
 }
 
 /// The parser registered for `LinearRegressor`.
-pub(crate) fn parse_regressor(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((inference_op(LinearRegressor::from_node(node)?), vec![]))
+pub(crate) fn parse_regressor(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(LinearRegressor::from_node(node)?)
 }
 
 /// The coefficients and intercepts, laid out for the sums of [`Weights::apply`].
@@ -77,17 +70,15 @@ impl Weights {
         outputs: usize,
         intercepts: Option<Vec<f32>>,
     ) -> TractResult<Weights> {
-        let coefficients = node
-            .get_attr_opt_vec::<f32>("coefficients")?
-            .unwrap_or_default();
+        let coefficients = check::list::<f32>(node, "coefficients")?;
         if coefficients.is_empty() || !coefficients.len().is_multiple_of(outputs) {
-            bail!(
-                "{} node \"{}\": attribute coefficients: expected a non-empty multiple of {outputs} \
-                 values (one row per output), found {}",
-                node.op_type,
-                node.name,
-                coefficients.len()
-            );
+            return Err(check::attribute_error(
+                &node.op_type,
+                &node.name,
+                "coefficients",
+                &format!("a non-empty multiple of {outputs} values (one row per output)"),
+                coefficients.len(),
+            ));
         }
         let features = coefficients.len() / outputs;
         let by_feature = (0..features)
@@ -150,36 +141,11 @@ fn mlas_k_stride(outputs: usize, features: usize) -> usize {
     stride_k
 }
 
-/// The rows and features of an input of `shape`, checked against the weights: a 1-D input
-/// is one row.
-fn rows(op: &str, node: &str, weights: &Weights, shape: &[usize]) -> TractResult<(usize, usize)> {
-    let (n, f) = match *shape {
-        [f] => (1, f),
-        [n, f] => (n, f),
-        _ => bail!(
-            "{op} node \"{node}\" takes a [N, F] or [F] input, not rank {}",
-            shape.len()
-        ),
-    };
-    check_features(op, node, weights, f)?;
-    Ok((n, f))
-}
-
-fn check_features(op: &str, node: &str, weights: &Weights, features: usize) -> TractResult<()> {
-    ensure!(
-        features == weights.features,
-        "{op} node \"{node}\" has coefficients for {} features but its input has {features}",
-        weights.features
-    );
-    Ok(())
-}
-
-/// The batch dimension of the outputs from a typed input: N, or 1 for a 1-D input; the
-/// width is checked when known.
-fn typed_rows(op: &str, node: &str, weights: &Weights, input: &TypedFact) -> TractResult<TDim> {
-    let shape = input.shape.dims();
+/// The rows of an input of `shape`: N, or 1 for a 1-D input; its width is checked against
+/// the weights when known.
+fn rows<D: DimLike>(op: &str, node: &str, weights: &Weights, shape: &[D]) -> TractResult<D> {
     let (n, f) = match shape {
-        [f] => (1.to_dim(), f),
+        [f] => (D::one(), f),
         [n, f] => (n.clone(), f),
         _ => bail!(
             "{op} node \"{node}\" takes a [N, F] or [F] input, not rank {}",
@@ -187,7 +153,11 @@ fn typed_rows(op: &str, node: &str, weights: &Weights, input: &TypedFact) -> Tra
         ),
     };
     if let Ok(f) = f.to_usize() {
-        check_features(op, node, weights, f)?;
+        ensure!(
+            f == weights.features,
+            "{op} node \"{node}\" has coefficients for {} features but its input has {f}",
+            weights.features
+        );
     }
     Ok(n)
 }
@@ -266,14 +236,12 @@ struct LinearClassifier {
 impl LinearClassifier {
     fn from_node(node: &NodeProto) -> TractResult<LinearClassifier> {
         let refuse = |attr: &str, expected: &str, found: String| -> TractResult<LinearClassifier> {
-            bail!(
-                "LinearClassifier node \"{}\": attribute {attr}: expected {expected}, found {found}",
-                node.name
-            )
+            let op = CLASSIFIER_INPUTS.op;
+            Err(check::attribute_error(
+                op, &node.name, attr, expected, found,
+            ))
         };
-        let intercepts = node
-            .get_attr_opt_vec::<f32>("intercepts")?
-            .unwrap_or_default();
+        let intercepts = check::list::<f32>(node, "intercepts")?;
         let classes = intercepts.len();
         if classes == 0 {
             return refuse(
@@ -290,12 +258,8 @@ impl LinearClassifier {
                     node.name
                 )
             })?;
-        let strings = node
-            .get_attr_opt_vec::<String>("classlabels_strings")?
-            .unwrap_or_default();
-        let ints = node
-            .get_attr_opt_vec::<i64>("classlabels_ints")?
-            .unwrap_or_default();
+        let strings = check::list::<String>(node, "classlabels_strings")?;
+        let ints = check::list::<i64>(node, "classlabels_ints")?;
         // onnxruntime takes the string labels whenever there are some.
         let labels = if strings.is_empty() {
             Labels::Ints(ints)
@@ -329,15 +293,6 @@ impl LinearClassifier {
             binary,
             post_transform,
         })
-    }
-
-    fn check_type(&self, dt: DatumType) -> TractResult<()> {
-        ensure!(
-            CLASSIFIER_INPUTS.contains(&dt),
-            "LinearClassifier node \"{}\" takes float, double, int64 or int32, not {dt:?}",
-            self.node
-        );
-        Ok(())
     }
 
     /// The width of the scores output.
@@ -377,8 +332,7 @@ impl Kernel for LinearClassifier {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        s.given(&inputs[0].datum_type, move |_, dt| self.check_type(dt))?;
+        check::one_input(s, inputs, move |dt| CLASSIFIER_INPUTS.check(&self.node, dt))?;
         s.equals(&outputs[0].datum_type, self.labels.datum_type())?;
         s.equals(&outputs[1].datum_type, f32::datum_type())?;
         s.equals(&outputs[0].rank, 1)?;
@@ -388,8 +342,13 @@ impl Kernel for LinearClassifier {
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        self.check_type(inputs[0].datum_type)?;
-        let n = typed_rows("LinearClassifier", &self.node, &self.weights, inputs[0])?;
+        CLASSIFIER_INPUTS.check(&self.node, inputs[0].datum_type)?;
+        let n = rows(
+            CLASSIFIER_INPUTS.op,
+            &self.node,
+            &self.weights,
+            inputs[0].shape.dims(),
+        )?;
         Ok(tvec!(
             self.labels.datum_type().fact([n.clone()]),
             f32::fact([n, self.width().to_dim()])
@@ -398,8 +357,9 @@ impl Kernel for LinearClassifier {
 
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = args_1!(inputs);
-        self.check_type(x.datum_type())?;
-        let (n, f) = rows("LinearClassifier", &self.node, &self.weights, x.shape())?;
+        CLASSIFIER_INPUTS.check(&self.node, x.datum_type())?;
+        let n = rows(CLASSIFIER_INPUTS.op, &self.node, &self.weights, x.shape())?;
+        let f = self.weights.features;
         let x = x.cast_to::<f32>()?;
         let x = x.try_as_plain_ram()?.as_slice::<f32>()?;
         let mut outcomes = Vec::with_capacity(n);
@@ -412,11 +372,9 @@ impl Kernel for LinearClassifier {
             transform_row(&mut row_scores, self.post_transform, self.binary);
             scores.extend_from_slice(&row_scores);
         }
-        let scores =
-            tract_ndarray::Array2::from_shape_vec((n, self.width()), scores)?.into_tensor();
         Ok(tvec!(
             self.labels.pick(&outcomes)?.into_tvalue(),
-            scores.into_tvalue()
+            tensor_of(&[n, self.width()], scores)?.into_tvalue()
         ))
     }
 }
@@ -433,10 +391,14 @@ impl LinearRegressor {
         // `targets` defaults to 1 in the specification, which onnxruntime fills in.
         let targets: i64 = node.get_attr_opt("targets")?.unwrap_or(1);
         if targets < 1 {
-            bail!(
-                "LinearRegressor node \"{}\": attribute targets: expected 1 or more, found {targets}",
-                node.name
-            );
+            let op = REGRESSOR_INPUTS.op;
+            return Err(check::attribute_error(
+                op,
+                &node.name,
+                "targets",
+                "1 or more",
+                targets,
+            ));
         }
         let targets = targets as usize;
         // onnxruntime ignores intercepts unless there is exactly one per target.
@@ -457,15 +419,6 @@ impl LinearRegressor {
             post_transform,
         })
     }
-
-    fn check_type(&self, dt: DatumType) -> TractResult<()> {
-        ensure!(
-            dt == DatumType::F32,
-            "LinearRegressor node \"{}\" takes float only (as onnxruntime), not {dt:?}",
-            self.node
-        );
-        Ok(())
-    }
 }
 
 impl Kernel for LinearRegressor {
@@ -479,8 +432,7 @@ impl Kernel for LinearRegressor {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        s.given(&inputs[0].datum_type, move |_, dt| self.check_type(dt))?;
+        check::one_input(s, inputs, move |dt| REGRESSOR_INPUTS.check(&self.node, dt))?;
         s.equals(&outputs[0].datum_type, f32::datum_type())?;
         s.equals(&outputs[0].rank, 2)?;
         s.equals(&outputs[0].shape[1], self.weights.outputs.to_dim())?;
@@ -488,15 +440,21 @@ impl Kernel for LinearRegressor {
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        self.check_type(inputs[0].datum_type)?;
-        let n = typed_rows("LinearRegressor", &self.node, &self.weights, inputs[0])?;
+        REGRESSOR_INPUTS.check(&self.node, inputs[0].datum_type)?;
+        let n = rows(
+            REGRESSOR_INPUTS.op,
+            &self.node,
+            &self.weights,
+            inputs[0].shape.dims(),
+        )?;
         Ok(tvec!(f32::fact([n, self.weights.outputs.to_dim()])))
     }
 
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = args_1!(inputs);
-        self.check_type(x.datum_type())?;
-        let (n, f) = rows("LinearRegressor", &self.node, &self.weights, x.shape())?;
+        REGRESSOR_INPUTS.check(&self.node, x.datum_type())?;
+        let n = rows(REGRESSOR_INPUTS.op, &self.node, &self.weights, x.shape())?;
+        let f = self.weights.features;
         let x = x.try_as_plain_ram()?.as_slice::<f32>()?;
         let targets = self.weights.outputs;
         let mut y = Vec::with_capacity(n * targets);
@@ -507,11 +465,7 @@ impl Kernel for LinearRegressor {
             transform_row(&mut row_y, self.post_transform, false);
             y.extend_from_slice(&row_y);
         }
-        Ok(tvec!(
-            tract_ndarray::Array2::from_shape_vec((n, targets), y)?
-                .into_tensor()
-                .into_tvalue()
-        ))
+        Ok(tvec!(tensor_of(&[n, targets], y)?.into_tvalue()))
     }
 }
 
@@ -519,7 +473,7 @@ impl Kernel for LinearRegressor {
 mod tests {
     use super::*;
     use crate::post::{logistic, probit};
-    use crate::scaler::testing::*;
+    use crate::testing::*;
     use tract_onnx::pb::AttributeProto;
 
     fn classifier(attrs: Vec<AttributeProto>) -> TractResult<LinearClassifier> {
@@ -528,14 +482,6 @@ mod tests {
 
     fn regressor(attrs: Vec<AttributeProto>) -> TractResult<LinearRegressor> {
         LinearRegressor::from_node(&node("LinearRegressor", attrs))
-    }
-
-    fn f32s(t: &Tensor) -> Vec<f32> {
-        t.try_as_plain_ram()
-            .unwrap()
-            .as_slice::<f32>()
-            .unwrap()
-            .to_vec()
     }
 
     /// Three classes over two features: scores `[x0, x1, x0 + x1 - 1]`.
@@ -654,30 +600,16 @@ mod tests {
 
     #[test]
     fn inconsistent_attributes_are_refused_at_load() {
-        let mut attrs = three_classes("NONE");
-        attrs[1] = floats("intercepts", &[]);
-        assert!(
-            classifier(attrs)
-                .unwrap_err()
-                .to_string()
-                .contains("intercepts")
-        );
-        let mut attrs = three_classes("NONE");
-        attrs[0] = floats("coefficients", &[1.0, 2.0]);
-        assert!(
-            classifier(attrs)
-                .unwrap_err()
-                .to_string()
-                .contains("coefficients")
-        );
-        let mut attrs = three_classes("NONE");
-        attrs[2] = ints("classlabels_ints", &[1, 2]);
-        assert!(
-            classifier(attrs)
-                .unwrap_err()
-                .to_string()
-                .contains("classlabels")
-        );
+        // `three_classes` with attribute `ix` replaced by `attr` is refused, naming `what`.
+        let refused = |ix: usize, attr: AttributeProto, what: &str| {
+            let mut attrs = three_classes("NONE");
+            attrs[ix] = attr;
+            let e = classifier(attrs).unwrap_err().to_string();
+            assert!(e.contains(what), "{what}: {e}");
+        };
+        refused(1, floats("intercepts", &[]), "intercepts");
+        refused(0, floats("coefficients", &[1.0, 2.0]), "coefficients");
+        refused(2, ints("classlabels_ints", &[1, 2]), "classlabels");
         let e = classifier(three_classes("TANH")).unwrap_err();
         assert!(format!("{e:?}").contains("TANH"), "{e:?}");
     }

@@ -17,22 +17,15 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::check::{self, InputTypes};
+use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
 
 /// The input types onnxruntime's Normalizer takes.
-const INPUT_TYPES: [DatumType; 4] = [
-    DatumType::F32,
-    DatumType::F64,
-    DatumType::I64,
-    DatumType::I32,
-];
+const INPUTS: InputTypes = check::numbers("Normalizer");
 
 /// The parser registered for `Normalizer`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((inference_op(Normalizer::from_node(node)?), vec![]))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(Normalizer::from_node(node)?)
 }
 
 /// The `norm` attribute.
@@ -89,36 +82,27 @@ impl Element for f64 {
     }
 }
 
-// Integers overflow as the C++ does on the machines onnxruntime runs on: they wrap.
-impl Element for i64 {
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    fn abs_f32(self) -> f32 {
-        self.wrapping_abs() as f32
-    }
-    fn square_f32(self) -> f32 {
-        self.wrapping_mul(self) as f32
-    }
-    fn is_negative(self) -> bool {
-        self < 0
-    }
+/// Integers overflow as the C++ does on the machines onnxruntime runs on: they wrap.
+macro_rules! integer_element {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            fn abs_f32(self) -> f32 {
+                self.wrapping_abs() as f32
+            }
+            fn square_f32(self) -> f32 {
+                self.wrapping_mul(self) as f32
+            }
+            fn is_negative(self) -> bool {
+                self < 0
+            }
+        }
+    )*};
 }
 
-impl Element for i32 {
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    fn abs_f32(self) -> f32 {
-        self.wrapping_abs() as f32
-    }
-    fn square_f32(self) -> f32 {
-        self.wrapping_mul(self) as f32
-    }
-    fn is_negative(self) -> bool {
-        self < 0
-    }
-}
+integer_element!(i64, i32);
 
 impl Normalizer {
     fn from_node(node: &NodeProto) -> TractResult<Normalizer> {
@@ -126,30 +110,22 @@ impl Normalizer {
             "MAX" => Norm::Max,
             "L1" => Norm::L1,
             "L2" => Norm::L2,
-            other => bail!(
-                "Normalizer node \"{}\": attribute norm: expected MAX, L1 or L2, found \"{other}\"",
-                node.name
-            ),
+            other => {
+                let found = format!("\"{other}\"");
+                let expected = "MAX, L1 or L2";
+                return Err(check::attribute_error(
+                    "Normalizer",
+                    &node.name,
+                    "norm",
+                    expected,
+                    found,
+                ));
+            }
         };
         Ok(Normalizer {
             node: node.name.clone(),
             norm,
         })
-    }
-
-    fn check_type(&self, dt: DatumType) -> TractResult<()> {
-        if INPUT_TYPES.contains(&dt) {
-            Ok(())
-        } else {
-            Err(self.type_error(dt))
-        }
-    }
-
-    fn type_error(&self, dt: DatumType) -> TractError {
-        format_err!(
-            "Normalizer node \"{}\" takes float, double, int64 or int32, not {dt:?}",
-            self.node
-        )
     }
 
     fn check_rank(&self, rank: usize) -> TractResult<()> {
@@ -223,18 +199,15 @@ impl Kernel for Normalizer {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        s.given(&inputs[0].datum_type, move |_, dt| self.check_type(dt))?;
+        let check_type = move |dt| INPUTS.check(&self.node, dt);
+        check::same_shape(s, inputs, outputs, check_type, f32::datum_type())?;
         s.given(&inputs[0].rank, move |_, rank| {
             self.check_rank(rank as usize)
-        })?;
-        s.equals(&outputs[0].datum_type, f32::datum_type())?;
-        s.equals(&outputs[0].shape, &inputs[0].shape)?;
-        Ok(())
+        })
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        self.check_type(inputs[0].datum_type)?;
+        INPUTS.check(&self.node, inputs[0].datum_type)?;
         self.check_rank(inputs[0].rank())?;
         Ok(tvec!(f32::fact(inputs[0].shape.iter())))
     }
@@ -249,32 +222,23 @@ impl Kernel for Normalizer {
             DatumType::F64 => self.normalize(view.as_slice::<f64>()?, width),
             DatumType::I64 => self.normalize(view.as_slice::<i64>()?, width),
             DatumType::I32 => self.normalize(view.as_slice::<i32>()?, width),
-            dt => return Err(self.type_error(dt)),
+            dt => return Err(INPUTS.error(&self.node, dt)),
         };
-        Ok(tvec!(
-            tract_ndarray::ArrayD::from_shape_vec(x.shape(), y)?
-                .into_tensor()
-                .into_tvalue()
-        ))
+        Ok(tvec!(tensor_of(x.shape(), y)?.into_tvalue()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::testing::*;
+    use crate::testing::{self, *};
 
     fn normalizer(norm: &str) -> Normalizer {
         Normalizer::from_node(&node("Normalizer", vec![string("norm", norm)])).unwrap()
     }
 
     fn run(norm: &str, x: Tensor) -> Vec<f32> {
-        let y = eval(&normalizer(norm), vec![x]).unwrap().remove(0);
-        y.try_as_plain_ram()
-            .unwrap()
-            .as_slice::<f32>()
-            .unwrap()
-            .to_vec()
+        f32s(&testing::run(&normalizer(norm), x).unwrap())
     }
 
     #[test]

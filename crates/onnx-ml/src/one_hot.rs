@@ -21,23 +21,25 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::check::{self, InputTypes};
+use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
 
 /// The input types taken: onnxruntime's, and int32.
-const INPUT_TYPES: [DatumType; 5] = [
-    DatumType::String,
-    DatumType::I64,
-    DatumType::I32,
-    DatumType::F32,
-    DatumType::F64,
-];
+const INPUTS: InputTypes = InputTypes {
+    op: "OneHotEncoder",
+    types: &[
+        DatumType::String,
+        DatumType::I64,
+        DatumType::I32,
+        DatumType::F32,
+        DatumType::F64,
+    ],
+    said: "string, int64, int32, float or double",
+};
 
 /// The parser registered for `OneHotEncoder`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((inference_op(OneHotEncoder::from_node(node)?), vec![]))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(OneHotEncoder::from_node(node)?)
 }
 
 #[derive(Debug)]
@@ -54,12 +56,8 @@ struct OneHotEncoder {
 
 impl OneHotEncoder {
     fn from_node(node: &NodeProto) -> TractResult<OneHotEncoder> {
-        let ints = node
-            .get_attr_opt_vec::<i64>("cats_int64s")?
-            .unwrap_or_default();
-        let strings = node
-            .get_attr_opt_vec::<String>("cats_strings")?
-            .unwrap_or_default();
+        let ints = check::list::<i64>(node, "cats_int64s")?;
+        let strings = check::list::<String>(node, "cats_strings")?;
         let categories = ints.len().max(strings.len());
         if !ints.is_empty() && !strings.is_empty() {
             bail!(
@@ -91,21 +89,6 @@ impl OneHotEncoder {
             categories,
             zeros: node.get_attr_opt::<i64>("zeros")?.unwrap_or(1) != 0,
         })
-    }
-
-    fn check_type(&self, dt: DatumType) -> TractResult<()> {
-        if INPUT_TYPES.contains(&dt) {
-            Ok(())
-        } else {
-            Err(self.type_error(dt))
-        }
-    }
-
-    fn type_error(&self, dt: DatumType) -> TractError {
-        format_err!(
-            "OneHotEncoder node \"{}\" takes string, int64, int32, float or double, not {dt:?}",
-            self.node
-        )
     }
 
     fn check_rank(&self, rank: usize) -> TractResult<()> {
@@ -161,8 +144,7 @@ impl Kernel for OneHotEncoder {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        s.given(&inputs[0].datum_type, move |_, dt| self.check_type(dt))?;
+        check::one_input(s, inputs, move |dt| INPUTS.check(&self.node, dt))?;
         s.equals(&outputs[0].datum_type, f32::datum_type())?;
         s.given(&inputs[0].shape, move |s, shape| {
             self.check_rank(shape.len())?;
@@ -173,7 +155,7 @@ impl Kernel for OneHotEncoder {
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        self.check_type(inputs[0].datum_type)?;
+        INPUTS.check(&self.node, inputs[0].datum_type)?;
         self.check_rank(inputs[0].rank())?;
         let shape = inputs[0]
             .shape
@@ -201,21 +183,17 @@ impl Kernel for OneHotEncoder {
             DatumType::F64 => {
                 self.encode(view.as_slice::<f64>()?, |&v| self.int_position(to_int64(v)))?
             }
-            dt => return Err(self.type_error(dt)),
+            dt => return Err(INPUTS.error(&self.node, dt)),
         };
         let shape: TVec<usize> = x.shape().iter().copied().chain([self.categories]).collect();
-        Ok(tvec!(
-            tract_ndarray::ArrayD::from_shape_vec(&*shape, y)?
-                .into_tensor()
-                .into_tvalue()
-        ))
+        Ok(tvec!(tensor_of(&shape, y)?.into_tvalue()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::testing::*;
+    use crate::testing::*;
     use tract_onnx::pb::AttributeProto;
 
     fn encoder(attrs: Vec<AttributeProto>) -> TractResult<OneHotEncoder> {
@@ -224,10 +202,6 @@ mod tests {
 
     fn ints_encoder(zeros: i64) -> OneHotEncoder {
         encoder(vec![ints("cats_int64s", &[1, 3, 5]), int("zeros", zeros)]).unwrap()
-    }
-
-    fn run(e: &OneHotEncoder, x: Tensor) -> TractResult<Tensor> {
-        Ok(eval(e, vec![x])?.remove(0))
     }
 
     #[test]

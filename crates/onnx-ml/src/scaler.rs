@@ -16,22 +16,15 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::check::{self, InputTypes, feature_axis};
+use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
 
 /// The input types onnxruntime's Scaler takes.
-const INPUT_TYPES: [DatumType; 4] = [
-    DatumType::F32,
-    DatumType::F64,
-    DatumType::I64,
-    DatumType::I32,
-];
+const INPUTS: InputTypes = check::numbers("Scaler");
 
 /// The parser registered for `Scaler`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((inference_op(Scaler::from_node(node)?), vec![]))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(Scaler::from_node(node)?)
 }
 
 #[derive(Debug)]
@@ -43,32 +36,23 @@ struct Scaler {
 
 impl Scaler {
     fn from_node(node: &NodeProto) -> TractResult<Scaler> {
-        let scale = node.get_attr_opt_vec::<f32>("scale")?.unwrap_or_default();
-        let offset = node.get_attr_opt_vec::<f32>("offset")?.unwrap_or_default();
+        let scale = check::list::<f32>(node, "scale")?;
+        let offset = check::list::<f32>(node, "offset")?;
+        let refuse = |attr, expected: &str, found| {
+            check::attribute_error("Scaler", &node.name, attr, expected, found)
+        };
         if scale.is_empty() {
-            bail!(
-                "Scaler node \"{}\": attribute scale: expected at least one value, found none",
-                node.name
-            );
+            return Err(refuse("scale", "at least one value", "none".into()));
         }
         if offset.len() != scale.len() {
-            bail!(
-                "Scaler node \"{}\": attribute offset: expected as many values as scale ({}), found {}",
-                node.name,
-                scale.len(),
-                offset.len()
-            );
+            let expected = format!("as many values as scale ({})", scale.len());
+            return Err(refuse("offset", &expected, offset.len().to_string()));
         }
         Ok(Scaler {
             node: node.name.clone(),
             offset,
             scale,
         })
-    }
-
-    /// The features of a shape as onnxruntime counts them: dimension 1, or 0 for a 1-D input.
-    fn feature_axis(rank: usize) -> usize {
-        if rank == 1 { 0 } else { 1 }
     }
 
     /// Checks that the parameters fit `width` features: one per feature, or one for all.
@@ -79,30 +63,6 @@ impl Scaler {
              expected one per feature or a single one",
             self.node,
             self.scale.len()
-        );
-        Ok(())
-    }
-
-    fn check_type(&self, dt: DatumType) -> TractResult<()> {
-        if INPUT_TYPES.contains(&dt) {
-            Ok(())
-        } else {
-            Err(self.type_error(dt))
-        }
-    }
-
-    fn type_error(&self, dt: DatumType) -> TractError {
-        format_err!(
-            "Scaler node \"{}\" takes float, double, int64 or int32, not {dt:?}",
-            self.node
-        )
-    }
-
-    fn check_rank(&self, rank: usize) -> TractResult<()> {
-        ensure!(
-            rank >= 1,
-            "Scaler node \"{}\" takes a tensor of rank 1 or more, not a scalar",
-            self.node
         );
         Ok(())
     }
@@ -138,18 +98,15 @@ impl Kernel for Scaler {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        s.given(&inputs[0].datum_type, move |_, dt| self.check_type(dt))?;
-        s.equals(&outputs[0].datum_type, f32::datum_type())?;
-        s.equals(&outputs[0].shape, &inputs[0].shape)?;
-        Ok(())
+        let check_type = move |dt| INPUTS.check(&self.node, dt);
+        check::same_shape(s, inputs, outputs, check_type, f32::datum_type())
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let input = inputs[0];
-        self.check_type(input.datum_type)?;
-        self.check_rank(input.rank())?;
-        if let Ok(width) = input.shape[Self::feature_axis(input.rank())].to_usize() {
+        INPUTS.check(&self.node, input.datum_type)?;
+        check::rank_1_or_more("Scaler", &self.node, input.rank())?;
+        if let Ok(width) = input.shape[feature_axis(input.rank())].to_usize() {
             self.check_width(width)?;
         }
         Ok(tvec!(f32::fact(input.shape.iter())))
@@ -157,8 +114,8 @@ impl Kernel for Scaler {
 
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = args_1!(inputs);
-        self.check_rank(x.rank())?;
-        let width = x.shape()[Self::feature_axis(x.rank())];
+        check::rank_1_or_more("Scaler", &self.node, x.rank())?;
+        let width = x.shape()[feature_axis(x.rank())];
         self.check_width(width)?;
         let view = x.try_as_plain_ram()?;
         // The C++ arithmetic of `(x - offset) * scale` with float parameters: double stays
@@ -176,140 +133,20 @@ impl Kernel for Scaler {
             DatumType::I32 => {
                 self.scale_with(view.as_slice::<i32>()?, width, |v, o, s| (v as f32 - o) * s)
             }
-            dt => return Err(self.type_error(dt)),
+            dt => return Err(INPUTS.error(&self.node, dt)),
         };
-        Ok(tvec!(
-            tract_ndarray::ArrayD::from_shape_vec(x.shape(), y)?
-                .into_tensor()
-                .into_tvalue()
-        ))
+        Ok(tvec!(tensor_of(x.shape(), y)?.into_tvalue()))
     }
 }
 
+/// The test helpers' former place, which other modules still import them from.
 #[cfg(test)]
-pub(crate) mod testing {
-    //! Test helpers for the preprocessing and linear operators: nodes with attributes, and a
-    //! kernel typed in a graph whose batch is the symbol `N`.
-
-    use tract_onnx::pb::attribute_proto::AttributeType;
-    use tract_onnx::pb::{AttributeProto, NodeProto, TensorProto};
-    use tract_onnx::prelude::*;
-    use tract_onnx::tract_hir::internal::{DimLike, bail};
-
-    use crate::kernel::{Kernel, inference_op};
-
-    /// A node named `n` of `op_type` with these attributes.
-    pub(crate) fn node(op_type: &str, attributes: Vec<AttributeProto>) -> NodeProto {
-        NodeProto {
-            name: "n".into(),
-            op_type: op_type.into(),
-            attribute: attributes,
-            ..NodeProto::default()
-        }
-    }
-
-    fn attr(name: &str, ty: AttributeType) -> AttributeProto {
-        AttributeProto {
-            name: name.into(),
-            r#type: ty as i32,
-            ..AttributeProto::default()
-        }
-    }
-
-    pub(crate) fn floats(name: &str, v: &[f32]) -> AttributeProto {
-        AttributeProto {
-            floats: v.to_vec(),
-            ..attr(name, AttributeType::Floats)
-        }
-    }
-
-    pub(crate) fn ints(name: &str, v: &[i64]) -> AttributeProto {
-        AttributeProto {
-            ints: v.to_vec(),
-            ..attr(name, AttributeType::Ints)
-        }
-    }
-
-    pub(crate) fn strings(name: &str, v: &[&str]) -> AttributeProto {
-        let strings = v.iter().map(|s| s.as_bytes().to_vec()).collect();
-        AttributeProto {
-            strings,
-            ..attr(name, AttributeType::Strings)
-        }
-    }
-
-    pub(crate) fn float(name: &str, v: f32) -> AttributeProto {
-        AttributeProto {
-            f: v,
-            ..attr(name, AttributeType::Float)
-        }
-    }
-
-    pub(crate) fn int(name: &str, v: i64) -> AttributeProto {
-        AttributeProto {
-            i: v,
-            ..attr(name, AttributeType::Int)
-        }
-    }
-
-    pub(crate) fn string(name: &str, v: &str) -> AttributeProto {
-        AttributeProto {
-            s: v.as_bytes().to_vec(),
-            ..attr(name, AttributeType::String)
-        }
-    }
-
-    pub(crate) fn tensor(name: &str, t: TensorProto) -> AttributeProto {
-        AttributeProto {
-            t: Some(t),
-            ..attr(name, AttributeType::Tensor)
-        }
-    }
-
-    /// The type and dims of the kernel's outputs once a graph feeding it inputs of these
-    /// types and dims is typed; `None` stands for the batch symbol `N`, in the inputs and in
-    /// the outputs (where any other symbolic dim is an error).
-    pub(crate) fn typed_outputs<K: Kernel>(
-        kernel: K,
-        inputs: &[(DatumType, &[Option<usize>])],
-    ) -> TractResult<Vec<(DatumType, Vec<Option<usize>>)>> {
-        let mut model = InferenceModel::default();
-        let n: TDim = model.sym("N").into();
-        let mut wires = tvec!();
-        for (ix, (dt, shape)) in inputs.iter().enumerate() {
-            let dims: TVec<TDim> = shape
-                .iter()
-                .map(|d| d.map(TDim::from).unwrap_or(n.clone()))
-                .collect();
-            wires.push(model.add_source(format!("x{ix}"), dt.fact(dims).into())?);
-        }
-        let outputs = model.wire_node("op", inference_op(kernel), &wires)?;
-        model.select_output_outlets(&outputs)?;
-        let typed = model.into_typed()?;
-        let mut facts = vec![];
-        for outlet in typed.output_outlets()? {
-            let fact = typed.outlet_fact(*outlet)?;
-            let dims = fact.shape.iter().map(|d| match d.to_usize() {
-                Ok(d) => Ok(Some(d)),
-                Err(_) if *d == n => Ok(None),
-                Err(_) => bail!("output dim {d} is neither concrete nor N"),
-            });
-            facts.push((fact.datum_type, dims.collect::<TractResult<_>>()?));
-        }
-        Ok(facts)
-    }
-
-    /// Evaluates a kernel on these tensors.
-    pub(crate) fn eval<K: Kernel>(kernel: &K, inputs: Vec<Tensor>) -> TractResult<TVec<Tensor>> {
-        let outputs = kernel.eval(inputs.into_iter().map(|t| t.into_tvalue()).collect())?;
-        Ok(outputs.into_iter().map(|t| t.into_tensor()).collect())
-    }
-}
+pub(crate) use crate::testing;
 
 #[cfg(test)]
 mod tests {
-    use super::testing::*;
     use super::*;
+    use crate::testing::{self, *};
 
     fn scaler(offset: &[f32], scale: &[f32]) -> Scaler {
         Scaler::from_node(&node(
@@ -320,10 +157,7 @@ mod tests {
     }
 
     fn run(s: &Scaler, x: Tensor) -> TractResult<Vec<f32>> {
-        Ok(eval(s, vec![x])?[0]
-            .try_as_plain_ram()?
-            .as_slice::<f32>()?
-            .to_vec())
+        Ok(f32s(&testing::run(s, x)?))
     }
 
     #[test]
