@@ -495,7 +495,7 @@ impl Kernel for OneHot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::testing::{eval, int, node};
+    use crate::testing::{eval, int, node};
 
     fn one_hot(axis: Option<i64>) -> OneHot {
         let attrs = axis.map(|a| vec![int("axis", a)]).unwrap_or_default();

@@ -139,10 +139,6 @@ impl Kernel for Scaler {
     }
 }
 
-/// The test helpers' former place, which other modules still import them from.
-#[cfg(test)]
-pub(crate) use crate::testing;
-
 #[cfg(test)]
 mod tests {
     use super::*;
