@@ -37,6 +37,7 @@ mod imputer;
 mod kernel;
 mod label_encoder;
 mod linear;
+mod mlas;
 mod normalizer;
 mod one_hot;
 mod one_hot_std;

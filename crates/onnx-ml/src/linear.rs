@@ -89,7 +89,7 @@ impl Weights {
             intercepts,
             outputs,
             features,
-            block: mlas_k_stride(outputs, features),
+            block: crate::mlas::k_stride(outputs, features),
         })
     }
 
@@ -114,31 +114,11 @@ impl Weights {
             for (&x, w) in xs.iter().zip(ws.chunks(self.outputs)) {
                 acc.iter_mut()
                     .zip(w)
-                    .for_each(|(a, &w)| *a = fused_multiply_add(x, w, *a));
+                    .for_each(|(a, &w)| *a = crate::mlas::fused_multiply_add(x, w, *a));
             }
             out.iter_mut().zip(acc.iter()).for_each(|(o, a)| *o += a);
         }
     }
-}
-
-/// `x·w + a` rounded once to float, as the FMA instruction computes it: the product of two
-/// floats is exact in double, and the sum rounds to double then to float, which differs
-/// from a single rounding only in rare ties.
-fn fused_multiply_add(x: f32, w: f32, a: f32) -> f32 {
-    (x as f64 * w as f64 + a as f64) as f32
-}
-
-/// MLAS's SGEMM K stride (sgemm.cpp): 128 features, doubled each time its N stride (128
-/// outputs) halves, down to 16, while half of it still holds all the outputs.
-fn mlas_k_stride(outputs: usize, features: usize) -> usize {
-    let (mut stride_n, mut stride_k) = (128, 128);
-    if outputs < features {
-        while stride_n > 16 && stride_n / 2 >= outputs {
-            stride_n /= 2;
-            stride_k *= 2;
-        }
-    }
-    stride_k
 }
 
 /// The rows of an input of `shape`: N, or 1 for a 1-D input; its width is checked against
@@ -680,16 +660,6 @@ mod tests {
             eval(&regressor(attrs).unwrap(), vec![x]).unwrap()[0],
             tensor2(&[[16_777_218f32]])
         );
-    }
-
-    #[test]
-    fn mlas_k_stride_grows_as_the_outputs_shrink() {
-        assert_eq!(mlas_k_stride(1, 2000), 1024);
-        assert_eq!(mlas_k_stride(16, 2000), 1024);
-        assert_eq!(mlas_k_stride(17, 2000), 512);
-        assert_eq!(mlas_k_stride(40, 2000), 256);
-        assert_eq!(mlas_k_stride(100, 2000), 128);
-        assert_eq!(mlas_k_stride(300, 200), 128);
     }
 
     /// Two targets over two features: `[x0 + x1 + 1, x0 - x1 - 1]`.

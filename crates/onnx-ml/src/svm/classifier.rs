@@ -71,7 +71,7 @@ enum Model {
 /// libsvm's one-vs-one machine.
 #[derive(Debug)]
 struct OneVsOne {
-    kernel: KernelFunction,
+    /// The support vectors, with the kernel.
     vectors: Vectors,
     /// Class `c`'s support vectors are `bounds[c]..bounds[c + 1]`.
     bounds: Vec<usize>,
@@ -265,8 +265,7 @@ impl OneVsOne {
             }))
             .collect();
         Ok(OneVsOne {
-            kernel,
-            vectors: Vectors::from_rows(&rows, total),
+            vectors: Vectors::from_rows(&rows, total, kernel),
             bounds,
             coefficients,
             rho,
@@ -290,13 +289,14 @@ impl OneVsOne {
     fn eval(&self, x: &[f32], post: PostTransform, picks: &mut Vec<usize>, scores: &mut [f32]) {
         let classes = self.classes();
         let mut kernel_row = vec![0.0; self.vectors.count()];
+        let mut scratch = Vec::new();
         let mut pair_scores = vec![0.0; pairs(classes)];
         let mut votes = vec![0u32; classes];
         let mut coupling = Coupling::new(classes);
         let mut lone = Vec::with_capacity(2);
         let rows = x.chunks_exact(self.vectors.features());
         for (x, out) in rows.zip(scores.chunks_exact_mut(self.width())) {
-            self.vectors.kernel_row(self.kernel, x, &mut kernel_row);
+            self.vectors.kernel_row(x, &mut kernel_row, &mut scratch);
             self.pair_scores(&kernel_row, &mut pair_scores, &mut votes);
             picks.push(first_max(&votes));
             match &self.platt {
@@ -390,7 +390,8 @@ impl PerClass {
         };
         Ok(PerClass {
             all_positive: coefficients.iter().all(|&c| c >= 0.0),
-            weights: Vectors::from_rows(&coefficients, classes),
+            // The kernel is always LINEAR here, whatever `kernel_type` says, as onnxruntime.
+            weights: Vectors::from_rows(&coefficients, classes, KernelFunction::Linear),
             rho,
             has_probabilities: parse_platt(attrs)?.is_some(),
         })
@@ -398,10 +399,10 @@ impl PerClass {
 
     fn eval(&self, x: &[f32], post: PostTransform, picks: &mut Vec<usize>, scores: &mut [f32]) {
         let rows = x.chunks_exact(self.weights.features());
+        let mut scratch = Vec::new();
         for (x, out) in rows.zip(scores.chunks_exact_mut(self.weights.count())) {
-            // The kernel is always LINEAR here, whatever `kernel_type` says, as onnxruntime.
-            self.weights.kernel_row(KernelFunction::Linear, x, out);
-            out.iter_mut().for_each(|s| *s += self.rho);
+            // onnxruntime's GEMM with rho[0] as its C (none when it is 0).
+            self.weights.biased_dots(x, self.rho, out, &mut scratch);
             picks.push(self.pick(out));
             // A lone score only gets PROBIT (onnxruntime's batched_update_scores_inplace).
             if out.len() > 1 || post == PostTransform::Probit {

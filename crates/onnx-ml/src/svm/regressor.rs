@@ -5,6 +5,12 @@
 //! with `n_supports` = 0, `coefficients` are one weight row and `y = x·w + rho[0]`, whatever
 //! the kernel. `one_class` turns y into +1 (y > 0) or -1. The output is `[N, 1]` float.
 //!
+//! Both sums are onnxruntime's GEMMs, reproduced to the bit (see the kernel module): `x·w`
+//! with rho[0] as its `C`, and the sum over the support vectors as a second GEMM, `[N, V]`
+//! kernel values by the `[1, V]` coefficients with `C` = rho[0]: the vectors in blocks of
+//! MLAS's K stride for one output (1024), each block summed from 0 by fused multiply-adds
+//! then added to y, which starts at rho[0].
+//!
 //! onnxruntime ignores `post_transform` here (the specification lists it): it is parsed, so
 //! that an unknown value is refused, and not applied. onnxruntime's kernel is registered for
 //! float input only, so other input types are refused.
@@ -17,6 +23,7 @@ use tract_onnx::tract_hir::internal::*;
 use super::kernel::{KernelFunction, Vectors};
 use super::{Attrs, Rows, batch_of, rules_for_rows};
 use crate::kernel::{Kernel, inference_op};
+use crate::mlas::{self, fused_multiply_add};
 
 const OP: &str = "SVMRegressor";
 
@@ -37,15 +44,18 @@ pub(crate) fn parse(
 #[derive(Debug)]
 struct SvmRegressor {
     node: String,
-    kernel: KernelFunction,
-    /// The support vectors; in the linear case, the one weight row, with the LINEAR kernel.
+    /// The support vectors with the kernel; in the linear case, the one weight row, with the
+    /// LINEAR kernel.
     vectors: Vectors,
-    /// One coefficient per vector; in the linear case `[1.0]`, so that the sum is exactly
-    /// `x·w`.
-    coefficients: Vec<f32>,
+    /// One coefficient per support vector; `None` in the linear case.
+    coefficients: Option<Vec<f32>>,
     rho: f32,
     one_class: bool,
 }
+
+/// How many rows' sums over the support vectors are carried at once: independent chains of
+/// fused multiply-adds, so that each does not wait for the one before.
+const LANES: usize = 8;
 
 impl SvmRegressor {
     fn parse(attrs: &Attrs) -> TractResult<SvmRegressor> {
@@ -71,9 +81,8 @@ impl SvmRegressor {
         if supports == 0 {
             return Ok(SvmRegressor {
                 node,
-                kernel: KernelFunction::Linear,
-                vectors: Vectors::from_rows(&coefficients, 1),
-                coefficients: vec![1.0],
+                vectors: Vectors::from_rows(&coefficients, 1, KernelFunction::Linear),
+                coefficients: None,
                 rho,
                 one_class,
             });
@@ -94,26 +103,55 @@ impl SvmRegressor {
         )?;
         Ok(SvmRegressor {
             node,
-            kernel,
-            vectors: Vectors::from_rows(&rows, supports),
-            coefficients,
+            vectors: Vectors::from_rows(&rows, supports, kernel),
+            coefficients: Some(coefficients),
             rho,
             one_class,
         })
     }
 
-    fn predict(&self, kernel_row: &[f32]) -> f32 {
-        let sum = self
-            .coefficients
-            .iter()
-            .zip(kernel_row)
-            .fold(0.0f32, |s, (&c, &k)| s + c * k);
-        let y = sum + self.rho;
-        match self.one_class {
-            true if y > 0.0 => 1.0,
-            true => -1.0,
-            false => y,
+    /// `ys[r]` for each row of `x`, before `one_class`.
+    fn predict(&self, x: &[f32], ys: &mut [f32]) {
+        let features = self.vectors.features();
+        let mut scratch = Vec::new();
+        let Some(coefficients) = &self.coefficients else {
+            for (x, y) in x.chunks_exact(features).zip(ys.iter_mut()) {
+                let y = std::slice::from_mut(y);
+                self.vectors.biased_dots(x, self.rho, y, &mut scratch);
+            }
+            return;
+        };
+        let supports = self.vectors.count();
+        let block = mlas::k_stride(1, supports);
+        let mut kernels = vec![0.0; LANES * supports];
+        for (x, ys) in x.chunks(LANES * features).zip(ys.chunks_mut(LANES)) {
+            let rows = x
+                .chunks_exact(features)
+                .zip(kernels.chunks_exact_mut(supports));
+            for (x, kernel_row) in rows {
+                self.vectors.kernel_row(x, kernel_row, &mut scratch);
+            }
+            ys.fill(self.rho);
+            add_weighted_sums(&kernels, coefficients, block, ys);
         }
+    }
+}
+
+/// `ys[r] += Σ_v coefficients[v]·kernels[r][v]` for each of the (up to [`LANES`]) rows, as
+/// onnxruntime's GEMM with `ys` as its `C`: the vectors in blocks of `block`, each block
+/// summed from 0 by fused multiply-adds then added to `ys[r]`. The rows' sums are carried
+/// side by side.
+fn add_weighted_sums(kernels: &[f32], coefficients: &[f32], block: usize, ys: &mut [f32]) {
+    let supports = coefficients.len();
+    for (b, coefficients) in coefficients.chunks(block).enumerate() {
+        let mut sums = [0.0f32; LANES];
+        for (v, &c) in (b * block..).zip(coefficients) {
+            let kernel_values = kernels[v..].iter().step_by(supports);
+            for (sum, &k) in sums.iter_mut().zip(kernel_values).take(ys.len()) {
+                *sum = fused_multiply_add(k, c, *sum);
+            }
+        }
+        ys.iter_mut().zip(sums).for_each(|(y, sum)| *y += sum);
     }
 }
 
@@ -150,11 +188,11 @@ impl Kernel for SvmRegressor {
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
         let rows = Rows::of(OP, &self.node, &input, self.vectors.features())?;
-        let mut kernel_row = vec![0.0; self.vectors.count()];
-        let mut ys = Vec::with_capacity(rows.count);
-        for x in rows.features()?.chunks_exact(self.vectors.features()) {
-            self.vectors.kernel_row(self.kernel, x, &mut kernel_row);
-            ys.push(self.predict(&kernel_row));
+        let mut ys = vec![0.0; rows.count];
+        self.predict(rows.features()?, &mut ys);
+        if self.one_class {
+            ys.iter_mut()
+                .for_each(|y| *y = if *y > 0.0 { 1.0 } else { -1.0 });
         }
         let ys = tract_ndarray::Array2::from_shape_vec((rows.count, 1), ys)?;
         Ok(tvec!(ys.into_tvalue()))
@@ -207,6 +245,43 @@ mod tests {
             .string("kernel_type", "POLY")
             .floats("kernel_params", &[0.5, 1.0, 2.0]);
         assert_close(&eval(&poly, matrix(&[[1.0, 2.0]])), &[&[-11.0]], 1e-5);
+    }
+
+    /// 1 + 2⁻¹² and -(1 + 2⁻¹¹): A² + B is 2⁻²⁴ by a fused multiply-add, 0 otherwise.
+    const A: f32 = 1.0 + 1.0 / 4096.0;
+    const B: f32 = -(1.0 + 1.0 / 2048.0);
+
+    #[test]
+    fn support_vector_sums_are_fused_multiply_adds_as_onnxruntimes_gemm() {
+        // LINEAR, vectors [1, 0] and [0, 1], x = [1, A]: K = [1, A]; coefficients [B, A]:
+        // y = fma(A, A, B·1) + rho = 2⁻²⁴ + 0.
+        let node = Node::new(OP)
+            .int("n_supports", 2)
+            .floats("support_vectors", &[1.0, 0.0, 0.0, 1.0])
+            .floats("coefficients", &[B, A])
+            .floats("rho", &[0.0])
+            .floats("kernel_params", &[]);
+        assert_eq!(
+            eval(&node, matrix(&[[1.0, A], [1.0, A]])),
+            [[1.0 / 16_777_216.0], [1.0 / 16_777_216.0]]
+        );
+    }
+
+    #[test]
+    fn support_vector_sums_are_blocked_as_onnxruntimes_gemm() {
+        // 1026 vectors [1], x = [1]: every K is 1. Coefficients 1024 × 16384 (one block of
+        // MLAS's K stride, 2²⁴), then 1 and 1: summed on, each 1 would be lost; as a second
+        // block their 2 is kept. rho 4 is the GEMM's C, added to first.
+        let mut coefficients = vec![16384f32; 1024];
+        coefficients.extend([1.0, 1.0]);
+        let node = Node::new(OP)
+            .int("n_supports", 1026)
+            .floats("support_vectors", &[1.0; 1026])
+            .floats("coefficients", &coefficients)
+            .floats("rho", &[4.0])
+            .floats("kernel_params", &[]);
+        let rows = [[1.0]; 11];
+        assert_eq!(eval(&node, matrix(&rows)), vec![vec![16_777_222f32]; 11]);
     }
 
     #[test]
