@@ -1,5 +1,7 @@
 """Real clients against the real binary: tritonclient[http] with its defaults (binary
-tensors both ways, no Content-Type) and requests, on the iris and titanic examples.
+tensors both ways, no Content-Type) and requests, on the iris and titanic examples (the
+hand-built titanic model and the scikit-learn pipeline beside it), and on a default skl2onnx
+export with string class labels (BYTES outputs, a ZipMap) from corpus/sklearn.
 
 Run by .ci/suites/clients.sh with a venv it creates: python tests/python/test_clients.py SERVE_BIN
 Exits non-zero on the first failure, printing what differed.
@@ -108,6 +110,12 @@ def main():
         iris = json.load(f)
     with open(os.path.join(ROOT, "examples/titanic/expected.json")) as f:
         titanic = json.load(f)
+    with open(os.path.join(ROOT, "examples/titanic/expected_sklearn.json")) as f:
+        titanic_sklearn = json.load(f)
+    labelled = os.path.join(ROOT, "corpus/sklearn/logreg_string_labels")
+    with open(labelled + ".json") as f:
+        corpus_case = json.load(f)
+    string_labels = {"cases": [dict(name="corpus rows", **corpus_case)]}
 
     server = Server(binary)  # no APP: the embedded iris model
     try:
@@ -124,10 +132,24 @@ def main():
     try:
         for mode in (True, False):
             triton_cases(server.address, "titanic", titanic, mode)
+            triton_cases(server.address, "titanic_sklearn", titanic_sklearn, mode)
         r = requests.post(f"http://{server.address}/model",
                           json={"Age": 22, "Fare": 7.25, "Embarked": "S", "Sex": "male", "Pclass": 3})
         p = r.json()["predict"]
         check(r.status_code == 200 and 0.0 <= p <= 1.0, f"requests: POST /model answers predict={p}")
+    finally:
+        server.stop()
+
+    server = Server(binary, labelled + ".onnx")
+    try:
+        for mode in (True, False):
+            triton_cases(server.address, "logreg_string_labels", string_labels, mode)
+        r = requests.post(f"http://{server.address}/v1/models/logreg_string_labels:predict",
+                          json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+        pred = r.json()["predictions"][0]
+        check(r.status_code == 200 and pred["output_label"] == "setosa"
+              and set(pred["output_probability"]) == {"setosa", "versicolor", "virginica"},
+              f"requests: V1 answers a string label and probabilities by label ({pred})")
     finally:
         server.stop()
     print("all client checks passed")
