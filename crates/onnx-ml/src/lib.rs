@@ -57,10 +57,9 @@ use tract_onnx::tract_hir::internal::InferenceOp;
 /// What the ONNX parser calls to turn a node into an operator.
 type Parser = fn(&ParsingContext, &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
 
-/// The operators this crate provides, with their parsers.
+/// The ONNX-ML operators this crate provides, with their parsers.
 const OPERATORS: &[(&str, Parser)] = &[
     ("ZipMap", zipmap::parse),
-    ("Cast", cast::parse),
     ("Scaler", scaler::parse),
     ("Imputer", imputer::parse),
     ("LinearClassifier", linear::parse_classifier),
@@ -75,8 +74,11 @@ const OPERATORS: &[(&str, Parser)] = &[
     ("SVMRegressor", svm::parse_regressor),
     ("TreeEnsembleClassifier", tree::parse_classifier),
     ("TreeEnsembleRegressor", tree::parse_regressor),
-    ("OneHot", one_hot_std::parse),
 ];
+
+/// The standard operators (domain `ai.onnx`) this crate replaces tract's with.
+const STANDARD_OPERATORS: &[(&str, Parser)] =
+    &[("Cast", cast::parse), ("OneHot", one_hot_std::parse)];
 
 /// tract's ONNX framework with this crate's operators registered (replacing tract's own
 /// where it has one).
@@ -88,7 +90,7 @@ pub fn onnx() -> tract_onnx::Onnx {
 
 /// Registers this crate's operators, replacing tract's where it has one of the same name.
 pub fn register(registry: &mut OnnxOpRegister) {
-    for (name, parser) in OPERATORS {
+    for (name, parser) in OPERATORS.iter().chain(STANDARD_OPERATORS) {
         registry.insert(name, *parser);
     }
 }
