@@ -127,6 +127,27 @@ fn bodies_are_bounded_and_decompressed() {
 }
 
 #[test]
+fn an_http_1_1_request_without_one_host_is_400() {
+    let server = start(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0"]);
+    for (head, hosts) in [
+        ("GET /pid HTTP/1.1\r\n\r\n", 0),
+        ("GET /pid HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 2),
+    ] {
+        let mut c = Conn::open(server.addr()).unwrap();
+        c.send_raw(head.as_bytes()).unwrap();
+        let res = c.read_response().unwrap();
+        assert_eq!(res.status, 400, "{head:?}");
+        let e = error_of(&res);
+        assert!(e.contains("exactly one Host header field"), "{e}");
+        assert!(e.contains(&format!("this one has {hosts}")), "{e}");
+    }
+    // HTTP/1.0 needs no Host, and the worker that refused the others still serves.
+    let mut c = Conn::open(server.addr()).unwrap();
+    c.send_raw(b"GET /pid HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(c.read_response().unwrap().status, 200);
+}
+
+#[test]
 fn a_body_that_never_arrives_is_408() {
     let server = start(
         Bin::TestApp,

@@ -3,7 +3,9 @@
 //! On HTTP/1, hyper bounds the number of header fields itself (it answers 431, with an empty
 //! body, past `max_headers`, set from `--limit-request-fields`) and the whole head by its buffer
 //! size. The request line and the size of each field, and on HTTP/2 the field count, are
-//! checked here, so that the answer says which limit was hit and which flag raises it.
+//! checked here, so that the answer says which limit was hit and which flag raises it. So is
+//! RFC 9112's rule that an HTTP/1.1 request carries exactly one `Host` field (hyper accepts
+//! none or several; gunicorn, and RFC 9112 §3.2, answer 400).
 
 use http::StatusCode;
 use serve_app::{Response, error_response};
@@ -13,6 +15,18 @@ use crate::WorkerConfig;
 /// Checks the request line and header fields against the configured limits.
 #[allow(clippy::result_large_err)] // the error is the answer, made on a cold path
 pub(crate) fn check_head(parts: &http::request::Parts, cfg: &WorkerConfig) -> Result<(), Response> {
+    if parts.version == http::Version::HTTP_11 {
+        let hosts = parts.headers.get_all(http::header::HOST).iter().count();
+        if hosts != 1 {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "an HTTP/1.1 request needs exactly one Host header field (RFC 9112, section \
+                     3.2); this one has {hosts}"
+                ),
+            ));
+        }
+    }
     if cfg.limit_request_line > 0 {
         let len = request_line_len(parts);
         if len > cfg.limit_request_line {
@@ -83,7 +97,7 @@ mod tests {
     use super::*;
 
     fn parts(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
-        let mut b = http::Request::builder().uri(uri);
+        let mut b = http::Request::builder().uri(uri).header("host", "h");
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -117,6 +131,36 @@ mod tests {
         assert_eq!(res.status(), 431);
         let body = String::from_utf8(res.body().to_vec()).unwrap();
         assert!(body.contains("header field a is 33 bytes"), "{body}");
+    }
+
+    #[test]
+    fn an_http_1_1_request_needs_exactly_one_host() {
+        let no_host = |version| {
+            let mut p = http::Request::builder()
+                .uri("/")
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0;
+            p.version = version;
+            p
+        };
+        let res = check_head(&no_host(http::Version::HTTP_11), &cfg()).unwrap_err();
+        assert_eq!(res.status(), 400);
+        let body = String::from_utf8(res.body().to_vec()).unwrap();
+        assert!(body.contains("exactly one Host header field"), "{body}");
+        assert!(body.contains("this one has 0"), "{body}");
+        let mut two = parts("/", &[("host", "other")]);
+        two.version = http::Version::HTTP_11;
+        let res = check_head(&two, &cfg()).unwrap_err();
+        assert!(
+            String::from_utf8(res.body().to_vec())
+                .unwrap()
+                .contains("has 2")
+        );
+        // HTTP/1.0 has no such rule, and HTTP/2 names its authority otherwise.
+        assert!(check_head(&no_host(http::Version::HTTP_10), &cfg()).is_ok());
+        assert!(check_head(&no_host(http::Version::HTTP_2), &cfg()).is_ok());
     }
 
     #[test]
