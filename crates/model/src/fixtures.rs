@@ -28,9 +28,12 @@ pub const UINT64: i32 = 13;
 pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
-    /// An empty directory, unique to this tag and this process.
+    /// An empty directory, unique to this call: tests run concurrently in one process, and
+    /// two that asked for the same tag once removed each other's files mid-test.
     pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("serve-model-{tag}-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("serve-model-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
