@@ -97,6 +97,14 @@ fn head(t: &Value, rows: usize) -> (Vec<usize>, Vec<Value>) {
     (shape, data)
 }
 
+/// The answer's outputs, checked to be as many as onnxruntime gave.
+fn every_output<'a>(answer: &'a Value, case: &Value, name: &str) -> &'a [Value] {
+    let outputs = answer["outputs"].as_array().unwrap();
+    let want = case["outputs"].as_object().unwrap().len();
+    assert_eq!(outputs.len(), want, "{name}: {answer}");
+    outputs
+}
+
 fn assert_output(case: &str, name: &str, got: &[Value], want: &[Value]) {
     assert_eq!(got.len(), want.len(), "{case} {name}: {got:?}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -138,12 +146,7 @@ fn the_corpus_sample_answers_as_onnxruntime_over_v2_json() {
             body.as_bytes(),
         );
         let answer = res.json();
-        let outputs = answer["outputs"].as_array().unwrap();
-        assert_eq!(
-            outputs.len(),
-            case["outputs"].as_object().unwrap().len(),
-            "{name}"
-        );
+        let outputs = every_output(&answer, &case, name);
         for out in outputs {
             let out_name = out["name"].as_str().unwrap();
             let (shape, want) = head(&case["outputs"][out_name], ROWS);
@@ -241,12 +244,7 @@ fn the_corpus_sample_answers_as_onnxruntime_over_the_binary_extension() {
             .unwrap();
         let answer: Value = serde_json::from_slice(&res.body[..json_len]).unwrap();
         let mut at = json_len;
-        let outputs = answer["outputs"].as_array().unwrap();
-        assert_eq!(
-            outputs.len(),
-            case["outputs"].as_object().unwrap().len(),
-            "{name}"
-        );
+        let outputs = every_output(&answer, &case, name);
         for out in outputs {
             let out_name = out["name"].as_str().unwrap();
             let size = out["parameters"]["binary_data_size"].as_u64().unwrap() as usize;

@@ -269,17 +269,22 @@ impl<'a> OutView<'a> {
     /// view is an array of one object per row.
     pub fn write_nested(&self, buf: &mut Vec<u8>) -> Result<(), ApiError> {
         if self.classes.is_some() {
-            buf.push(b'[');
-            for r in 0..self.row_count() {
-                if r > 0 {
-                    buf.push(b',');
-                }
-                self.write_row(buf, r, false)?;
-            }
-            buf.push(b']');
-            return Ok(());
+            return self.write_rows(buf);
         }
         with_slice!(self, s => write_nested(buf, s, &self.shape));
+        Ok(())
+    }
+
+    /// A JSON array of the rows, each as [`OutView::write_row`] writes it (V1 predictions).
+    pub fn write_rows(&self, buf: &mut Vec<u8>) -> Result<(), ApiError> {
+        buf.push(b'[');
+        for r in 0..self.row_count() {
+            if r > 0 {
+                buf.push(b',');
+            }
+            self.write_row(buf, r, false)?;
+        }
+        buf.push(b']');
         Ok(())
     }
 

@@ -314,16 +314,7 @@ fn write_predictions(
     outputs: &Outputs,
 ) -> Result<(), ApiError> {
     if outputs.len() == 1 {
-        let view = outputs.view_of(meta, 0)?;
-        buf.push(b'[');
-        for r in 0..view.row_count() {
-            if r > 0 {
-                buf.push(b',');
-            }
-            view.write_row(buf, r, false)?;
-        }
-        buf.push(b']');
-        return Ok(());
+        return outputs.view_of(meta, 0)?.write_rows(buf);
     }
     let keys: Vec<(String, usize)> = meta
         .outputs
