@@ -29,7 +29,8 @@ impl ModelApp {
         let mut spec = resolve(opts.app.as_deref(), &settings(opts))?;
         let mut registry = Registry::default();
         for m in std::mem::take(&mut spec.models) {
-            let model = Model::open(m.name, m.source, m.settings, opts.request_timeout)?;
+            let model = Model::open(m.name, m.source, m.settings, opts.request_timeout)?
+                .with_version(m.version);
             registry.add(model).map_err(|e| in_manifest(&spec, e))?;
         }
         let mut routes: Vec<Route> = Vec::new();

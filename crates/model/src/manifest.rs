@@ -9,6 +9,7 @@
 //! batch_timeout_us = 0      # default: --batch-timeout-us
 //! max_queue = 1024          # default: --max-queue
 //! batch = true              # false: the inputs' first dimensions are not one batch (see below)
+//! version = 1               # what it answers as model_version (a number or a string)
 //!
 //! [[route]]
 //! path = "/model"           # any path outside /v1/ and /v2/
@@ -69,6 +70,27 @@ pub struct ModelEntry {
     pub max_queue: Option<usize>,
     /// Whether the inputs' first dimensions are one batch (default true).
     pub batch: Option<bool>,
+    /// The version the model answers as (`model_version`, `/versions/V`); default 1.
+    pub version: Option<Version>,
+}
+
+/// A `version`: a number or a string, as written.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Version {
+    /// `version = 2`.
+    Number(u64),
+    /// `version = "2024-06"`.
+    Text(String),
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Version::Number(n) => write!(f, "{n}"),
+            Version::Text(t) => f.write_str(t),
+        }
+    }
 }
 
 /// A `[[route]]` entry.

@@ -78,6 +78,8 @@ pub struct Model {
     pub settings: Settings,
     /// `--request-timeout`: past it the request is answered 504.
     pub request_timeout: Option<Duration>,
+    /// The version it answers as (`model_version`, `/versions/V`).
+    pub version: String,
     plan: OnceLock<Arc<Plan>>,
     load_lock: Arc<tokio::sync::Mutex<()>>,
     /// The last build's failure, until the file changes.
@@ -106,6 +108,7 @@ impl Model {
             meta,
             settings,
             request_timeout,
+            version: crate::resolve::DEFAULT_VERSION.into(),
             plan: OnceLock::new(),
             load_lock: Arc::new(tokio::sync::Mutex::new(())),
             failed: Mutex::new(None),
@@ -113,6 +116,12 @@ impl Model {
             stamp: Mutex::new(stamp),
             executor: OnceLock::new(),
         })
+    }
+
+    /// The model answering as this version (a manifest's `version`).
+    pub fn with_version(mut self, version: String) -> Model {
+        self.version = version;
+        self
     }
 
     /// True once this worker has built the plan.

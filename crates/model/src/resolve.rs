@@ -22,6 +22,20 @@ use crate::manifest::{self, Manifest, ModelEntry, RouteEntry};
 /// The iris model of `examples/iris`, compiled in so that `serve` alone serves something.
 pub static EMBEDDED_IRIS: &[u8] = include_bytes!("../../../examples/iris/model.onnx");
 
+/// The version a model answers as when the manifest names none.
+pub const DEFAULT_VERSION: &str = "1";
+
+/// A manifest's version: a non-empty path segment (Triton's are numbers; any such text is
+/// accepted, as `/v2/models/NAME/versions/V` can carry it).
+fn check_version(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.contains('/') || v.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "version \"{v}\" must be one path segment (e.g. 2 or \"2024-06\")"
+        ));
+    }
+    Ok(v.to_string())
+}
+
 /// A model to open.
 #[derive(Debug)]
 pub struct ModelSpec {
@@ -31,6 +45,8 @@ pub struct ModelSpec {
     pub source: Source,
     /// Its executor's settings.
     pub settings: Settings,
+    /// The version it answers as (`model_version`); "1" unless the manifest says otherwise.
+    pub version: String,
 }
 
 /// What an APP resolved to.
@@ -52,6 +68,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
                 name: "iris".into(),
                 source: Source::Bytes("embedded iris", bytes::Bytes::from_static(EMBEDDED_IRIS)),
                 settings: defaults.clone(),
+                version: DEFAULT_VERSION.into(),
             }],
             routes: vec![],
             manifest: None,
@@ -75,6 +92,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
                 name: file_model_name(app)?,
                 source: Source::File(app.to_path_buf()),
                 settings: defaults.clone(),
+                version: DEFAULT_VERSION.into(),
             }],
             routes: vec![],
             manifest: None,
@@ -164,10 +182,15 @@ fn manifest_model(
         measure: defaults.measure,
         batch_dim: entry.batch.unwrap_or(defaults.batch_dim),
     };
+    let version = match &entry.version {
+        Some(v) => check_version(&v.to_string()).map_err(|e| format!("{}: {e}", file.display()))?,
+        None => DEFAULT_VERSION.into(),
+    };
     Ok(ModelSpec {
         name,
         source: Source::File(path),
         settings,
+        version,
     })
 }
 
@@ -201,6 +224,7 @@ fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
                 name: file_model_name(&p)?,
                 source: Source::File(p),
                 settings: defaults.clone(),
+                version: DEFAULT_VERSION.into(),
             })
         })
         .collect()

@@ -138,11 +138,10 @@ fn find(app: &Inner, name: &str) -> Result<Arc<Model>, ApiError> {
 /// Strips `versions/{v}` from the path's rest; any version but ours is 404.
 fn versioned<'a, 'b>(model: &Model, rest: &'b [&'a str]) -> Result<&'b [&'a str], ApiError> {
     match rest {
-        ["versions", v, tail @ ..] if *v == v2::VERSION => Ok(tail),
+        ["versions", v, tail @ ..] if *v == model.version => Ok(tail),
         ["versions", v, ..] => Err(ApiError::not_found(format!(
             "model {} has no version \"{v}\" (its only version is {})",
-            model.name,
-            v2::VERSION
+            model.name, model.version
         ))),
         _ => Ok(rest),
     }

@@ -23,7 +23,6 @@ use crate::metadata::ModelMeta;
 use crate::outputs::{Outputs, write_str};
 use crate::records::{RecordSpec, Rows};
 use crate::registry::Model;
-use crate::v2::VERSION;
 use crate::v2_request::shape_mismatch;
 
 /// `GET /v1/models/{m}`: TF-Serving's `model_version_status`.
@@ -34,7 +33,7 @@ pub async fn status(model: &Arc<Model>) -> Response {
     };
     let body = serde_json::json!({
         "model_version_status": [{
-            "version": VERSION,
+            "version": model.version,
             "state": state,
             "status": { "error_code": code, "error_message": message },
         }]

@@ -20,9 +20,6 @@ use crate::v2_request;
 /// The header naming the JSON part's length in a binary-extension body.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// The only version each model has.
-pub const VERSION: &str = "1";
-
 /// `GET /v2`.
 pub fn server_metadata() -> Response {
     let body = serde_json::json!({
@@ -87,11 +84,11 @@ pub async fn repository_index(registry: &Registry, body: &[u8]) -> Result<Respon
     for model in registry.models() {
         let entry = match model.health().await {
             Ok(()) => serde_json::json!({
-                "name": model.name, "version": VERSION, "state": "READY", "reason": "",
+                "name": model.name, "version": model.version, "state": "READY", "reason": "",
             }),
             Err(_) if only_ready => continue,
             Err(e) => serde_json::json!({
-                "name": model.name, "version": VERSION, "state": "UNAVAILABLE", "reason": e,
+                "name": model.name, "version": model.version, "state": "UNAVAILABLE", "reason": e,
             }),
         };
         index.push(entry);
@@ -142,7 +139,7 @@ pub fn model_metadata(model: &Model) -> Response {
     };
     let body = serde_json::json!({
         "name": model.name,
-        "versions": [VERSION],
+        "versions": [model.version],
         "platform": "onnx_onnxv1",
         "inputs": tensors(&model.meta.inputs),
         "outputs": tensors(&model.meta.outputs),
@@ -181,9 +178,8 @@ fn encode(
     let any_binary = selected.iter().any(|(_, b)| *b);
     json.extend_from_slice(b"{\"model_name\":");
     write_str(&mut json, &model.name);
-    json.extend_from_slice(b",\"model_version\":\"");
-    json.extend_from_slice(VERSION.as_bytes());
-    json.push(b'"');
+    json.extend_from_slice(b",\"model_version\":");
+    write_str(&mut json, &model.version);
     if let Some(id) = id {
         json.extend_from_slice(b",\"id\":");
         write_str(&mut json, id);

@@ -111,6 +111,28 @@ async fn iris_labels_setosa_and_virginica_over_v2_and_v1() {
 }
 
 #[tokio::test]
+async fn one_app_answers_both_tutorials_calls() {
+    for app_path in [example(""), example("app.toml")] {
+        let app = app_for(app_path);
+        let iris =
+            json!({"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2});
+        let a = call(&app, "POST", "/predict", iris.to_string()).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert_eq!(a.json()["species"], 0);
+        let man = json!({"Age":22,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":3});
+        let a = call(&app, "POST", "/model", man.to_string()).await;
+        let p = a.json()["predict"].as_f64().expect("a float");
+        assert!((p - 0.104744256).abs() < 1e-5, "{p}");
+        let a = call(&app, "POST", "/model/sklearn", man.to_string()).await;
+        assert_eq!(a.json()["survived"], 0, "{:?}", a.body);
+        for model in ["iris", "titanic", "titanic_sklearn"] {
+            let meta = call(&app, "GET", &format!("/v2/models/{model}"), "").await;
+            assert_eq!(meta.json()["versions"], json!(["1"]), "{model}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn titanic_route_answers_the_tutorial_shape() {
     let app = app_for(example("titanic"));
     let man = json!({"Age":22,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":3});

@@ -146,6 +146,55 @@ async fn warm_loads_every_model() {
 }
 
 #[tokio::test]
+async fn a_manifest_version_is_the_version_every_protocol_answers() {
+    let d = repo(&[("iris", fixtures::classifier())]);
+    d.file(
+        "app.toml",
+        b"[[model]]\nname = \"iris\"\npath = \"iris.onnx\"\nversion = 2\n",
+    );
+    let app = app_for(d.0.clone());
+    let body =
+        json!({"inputs": [input("input", "FP32", &[1, 4], json!([1, 2, 3, 4]))]}).to_string();
+    for path in ["/v2/models/iris/infer", "/v2/models/iris/versions/2/infer"] {
+        let a = call(&app, "POST", path, body.clone()).await;
+        assert_eq!(a.status, 200, "{path}: {:?}", a.body);
+        assert_eq!(a.json()["model_version"], "2", "{path}");
+    }
+    let a = call(&app, "POST", "/v2/models/iris/versions/1/infer", body).await;
+    assert_eq!(a.status, 404);
+    assert!(a.error().contains("its only version is 2"), "{}", a.error());
+    let meta = call(&app, "GET", "/v2/models/iris", "").await.json();
+    assert_eq!(meta["versions"], json!(["2"]));
+    let index = call(&app, "POST", "/v2/repository/index", "").await.json();
+    assert_eq!(index[0]["version"], "2");
+    let v1 = call(&app, "GET", "/v1/models/iris", "").await.json();
+    assert_eq!(v1["model_version_status"][0]["version"], "2");
+
+    // A string works too; a version that is not one path segment is refused at start.
+    d.file(
+        "app.toml",
+        b"[[model]]\nname = \"iris\"\npath = \"iris.onnx\"\nversion = \"2024-06\"\n",
+    );
+    let meta = call(&app_for(d.0.clone()), "GET", "/v2/models/iris", "")
+        .await
+        .json();
+    assert_eq!(meta["versions"], json!(["2024-06"]));
+    d.file(
+        "app.toml",
+        b"[[model]]\nname = \"iris\"\npath = \"iris.onnx\"\nversion = \"a/b\"\n",
+    );
+    let f = ModelAppFactory::new(ModelOptions {
+        app: Some(d.0.clone()),
+        ..ModelOptions::default()
+    });
+    let e = f.check().unwrap_err().to_string();
+    assert!(
+        e.contains("version \"a/b\" must be one path segment"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn versions_other_than_1_are_404() {
     let app = app(ModelOptions::default());
     let a = call(
