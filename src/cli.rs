@@ -42,6 +42,11 @@ pub struct Opts {
     #[arg(long, help_heading = "Config")]
     pub print_config: bool,
 
+    /// Ask GET /v2/health/ready of the server at the first address this configuration binds,
+    /// then exit 0 when it answers 200, 1 otherwise (a container's HEALTHCHECK, no curl needed).
+    #[arg(long, help_heading = "Config")]
+    pub probe: bool,
+
     /// Address to listen on: HOST:PORT, :PORT, [IPV6]:PORT, unix:PATH or fd://N; repeatable.
     /// Port 0 picks a free port. [default: 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set]
     #[arg(short = 'b', long, value_name = "ADDRESS", action = ArgAction::Append, help_heading = "Server")]

@@ -150,6 +150,7 @@ impl Opts {
             config: self.config.or(lower.config),
             check_config: self.check_config || lower.check_config,
             print_config: self.print_config || lower.print_config,
+            probe: self.probe || lower.probe,
             bind: if self.bind.is_empty() {
                 lower.bind
             } else {
@@ -194,7 +195,7 @@ impl Opts {
 }
 
 /// Keys that make no sense inside a config file.
-const NOT_IN_FILE: [&str; 3] = ["config", "check_config", "print_config"];
+const NOT_IN_FILE: [&str; 4] = ["config", "check_config", "print_config", "probe"];
 
 /// Reads a TOML config file into the same options as the command line.
 pub fn read_file(path: &Path) -> Result<Opts, ConfigError> {

@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod probe;
 pub mod resolve;
 
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub fn main_with(make_app: MakeApp) -> i32 {
     if config.print_config {
         print!("{}", config.config.to_toml());
         return 0;
+    }
+    if config.probe {
+        return probe::run(&config.config.binds);
     }
     let check_config = config.check_config;
     let config = config.config;
@@ -100,6 +104,7 @@ struct Loaded {
     config: Config,
     print_config: bool,
     check_config: bool,
+    probe: bool,
 }
 
 struct Exit(i32);
@@ -116,12 +121,13 @@ fn load(sources: &Sources) -> Result<Loaded, Exit> {
             return Err(Exit(if e.usage { 2 } else { CONFIG_ERROR }));
         }
     };
-    let (print_config, check_config) = (opts.print_config, opts.check_config);
+    let (print_config, check_config, probe) = (opts.print_config, opts.check_config, opts.probe);
     match Config::resolve(opts, &Env::from_process()) {
         Ok(config) => Ok(Loaded {
             config,
             print_config,
             check_config,
+            probe,
         }),
         Err(e) => {
             eprintln!("serve: error: {}", e.message);

@@ -192,6 +192,38 @@ fn help_shows_every_default() {
 }
 
 #[test]
+fn probe_asks_readiness_where_the_configuration_binds() {
+    let server = common::start(Bin::Serve, &["-w", "1", "-b", "127.0.0.1:0"]);
+    let common::Addr::Tcp(addr) = server.addr().clone() else {
+        panic!("a TCP address")
+    };
+    let probe = |args: &[&str], env: &[(&str, String)]| {
+        let mut cmd = Command::new(Bin::Serve.path());
+        cmd.arg("--probe")
+            .args(args)
+            .env_remove("PORT")
+            .env_remove("SERVE_CMD_ARGS");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let at = addr.clone();
+    assert_eq!(probe(&["-b", &at], &[]), (Some(0), String::new()));
+    // $PORT binds 0.0.0.0:$PORT; the probe asks it on loopback.
+    let port = at.rsplit(':').next().unwrap().to_string();
+    assert_eq!(probe(&[], &[("PORT", port)]), (Some(0), String::new()));
+    // SERVE_CMD_ARGS moves it as it moves the server.
+    let args = format!("-b {at}");
+    assert_eq!(probe(&[], &[("SERVE_CMD_ARGS", args)]).0, Some(0));
+    drop(server);
+    let (code, err) = probe(&["-b", &at], &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with(&format!("serve --probe: cannot connect to {at}")), "{err}");
+}
+
+#[test]
 fn check_config_checks_the_app_and_exits() {
     let dir = common::tempdir();
     let app = dir.path().join("app.txt");
