@@ -207,7 +207,10 @@ fn probe_asks_readiness_where_the_configuration_binds() {
             cmd.env(k, v);
         }
         let out = cmd.output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let at = addr.clone();
     assert_eq!(probe(&["-b", &at], &[]), (Some(0), String::new()));
@@ -220,7 +223,10 @@ fn probe_asks_readiness_where_the_configuration_binds() {
     drop(server);
     let (code, err) = probe(&["-b", &at], &[]);
     assert_eq!(code, Some(1));
-    assert!(err.starts_with(&format!("serve --probe: cannot connect to {at}")), "{err}");
+    assert!(
+        err.starts_with(&format!("serve --probe: cannot connect to {at}")),
+        "{err}"
+    );
 }
 
 #[test]
