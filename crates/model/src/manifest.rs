@@ -244,6 +244,17 @@ z = "first"
     }
 
     #[test]
+    fn record_keys_and_response_keys_keep_the_files_order() {
+        let text = "[[route]]\npath = \"/p\"\n[route.inputs]\nz = \"k\"\na = \"j\"\n\
+                    [route.outputs]\nspecies = \"label\"\nprobabilities = \"p\"\n";
+        let r = &parse(text, Path::new("app.toml")).unwrap().routes[0];
+        let inputs: Vec<&str> = r.inputs.iter().map(|(i, _)| i.as_str()).collect();
+        assert_eq!(inputs, ["z", "a"]);
+        let keys: Vec<&str> = r.outputs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["species", "probabilities"], "as written, not sorted");
+    }
+
+    #[test]
     fn an_empty_manifest_is_valid() {
         let m = parse("", Path::new("app.toml")).unwrap();
         assert!(m.models.is_empty() && m.routes.is_empty());
