@@ -36,6 +36,7 @@ mod feature_vectorizer;
 mod imputer;
 mod kernel;
 mod label_encoder;
+mod labels;
 mod linear;
 mod mlas;
 mod normalizer;

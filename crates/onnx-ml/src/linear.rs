@@ -28,6 +28,7 @@ use tract_onnx::tract_hir::internal::*;
 
 use crate::check::{self, InputTypes};
 use crate::kernel::{Kernel, Parsed, parsed, tensor_of};
+use crate::labels::Labels;
 use crate::post::{PostTransform, SecondClass, write_scores};
 
 /// The input types onnxruntime's LinearClassifier takes; all are converted to float.
@@ -166,39 +167,6 @@ fn rows_rules<'r, 'p: 'r>(
 fn transform_row(scores: &mut Vec<f32>, transform: PostTransform, expand_lone: bool) {
     if scores.len() != 1 || expand_lone || transform == PostTransform::Probit {
         write_scores(scores, transform, SecondClass::Complement);
-    }
-}
-
-/// The class labels, which the label output takes its type from.
-#[derive(Debug)]
-enum Labels {
-    Ints(Vec<i64>),
-    Strings(Vec<String>),
-}
-
-impl Labels {
-    fn len(&self) -> usize {
-        match self {
-            Labels::Ints(l) => l.len(),
-            Labels::Strings(l) => l.len(),
-        }
-    }
-
-    fn datum_type(&self) -> DatumType {
-        match self {
-            Labels::Ints(_) => DatumType::I64,
-            Labels::Strings(_) => DatumType::String,
-        }
-    }
-
-    /// The labels at `indices`, as a `[N]` tensor.
-    fn pick(&self, indices: &[usize]) -> TractResult<Tensor> {
-        Ok(match self {
-            Labels::Ints(l) => tensor1(&indices.iter().map(|&i| l[i]).collect::<Vec<_>>()),
-            Labels::Strings(l) => {
-                tensor1(&indices.iter().map(|&i| l[i].clone()).collect::<Vec<_>>())
-            }
-        })
     }
 }
 
@@ -353,7 +321,7 @@ impl Kernel for LinearClassifier {
             scores.extend_from_slice(&row_scores);
         }
         Ok(tvec!(
-            self.labels.pick(&outcomes)?.into_tvalue(),
+            self.labels.tensor(&outcomes).into_tvalue(),
             tensor_of(&[n, self.width()], scores)?.into_tvalue()
         ))
     }

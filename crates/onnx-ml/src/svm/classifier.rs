@@ -24,6 +24,7 @@ use super::kernel::{KernelFunction, Vectors};
 use super::probability::{Coupling, Platt};
 use super::{Attrs, Rows, batch_of, rules_for_rows};
 use crate::kernel::{Kernel, inference_op};
+use crate::labels::Labels;
 use crate::post::{PostTransform, SecondClass, write_scores};
 
 const OP: &str = "SVMClassifier";
@@ -53,13 +54,6 @@ struct SvmClassifier {
     labels: Labels,
     post_transform: PostTransform,
     model: Model,
-}
-
-/// The class labels, which the label output takes its type from.
-#[derive(Debug)]
-enum Labels {
-    Ints(Vec<i64>),
-    Strings(Vec<String>),
 }
 
 #[derive(Debug)]
@@ -150,33 +144,11 @@ impl Labels {
         }
     }
 
-    fn len(&self) -> usize {
-        match self {
-            Labels::Ints(l) => l.len(),
-            Labels::Strings(l) => l.len(),
-        }
-    }
-
     /// The attribute the labels come from.
     fn attribute(&self) -> &'static str {
         match self {
             Labels::Ints(_) => "classlabels_ints",
             Labels::Strings(_) => "classlabels_strings",
-        }
-    }
-
-    fn datum_type(&self) -> DatumType {
-        match self {
-            Labels::Ints(_) => DatumType::I64,
-            Labels::Strings(_) => DatumType::String,
-        }
-    }
-
-    /// The label tensor of the classes picked for each row.
-    fn tensor(&self, picks: &[usize]) -> Tensor {
-        match self {
-            Labels::Ints(l) => tensor1(&picks.iter().map(|&c| l[c]).collect::<Vec<_>>()),
-            Labels::Strings(l) => tensor1(&picks.iter().map(|&c| l[c].clone()).collect::<Vec<_>>()),
         }
     }
 }

@@ -24,6 +24,7 @@ use super::attrs::Attrs;
 use super::forest::{Real, Sum};
 use super::{Ensemble, Finish, matrix, vector};
 use crate::kernel::{Kernel, inference_op};
+use crate::labels::Labels;
 use crate::post::{PostTransform, SecondClass, probit, write_scores};
 
 const OP: &str = "TreeEnsembleClassifier";
@@ -37,29 +38,6 @@ pub(crate) fn parse(
         inference_op(TreeClassifier::parse(&Attrs::new(OP, node, ctx))?),
         vec![],
     ))
-}
-
-/// The class labels, which the label output takes its type from.
-#[derive(Debug)]
-enum Labels {
-    Ints(Vec<i64>),
-    Strings(Vec<String>),
-}
-
-impl Labels {
-    fn len(&self) -> usize {
-        match self {
-            Labels::Ints(labels) => labels.len(),
-            Labels::Strings(labels) => labels.len(),
-        }
-    }
-
-    fn datum_type(&self) -> DatumType {
-        match self {
-            Labels::Ints(_) => DatumType::I64,
-            Labels::Strings(_) => DatumType::String,
-        }
-    }
 }
 
 #[derive(Debug)]
