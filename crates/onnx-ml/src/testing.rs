@@ -1,8 +1,14 @@
-//! Test helpers for the preprocessing and linear operators: nodes with attributes, a kernel
-//! typed in a graph whose batch is the symbol `N`, and evaluated.
+//! Test helpers for every operator: nodes with attributes (free functions, or the [`Node`]
+//! builder), a one-node model whose input's batch is the symbol `N`, a kernel typed in such a
+//! graph and evaluated, and float comparisons.
 
 use tract_onnx::pb::attribute_proto::AttributeType;
-use tract_onnx::pb::{AttributeProto, NodeProto, TensorProto};
+use tract_onnx::pb::tensor_proto::DataType;
+use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
+use tract_onnx::pb::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, type_proto,
+};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::{DimLike, bail};
 
@@ -127,4 +133,121 @@ pub(crate) fn f32s(t: &Tensor) -> Vec<f32> {
         .as_slice::<f32>()
         .unwrap()
         .to_vec()
+}
+
+/// A node under construction; each setter replaces an attribute of the same name.
+#[derive(Clone)]
+pub(crate) struct Node(pub(crate) NodeProto);
+
+impl Node {
+    /// A node of `op` named `name`, without attributes.
+    pub(crate) fn new(op: &str, name: &str) -> Node {
+        Node(NodeProto {
+            name: name.into(),
+            op_type: op.into(),
+            ..NodeProto::default()
+        })
+    }
+
+    /// The node with `attr` in place of any attribute of its name.
+    pub(crate) fn with(mut self, attr: AttributeProto) -> Node {
+        self.0.attribute.retain(|a| a.name != attr.name);
+        self.0.attribute.push(attr);
+        self
+    }
+
+    pub(crate) fn floats(self, name: &str, values: &[f32]) -> Node {
+        self.with(floats(name, values))
+    }
+
+    pub(crate) fn ints(self, name: &str, values: &[i64]) -> Node {
+        self.with(ints(name, values))
+    }
+
+    pub(crate) fn strings(self, name: &str, values: &[&str]) -> Node {
+        self.with(strings(name, values))
+    }
+
+    pub(crate) fn string(self, name: &str, value: &str) -> Node {
+        self.with(string(name, value))
+    }
+
+    pub(crate) fn int(self, name: &str, value: i64) -> Node {
+        self.with(int(name, value))
+    }
+
+    pub(crate) fn without(mut self, name: &str) -> Node {
+        self.0.attribute.retain(|a| a.name != name);
+        self
+    }
+
+    /// A model of this node alone (domain ai.onnx.ml, opsets 17 and 3): input `X` of type
+    /// `input` and shape `[N, width]` with a symbolic `N`, outputs named `outputs`.
+    pub(crate) fn model(&self, input: DataType, width: i64, outputs: &[&str]) -> ModelProto {
+        let mut node = self.0.clone();
+        node.domain = "ai.onnx.ml".into();
+        node.input = vec!["X".into()];
+        node.output = outputs.iter().map(|o| o.to_string()).collect();
+        let dim = |value| Dimension {
+            value: Some(value),
+            ..Default::default()
+        };
+        let shape = TensorShapeProto {
+            dim: vec![
+                dim(dimension::Value::DimParam("N".into())),
+                dim(dimension::Value::DimValue(width)),
+            ],
+        };
+        let x = ValueInfoProto {
+            name: "X".into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: input as i32,
+                    shape: Some(shape),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let output = |name: &&str| ValueInfoProto {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        let opset = |domain: &str, version| OperatorSetIdProto {
+            domain: domain.into(),
+            version,
+        };
+        ModelProto {
+            ir_version: 9,
+            opset_import: vec![opset("", 17), opset("ai.onnx.ml", 3)],
+            graph: Some(GraphProto {
+                node: vec![node],
+                input: vec![x],
+                output: outputs.iter().map(output).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// The values of a float output, row by row.
+pub(crate) fn rows(output: &Tensor) -> Vec<Vec<f32>> {
+    let view = output.to_plain_array_view::<f32>().unwrap();
+    view.outer_iter()
+        .map(|row| row.iter().copied().collect())
+        .collect()
+}
+
+/// Asserts two float matrices are equal within `tolerance` (NaN equal to NaN).
+#[track_caller]
+pub(crate) fn assert_close(found: &[Vec<f32>], expected: &[&[f32]], tolerance: f32) {
+    let same = found.len() == expected.len()
+        && found.iter().zip(expected).all(|(f, e)| {
+            f.len() == e.len()
+                && f.iter()
+                    .zip(e.iter())
+                    .all(|(a, b)| (a.is_nan() && b.is_nan()) || (a - b).abs() <= tolerance)
+        });
+    assert!(same, "found {found:?}, expected {expected:?}");
 }

@@ -463,7 +463,8 @@ impl Kernel for SvmClassifier {
 mod tests {
     use super::*;
     use crate::post::{logistic, probit};
-    use crate::svm::test_support::{Node, assert_close, matrix, rows, run, typed};
+    use crate::svm::test_support::{matrix, run, typed};
+    use crate::testing::{Node, assert_close, rows};
     use tract_onnx::pb::tensor_proto::DataType;
 
     /// Three classes, two features, LINEAR kernel: class 0 has vector [1, 0], class 1 [0, 1],
@@ -471,7 +472,7 @@ mod tests {
     /// pair scores (coefficient rows [1, -1, .5, -.5] and [2, 1, -1, .25]) are
     /// (0,1): K0 - K1 + .1; (0,2): 2 K0 + .5 K2 - .5 K3 - .2; (1,2): K1 - K2 + .25 K3 + .3.
     fn three_classes() -> Node {
-        Node::new(OP)
+        Node::new(OP, "svm")
             .ints("classlabels_ints", &[10, 20, 30])
             .ints("vectors_per_class", &[1, 1, 2])
             .floats(
@@ -500,7 +501,7 @@ mod tests {
     /// Two classes, one feature: vectors [1] and [2], coefficients [1, -1], rho 0.5: the pair
     /// score is s = x - 2x + 0.5 = 0.5 - x, positive for class 0.
     fn two_classes() -> Node {
-        Node::new(OP)
+        Node::new(OP, "svm")
             .strings("classlabels_strings", &["no", "yes"])
             .ints("vectors_per_class", &[1, 1])
             .floats("support_vectors", &[1.0, 2.0])
@@ -511,7 +512,7 @@ mod tests {
 
     /// Three classes without support vectors: weight rows [1, 0], [0, 1], [1, 1].
     fn per_class() -> Node {
-        Node::new(OP)
+        Node::new(OP, "svm")
             .ints("classlabels_ints", &[0, 1, 2])
             .floats("coefficients", &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
             .floats("rho", &[0.5, 9.0, 9.0])
@@ -657,7 +658,7 @@ mod tests {
     #[test]
     fn without_support_vectors_two_classes_follow_onnxruntimes_label_rule() {
         // Mixed weights [1], [-1]: the second class as soon as the top score is > 0.
-        let mixed = Node::new(OP)
+        let mixed = Node::new(OP, "svm")
             .ints("classlabels_ints", &[5, 6])
             .floats("coefficients", &[1.0, -1.0])
             .floats("rho", &[0.0])
@@ -678,7 +679,7 @@ mod tests {
 
     #[test]
     fn without_support_vectors_a_lone_class_score_only_takes_probit() {
-        let lone = Node::new(OP)
+        let lone = Node::new(OP, "svm")
             .ints("classlabels_ints", &[7])
             .floats("coefficients", &[0.25, 0.0])
             .floats("rho", &[0.25])

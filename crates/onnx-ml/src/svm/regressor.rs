@@ -202,12 +202,13 @@ impl Kernel for SvmRegressor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::svm::test_support::{Node, assert_close, matrix, rows, run, typed};
+    use crate::svm::test_support::{matrix, run, typed};
+    use crate::testing::{Node, assert_close, rows};
     use tract_onnx::pb::tensor_proto::DataType;
 
     /// Support vectors [0, 0] and [1, 1], coefficients [1, -2], rho 0.5, RBF with γ = 0.5.
     fn svr() -> Node {
-        Node::new(OP)
+        Node::new(OP, "svm")
             .int("n_supports", 2)
             .floats("support_vectors", &[0.0, 0.0, 1.0, 1.0])
             .floats("coefficients", &[1.0, -2.0])
@@ -255,7 +256,7 @@ mod tests {
     fn support_vector_sums_are_fused_multiply_adds_as_onnxruntimes_gemm() {
         // LINEAR, vectors [1, 0] and [0, 1], x = [1, A]: K = [1, A]; coefficients [B, A]:
         // y = fma(A, A, B·1) + rho = 2⁻²⁴ + 0.
-        let node = Node::new(OP)
+        let node = Node::new(OP, "svm")
             .int("n_supports", 2)
             .floats("support_vectors", &[1.0, 0.0, 0.0, 1.0])
             .floats("coefficients", &[B, A])
@@ -274,7 +275,7 @@ mod tests {
         // block their 2 is kept. rho 4 is the GEMM's C, added to first.
         let mut coefficients = vec![16384f32; 1024];
         coefficients.extend([1.0, 1.0]);
-        let node = Node::new(OP)
+        let node = Node::new(OP, "svm")
             .int("n_supports", 1026)
             .floats("support_vectors", &[1.0; 1026])
             .floats("coefficients", &coefficients)
@@ -301,7 +302,7 @@ mod tests {
     #[test]
     fn one_class_answers_plus_or_minus_one() {
         // y = 0.5 - x·[1] with one vector [1] and coefficient -1, LINEAR: 0 is not > 0.
-        let one_class = Node::new(OP)
+        let one_class = Node::new(OP, "svm")
             .int("n_supports", 1)
             .floats("support_vectors", &[1.0])
             .floats("coefficients", &[-1.0])

@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn mixed_modes_compare_node_by_node() {
         // Root x0 <= 0.5 ? (x1 > 1, NaN tracked true ? 20 : 30) : 10.
-        let node = Node::new(OP)
+        let node = Node::new(OP, "trees")
             .ints("nodes_treeids", &[0; 5])
             .ints("nodes_nodeids", &[0, 1, 2, 3, 4])
             .ints("nodes_featureids", &[0, 1, 0, 0, 0])
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_child_two_branches_share_is_reached_from_both() {
-        let node = Node::new(OP)
+        let node = Node::new(OP, "trees")
             .ints("nodes_treeids", &[0; 4])
             .ints("nodes_nodeids", &[0, 1, 2, 3])
             .ints("nodes_featureids", &[0; 4])
@@ -391,7 +391,7 @@ mod tests {
 
     /// Two stumps on feature 0: the first `<= 0.5` (1 or 2), the second `<= 1.5` (10 or 40).
     fn two_trees() -> Node {
-        Node::new(OP)
+        Node::new(OP, "trees")
             .ints("nodes_treeids", &[0, 0, 0, 1, 1, 1])
             .ints("nodes_nodeids", &[0, 1, 2, 0, 1, 2])
             .ints("nodes_featureids", &[0; 6])
@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn an_ensemble_without_nodes_answers_its_base_values() {
-        let node = Node::new(OP)
+        let node = Node::new(OP, "trees")
             .int("n_targets", 1)
             .floats("base_values", &[0.5]);
         assert_eq!(run(&node, column(&[0.0, 1.0])), [[0.5], [0.5]]);
@@ -633,7 +633,7 @@ mod tests {
     #[test]
     fn cycles_through_other_nodes_and_interleaved_trees_are_refused() {
         // Node 1 is a branch whose true child is the root.
-        let cycle = Node::new(OP)
+        let cycle = Node::new(OP, "trees")
             .ints("nodes_treeids", &[0; 3])
             .ints("nodes_nodeids", &[0, 1, 2])
             .ints("nodes_featureids", &[0; 3])
