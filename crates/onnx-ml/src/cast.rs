@@ -17,10 +17,7 @@ use tract_onnx::tract_hir::internal::*;
 use crate::Parser;
 
 /// The parser registered for `Cast`.
-pub(crate) fn parse(
-    ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub(crate) fn parse(ctx: &ParsingContext, node: &NodeProto) -> crate::kernel::Parsed {
     let to = node.get_attr::<DatumType>("to")?;
     if to == i64::datum_type() {
         Ok((expand(CastToInt64), vec![]))

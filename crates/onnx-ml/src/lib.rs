@@ -52,11 +52,9 @@ pub mod zipmap;
 
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
-use tract_onnx::prelude::TractResult;
-use tract_onnx::tract_hir::internal::InferenceOp;
 
 /// What the ONNX parser calls to turn a node into an operator.
-type Parser = fn(&ParsingContext, &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+type Parser = fn(&ParsingContext, &NodeProto) -> kernel::Parsed;
 
 /// The ONNX-ML operators this crate provides, with their parsers.
 const OPERATORS: &[(&str, Parser)] = &[

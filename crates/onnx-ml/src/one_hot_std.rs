@@ -38,14 +38,11 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::kernel::{Kernel, Parsed, parsed};
 
 /// The parser registered for `OneHot`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((inference_op(OneHot::from_node(node)?), vec![]))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(OneHot::from_node(node)?)
 }
 
 #[derive(Debug)]
@@ -780,7 +777,7 @@ mod tests {
             None => model.add_source("depth", i64::fact([0usize; 0]).into())?,
         };
         let values = model.add_const("values", tensor1(&[0f32, 1.0]))?;
-        let y = model.wire_node("n", inference_op(op), &[x, depth, values])?;
+        let y = model.wire_node("n", crate::kernel::inference_op(op), &[x, depth, values])?;
         model.select_output_outlets(&y)?;
         Ok((model.into_typed()?, n))
     }

@@ -13,19 +13,13 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::kernel::{Kernel, inference_op};
+use crate::kernel::{Kernel, Parsed, parsed};
 
 /// The parser registered for `ZipMap`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((
-        inference_op(ZipMap {
-            classes: class_count(node)?,
-        }),
-        vec![],
-    ))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(ZipMap {
+        classes: class_count(node)?,
+    })
 }
 
 /// The number of class labels of a ZipMap node: `classlabels_int64s` or

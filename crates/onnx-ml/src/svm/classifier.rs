@@ -23,7 +23,7 @@ use tract_onnx::tract_hir::internal::*;
 use super::kernel::{KernelFunction, Vectors};
 use super::probability::{Coupling, Platt};
 use super::{Attrs, Rows, batch_of, rules_for_rows};
-use crate::kernel::{Kernel, inference_op};
+use crate::kernel::{Kernel, Parsed, parsed};
 use crate::labels::Labels;
 use crate::post::{PostTransform, SecondClass, write_scores};
 
@@ -38,14 +38,8 @@ const INPUT_TYPES: &[DatumType] = &[
 ];
 
 /// The parser registered for `SVMClassifier`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((
-        inference_op(SvmClassifier::parse(&Attrs::new(OP, node))?),
-        vec![],
-    ))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(SvmClassifier::parse(&Attrs::new(OP, node))?)
 }
 
 #[derive(Debug)]

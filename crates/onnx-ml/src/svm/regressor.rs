@@ -22,7 +22,7 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::kernel::{KernelFunction, Vectors};
 use super::{Attrs, Rows, batch_of, rules_for_rows};
-use crate::kernel::{Kernel, inference_op};
+use crate::kernel::{Kernel, Parsed, parsed};
 use crate::mlas::{self, fused_multiply_add};
 
 const OP: &str = "SVMRegressor";
@@ -31,14 +31,8 @@ const OP: &str = "SVMRegressor";
 const INPUT_TYPES: &[DatumType] = &[DatumType::F32];
 
 /// The parser registered for `SVMRegressor`.
-pub(crate) fn parse(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((
-        inference_op(SvmRegressor::parse(&Attrs::new(OP, node))?),
-        vec![],
-    ))
+pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(SvmRegressor::parse(&Attrs::new(OP, node))?)
 }
 
 #[derive(Debug)]

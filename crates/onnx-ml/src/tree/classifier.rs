@@ -23,21 +23,15 @@ use tract_onnx::tract_hir::internal::*;
 use super::attrs::Attrs;
 use super::forest::{Real, Sum};
 use super::{Ensemble, Finish, matrix, vector};
-use crate::kernel::{Kernel, inference_op};
+use crate::kernel::{Kernel, Parsed, parsed};
 use crate::labels::Labels;
 use crate::post::{PostTransform, SecondClass, probit, write_scores};
 
 const OP: &str = "TreeEnsembleClassifier";
 
 /// The parser registered for `TreeEnsembleClassifier`.
-pub(crate) fn parse(
-    ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((
-        inference_op(TreeClassifier::parse(&Attrs::new(OP, node, ctx))?),
-        vec![],
-    ))
+pub(crate) fn parse(ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(TreeClassifier::parse(&Attrs::new(OP, node, ctx))?)
 }
 
 #[derive(Debug)]

@@ -21,7 +21,7 @@ use tract_onnx::tract_hir::internal::*;
 use super::attrs::Attrs;
 use super::forest::{Max, Min, Real, Sum};
 use super::{Ensemble, Finish, matrix};
-use crate::kernel::{Kernel, inference_op};
+use crate::kernel::{Kernel, Parsed, parsed};
 use crate::post::{PostTransform, probit};
 
 const OP: &str = "TreeEnsembleRegressor";
@@ -31,14 +31,8 @@ const OP: &str = "TreeEnsembleRegressor";
 const MAX_TARGETS: i64 = 1 << 24;
 
 /// The parser registered for `TreeEnsembleRegressor`.
-pub(crate) fn parse(
-    ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((
-        inference_op(TreeRegressor::parse(&Attrs::new(OP, node, ctx))?),
-        vec![],
-    ))
+pub(crate) fn parse(ctx: &ParsingContext, node: &NodeProto) -> Parsed {
+    parsed(TreeRegressor::parse(&Attrs::new(OP, node, ctx))?)
 }
 
 /// `aggregate_function`.
