@@ -270,27 +270,11 @@ fn output_meta(info: &pb::ValueInfoProto, zipmaps: &[pb::NodeProto]) -> Result<T
     })
 }
 
-/// A ZipMap node's labels: exactly one of `classlabels_int64s` and `classlabels_strings`.
+/// A ZipMap node's labels, read as serve-onnx-ml's ZipMap reads them.
 fn zipmap_classes(node: &pb::NodeProto) -> Result<Classes, String> {
-    let attr = |n: &str| node.attribute.iter().find(|a| a.name == n);
-    match (attr("classlabels_int64s"), attr("classlabels_strings")) {
-        (Some(ints), None) => Ok(Classes::Ints(ints.ints.clone())),
-        (None, Some(strings)) => strings
-            .strings
-            .iter()
-            .map(|s| String::from_utf8(s.clone()))
-            .collect::<Result<_, _>>()
-            .map(Classes::Strings)
-            .map_err(|_| {
-                format!(
-                    "ZipMap \"{}\" has a class label that is not UTF-8",
-                    node.name
-                )
-            }),
-        _ => Err(format!(
-            "ZipMap \"{}\" needs exactly one of classlabels_int64s and classlabels_strings",
-            node.name
-        )),
+    match serve_onnx_ml::zipmap::labels(node).map_err(|e| e.to_string())? {
+        serve_onnx_ml::Labels::Ints(v) => Ok(Classes::Ints(v)),
+        serve_onnx_ml::Labels::Strings(v) => Ok(Classes::Strings(v)),
     }
 }
 

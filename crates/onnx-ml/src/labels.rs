@@ -7,7 +7,7 @@ use tract_onnx::prelude::*;
 
 /// The class labels.
 #[derive(Debug)]
-pub(crate) enum Labels {
+pub enum Labels {
     /// `classlabels_ints` / `classlabels_int64s`.
     Ints(Vec<i64>),
     /// `classlabels_strings`.
@@ -16,7 +16,8 @@ pub(crate) enum Labels {
 
 impl Labels {
     /// The number of labels.
-    pub(crate) fn len(&self) -> usize {
+    #[allow(clippy::len_without_is_empty)] // a classifier has classes
+    pub fn len(&self) -> usize {
         match self {
             Labels::Ints(l) => l.len(),
             Labels::Strings(l) => l.len(),
@@ -24,7 +25,7 @@ impl Labels {
     }
 
     /// The label output's element type.
-    pub(crate) fn datum_type(&self) -> DatumType {
+    pub fn datum_type(&self) -> DatumType {
         match self {
             Labels::Ints(_) => DatumType::I64,
             Labels::Strings(_) => DatumType::String,

@@ -50,6 +50,7 @@ mod testing;
 mod tree;
 pub mod zipmap;
 
+pub use labels::Labels;
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 

@@ -14,22 +14,24 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
 use crate::kernel::{Kernel, Parsed, parsed};
+use crate::labels::Labels;
 
 /// The parser registered for `ZipMap`.
 pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> Parsed {
     parsed(ZipMap {
-        classes: class_count(node)?,
+        classes: labels(node)?.len(),
     })
 }
 
-/// The number of class labels of a ZipMap node: `classlabels_int64s` or
-/// `classlabels_strings`, exactly one of them.
-pub fn class_count(node: &NodeProto) -> TractResult<usize> {
+/// The class labels of a ZipMap node: `classlabels_int64s` or `classlabels_strings`,
+/// exactly one of them. serve's metadata reads them here too, to name the columns of the
+/// probabilities this operator passes through.
+pub fn labels(node: &NodeProto) -> TractResult<Labels> {
     let ints = node.get_attr_opt_vec::<i64>("classlabels_int64s")?;
     let strings = node.get_attr_opt_vec::<String>("classlabels_strings")?;
     match (ints, strings) {
-        (Some(i), None) => Ok(i.len()),
-        (None, Some(s)) => Ok(s.len()),
+        (Some(i), None) => Ok(Labels::Ints(i)),
+        (None, Some(s)) => Ok(Labels::Strings(s)),
         _ => bail!(
             "ZipMap node \"{}\" needs exactly one of classlabels_int64s and classlabels_strings",
             node.name
