@@ -6,7 +6,7 @@
 # The models are the corpus's bench_ cases (corpus/sklearn/generate.py): a 100-tree random
 # forest, a 100-stage gradient-boosted classifier and an RBF SVC with probabilities, on 24
 # features; the rows are the corpus's stored inputs (rows of the dataset). serve's side is
-# crates/onnx-ml/examples/bench.rs (release), onnxruntime's is bench/onnx_ml.py (the file as
+# crates/onnx-ml/examples/operator_bench.rs (release), onnxruntime's is bench/onnx_ml.py (the file as
 # exported, and again with its ZipMap removed), one thread each, one after the other. The
 # target is serve within 1.5x of the faster onnxruntime figure at batch 64.
 # Results: bench/results/onnx_ml-<run>.json and onnx_ml-latest.json. Figures, not a test:
@@ -36,8 +36,8 @@ if [ ! -f "$VENV/.bench-stamp" ] || [ "$(cat "$VENV/.bench-stamp")" != "$want" ]
 fi
 
 say "building the benchmark (release, CARGO_TARGET_DIR=$TARGET)"
-(cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet -p serve-onnx-ml --example bench)
-BENCH="$TARGET/release/examples/bench"
+(cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet -p serve-onnx-ml --example operator_bench)
+BENCH="$TARGET/release/examples/operator_bench"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

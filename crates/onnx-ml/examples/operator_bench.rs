@@ -5,7 +5,7 @@
 //! figures, never a test; bench/onnx_ml.sh runs it next to onnxruntime (bench/onnx_ml.py).
 //!
 //! ```sh
-//! cargo run --release -p serve-onnx-ml --example bench -- MODEL.onnx [ROWS.f32] [NAME]
+//! cargo run --release -p serve-onnx-ml --example operator_bench -- MODEL.onnx [ROWS.f32] [NAME]
 //! ```
 //!
 //! `ROWS.f32` holds input rows as little-endian float32, row-major, as wide as the model's
@@ -35,7 +35,7 @@ const BATCHES: [usize; 2] = [1, 64];
 fn main() -> TractResult<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(model_path) = args.first() else {
-        eprintln!("usage: bench MODEL.onnx [ROWS.f32] [NAME]");
+        eprintln!("usage: operator_bench MODEL.onnx [ROWS.f32] [NAME]");
         std::process::exit(2);
     };
     let name = args.get(2).cloned().unwrap_or_else(|| {
