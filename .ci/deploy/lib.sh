@@ -1,0 +1,31 @@
+# Shared by the deploy scripts: paths, and the environment of CI's one release build.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# The tools venv (maturin, ziglang, kubernetes-validate). Under target/ so that the container
+# build's context (which excludes target/) stays small, and the builder (which mounts the
+# checkout) finds it at the same path.
+TOOLS=${SERVE_CI_TOOLS:-$ROOT/target/ci-tools}
+export TOOLS ROOT
+
+# The one release build: the host's `cargo build --release`, `maturin build` and the container's
+# builder stage all run cargo with exactly this environment, so that the dependencies compile
+# once and the later two find them fresh. The target is named (the wheel's tag needs it), and
+# zig links for glibc 2.17.
+TRIPLE=x86_64-unknown-linux-gnu
+export CARGO_BUILD_TARGET=$TRIPLE
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=$ROOT/.ci/deploy/zig/cc
+export CC_x86_64_unknown_linux_gnu=$ROOT/.ci/deploy/zig/cc
+export CXX_x86_64_unknown_linux_gnu=$ROOT/.ci/deploy/zig/c++
+export AR_x86_64_unknown_linux_gnu=$ROOT/.ci/deploy/zig/ar
+RELEASE_BIN=$ROOT/target/$TRIPLE/release/serve
+export RELEASE_BIN
+# The variables above, for the builder image's ENV.
+RELEASE_ENV_NAMES="TOOLS CARGO_BUILD_TARGET CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER CC_x86_64_unknown_linux_gnu CXX_x86_64_unknown_linux_gnu AR_x86_64_unknown_linux_gnu"
+
+# Prints how long a command took, after it: `timed NAME CMD...`.
+timed() {
+    local name=$1 start=$SECONDS
+    shift
+    printf '\n-- %s\n' "$name"
+    "$@"
+    printf -- '-- %s: %ds\n' "$name" $((SECONDS - start))
+}
