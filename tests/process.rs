@@ -56,15 +56,41 @@ fn inheritable_listener() -> TcpListener {
     l
 }
 
+/// The pid of the worker that answers `GET /pid` at this address, if one does.
+fn worker_at(addr: &str) -> Option<i64> {
+    let res = Conn::open(&Addr::Tcp(addr.to_string()))
+        .and_then(|mut c| c.request("GET", "/pid", &[], b""))
+        .ok()?;
+    (res.status == 200).then(|| res.json()["pid"].as_i64())?
+}
+
+/// HUP to `master`, then a worker of the new generation answers at `addr`: the reload kept
+/// the socket and the old worker left.
+fn reload_keeps_serving_at(master: i32, addr: &str) -> bool {
+    let before = worker_at(addr);
+    assert!(before.is_some(), "a worker answers at {addr} before HUP");
+    let master = nix::unistd::Pid::from_raw(master);
+    nix::sys::signal::kill(master, nix::sys::signal::Signal::SIGHUP).unwrap();
+    common::wait_until(PATIENCE, || {
+        worker_at(addr).is_some_and(|pid| Some(pid) != before)
+    }) && nix::sys::signal::kill(master, None).is_ok()
+}
+
 #[test]
 fn fd_binds_serve_on_an_inherited_socket() {
     let l = inheritable_listener();
     let addr = l.local_addr().unwrap().to_string();
     let bind = format!("fd://{}", l.as_raw_fd());
-    let _server = start(Bin::TestApp, &["-w", "1", "-b", &bind]);
+    let server = start(Bin::TestApp, &["-w", "1", "-b", &bind]);
     drop(l);
-    let mut c = Conn::open(&Addr::Tcp(addr)).unwrap();
+    let mut c = Conn::open(&Addr::Tcp(addr.clone())).unwrap();
     assert_eq!(c.request("GET", "/pid", &[], b"").unwrap().status, 200);
+    // A reload reuses the socket it holds: it must not adopt the descriptor a second time.
+    assert!(
+        reload_keeps_serving_at(server.master, &addr),
+        "{}",
+        server.log()
+    );
     let mut s = Spawn::new(Bin::TestApp, &["-b", "fd://987"]).spawn();
     assert_eq!(s.wait_exit(PATIENCE).and_then(|st| st.code()), Some(1));
     assert!(s.log().contains("cannot use fd://987"), "{}", s.log());
@@ -90,12 +116,10 @@ fn systemd_socket_activation_is_accepted() {
         .stdout(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
     drop(l);
-    let answered = common::wait_until(PATIENCE, || {
-        Conn::open(&Addr::Tcp(addr.clone()))
-            .and_then(|mut c| c.request("GET", "/pid", &[], b""))
-            .is_ok_and(|r| r.status == 200)
-    });
+    let answered = common::wait_until(PATIENCE, || worker_at(&addr).is_some());
     let master = child.id() as i32;
+    // systemctl reload: the passed socket is kept, whatever the configuration binds.
+    let reloaded = answered && reload_keeps_serving_at(master, &addr);
     for p in procs::descendants(master) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(p),
@@ -115,6 +139,7 @@ fn systemd_socket_activation_is_accepted() {
         log.contains("Using 1 sockets passed by systemd (LISTEN_FDS)"),
         "{log}"
     );
+    assert!(reloaded, "{log}");
 }
 
 #[test]
@@ -260,4 +285,49 @@ fn systemd_is_told_when_the_server_is_ready_reloads_and_stops() {
     server.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(next(), "STOPPING=1");
     assert!(server.wait_exit(PATIENCE).is_some());
+}
+
+#[test]
+fn an_upgrade_hands_systemd_over_to_the_new_master() {
+    let dir = common::tempdir();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut server = Spawn::new(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", path.to_str().unwrap())
+        .start();
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let old = server.master;
+    assert_eq!(next(), format!("READY=1\nMAINPID={old}\nSTATUS=1 workers"));
+    server.signal(nix::sys::signal::Signal::SIGUSR2);
+    // The new master says it is ready, with its own pid (systemd heeds it only once it is
+    // the main pid, or with NotifyAccess=all).
+    let ready = next();
+    let new: i32 = ready
+        .strip_prefix("READY=1\nMAINPID=")
+        .and_then(|rest| rest.lines().next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("the new master's READY=1: {ready:?}"));
+    assert_ne!(new, old);
+    // The old master retires: it names its successor instead of saying the service stops.
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let handover = next();
+    assert!(
+        handover.starts_with(&format!("MAINPID={new}\n")),
+        "{handover:?}\n{}",
+        server.log()
+    );
+    assert_eq!(server.wait_exit(PATIENCE).and_then(|s| s.code()), Some(0));
+    // The new master serves on, and says STOPPING=1 when it stops.
+    let new = nix::unistd::Pid::from_raw(new);
+    nix::sys::signal::kill(new, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(next(), "STOPPING=1");
+    assert!(common::wait_until(PATIENCE, || nix::sys::signal::kill(
+        new, None
+    )
+    .is_err()));
 }

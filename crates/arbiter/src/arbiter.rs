@@ -86,6 +86,8 @@ pub struct Arbiter {
     pub(crate) old_master: Option<Pid>,
     /// The new master forked by an upgrade (USR2), while it lives.
     pub(crate) upgrade_child: Option<Pid>,
+    /// The listeners came from systemd (LISTEN_FDS): a reload keeps them all.
+    pub(crate) systemd_sockets: bool,
     pub(crate) phase: Phase,
     pub(crate) reload: Reload,
     pub(crate) pending_hup: bool,
@@ -122,7 +124,8 @@ impl Arbiter {
                 .map(Pid::from_raw),
             _ => None,
         };
-        let listeners = if source == Some("LISTEN_FDS") {
+        let systemd_sockets = source == Some("LISTEN_FDS");
+        let listeners = if systemd_sockets {
             tracing::info!(
                 "Using {} sockets passed by systemd (LISTEN_FDS)",
                 inherited.len()
@@ -208,6 +211,7 @@ impl Arbiter {
             pid,
             old_master,
             upgrade_child: None,
+            systemd_sockets,
             phase: Phase::Booting(Instant::now()),
             reload: Reload::Idle,
             pending_hup: false,
@@ -338,7 +342,14 @@ impl Arbiter {
                 }
             }
         }
-        crate::notify::notify("STOPPING=1");
+        match self.upgrade_child {
+            // An upgrade's old master retires; the service goes on in the new master, which
+            // systemd follows from now on (with NotifyAccess=main it heeds only the main pid).
+            Some(new) => crate::notify::notify(&format!(
+                "MAINPID={new}\nSTATUS=handed over to the new master (pid {new})"
+            )),
+            None => crate::notify::notify("STOPPING=1"),
+        }
         self.abandon_reload("the server is stopping");
         self.close_listeners();
         let sig = if graceful {

@@ -92,7 +92,8 @@ pub fn fd_of(l: &Listener) -> RawFd {
     raw_fd(l)
 }
 
-fn bind_one(bind: &Bind, opts: &BindOptions) -> Result<Listener, String> {
+/// Opens one bind: a new socket, or the inherited descriptor `fd://N` names.
+pub(crate) fn bind_one(bind: &Bind, opts: &BindOptions) -> Result<Listener, String> {
     match bind {
         Bind::Tcp(addr) => bind_tcp(*addr, opts).map_err(|e| bind_error(&bind.to_string(), &e)),
         Bind::Unix(path) => bind_unix(path, opts).map_err(|e| bind_error(&bind.to_string(), &e)),

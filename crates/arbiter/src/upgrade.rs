@@ -189,18 +189,39 @@ impl Arbiter {
     }
 
     /// The listeners the new settings ask for: those already open are kept, others bound.
+    ///
+    /// Sockets systemd passed (socket activation) are the service's addresses whatever the
+    /// configuration says, as at start: they are all kept. An open listener is matched by the
+    /// bind it was opened for, never by the descriptor number of a copy, so `fd://N` is not
+    /// adopted twice.
     fn rebind(&self, settings: &Settings) -> Result<Vec<Bound>, String> {
-        let mut reuse: Vec<serve_worker::Listener> = Vec::new();
-        for b in &self.listeners {
-            if settings.binds.contains(&b.bind) {
-                reuse.push(
-                    b.listener
-                        .try_clone()
-                        .map_err(|e| format!("cannot reuse {}: {e}", b.listener))?,
-                );
-            }
+        let keep = |b: &Bound| {
+            let listener = b
+                .listener
+                .try_clone()
+                .map_err(|e| format!("cannot reuse {}: {e}", b.listener))?;
+            Ok(Bound {
+                bind: b.bind.clone(),
+                listener,
+            })
+        };
+        if self.systemd_sockets {
+            return self.listeners.iter().map(keep).collect();
         }
-        sockets::bind_all(&settings.binds, &mut reuse, &bind_options(settings))
+        let opts = bind_options(settings);
+        settings
+            .binds
+            .iter()
+            .map(
+                |bind| match self.listeners.iter().find(|b| &b.bind == bind) {
+                    Some(open) => keep(open),
+                    None => sockets::bind_one(bind, &opts).map(|listener| Bound {
+                        bind: bind.clone(),
+                        listener,
+                    }),
+                },
+            )
+            .collect()
     }
 
     fn fork_proof(&mut self, settings: &Settings) -> std::io::Result<(Pid, OwnedFd)> {
