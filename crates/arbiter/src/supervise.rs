@@ -38,6 +38,7 @@ pub(crate) struct Worker {
 pub(crate) struct Backoff {
     early_deaths: u32,
     not_before: Option<Instant>,
+    last_death: Option<Instant>,
 }
 
 impl Backoff {
@@ -47,13 +48,19 @@ impl Backoff {
             0 | 1 => Duration::ZERO,
             n => (Duration::from_millis(100) * 2u32.saturating_pow(n - 2)).min(MAX_BACKOFF),
         };
-        self.not_before = Some(Instant::now() + delay);
+        let now = Instant::now();
+        self.not_before = Some(now + delay);
+        self.last_death = Some(now);
         delay
     }
 
-    fn healthy(&mut self) {
-        self.early_deaths = 0;
-        self.not_before = None;
+    /// A worker spawned at `spawned` lived past the early-death window and is ready. It ends
+    /// the crash loop only if it was spawned after the last early death: healthy older workers
+    /// beside a slot that keeps crashing prove nothing about it.
+    fn survived(&mut self, spawned: Instant) {
+        if self.last_death.is_none_or(|death| spawned >= death) {
+            *self = Backoff::default();
+        }
     }
 
     fn may_spawn(&self) -> bool {
@@ -301,11 +308,16 @@ impl Arbiter {
             })
             .map(|(pid, w)| (w.spawned, *pid))
             .collect();
-        if current.iter().any(|(spawned, pid)| {
-            spawned.elapsed() > EARLY_DEATH
-                && self.board.slot(self.workers[pid].slot).state() == State::Ready
-        }) {
-            self.backoff.healthy();
+        let survivor = current
+            .iter()
+            .filter(|(spawned, pid)| {
+                spawned.elapsed() > EARLY_DEATH
+                    && self.board.slot(self.workers[pid].slot).state() == State::Ready
+            })
+            .map(|(spawned, _)| *spawned)
+            .max();
+        if let Some(spawned) = survivor {
+            self.backoff.survived(spawned);
         }
         if current.len() < self.num_workers {
             let missing = self.num_workers - current.len();
@@ -352,8 +364,22 @@ mod tests {
             b.died_early();
         }
         assert_eq!(b.died_early(), MAX_BACKOFF);
-        b.healthy();
+        b.survived(Instant::now());
         assert!(b.may_spawn());
+        assert_eq!(b.died_early(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_worker_older_than_the_crashes_does_not_end_the_backoff() {
+        let mut b = Backoff::default();
+        let old = Instant::now();
+        b.died_early();
+        b.died_early();
+        // A healthy worker beside the crashing slot, spawned before the deaths.
+        b.survived(old);
+        assert_eq!(b.died_early(), Duration::from_millis(200));
+        // A worker spawned after them survived: the loop is over.
+        b.survived(Instant::now());
         assert_eq!(b.died_early(), Duration::ZERO);
     }
 }
