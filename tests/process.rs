@@ -263,50 +263,62 @@ fn as_pid_1_it_stops_on_term_and_refuses_to_upgrade() {
     assert!(text().contains("Shutting down: Master"));
 }
 
+/// A server whose `NOTIFY_SOCKET` is a datagram socket of this test.
+struct Notified {
+    server: common::Server,
+    socket: std::os::unix::net::UnixDatagram,
+    _dir: tempfile::TempDir,
+}
+
+impl Notified {
+    fn start() -> Notified {
+        let dir = common::tempdir();
+        let path = dir.path().join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket.set_read_timeout(Some(PATIENCE)).unwrap();
+        let server = Spawn::new(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0"])
+            .env("NOTIFY_SOCKET", path.to_str().unwrap())
+            .start();
+        Notified {
+            server,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    /// The next message, as systemd would read it.
+    fn next(&self) -> String {
+        let mut buf = [0u8; 512];
+        let n = self.socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
 #[test]
 fn systemd_is_told_when_the_server_is_ready_reloads_and_stops() {
-    let dir = common::tempdir();
-    let path = dir.path().join("notify.sock");
-    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-    socket.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut server = Spawn::new(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0"])
-        .env("NOTIFY_SOCKET", path.to_str().unwrap())
-        .start();
-    let mut buf = [0u8; 512];
-    let mut next = || {
-        let n = socket.recv(&mut buf).expect("a notification");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
-    let ready = next();
+    let mut n = Notified::start();
+    let ready = n.next();
     assert!(ready.starts_with("READY=1\nMAINPID="), "{ready}");
-    server.signal(nix::sys::signal::Signal::SIGHUP);
-    assert_eq!(next(), "RELOADING=1");
-    assert!(next().starts_with("READY=1"));
-    server.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(next(), "STOPPING=1");
-    assert!(server.wait_exit(PATIENCE).is_some());
+    n.server.signal(nix::sys::signal::Signal::SIGHUP);
+    assert_eq!(n.next(), "RELOADING=1");
+    assert!(n.next().starts_with("READY=1"));
+    n.server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(n.next(), "STOPPING=1");
+    assert!(n.server.wait_exit(PATIENCE).is_some());
 }
 
 #[test]
 fn an_upgrade_hands_systemd_over_to_the_new_master() {
-    let dir = common::tempdir();
-    let path = dir.path().join("notify.sock");
-    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-    socket.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut server = Spawn::new(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0"])
-        .env("NOTIFY_SOCKET", path.to_str().unwrap())
-        .start();
-    let mut buf = [0u8; 512];
-    let mut next = || {
-        let n = socket.recv(&mut buf).expect("a notification");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
-    let old = server.master;
-    assert_eq!(next(), format!("READY=1\nMAINPID={old}\nSTATUS=1 workers"));
-    server.signal(nix::sys::signal::Signal::SIGUSR2);
+    let mut n = Notified::start();
+    let old = n.server.master;
+    assert_eq!(
+        n.next(),
+        format!("READY=1\nMAINPID={old}\nSTATUS=1 workers")
+    );
+    n.server.signal(nix::sys::signal::Signal::SIGUSR2);
     // The new master says it is ready, with its own pid (systemd heeds it only once it is
     // the main pid, or with NotifyAccess=all).
-    let ready = next();
+    let ready = n.next();
     let new: i32 = ready
         .strip_prefix("READY=1\nMAINPID=")
         .and_then(|rest| rest.lines().next())
@@ -314,18 +326,18 @@ fn an_upgrade_hands_systemd_over_to_the_new_master() {
         .unwrap_or_else(|| panic!("the new master's READY=1: {ready:?}"));
     assert_ne!(new, old);
     // The old master retires: it names its successor instead of saying the service stops.
-    server.signal(nix::sys::signal::Signal::SIGTERM);
-    let handover = next();
+    n.server.signal(nix::sys::signal::Signal::SIGTERM);
+    let handover = n.next();
     assert!(
         handover.starts_with(&format!("MAINPID={new}\n")),
         "{handover:?}\n{}",
-        server.log()
+        n.server.log()
     );
-    assert_eq!(server.wait_exit(PATIENCE).and_then(|s| s.code()), Some(0));
+    assert_eq!(n.server.wait_exit(PATIENCE).and_then(|s| s.code()), Some(0));
     // The new master serves on, and says STOPPING=1 when it stops.
     let new = nix::unistd::Pid::from_raw(new);
     nix::sys::signal::kill(new, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert_eq!(next(), "STOPPING=1");
+    assert_eq!(n.next(), "STOPPING=1");
     assert!(common::wait_until(PATIENCE, || nix::sys::signal::kill(
         new, None
     )

@@ -21,6 +21,19 @@ export RELEASE_BIN
 # The variables above, for the builder image's ENV.
 RELEASE_ENV_NAMES="TOOLS CARGO_BUILD_TARGET CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER CC_x86_64_unknown_linux_gnu CXX_x86_64_unknown_linux_gnu AR_x86_64_unknown_linux_gnu"
 
+# Exits with a message naming the script.
+fail() {
+    echo "$(basename "$0" .sh): FAIL: $*" >&2
+    exit 1
+}
+
+# The absolute path of the serve binary given as the script's one argument: `SERVE=$(serve_arg "$@")`.
+serve_arg() {
+    [ $# -eq 1 ] || fail "usage: $0 SERVE_BINARY"
+    [ -x "$1" ] || fail "$1: not an executable serve binary"
+    echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+}
+
 # Prints how long a command took, after it: `timed NAME CMD...`.
 timed() {
     local name=$1 start=$SECONDS

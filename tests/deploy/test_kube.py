@@ -1,0 +1,75 @@
+"""The Kubernetes manifests run for real with `podman kube play` (the Deployment with its two
+replicas and the ConfigMap mounted as /etc/serve), through the test overlay that
+.ci/deploy/kube-play.py writes: host network on 127.0.0.1, the local image. podman 4.3 runs no
+readiness probes and skips Services, so this test checks readiness itself; its
+`kube down` kills at once, so the pods are stopped with `podman pod stop -t N` first, as
+Kubernetes stops a pod: TERM, then the grace period.
+
+Run by .ci/suites/deploy.sh: python3 tests/deploy/test_kube.py
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+from common import ROOT, Load, check, free_port, podman, wait_ready
+
+TOOLS = os.environ.get("TOOLS", os.path.join(ROOT, "target", "ci-tools"))
+
+
+def main():
+    port = free_port()
+    out = os.path.join(tempfile.mkdtemp(prefix="serve-kube-"), "play.yaml")
+    subprocess.run(
+        [os.path.join(TOOLS, "bin", "python"), os.path.join(ROOT, ".ci", "deploy", "kube-play.py"), out, str(port)],
+        check=True,
+    )
+    podman("kube", "down", out, check_rc=False)
+    try:
+        podman("kube", "play", out, timeout=180)
+        pods = [p for p in podman("pod", "ps", "--format", "{{.Name}}").stdout.split() if p.startswith("serve-pod")]
+        check(len(pods) == 2, f"the Deployment's 2 replicas run as pods: {pods}")
+        check(wait_ready(port), "the pods answer /v2/health/ready on 127.0.0.1")
+
+        containers = [
+            c
+            for c in podman("ps", "--format", "{{.Names}}").stdout.split()
+            if c.startswith("serve-pod") and not c.endswith("-infra")
+        ]
+        check(len(containers) == 2, f"one serve container per pod: {containers}")
+        for c in containers:
+            conf = podman("exec", c, "cat", "/etc/serve/serve.toml").stdout
+            check("graceful_timeout" in conf, f"{c} reads serve.toml from the ConfigMap")
+            user = podman("exec", c, "id", "-u").stdout.strip()
+            check(user == "10001", f"{c} runs as the non-root user 10001 (got {user})")
+            ro = podman("exec", c, "sh", "-c", "touch /x 2>&1 || echo read-only", check_rc=False).stdout
+            check("read-only" in ro.lower(), f"{c}'s root filesystem is read-only")
+
+        # The pods stop as Kubernetes stops them, under load: no accepted request lost.
+        load = Load(port, conns=4)
+        check(load.wait_for(100), "the load flows to the pods")
+        # Both replicas take requests (each binds 127.0.0.1:PORT with SO_REUSEPORT); the
+        # ConfigMap's access log goes to the container's stdout.
+        time.sleep(1)
+        for c in containers:
+            logs = podman("logs", c).stdout + podman("logs", c).stderr
+            check("/v2/models/iris/infer" in logs, f"{c} answered requests (its access log)")
+        start = time.time()
+        podman("pod", "stop", "-t", "30", *pods, timeout=90)
+        took = time.time() - start
+        load.stop()
+        check(load.failed == 0, f"stopping the pods under load loses no accepted request: {load.summary()}")
+        for c in containers:
+            code = podman("inspect", c, "--format", "{{.State.ExitCode}}").stdout.strip()
+            check(code == "0", f"{c} exited 0 (got {code})")
+        print(f"   pods stopped in {took:.2f} s; {load.ok} requests answered, none failed", flush=True)
+    finally:
+        podman("kube", "down", out, check_rc=False)
+        # kube down leaves the ConfigMap's volume behind.
+        podman("volume", "rm", "-f", "serve-config", check_rc=False)
+
+
+if __name__ == "__main__":
+    main()
