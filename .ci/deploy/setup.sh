@@ -13,7 +13,8 @@ done
 if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${need[@]}" uidmap slirp4netns fuse-overlayfs
+    # With podman's recommends: catatonit (the pods' infra containers), the network plugins.
+    apt-get install -y -q "${need[@]}"
 fi
 
 # No systemd as PID 1 and no cgroup delegation here: runc with cgroupfs, and no default
