@@ -196,6 +196,43 @@ fn term_under_load_finishes_in_flight_requests_and_exits_0() {
     );
 }
 
+/// The app learns that the server stops (readiness turns 503 at once, while the worker
+/// still answers), and that a worker retiring on its own is only draining.
+#[test]
+fn the_app_is_told_the_server_stops_not_when_one_worker_retires() {
+    let _serial = serial();
+    let mut server = Spawn::new(
+        Bin::TestApp,
+        &["-w", "1", "-b", "127.0.0.1:0", "--max-requests", "3"],
+    )
+    .start();
+    server.wait_workers(1);
+    // The third request of the worker recycles it (it drains); a request on its other
+    // connection is still answered, draining and ready.
+    let mut c = Conn::open(server.addr()).unwrap();
+    let mut other = Conn::open(server.addr()).unwrap();
+    assert_eq!(
+        other.request("GET", "/ready", &[], b"").unwrap().status,
+        200
+    );
+    for _ in 0..2 {
+        assert_eq!(c.request("GET", "/ready", &[], b"").unwrap().status, 200);
+    }
+    let res = other.request("GET", "/ready", &[], b"").unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json()["draining"], true, "{}", res.text());
+    let mut recycled = Conn::open(server.addr()).unwrap();
+    let res = recycled.request("GET", "/ready", &[], b"").unwrap();
+    assert_eq!(res.status, 200, "a recycled worker's successor is ready");
+    // TERM: a request on a connection the worker still holds (within its 2 s drain grace)
+    // is answered, with readiness 503.
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_log("Handling signal: term", PATIENCE));
+    let res = recycled.request("GET", "/ready", &[], b"").unwrap();
+    assert_eq!(res.status, 503, "{}", res.text());
+    assert!(server.wait_exit(PATIENCE).is_some());
+}
+
 #[test]
 fn term_past_the_graceful_timeout_kills_and_still_exits_0() {
     let _serial = serial();

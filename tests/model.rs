@@ -173,27 +173,84 @@ fn preload_loads_once_in_the_master_before_forking() {
     assert_eq!(server.count_log("loaded in"), 1, "no worker loads it again");
 }
 
+/// A generation is immutable: the bytes proven at start are what every worker of it loads,
+/// a respawned one too, whatever the file becomes; a refused reload costs no readiness.
 #[test]
-fn a_model_file_that_disappears_or_breaks_makes_readiness_false() {
+fn a_generation_serves_the_model_it_was_proven_with_whatever_the_file_becomes() {
     let dir = common::tempdir();
     let model = dir.path().join("iris.onnx");
     std::fs::copy(examples("iris/model.onnx"), &model).unwrap();
     let server = start(
         Bin::Serve,
-        &["-w", "1", "-b", "127.0.0.1:0", model.to_str().unwrap()],
+        &["-w", "2", "-b", "127.0.0.1:0", model.to_str().unwrap()],
     );
-    assert_eq!(server.get("/v2/health/ready").status, 200);
-    std::fs::remove_file(&model).unwrap();
-    let res = server.get("/v2/health/ready");
-    assert_eq!(res.status, 503);
-    assert_eq!(res.json()["ready"], false);
-    assert_eq!(server.get("/v2/models/iris/ready").status, 503);
+    let workers = server.wait_workers(2);
+    assert_eq!(v2_label(&server, SETOSA), 0);
+    // The file breaks; a reload is refused; a worker dies and is replaced.
     std::fs::write(&model, b"not an onnx file").unwrap();
-    assert_eq!(server.get("/v2/health/ready").status, 503);
-    // Liveness is about the process, not the model.
-    assert_eq!(server.get("/v2/health/live").status, 200);
-    std::fs::copy(examples("iris/model.onnx"), &model).unwrap();
-    assert_eq!(server.get("/v2/health/ready").status, 200);
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_log("Reload failed", PATIENCE),
+        "{}",
+        server.log()
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(workers[0]), Signal::SIGKILL).unwrap();
+    assert!(common::wait_until(PATIENCE, || {
+        let now = server.workers();
+        now.len() == 2 && !now.contains(&workers[0])
+    }));
+    std::fs::remove_file(&model).unwrap();
+    // Every request is answered by the proven model, by both workers (the new one loads
+    // it lazily, from the bytes it inherited), and the server stays ready.
+    for _ in 0..60 {
+        assert_eq!(v2_label(&server, VIRGINICA), 2);
+        let ready = server.get("/v2/health/ready");
+        assert_eq!(ready.status, 200, "{}", ready.text());
+        assert_eq!(server.get("/v2/models/iris/ready").status, 200);
+    }
+    assert!(
+        server.count_log("model iris loaded in") >= 2,
+        "the respawned worker loaded the model: {}",
+        server.log()
+    );
+    assert_eq!(server.count_log("cannot be loaded"), 0, "{}", server.log());
+}
+
+/// Readiness is about the server, not one worker: it stays 200 while workers retire under
+/// load (max-requests recycles and a reload), as long as the server serves.
+#[test]
+fn readiness_stays_200_through_recycles_and_reloads_under_load() {
+    let _serial = serial();
+    let server = start(
+        Bin::Serve,
+        &["-w", "2", "-b", "127.0.0.1:0", "--max-requests", "40"],
+    );
+    server.wait_workers(2);
+    let body = format!(
+        r#"{{"inputs": [{{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": {SETOSA}}}]}}"#
+    );
+    let work = load::start_post(server.addr(), "/v2/models/iris/infer", &body, 4);
+    let probes = load::start(server.addr(), "/v2/health/ready", 2);
+    assert!(
+        common::wait_until(PATIENCE, || server.count_log("Autorestarting worker") >= 4),
+        "workers recycle: {}",
+        server.log()
+    );
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_log("Reload complete", PATIENCE),
+        "{}",
+        server.log()
+    );
+    assert!(probes.wait_for(100, PATIENCE));
+    let (work, probes) = (work.finish(), probes.finish());
+    assert_eq!(work.failed, 0, "{:?}", work.errors);
+    assert_eq!(
+        probes.failed, 0,
+        "readiness answered 503: {:?}",
+        probes.errors
+    );
+    assert!(probes.ok > 100);
 }
 
 #[test]

@@ -107,10 +107,13 @@ impl App for TestApp {
                     );
                     res
                 }
-                (Method::GET, "/ready") if cx.draining => {
-                    error_response(StatusCode::SERVICE_UNAVAILABLE, "draining")
+                // What the server tells the app: the server stops, this worker drains.
+                (Method::GET, "/ready") if cx.stopping => {
+                    error_response(StatusCode::SERVICE_UNAVAILABLE, "stopping")
                 }
-                (Method::GET, "/ready") => json(serde_json::json!({"ready": true})),
+                (Method::GET, "/ready") => {
+                    json(serde_json::json!({"ready": true, "draining": cx.draining}))
+                }
                 (Method::GET, "/client") => json(serde_json::json!({
                     "client": cx.client.map(|c| c.ip().to_string()),
                     "request_id": cx.request_id.to_string(),

@@ -39,9 +39,13 @@ pub struct Context {
     /// `X-Forwarded-For` when the peer is trusted by `--forwarded-allow-ips`.
     /// `None` on a unix socket.
     pub client: Option<SocketAddr>,
-    /// The worker is draining (stopping, reloading or recycling): readiness probes should fail
-    /// so that load balancers stop sending new work here.
+    /// This worker is draining (the server stops, or this worker retires after a reload,
+    /// `--max-requests` or TTOU): it finishes what it has and takes no new connection.
     pub draining: bool,
+    /// The server is stopping (TERM, INT, QUIT, or WINCH stopping every worker): readiness
+    /// probes should fail so that load balancers stop sending new work here. A worker that
+    /// retires while the server serves on is draining but not stopping: the server is ready.
+    pub stopping: bool,
     /// The request id, from `X-Request-Id` or made by the server; echoed in the response.
     pub request_id: Arc<str>,
 }

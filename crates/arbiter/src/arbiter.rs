@@ -312,6 +312,7 @@ impl Arbiter {
     fn handle_winch(&mut self) {
         tracing::info!("Stopping all workers gracefully; the master stays (HUP starts them again)");
         self.num_workers = 0;
+        self.mark_server_stopping();
     }
 
     /// Stops the server: closes the listeners, asks every worker to stop (TERM: finish what
@@ -357,10 +358,19 @@ impl Arbiter {
         } else {
             Signal::SIGQUIT
         };
+        self.mark_server_stopping();
         let now = Instant::now();
         for (pid, w) in &mut self.workers {
             w.stopping_since.get_or_insert(now);
             kill(*pid, sig);
+        }
+    }
+
+    /// Tells every worker that the server stops, so that readiness turns 503 (a worker
+    /// retired while the server serves on stays ready).
+    fn mark_server_stopping(&self) {
+        for w in self.workers.values() {
+            self.board.slot(w.slot).mark_server_stopping();
         }
     }
 

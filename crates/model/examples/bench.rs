@@ -48,6 +48,7 @@ fn cx() -> Context {
     Context {
         client: None,
         draining: false,
+        stopping: false,
         request_id: "bench".into(),
     }
 }

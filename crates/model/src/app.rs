@@ -1,12 +1,18 @@
 //! The [`App`] the worker calls, and the factory the `serve` binary hands to the master.
 //!
-//! Building the app resolves APP, reads every model's metadata and compiles the manifest
-//! routes; it builds no plan. That is also the master's start-time check (so a missing or
-//! broken file exits 4 before any fork), each worker's build, and, followed by
-//! [`App::warm`] which builds every plan, what `--preload` and the reload proof run.
+//! The factory resolves APP once, reading every model file into memory, on its first use:
+//! the master's start-time check (so a missing or broken file exits 4 before any fork), or
+//! the check that opens a reload. Workers are forked afterwards and inherit those bytes, so
+//! every worker of a generation, a respawned one too, serves the model the generation was
+//! proven with, whatever happens to the files later; a reload reads them again (a new
+//! factory) and proves them before any worker uses them.
+//!
+//! Building the app reads every model's metadata (from those bytes) and compiles the
+//! manifest routes; it builds no plan. That is the check, each worker's build, and, followed
+//! by [`App::warm`] which builds every plan, what `--preload` and the reload proof run.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serve_app::{App, AppError, AppFactory, BoxFuture, Context, Request, Response};
@@ -24,24 +30,35 @@ pub struct ModelApp {
 }
 
 impl ModelApp {
-    /// Builds the app (metadata only; plans are built lazily or by [`App::warm`]).
+    /// Resolves APP (reading its model files) and builds the app (metadata only; plans are
+    /// built lazily or by [`App::warm`]).
     pub fn new(opts: &ModelOptions) -> Result<ModelApp, String> {
-        let mut spec = resolve(opts.app.as_deref(), &settings(opts))?;
+        let spec = resolve(opts.app.as_deref(), &settings(opts))?;
+        Self::from_spec(&spec, opts)
+    }
+
+    /// Builds the app from a resolved APP, whose model bytes are already in memory.
+    fn from_spec(spec: &AppSpec, opts: &ModelOptions) -> Result<ModelApp, String> {
         let mut registry = Registry::default();
-        for m in std::mem::take(&mut spec.models) {
-            let model = Model::open(m.name, m.source, m.settings, opts.request_timeout)?
-                .with_version(m.version);
-            registry.add(model).map_err(|e| in_manifest(&spec, e))?;
+        for m in &spec.models {
+            let model = Model::open(
+                m.name.clone(),
+                m.source.clone(),
+                m.settings.clone(),
+                opts.request_timeout,
+            )?
+            .with_version(m.version.clone());
+            registry.add(model).map_err(|e| in_manifest(spec, e))?;
         }
         let mut routes: Vec<Route> = Vec::new();
         for entry in &spec.routes {
-            let route = Route::compile(entry, &registry).map_err(|e| in_manifest(&spec, e))?;
+            let route = Route::compile(entry, &registry).map_err(|e| in_manifest(spec, e))?;
             if routes
                 .iter()
                 .any(|r| r.path == route.path && r.method == route.method)
             {
                 return Err(in_manifest(
-                    &spec,
+                    spec,
                     format!("route {} {} is declared twice", route.method, route.path),
                 ));
             }
@@ -105,12 +122,29 @@ impl App for ModelApp {
 /// [`AppFactory::build`] in each worker (or once before forking with `--preload`).
 pub struct ModelAppFactory {
     opts: ModelOptions,
+    /// APP resolved and its model files read, by the first call (see the module's doc).
+    sealed: OnceLock<Result<AppSpec, String>>,
 }
 
 impl ModelAppFactory {
-    /// A factory for these options.
+    /// A factory for these options. Nothing is read until it is first used.
     pub fn new(opts: ModelOptions) -> Self {
-        ModelAppFactory { opts }
+        ModelAppFactory {
+            opts,
+            sealed: OnceLock::new(),
+        }
+    }
+
+    /// APP as resolved on first use, its model bytes in memory.
+    fn spec(&self) -> Result<&AppSpec, String> {
+        self.sealed
+            .get_or_init(|| resolve(self.opts.app.as_deref(), &settings(&self.opts)))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn app(&self) -> Result<ModelApp, String> {
+        ModelApp::from_spec(self.spec()?, &self.opts)
     }
 
     /// The options it was made with.
@@ -122,7 +156,7 @@ impl ModelAppFactory {
 impl AppFactory for ModelAppFactory {
     fn describe(&self) -> String {
         let source = |p: &Path| p.display().to_string();
-        match resolve(self.opts.app.as_deref(), &settings(&self.opts)) {
+        match self.spec() {
             Ok(spec) => {
                 let names: Vec<&str> = spec.models.iter().map(|m| m.name.as_str()).collect();
                 let from = match (&spec.manifest, self.opts.app.as_deref()) {
@@ -141,7 +175,7 @@ impl AppFactory for ModelAppFactory {
     }
 
     fn summary(&self) -> Vec<String> {
-        let Ok(app) = ModelApp::new(&self.opts) else {
+        let Ok(app) = self.app() else {
             return Vec::new();
         };
         let tensors = |list: &[crate::metadata::TensorMeta]| {
@@ -171,10 +205,10 @@ impl AppFactory for ModelAppFactory {
     }
 
     fn check(&self) -> Result<(), AppError> {
-        ModelApp::new(&self.opts).map(drop).map_err(AppError::from)
+        self.app().map(drop).map_err(AppError::from)
     }
 
     fn build(&self) -> Result<Arc<dyn App>, AppError> {
-        Ok(Arc::new(ModelApp::new(&self.opts).map_err(AppError::from)?))
+        Ok(Arc::new(self.app().map_err(AppError::from)?))
     }
 }

@@ -14,8 +14,8 @@
 //!   implementations: building, checking, warming.
 //! - [`resolve`]: what APP names (a file, a repository, an app directory, nothing).
 //! - [`manifest`]: the `app.toml` format (documented there).
-//! - [`registry`]: the models by name; each loads lazily, once, remembers a failed load
-//!   until its file changes, and reports readiness.
+//! - [`registry`]: the models by name; each loads lazily, once, from the bytes read before
+//!   the fork, remembers a failed load, and reports readiness.
 //! - [`loader`]: ONNX bytes → tract plans: one for any batch size, one for a single row
 //!   (or only the latter, when tract cannot plan a symbolic batch); tract's quirks.
 //! - [`metadata`]: inputs and outputs read from the protobuf without building, skipping

@@ -32,38 +32,53 @@ use tract_onnx::tract_hir::infer::ShapeFactoid;
 
 use crate::metadata::{Dim, ModelMeta};
 
-/// Where a model's bytes are.
+/// Where a model's bytes are: always in memory.
+///
+/// A model file is read once, when the app is resolved, which the master does before it
+/// forks: every build of that generation (the proof, `--preload`, each worker's lazy load,
+/// a worker respawned after a crash) uses the bytes the generation was proven with, whatever
+/// happens to the file afterwards. A new file is seen by a reload (HUP), which proves it first.
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// A file, read again on every build (so a reload sees the new file).
-    File(PathBuf),
+    /// A model file, as read when the app was resolved.
+    File {
+        /// Where it was read from (for messages, and for external tensor data).
+        path: PathBuf,
+        /// Its content.
+        bytes: bytes::Bytes,
+    },
     /// Bytes compiled into the binary (the default iris model) or made by a test.
     Bytes(&'static str, bytes::Bytes),
 }
 
 impl Source {
-    /// The bytes of the model file.
-    pub fn read(&self) -> Result<bytes::Bytes, String> {
+    /// Reads a model file; the error names the file and the cause.
+    pub fn read_file(path: PathBuf) -> Result<Source, String> {
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Source::File {
+                path,
+                bytes: bytes.into(),
+            }),
+            Err(e) => Err(format!("{}: cannot read: {}", path.display(), io_cause(&e))),
+        }
+    }
+
+    /// The model's bytes.
+    pub fn bytes(&self) -> &bytes::Bytes {
         match self {
-            Source::File(p) => std::fs::read(p)
-                .map(bytes::Bytes::from)
-                .map_err(|e| format!("cannot read: {}", io_cause(&e))),
-            Source::Bytes(_, b) => Ok(b.clone()),
+            Source::File { bytes, .. } | Source::Bytes(_, bytes) => bytes,
         }
     }
 
     /// The directory external tensor data is resolved against.
     fn dir(&self) -> Option<&Path> {
-        match self {
-            Source::File(p) => p.parent(),
-            Source::Bytes(..) => None,
-        }
+        self.path().and_then(Path::parent)
     }
 
     /// How logs and errors name it: the path, or `<embedded iris>`.
     pub fn display(&self) -> String {
         match self {
-            Source::File(p) => p.display().to_string(),
+            Source::File { path, .. } => path.display().to_string(),
             Source::Bytes(what, _) => format!("<{what}>"),
         }
     }
@@ -71,22 +86,15 @@ impl Source {
     /// The file path, if any.
     pub fn path(&self) -> Option<&Path> {
         match self {
-            Source::File(p) => Some(p),
+            Source::File { path, .. } => Some(path),
             Source::Bytes(..) => None,
         }
     }
 
-    /// Reads the metadata: the cheap check the master makes before forking.
-    /// Only the metadata's bytes are read: the weights are skipped, never allocated.
+    /// Reads the metadata: the cheap check the master makes before forking (the weights
+    /// are skipped, never decoded).
     pub fn read_meta(&self) -> Result<ModelMeta, String> {
-        match self {
-            Source::File(p) => {
-                let file =
-                    std::fs::File::open(p).map_err(|e| format!("cannot read: {}", io_cause(&e)))?;
-                ModelMeta::from_reader(file)
-            }
-            Source::Bytes(_, b) => ModelMeta::from_onnx(b),
-        }
+        ModelMeta::from_onnx(self.bytes())
     }
 }
 
@@ -159,21 +167,15 @@ impl std::fmt::Debug for Plan {
     }
 }
 
-/// Why a model cannot be built.
+/// Why a model cannot be built: the bytes cannot be served (only other bytes can change
+/// that). One line naming the cause.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BuildError {
-    /// The file cannot be read now (missing, unreadable): a later try may work.
-    Read(String),
-    /// The file's content cannot be served: only another file can change that.
-    Model(String),
-}
+pub struct BuildError(pub String);
 
 impl BuildError {
     /// The message: one line naming the cause.
     pub fn message(&self) -> &str {
-        match self {
-            BuildError::Read(m) | BuildError::Model(m) => m,
-        }
+        &self.0
     }
 }
 
@@ -191,23 +193,22 @@ impl std::fmt::Display for BuildError {
 /// 1 (a graph that computes shapes from its input's shape, as a `Reshape` whose target
 /// comes from `Shape`, may type only for a known batch). The error is the first attempt's.
 pub fn build(source: &Source, meta: &ModelMeta, batch_dim: bool) -> Result<Plan, BuildError> {
-    let bytes = source.read().map_err(BuildError::Read)?;
-    let proto = pb::ModelProto::decode(bytes)
-        .map_err(|e| BuildError::Model(format!("not an ONNX model ({e})")))?;
+    let proto = pb::ModelProto::decode(source.bytes().clone())
+        .map_err(|e| BuildError(format!("not an ONNX model ({e})")))?;
     let dir = source.dir();
     let strict = serve_onnx_ml::onnx();
     let relaxed = serve_onnx_ml::onnx().with_ignore_value_info(true);
     let with = |onnx, pin| build_with(onnx, &proto, dir, meta, batch_dim, pin);
     let first = match with(&strict, false) {
         Ok(plan) => return Ok(plan),
-        Err(Failure::Final(e)) => return Err(BuildError::Model(e)),
+        Err(Failure::Final(e)) => return Err(BuildError(e)),
         Err(Failure::Typing(e)) => e,
     };
     if let Ok(plan) = with(&relaxed, false) {
         return Ok(plan);
     }
     if !(batch_dim && has_batch(meta)) {
-        return Err(BuildError::Model(first));
+        return Err(BuildError(first));
     }
     for onnx in [&strict, &relaxed] {
         if let Ok(mut plan) = with(onnx, true) {
@@ -215,7 +216,7 @@ pub fn build(source: &Source, meta: &ModelMeta, batch_dim: bool) -> Result<Plan,
             return Ok(plan);
         }
     }
-    Err(BuildError::Model(format!(
+    Err(BuildError(format!(
         "{first} (nor with the batch pinned to 1)"
     )))
 }
@@ -598,9 +599,7 @@ mod tests {
 
     #[test]
     fn missing_files_say_so() {
-        let e = Source::File("/nonexistent/model.onnx".into())
-            .read()
-            .unwrap_err();
-        assert_eq!(e, "cannot read: no such file");
+        let e = Source::read_file("/nonexistent/model.onnx".into()).unwrap_err();
+        assert_eq!(e, "/nonexistent/model.onnx: cannot read: no such file");
     }
 }

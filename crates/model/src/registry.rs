@@ -7,62 +7,23 @@
 //! ends, so a request that gives up (timeout) neither cancels it nor lets a second build
 //! start.
 //!
-//! A failed build is remembered, logged once, and answered without building again: a model
-//! file tract cannot serve is answered 503 naming the cause (without `Retry-After`: trying
-//! again does not help) until the file changes (its size or modification time; then the
-//! next request builds again), as Triton answers a model that failed to load. A file that
-//! cannot be read (missing, unreadable) is answered 503 with `Retry-After`, and read again
-//! after a second or as soon as it changes.
-//! Meanwhile the model reports not ready with the cause.
-//!
-//! Readiness also watches the file: a model file that disappears or stops parsing after the
-//! start makes the model (and the server) not ready. A model not loaded yet is ready: it
-//! can serve, the first request just pays the load.
+//! A failed build is remembered, logged once, and answered 503 naming the cause without
+//! building again, as Triton answers a model that failed to load; the model then reports not
+//! ready with that cause. Its bytes cannot change (they were read before the fork, see
+//! [`Source`]), so neither can the verdict: a build fails only if the proof that let this
+//! generation start was wrong, which the master's proof makes a bug, not a state. A model not
+//! loaded yet is ready: it can serve, the first request just pays the load.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::error::ApiError;
 use crate::executor::{Executor, Inputs, Settings};
-use crate::loader::{self, BuildError, Plan, Source, io_cause};
+use crate::loader::{self, BuildError, Plan, Source};
 use crate::metadata::ModelMeta;
 use crate::outputs::Outputs;
 use crate::records::RecordSpec;
-
-/// The file's size and modification time, to notice a change without reading it.
-type Stamp = (u64, Option<SystemTime>);
-
-/// How long a file that could not be read is left alone before the next try (and the
-/// `Retry-After` its requests are answered with).
-const REREAD_AFTER_SECS: u32 = 1;
-const REREAD_AFTER: Duration = Duration::from_secs(REREAD_AFTER_SECS as u64);
-
-/// A failed build, remembered so that requests do not build again.
-#[derive(Clone, Debug)]
-struct Failed {
-    /// What requests and readiness answer: names the model, the file and the cause.
-    message: String,
-    /// The file's stamp before the failed build: another stamp is worth a new build.
-    stamp: Option<Stamp>,
-    /// For a file that could not be read: when to try again regardless of its stamp.
-    retry_at: Option<Instant>,
-}
-
-impl Failed {
-    /// True while the failure still holds: same file, and not due for another try.
-    fn holds(&self, stamp: Option<Stamp>) -> bool {
-        stamp == self.stamp && self.retry_at.is_none_or(|at| Instant::now() < at)
-    }
-
-    fn error(&self) -> ApiError {
-        match self.retry_at {
-            Some(_) => ApiError::retry_later(self.message.clone(), REREAD_AFTER_SECS),
-            None => ApiError::unavailable(self.message.clone()),
-        }
-        .already_logged()
-    }
-}
 
 /// One model of the app, in one worker.
 pub struct Model {
@@ -82,10 +43,9 @@ pub struct Model {
     pub version: String,
     plan: OnceLock<Arc<Plan>>,
     load_lock: Arc<tokio::sync::Mutex<()>>,
-    /// The last build's failure, until the file changes.
-    failed: Mutex<Option<Failed>>,
+    /// The last build's failure: what requests and readiness answer.
+    failed: Mutex<Option<String>>,
     builds: std::sync::atomic::AtomicU64,
-    stamp: Mutex<Option<Stamp>>,
     executor: OnceLock<Executor>,
 }
 
@@ -97,7 +57,6 @@ impl Model {
         settings: Settings,
         request_timeout: Option<Duration>,
     ) -> Result<Model, String> {
-        let stamp = source.path().and_then(|p| file_stamp(p).ok());
         let meta = source
             .read_meta()
             .map_err(|e| format!("{}: {e}", source.display()))?;
@@ -113,7 +72,6 @@ impl Model {
             load_lock: Arc::new(tokio::sync::Mutex::new(())),
             failed: Mutex::new(None),
             builds: Default::default(),
-            stamp: Mutex::new(stamp),
             executor: OnceLock::new(),
         })
     }
@@ -137,7 +95,6 @@ impl Model {
             return Ok(plan.clone());
         }
         let started = Instant::now();
-        let stamp = self.current_stamp();
         self.builds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // tract may panic on a model it half understands; that is a build failure too, and
@@ -146,7 +103,7 @@ impl Model {
             loader::build(&self.source, &self.meta, self.settings.batch_dim)
         }))
         .unwrap_or_else(|p| {
-            Err(BuildError::Model(format!(
+            Err(BuildError(format!(
                 "tract panicked: {}",
                 crate::executor::panic_text(&p)
             )))
@@ -168,23 +125,13 @@ impl Model {
                 Ok(self.plan.get().expect("just set").clone())
             }
             Err(e) => {
-                let transient = matches!(e, BuildError::Read(_));
-                let until = if !transient && self.source.path().is_some() {
-                    "; it will not be tried again until the file changes"
-                } else {
-                    ""
-                };
                 let message = format!(
                     "model {} ({}) cannot be loaded: {e}",
                     self.name,
                     self.source.display(),
                 );
-                tracing::error!("{message}{until}");
-                *lock(&self.failed) = Some(Failed {
-                    message: format!("{message}{until}"),
-                    stamp,
-                    retry_at: transient.then(|| Instant::now() + REREAD_AFTER),
-                });
+                tracing::error!("{message}");
+                *lock(&self.failed) = Some(message.clone());
                 Err(message)
             }
         }
@@ -195,21 +142,16 @@ impl Model {
         self.builds.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The file's stamp now (`None` for embedded bytes and for a file that is not there).
-    fn current_stamp(&self) -> Option<Stamp> {
-        self.source.path().and_then(|p| file_stamp(p).ok())
-    }
-
-    /// The remembered failure, while it holds.
+    /// The remembered failure, as requests get it: 503, logged already.
     fn failure(&self) -> Option<ApiError> {
         let failed = lock(&self.failed);
-        let f = failed.as_ref()?;
-        f.holds(self.current_stamp()).then(|| f.error())
+        failed
+            .as_ref()
+            .map(|m| ApiError::unavailable(m.clone()).already_logged())
     }
 
     /// The plan, built by the first caller while the others wait. A failed build is
-    /// answered from memory (503; with `Retry-After` for a file that could not be read)
-    /// until the file changes; the failure was logged once, when it happened.
+    /// answered from memory (503); the failure was logged once, when it happened.
     pub async fn plan(self: &Arc<Self>) -> Result<Arc<Plan>, ApiError> {
         if let Some(plan) = self.plan.get() {
             return Ok(plan.clone());
@@ -269,47 +211,14 @@ impl Model {
         self.executor.get().map_or(0, Executor::calls)
     }
 
-    /// Whether the model can serve: its last build did not fail, and its file is still
-    /// there and still parses (parsed again, off the I/O thread, only when it changed).
-    /// A build failure counts until the file changes: then the next request builds again.
-    pub async fn health(self: &Arc<Self>) -> Result<(), String> {
-        let path = self.source.path();
-        let stamp = path.map(file_stamp).transpose();
-        {
-            let mut failed = lock(&self.failed);
-            if let Some(f) = failed.as_ref() {
-                if f.holds(stamp.as_ref().ok().copied().flatten()) {
-                    return Err(f.message.clone());
-                }
-                *failed = None;
-            }
-        }
-        let Some(path) = path else {
-            return Ok(());
-        };
-        let stamp = stamp
-            .map_err(|e| format!("model {}: {}: {}", self.name, path.display(), io_cause(&e)))?
-            .expect("a file source has a stamp");
-        if *lock(&self.stamp) == Some(stamp) {
-            return Ok(());
-        }
-        let me = self.clone();
-        let parsed = tokio::task::spawn_blocking(move || me.source.read_meta())
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        match parsed {
-            Ok(_) => {
-                *lock(&self.stamp) = Some(stamp);
-                Ok(())
-            }
-            Err(e) => Err(format!("model {}: {}: {e}", self.name, path.display())),
+    /// Whether the model can serve: its last build did not fail. Nothing is read: the bytes
+    /// it serves were read once, before the fork.
+    pub fn health(&self) -> Result<(), String> {
+        match lock(&self.failed).as_ref() {
+            Some(message) => Err(message.clone()),
+            None => Ok(()),
         }
     }
-}
-
-fn file_stamp(path: &std::path::Path) -> std::io::Result<Stamp> {
-    let md = std::fs::metadata(path)?;
-    Ok((md.len(), md.modified().ok()))
 }
 
 /// Locks a mutex that guards plain data: a panic elsewhere cannot leave it inconsistent.
@@ -387,13 +296,13 @@ mod tests {
     #[tokio::test]
     async fn a_failed_build_is_503_remembered_and_not_built_again() {
         let m = model(fixtures::unimplemented_op());
-        assert!(m.health().await.is_ok(), "not loaded yet is ready");
+        assert!(m.health().is_ok(), "not loaded yet is ready");
         let inputs = || Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 2]).unwrap()));
         let e = m.infer(inputs()).await.unwrap_err();
         assert_eq!(e.status(), 503);
         assert!(e.message().contains("FancyOp"), "{e}");
         assert!(e.is_logged(), "logged once, where the build failed");
-        assert!(m.health().await.unwrap_err().contains("FancyOp"));
+        assert!(m.health().unwrap_err().contains("FancyOp"));
         let (a, b) = tokio::join!(m.infer(inputs()), m.infer(inputs()));
         for e in [a.unwrap_err(), b.unwrap_err()] {
             assert_eq!(e.status(), 503);
@@ -406,66 +315,20 @@ mod tests {
         assert!(!m.loaded());
     }
 
-    fn file_model(path: &std::path::Path) -> Arc<Model> {
-        Arc::new(
-            Model::open(
-                "m".into(),
-                Source::File(path.into()),
-                Settings::default(),
-                None,
-            )
-            .unwrap(),
-        )
-    }
-
     #[tokio::test]
-    async fn a_file_that_cannot_build_is_built_again_once_it_changes() {
-        let dir = TempDir::new("rebuild");
-        let path = dir.file("m.onnx", &fixtures::mistyped());
-        let m = file_model(&path);
-        let x = || Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 4]).unwrap()));
-        for _ in 0..3 {
-            let e = m.infer(x()).await.unwrap_err();
-            assert_eq!(e.status(), 503, "{e}");
-            assert!(
-                e.message().contains("tract cannot build the model")
-                    && e.message()
-                        .contains("not be tried again until the file changes"),
-                "{e}"
-            );
-            assert!(e.into_response().headers().get("retry-after").is_none());
-        }
-        assert_eq!(m.builds(), 1);
-        assert!(m.health().await.is_err());
-        // Another file (another size): the next request builds it.
-        std::fs::write(&path, fixtures::mistyped_fixed()).unwrap();
-        assert!(m.infer(x()).await.is_ok());
-        assert_eq!(m.builds(), 2);
-        assert!(m.health().await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn a_file_that_cannot_be_read_is_503_and_read_again_later() {
-        let dir = TempDir::new("reread");
+    async fn the_bytes_read_before_the_fork_are_served_whatever_the_file_becomes() {
+        let dir = TempDir::new("sealed");
         let path = dir.file("m.onnx", &fixtures::iris_like());
-        let m = file_model(&path);
+        let source = Source::read_file(path.clone()).unwrap();
+        let m = Arc::new(Model::open("m".into(), source, Settings::default(), None).unwrap());
+        // A broken file, then none: a respawned or lazily loading worker of this
+        // generation still builds the bytes it was proven with.
+        std::fs::write(&path, b"garbage, and longer than before").unwrap();
+        assert!(m.health().is_ok());
         std::fs::remove_file(&path).unwrap();
-        for _ in 0..2 {
-            let e = m.infer(x()).await.unwrap_err();
-            assert_eq!(e.status(), 503, "{e}");
-            assert!(e.message().contains("no such file"), "{e}");
-            assert!(e.is_logged());
-            let res = e.into_response();
-            assert_eq!(res.headers()["retry-after"], "1");
-        }
-        assert_eq!(m.builds(), 1, "not read again within a second");
-        assert!(m.health().await.unwrap_err().contains("no such file"));
-        std::fs::write(&path, fixtures::iris_like()).unwrap();
-        assert!(
-            m.infer(x()).await.is_ok(),
-            "the file is back: built at once"
-        );
-        assert_eq!(m.builds(), 2);
+        assert!(m.infer(x()).await.is_ok());
+        assert!(m.health().is_ok());
+        assert_eq!(m.builds(), 1);
     }
 
     #[test]
@@ -473,22 +336,6 @@ mod tests {
         let m = model(fixtures::iris_like());
         m.load_now().unwrap();
         assert!(m.loaded());
-    }
-
-    #[tokio::test]
-    async fn a_file_that_disappears_or_breaks_is_not_ready() {
-        let dir = TempDir::new("health");
-        let path = dir.file("m.onnx", &fixtures::iris_like());
-        let m = file_model(&path);
-        assert!(m.health().await.is_ok());
-        std::fs::write(&path, b"garbage, and longer than before").unwrap();
-        let e = m.health().await.unwrap_err();
-        assert!(e.contains("not an ONNX model"), "{e}");
-        std::fs::remove_file(&path).unwrap();
-        let e = m.health().await.unwrap_err();
-        assert!(e.contains("no such file"), "{e}");
-        std::fs::write(&path, fixtures::iris_like()).unwrap();
-        assert!(m.health().await.is_ok());
     }
 
     // The batcher waits 10 s for company, the request 10 ms; paused time jumps as soon as

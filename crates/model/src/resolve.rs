@@ -90,7 +90,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
         Some("onnx") => Ok(AppSpec {
             models: vec![ModelSpec {
                 name: file_model_name(app)?,
-                source: Source::File(app.to_path_buf()),
+                source: Source::read_file(app.to_path_buf())?,
                 settings: defaults.clone(),
                 version: DEFAULT_VERSION.into(),
             }],
@@ -188,7 +188,7 @@ fn manifest_model(
     };
     Ok(ModelSpec {
         name,
-        source: Source::File(path),
+        source: Source::read_file(path)?,
         settings,
         version,
     })
@@ -222,7 +222,7 @@ fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
         .map(|p| {
             Ok(ModelSpec {
                 name: file_model_name(&p)?,
-                source: Source::File(p),
+                source: Source::read_file(p)?,
                 settings: defaults.clone(),
                 version: DEFAULT_VERSION.into(),
             })

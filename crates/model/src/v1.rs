@@ -27,7 +27,7 @@ use crate::v2_request::shape_mismatch;
 
 /// `GET /v1/models/{m}`: TF-Serving's `model_version_status`.
 pub async fn status(model: &Arc<Model>) -> Response {
-    let (state, code, message) = match model.health().await {
+    let (state, code, message) = match model.health() {
         Ok(()) => ("AVAILABLE", "OK", String::new()),
         Err(e) => ("END", "UNAVAILABLE", e),
     };

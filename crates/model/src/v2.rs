@@ -35,10 +35,12 @@ pub fn live() -> Response {
     json_response(StatusCode::OK, r#"{"live":true}"#)
 }
 
-/// `GET /v2/health/ready`: not draining and every model servable.
+/// `GET /v2/health/ready`: the server is not stopping and every model can serve. A worker
+/// that retires (a reload, `--max-requests`) while the server serves on answers ready: the
+/// server is.
 pub async fn ready(registry: &Registry, cx: &Context) -> Response {
-    let verdict = if cx.draining {
-        Err("the worker is draining".to_string())
+    let verdict = if cx.stopping {
+        Err("the server is stopping".to_string())
     } else {
         check_all(registry).await
     };
@@ -53,7 +55,7 @@ pub async fn ready(registry: &Registry, cx: &Context) -> Response {
 
 async fn check_all(registry: &Registry) -> Result<(), String> {
     for model in registry.models() {
-        model.health().await?;
+        model.health()?;
     }
     Ok(())
 }
@@ -82,7 +84,7 @@ pub async fn repository_index(registry: &Registry, body: &[u8]) -> Result<Respon
     };
     let mut index = Vec::new();
     for model in registry.models() {
-        let entry = match model.health().await {
+        let entry = match model.health() {
             Ok(()) => serde_json::json!({
                 "name": model.name, "version": model.version, "state": "READY", "reason": "",
             }),
@@ -101,10 +103,10 @@ pub async fn repository_index(registry: &Registry, body: &[u8]) -> Result<Respon
 
 /// `GET /v2/models/{m}/ready`.
 pub async fn model_ready(model: &Arc<Model>, cx: &Context) -> Response {
-    let verdict = if cx.draining {
-        Err("the worker is draining".to_string())
+    let verdict = if cx.stopping {
+        Err("the server is stopping".to_string())
     } else {
-        model.health().await
+        model.health()
     };
     let (status, body) = match verdict {
         Ok(()) => (
@@ -227,4 +229,44 @@ fn encode(
     res.headers_mut()
         .insert(HEADER_LENGTH, HeaderValue::from(json_len));
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::Settings;
+    use crate::fixtures;
+    use crate::loader::Source;
+
+    fn registry() -> Registry {
+        let mut r = Registry::default();
+        let source = Source::Bytes("test", fixtures::iris_like().into());
+        r.add(Model::open("iris".into(), source, Settings::default(), None).unwrap())
+            .unwrap();
+        r
+    }
+
+    #[tokio::test]
+    async fn readiness_is_about_the_server_not_one_worker() {
+        let r = registry();
+        let cx = |draining, stopping| Context {
+            draining,
+            stopping,
+            ..Context::default()
+        };
+        assert_eq!(ready(&r, &cx(false, false)).await.status(), 200);
+        // A worker retiring (reload, max-requests) while the server serves on: ready.
+        assert_eq!(ready(&r, &cx(true, false)).await.status(), 200);
+        let iris = r.get("iris").unwrap();
+        assert_eq!(model_ready(iris, &cx(true, false)).await.status(), 200);
+        // The server stops: not ready.
+        let res = ready(&r, &cx(true, true)).await;
+        assert_eq!(res.status(), 503);
+        assert!(
+            std::str::from_utf8(res.body())
+                .unwrap()
+                .contains("the server is stopping")
+        );
+        assert_eq!(model_ready(iris, &cx(true, true)).await.status(), 503);
+    }
 }

@@ -152,14 +152,13 @@ struct Case {
 
 impl Case {
     fn load(onnx: &Path) -> Result<Case, String> {
-        let bytes = std::fs::read(onnx).map_err(|e| format!("cannot read the model: {e}"))?;
+        let source = Source::read_file(onnx.to_path_buf())?;
         let text = std::fs::read_to_string(onnx.with_extension("json"))
             .map_err(|e| format!("cannot read the labels: {e}"))?;
         let labels: Value = serde_json::from_str(&text).map_err(|e| format!("bad labels: {e}"))?;
-        let meta = ModelMeta::from_onnx(&bytes).map_err(|e| format!("metadata: {e}"))?;
+        let meta = source.read_meta().map_err(|e| format!("metadata: {e}"))?;
         // The batch dimension is on, as serve's default settings have it.
-        let plan = build(&Source::File(onnx.to_path_buf()), &meta, true)
-            .map_err(|e| format!("load: {e}"))?;
+        let plan = build(&source, &meta, true).map_err(|e| format!("load: {e}"))?;
         let inputs = meta
             .inputs
             .iter()

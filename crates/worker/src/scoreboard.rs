@@ -37,6 +37,9 @@ pub struct Slot {
     in_flight: AtomicU64,
     current_since_ms: AtomicU64,
     current: [AtomicU64; CURRENT_WORDS],
+    /// Set by the master when the server stops (TERM, INT, QUIT) or stops its workers
+    /// (WINCH), as opposed to retiring this one worker (reload, max-requests, TTOU).
+    server_stopping: AtomicU32,
 }
 
 impl Slot {
@@ -53,6 +56,7 @@ impl Slot {
         for w in &self.current {
             w.store(0, Relaxed);
         }
+        self.server_stopping.store(0, Relaxed);
         self.set_state(State::Booting);
     }
 
@@ -90,6 +94,18 @@ impl Slot {
     /// Sets the state.
     pub fn set_state(&self, state: State) {
         self.state.store(state as u32, Relaxed);
+    }
+
+    /// Tells the worker the server is stopping, not only this worker (called by the master
+    /// before it signals the worker).
+    pub fn mark_server_stopping(&self) {
+        self.server_stopping.store(1, Relaxed);
+    }
+
+    /// Whether the server is stopping: what readiness answers (a worker that retires while
+    /// the server goes on serving stays ready).
+    pub fn server_stopping(&self) -> bool {
+        self.server_stopping.load(Relaxed) != 0
     }
 
     /// Proves the worker's event loop is alive.

@@ -93,6 +93,7 @@ impl Service {
                     let cx = Context {
                         client,
                         draining: shared.drain.is_draining(),
+                        stopping: shared.slot.server_stopping(),
                         request_id: request_id.clone(),
                     };
                     self.call_app(parts, body, cx).await

@@ -59,14 +59,14 @@ pub async fn call(app: &Arc<dyn App>, method: &str, path: &str, body: impl Into<
     call_with(app, method, path, &[], body, false).await
 }
 
-/// Calls the app with headers, and as a draining worker if asked.
+/// Calls the app with headers, and as a worker of a stopping server if asked.
 pub async fn call_with(
     app: &Arc<dyn App>,
     method: &str,
     path: &str,
     headers: &[(&str, String)],
     body: impl Into<Bytes>,
-    draining: bool,
+    stopping: bool,
 ) -> Answer {
     let mut req = http::Request::builder().method(method).uri(path);
     for (k, v) in headers {
@@ -75,7 +75,8 @@ pub async fn call_with(
     let req = req.body(body.into()).unwrap();
     let cx = Context {
         client: None,
-        draining,
+        draining: stopping,
+        stopping,
         request_id: "test".into(),
     };
     let res = app.call(req, cx).await;
