@@ -121,12 +121,24 @@ struct Job {
     reply: oneshot::Sender<Result<Outputs, ApiError>>,
 }
 
+/// What a model's runner has done, counted as it goes (tests read it; metrics will).
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// tract calls made (fewer than requests when batching works).
+    pub calls: AtomicU64,
+    /// Rows run through the model.
+    pub rows: AtomicU64,
+    /// Queued requests dropped before they reached the model because nobody waited for
+    /// the answer any more: the client disconnected, or the request timed out.
+    pub cancelled: AtomicU64,
+}
+
 /// The handle requests use to reach a model's runner.
 pub struct Executor {
     tx: mpsc::Sender<Job>,
     name: Arc<str>,
     max_queue: usize,
-    calls: Arc<AtomicU64>,
+    activity: Arc<Activity>,
 }
 
 impl Executor {
@@ -143,7 +155,7 @@ impl Executor {
     fn start_with(name: &str, plan: Arc<Plan>, settings: Settings, costs: Costs) -> Executor {
         let (tx, rx) = mpsc::channel(settings.max_queue.max(1));
         let max_queue = settings.max_queue.max(1);
-        let calls = Arc::new(AtomicU64::new(0));
+        let activity = Arc::new(Activity::default());
         let runner = Runner {
             name: name.into(),
             plan,
@@ -151,20 +163,25 @@ impl Executor {
             rx,
             carry: None,
             costs,
-            calls: calls.clone(),
+            activity: activity.clone(),
         };
         tokio::spawn(runner.run());
         Executor {
             tx,
             name: name.into(),
             max_queue,
-            calls,
+            activity,
         }
     }
 
     /// How many tract calls the runner has made (fewer than requests when batching works).
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        self.activity.calls.load(Ordering::Relaxed)
+    }
+
+    /// What the runner has done.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     /// Queues the inputs and waits for their outputs.
@@ -202,7 +219,7 @@ struct Runner {
     /// A job taken off the queue that did not fit the previous batch.
     carry: Option<Job>,
     costs: Costs,
-    calls: Arc<AtomicU64>,
+    activity: Arc<Activity>,
 }
 
 /// How a call of several rows pays back its cost against busy time: after a merged (or
@@ -314,17 +331,28 @@ impl Runner {
         }
     }
 
-    /// The next job whose requester still waits (a timed-out request is skipped).
+    /// The next job whose requester still waits (one that left is skipped).
     async fn next_job(&mut self) -> Option<Job> {
         loop {
             let job = match self.carry.take() {
                 Some(job) => job,
                 None => self.rx.recv().await?,
             };
-            if !job.reply.is_closed() {
+            if self.wanted(&job) {
                 return Some(job);
             }
         }
+    }
+
+    /// Whether someone still waits for this job's answer. A request whose client
+    /// disconnected, or which timed out, dropped its end: it never reaches the model, and
+    /// is counted.
+    fn wanted(&self, job: &Job) -> bool {
+        let wanted = !job.reply.is_closed();
+        if !wanted {
+            self.activity.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+        wanted
     }
 
     /// Adds to the batch the jobs that fit, as long as they are waiting (or arrive before
@@ -349,7 +377,7 @@ impl Runner {
                 },
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
-            if job.reply.is_closed() {
+            if !self.wanted(&job) {
                 continue;
             }
             if rows + job.inputs.rows > max || !batch[0].inputs.stacks_with(&job.inputs) {
@@ -383,6 +411,11 @@ impl Runner {
     }
 
     async fn execute(&mut self, mut batch: Vec<Job>) {
+        // Requests that left while the batch waited for company.
+        batch.retain(|job| self.wanted(job));
+        if batch.is_empty() {
+            return;
+        }
         let counts: Vec<usize> = batch.iter().map(|j| j.inputs.rows).collect();
         let rows: usize = counts.iter().sum();
         let started = Instant::now();
@@ -436,7 +469,10 @@ impl Runner {
         stacking: Duration,
     ) -> Result<Vec<Tensor>, ApiError> {
         let calls = if way == Way::Rows { rows } else { 1 };
-        self.calls.fetch_add(calls as u64, Ordering::Relaxed);
+        self.activity
+            .calls
+            .fetch_add(calls as u64, Ordering::Relaxed);
+        self.activity.rows.fetch_add(rows as u64, Ordering::Relaxed);
         let inline = self.settings.inline_below == Duration::MAX
             || self
                 .expected(way, rows)
@@ -649,6 +685,45 @@ mod tests {
         assert_eq!(a.view(0).unwrap().shape, vec![1, 3]);
         assert_eq!(b.view(0).unwrap().shape, vec![2, 3]);
         assert_eq!((first_row(&a), first_row(&b)), expected);
+    }
+
+    // The batch waits 10 s for company; paused time runs it once every task idles.
+    #[tokio::test(start_paused = true)]
+    async fn requests_whose_clients_left_never_reach_the_model_and_are_counted() {
+        let settings = Settings {
+            batch_timeout: Duration::from_secs(10),
+            ..always_merge()
+        };
+        let exec = Arc::new(Executor::start(
+            "iris",
+            plan(fixtures::iris_like()),
+            settings,
+        ));
+        let submit = |row: [f32; 4]| {
+            let exec = exec.clone();
+            tokio::spawn(async move { exec.submit(rows(&[row])).await })
+        };
+        let first = submit([1.0, 0.0, 0.0, 0.0]);
+        tokio::task::yield_now().await;
+        let left: Vec<_> = (0..3).map(|_| submit([0.0, 1.0, 0.0, 0.0])).collect();
+        let last = submit([0.0, 0.0, 0.0, 1.0]);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // Three clients disconnect (hyper drops their request futures) while queued.
+        for task in &left {
+            task.abort();
+        }
+        assert!(first.await.unwrap().is_ok());
+        assert!(last.await.unwrap().is_ok());
+        let a = exec.activity();
+        assert_eq!(a.cancelled.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            a.rows.load(Ordering::Relaxed),
+            2,
+            "only the two still wanted ran"
+        );
+        assert_eq!(a.calls.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]

@@ -211,6 +211,11 @@ impl Model {
         self.executor.get().map_or(0, Executor::calls)
     }
 
+    /// What the model's runner has done, once it exists.
+    pub fn activity(&self) -> Option<&crate::executor::Activity> {
+        self.executor.get().map(Executor::activity)
+    }
+
     /// Whether the model can serve: its last build did not fail. Nothing is read: the bytes
     /// it serves were read once, before the fork.
     pub fn health(&self) -> Result<(), String> {
