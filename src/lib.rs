@@ -172,12 +172,7 @@ fn fail(config: &Config, code: i32, message: &str) -> i32 {
 /// panic inside an app is also caught and answered 500 by the worker.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let what = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(non-string payload)".to_string());
+        let what = serve_app::panic_message(info.payload());
         match info.location() {
             Some(l) => tracing::error!("panic at {}:{}: {what}", l.file(), l.line()),
             None => tracing::error!("panic: {what}"),

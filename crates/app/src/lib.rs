@@ -134,6 +134,18 @@ impl From<&str> for AppError {
 /// The content type of every JSON answer.
 pub const APPLICATION_JSON: &str = "application/json";
 
+/// The message a panic carried (`panic!("...")` gives a `&str` or a `String`), for the
+/// error line or answer that replaces it.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}
+
 /// A JSON response with this status and an already serialised body.
 pub fn json_response(status: http::StatusCode, body: impl Into<Bytes>) -> Response {
     let mut res = Response::new(body.into());

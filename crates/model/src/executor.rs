@@ -605,7 +605,12 @@ pub fn run_model(
 ) -> Result<Vec<Tensor>, ApiError> {
     let inputs: TVec<TValue> = inputs.into_iter().map(|t| t.into_tvalue()).collect();
     let outputs = catch_unwind(AssertUnwindSafe(|| model.run(inputs)))
-        .map_err(|p| ApiError::internal(format!("inference panicked: {}", panic_text(&p))))?
+        .map_err(|p| {
+            ApiError::internal(format!(
+                "inference panicked: {}",
+                serve_app::panic_message(&*p)
+            ))
+        })?
         .map_err(|e| ApiError::internal(format!("inference failed: {}", chain(&e))))?;
     outputs
         .into_iter()
@@ -620,17 +625,6 @@ pub fn run_model(
             }
         })
         .collect()
-}
-
-/// The message of a caught panic.
-pub(crate) fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
-    }
 }
 
 #[cfg(test)]

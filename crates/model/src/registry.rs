@@ -105,7 +105,7 @@ impl Model {
         .unwrap_or_else(|p| {
             Err(BuildError(format!(
                 "tract panicked: {}",
-                crate::executor::panic_text(&p)
+                serve_app::panic_message(&*p)
             )))
         });
         match built {

@@ -80,7 +80,7 @@ fn corpus_models_answer_as_their_reference() {
                 continue;
             }
             Ok(Err(e)) => e,
-            Err(panic) => format!("panicked: {}", panic_message(&*panic)),
+            Err(panic) => format!("panicked: {}", serve_app::panic_message(&*panic)),
         };
         failures.push(format!("{name}: {verdict}"));
     }
@@ -104,14 +104,6 @@ fn corpus_models_answer_as_their_reference() {
         failures.is_empty(),
         "{summary} (the failing cases are listed above)"
     );
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// Builds the case's model as serve does and compares its answers to onnxruntime's.
