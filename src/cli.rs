@@ -3,6 +3,10 @@
 //! Every field is optional here so that the layers (command line, `SERVE_CMD_ARGS`, the config
 //! file) can be told apart and merged by precedence in [`crate::config`]; the defaults live in
 //! [`crate::config::Defaults`] and are shown in `--help` (a test keeps the two in step).
+//!
+//! The flags' doc comments are clap's `--help` text, written for a terminal: `[IPV6]:PORT` is
+//! an address form there, not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 

@@ -15,6 +15,8 @@
 //! This is the only crate of serve with `unsafe` code: fork, mmap, sigaction, adopting
 //! inherited descriptors. Each block says why it is sound.
 
+#![deny(missing_docs)]
+
 pub mod arbiter;
 mod notify;
 mod process;

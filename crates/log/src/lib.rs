@@ -7,12 +7,14 @@
 //!   after logrotate moved them (SIGUSR1).
 //! - [`error_log`]: a minimal `tracing` subscriber that turns events into error-log lines. The
 //!   level is a global that a reload can change.
-//! - [`access`]: the access log: a format string compiled once into atoms, one line per request.
+//! - [`access`](mod@access): the access log: a format string compiled once into atoms, one line per request.
 //!
 //! Both logs are process globals. The master configures them before forking and the workers
 //! inherit them; a reload (SIGHUP) reconfigures them in the master, and new workers inherit the
 //! new configuration. Every line is written with a single `write(2)` on an `O_APPEND` file, so
 //! lines from the master and the workers never interleave within a line.
+
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod access;

@@ -16,6 +16,8 @@
 //! - `limits`, `body`: gunicorn's request limits; body size, time and decompression.
 //! - `app_cell`: the app, preloaded or built on the first request.
 //! - `catch`: panics in the app become 500s.
+
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod app_cell;
