@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 pub use serve_app as app;
 use serve_app::AppFactory;
-use serve_arbiter::{APP_LOAD_ERROR, Arbiter, CONFIG_ERROR, Settings};
+use serve_arbiter::{Arbiter, ExitCode, Settings};
 
 use crate::config::{LoadError, Sources};
 use crate::resolve::{Config, Env};
@@ -42,11 +42,11 @@ pub fn main_with(make_app: MakeApp) -> i32 {
     let sources = Sources::from_env();
     let config = match load(&sources) {
         Ok(c) => c,
-        Err(Exit(code)) => return code,
+        Err(Exit(code)) => return code.code(),
     };
     if config.print_config {
         print!("{}", config.config.to_toml());
-        return 0;
+        return ExitCode::Ok.code();
     }
     if config.probe {
         return probe::run(&config.config.binds);
@@ -57,12 +57,12 @@ pub fn main_with(make_app: MakeApp) -> i32 {
         eprintln!(
             "serve: error: {e}; pass --error-logfile or --access-logfile with a writable path"
         );
-        return CONFIG_ERROR;
+        return ExitCode::Config.code();
     }
     install_panic_hook();
     let settings = match build_settings(&config, make_app) {
         Ok(s) => s,
-        Err(e) => return fail(&config, CONFIG_ERROR, &e),
+        Err(e) => return fail(&config, ExitCode::Config, &e),
     };
     if check_config {
         // The same proof as the first boot's: every model is built, not only read.
@@ -74,11 +74,11 @@ pub fn main_with(make_app: MakeApp) -> i32 {
         return match proved {
             Ok(()) => {
                 println!("Config OK: {}", settings.app.describe());
-                0
+                ExitCode::Ok.code()
             }
             Err(e) => fail(
                 &config,
-                APP_LOAD_ERROR,
+                ExitCode::AppLoad,
                 &format!("cannot load the app: {e}"),
             ),
         };
@@ -107,18 +107,22 @@ struct Loaded {
     probe: bool,
 }
 
-struct Exit(i32);
+struct Exit(ExitCode);
 
 fn load(sources: &Sources) -> Result<Loaded, Exit> {
     let opts = match sources.load() {
         Ok(o) => o,
         Err(LoadError::Info(text)) => {
             print!("{text}");
-            return Err(Exit(0));
+            return Err(Exit(ExitCode::Ok));
         }
         Err(LoadError::Config(e)) => {
             eprintln!("serve: error: {}", e.message);
-            return Err(Exit(if e.usage { 2 } else { CONFIG_ERROR }));
+            return Err(Exit(if e.usage {
+                ExitCode::Usage
+            } else {
+                ExitCode::Config
+            }));
         }
     };
     let (print_config, check_config, probe) = (opts.print_config, opts.check_config, opts.probe);
@@ -131,7 +135,7 @@ fn load(sources: &Sources) -> Result<Loaded, Exit> {
         }),
         Err(e) => {
             eprintln!("serve: error: {}", e.message);
-            Err(Exit(CONFIG_ERROR))
+            Err(Exit(ExitCode::Config))
         }
     }
 }
@@ -160,12 +164,12 @@ fn build_settings(config: &Config, make_app: MakeApp) -> Result<Settings, String
 }
 
 /// Reports a fatal error on one line: in the error log, and on stderr when the log is a file.
-fn fail(config: &Config, code: i32, message: &str) -> i32 {
+fn fail(config: &Config, code: ExitCode, message: &str) -> i32 {
     tracing::error!("{message}");
     if !matches!(config.log().error_log, serve_log::Target::Stderr) {
         eprintln!("serve: error: {message}");
     }
-    code
+    code.code()
 }
 
 /// Panics are logged as error lines (with their location) rather than raw stderr text. A

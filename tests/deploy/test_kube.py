@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from common import ROOT, Load, check, free_port, podman, wait_ready
+from common import ROOT, V2_BODY, V2_PATH, Load, check, free_port, podman, request, wait_ready
 
 TOOLS = os.environ.get("TOOLS", os.path.join(ROOT, "target", "ci-tools"))
 
@@ -47,15 +47,20 @@ def main():
             ro = podman("exec", c, "sh", "-c", "touch /x 2>&1 || echo read-only", check_rc=False).stdout
             check("read-only" in ro.lower(), f"{c}'s root filesystem is read-only")
 
-        # The pods stop as Kubernetes stops them, under load: no accepted request lost.
-        load = Load(port, conns=4)
-        check(load.wait_for(100), "the load flows to the pods")
-        # Both replicas take requests (each binds 127.0.0.1:PORT with SO_REUSEPORT); the
-        # ConfigMap's access log goes to the container's stdout.
+        # Both replicas take requests: each binds 127.0.0.1:PORT with SO_REUSEPORT and the
+        # kernel spreads new connections by a hash of their ports, so 40 new connections all
+        # reaching one pod would happen once in 2^39 runs. The ConfigMap's access log goes to
+        # the container's stdout.
+        statuses = [request(port, "POST", V2_PATH, V2_BODY)[0] for _ in range(40)]
+        check(statuses == [200] * 40, f"40 inferences on new connections: {set(statuses)}")
         time.sleep(1)
         for c in containers:
             logs = podman("logs", c).stdout + podman("logs", c).stderr
-            check("/v2/models/iris/infer" in logs, f"{c} answered requests (its access log)")
+            check(V2_PATH in logs, f"{c} answered requests (its access log)")
+
+        # The pods stop as Kubernetes stops them, under load: no accepted request lost.
+        load = Load(port, conns=4)
+        check(load.wait_for(100), "the load flows to the pods")
         start = time.time()
         podman("pod", "stop", "-t", "30", *pods, timeout=90)
         took = time.time() - start

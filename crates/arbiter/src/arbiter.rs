@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serve_app::App;
-use serve_worker::WORKER_BOOT_ERROR;
+use serve_worker::ExitCode;
 
 use crate::process::{self, PidFile};
 use crate::scoreboard::Scoreboard;
@@ -24,19 +24,15 @@ use crate::sockets::{self, BindOptions, Bound};
 use crate::supervise::{Backoff, Worker};
 use crate::upgrade::Reload;
 
-/// The exit code when the app cannot be loaded at first boot (gunicorn's `APP_LOAD_ERROR`).
-pub const APP_LOAD_ERROR: i32 = 4;
-/// The exit code for configuration and bind errors.
-pub const CONFIG_ERROR: i32 = 1;
-
 /// Reads the configuration again, for a reload.
 pub type Reloader = Box<dyn FnMut() -> Result<Settings, String>>;
 
 /// Why the master could not start: an exit code and a one-line message.
 #[derive(Debug)]
 pub struct StartError {
-    /// The process exit code: 1 (configuration, bind) or 4 (app).
-    pub code: i32,
+    /// How the process exits: [`ExitCode::Config`] (configuration, bind) or
+    /// [`ExitCode::AppLoad`].
+    pub code: ExitCode,
     /// What went wrong and how to fix it.
     pub message: String,
 }
@@ -44,7 +40,7 @@ pub struct StartError {
 impl StartError {
     fn config(message: impl Into<String>) -> Self {
         StartError {
-            code: CONFIG_ERROR,
+            code: ExitCode::Config,
             message: message.into(),
         }
     }
@@ -59,7 +55,7 @@ pub(crate) enum Phase {
     Stopping {
         graceful: bool,
         deadline: Instant,
-        code: i32,
+        code: ExitCode,
     },
 }
 
@@ -111,7 +107,7 @@ impl Arbiter {
             .collect();
 
         settings.app.check().map_err(|e| StartError {
-            code: APP_LOAD_ERROR,
+            code: ExitCode::AppLoad,
             message: format!("cannot load the app: {e}"),
         })?;
 
@@ -158,12 +154,12 @@ impl Arbiter {
 
         let preloaded = if settings.preload {
             Some(preload(&settings).map_err(|message| StartError {
-                code: APP_LOAD_ERROR,
+                code: ExitCode::AppLoad,
                 message,
             })?)
         } else {
             crate::upgrade::prove_at_boot(&settings, pid).map_err(|message| StartError {
-                code: APP_LOAD_ERROR,
+                code: ExitCode::AppLoad,
                 message,
             })?;
             None
@@ -261,8 +257,8 @@ impl Arbiter {
         }
         match sig {
             Signal::SIGHUP => self.handle_hup(),
-            Signal::SIGTERM => self.stop(true, 0),
-            Signal::SIGINT | Signal::SIGQUIT => self.stop(false, 0),
+            Signal::SIGTERM => self.stop(true, ExitCode::Ok),
+            Signal::SIGINT | Signal::SIGQUIT => self.stop(false, ExitCode::Ok),
             Signal::SIGTTIN => self.handle_ttin(),
             Signal::SIGTTOU => self.handle_ttou(),
             Signal::SIGUSR1 => self.handle_usr1(),
@@ -317,7 +313,7 @@ impl Arbiter {
 
     /// Stops the server: closes the listeners, asks every worker to stop (TERM: finish what
     /// you have; QUIT: now), and exits once they are gone or the graceful timeout ran out.
-    pub(crate) fn stop(&mut self, graceful: bool, code: i32) {
+    pub(crate) fn stop(&mut self, graceful: bool, code: ExitCode) {
         let deadline = Instant::now() + self.settings.graceful_timeout;
         match self.phase {
             Phase::Stopping {
@@ -375,7 +371,7 @@ impl Arbiter {
     }
 
     /// Stops at once with this exit code (first boot failures).
-    pub(crate) fn halt(&mut self, code: i32, reason: &str) {
+    pub(crate) fn halt(&mut self, code: ExitCode, reason: &str) {
         tracing::error!("{reason}");
         self.stop(false, code);
     }
@@ -391,7 +387,7 @@ impl Arbiter {
         }
     }
 
-    fn finished(&mut self) -> Option<i32> {
+    fn finished(&mut self) -> Option<ExitCode> {
         let Phase::Stopping { deadline, code, .. } = self.phase else {
             return None;
         };
@@ -412,12 +408,12 @@ impl Arbiter {
         None
     }
 
-    fn exit(mut self, code: i32) -> i32 {
+    fn exit(mut self, code: ExitCode) -> i32 {
         if let Some(p) = self.pidfile.take() {
             p.remove();
         }
         tracing::info!("Shutting down: Master");
-        code
+        code.code()
     }
 
     pub(crate) fn signal_workers(&self, sig: Signal) {
@@ -449,10 +445,10 @@ impl Arbiter {
     }
 
     /// What a worker's exit code means at first boot.
-    pub(crate) fn boot_failure_code(code: Option<i32>) -> i32 {
-        match code {
-            Some(APP_LOAD_ERROR) => APP_LOAD_ERROR,
-            _ => WORKER_BOOT_ERROR,
+    pub(crate) fn boot_failure_code(code: Option<i32>) -> ExitCode {
+        match code.and_then(ExitCode::from_code) {
+            Some(ExitCode::AppLoad) => ExitCode::AppLoad,
+            _ => ExitCode::WorkerBoot,
         }
     }
 }

@@ -27,6 +27,6 @@ mod sockets;
 mod supervise;
 mod upgrade;
 
-pub use arbiter::{APP_LOAD_ERROR, Arbiter, CONFIG_ERROR, Reloader, StartError};
-pub use serve_worker::WORKER_BOOT_ERROR;
+pub use arbiter::{Arbiter, Reloader, StartError};
+pub use serve_worker::ExitCode;
 pub use settings::{Bind, DEFAULT_PORT, Settings};

@@ -6,7 +6,7 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use serve_worker::{State, WORKER_BOOT_ERROR, WorkerArgs, scoreboard::now_ms};
+use serve_worker::{ExitCode, State, WorkerArgs, scoreboard::now_ms};
 
 use crate::arbiter::{Arbiter, Phase, kill, signal_name};
 use crate::process;
@@ -110,7 +110,7 @@ impl Arbiter {
             process::set_name(&format!("{}: worker", self.settings.name));
             if let Err(e) = process::drop_privileges(self.settings.user, self.settings.group) {
                 tracing::error!("Worker failed to boot: {e}");
-                return WORKER_BOOT_ERROR;
+                return ExitCode::WorkerBoot.code();
             }
             tracing::info!("Booting worker with pid: {}", std::process::id());
             slot.set_pid(std::process::id() as i32);
@@ -207,7 +207,7 @@ impl Arbiter {
         if !was_ready {
             if let Phase::Booting(_) = self.phase {
                 let exit = Arbiter::boot_failure_code(code);
-                let why = if exit == crate::arbiter::APP_LOAD_ERROR {
+                let why = if exit == ExitCode::AppLoad {
                     "App failed to load."
                 } else {
                     "Worker failed to boot."

@@ -22,14 +22,15 @@ use nix::unistd::Pid;
 use serve_app::App;
 use serve_worker::State;
 
-use crate::arbiter::{APP_LOAD_ERROR, Arbiter, Phase, bind_options, kill, preload};
+use crate::arbiter::{Arbiter, Phase, bind_options, kill, preload};
 use crate::process;
 use crate::settings::Settings;
 use crate::sockets::{self, Bound};
+use serve_worker::ExitCode;
 
 /// Forks a short-lived child that builds and warms `settings`' app (every model's plan, as a
 /// worker would on its first requests) and exits 0, or writes why it could not to the pipe
-/// it returns and exits with [`APP_LOAD_ERROR`]. `forget` runs first in the child, to drop
+/// it returns and exits with [`ExitCode::AppLoad`]. `forget` runs first in the child, to drop
 /// what belongs to the master. The master never builds a model it does not serve itself
 /// (without `--preload`), so its memory stays that of a supervisor.
 pub(crate) fn fork_prover(
@@ -51,7 +52,7 @@ pub(crate) fn fork_prover(
             Ok(()) => 0,
             Err(e) => {
                 let _ = nix::unistd::write(&writer, e.to_string().as_bytes());
-                APP_LOAD_ERROR
+                ExitCode::AppLoad.code()
             }
         }
     })?;

@@ -47,8 +47,41 @@ pub use drain::{Drain, Reason};
 pub use listener::Listener;
 pub use scoreboard::{Slot, State};
 
-/// The exit code of a worker that could not boot (gunicorn's `WORKER_BOOT_ERROR`).
-pub const WORKER_BOOT_ERROR: i32 = 3;
+/// The exit codes of serve's processes, master and workers (gunicorn's numbers). The one
+/// place they are defined; a process exits with [`ExitCode::code`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Stopped as asked.
+    Ok = 0,
+    /// A configuration or bind error.
+    Config = 1,
+    /// A command-line usage error.
+    Usage = 2,
+    /// A worker could not boot (gunicorn's `WORKER_BOOT_ERROR`).
+    WorkerBoot = 3,
+    /// The app could not be loaded (gunicorn's `APP_LOAD_ERROR`).
+    AppLoad = 4,
+}
+
+impl ExitCode {
+    /// The number the process exits with.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The exit code a child process reported, when it is one of serve's.
+    pub fn from_code(code: i32) -> Option<ExitCode> {
+        [
+            ExitCode::Ok,
+            ExitCode::Config,
+            ExitCode::Usage,
+            ExitCode::WorkerBoot,
+            ExitCode::AppLoad,
+        ]
+        .into_iter()
+        .find(|e| e.code() == code)
+    }
+}
 
 /// Everything a freshly forked worker is given.
 pub struct WorkerArgs {
@@ -97,7 +130,7 @@ impl Shared {
 pub fn run(args: WorkerArgs) -> i32 {
     if let Err(e) = args.factory.post_fork() {
         tracing::error!("Worker failed to boot: {e}");
-        return WORKER_BOOT_ERROR;
+        return ExitCode::WorkerBoot.code();
     }
     let threads = args.config.threads.max(1);
     let mut builder = if threads == 1 {
@@ -116,7 +149,7 @@ pub fn run(args: WorkerArgs) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("worker failed to boot: cannot start its runtime: {e}");
-            return WORKER_BOOT_ERROR;
+            return ExitCode::WorkerBoot.code();
         }
     };
     let code = runtime.block_on(serve(args));
@@ -179,13 +212,13 @@ async fn serve(args: WorkerArgs) -> i32 {
             Ok(acceptor) => accepting.push(acceptor),
             Err(e) => {
                 tracing::error!("worker failed to boot: cannot use an inherited listener: {e}");
-                return WORKER_BOOT_ERROR;
+                return ExitCode::WorkerBoot.code();
             }
         }
     }
     if let Err(e) = watch_signals(&shared.drain) {
         tracing::error!("worker failed to boot: cannot install signal handlers: {e}");
-        return WORKER_BOOT_ERROR;
+        return ExitCode::WorkerBoot.code();
     }
 
     tokio::spawn(heartbeat(shared.clone()));
@@ -323,5 +356,5 @@ fn watch_signals(drain: &Drain) -> io::Result<()> {
 
 fn quick_exit() -> ! {
     serve_log::quiesce();
-    std::process::exit(0)
+    std::process::exit(ExitCode::Ok.code())
 }
