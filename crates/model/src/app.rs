@@ -30,14 +30,9 @@ pub struct ModelApp {
 }
 
 impl ModelApp {
-    /// Resolves APP (reading its model files) and builds the app (metadata only; plans are
-    /// built lazily or by [`App::warm`]).
-    pub fn new(opts: &ModelOptions) -> Result<ModelApp, String> {
-        let spec = resolve(opts.app.as_deref(), &settings(opts))?;
-        Self::from_spec(&spec, opts)
-    }
-
-    /// Builds the app from a resolved APP, whose model bytes are already in memory.
+    /// Builds the app (metadata only; plans are built lazily or by [`App::warm`]) from a
+    /// resolved APP, whose model bytes are already in memory: [`ModelAppFactory`] is the way
+    /// in.
     fn from_spec(spec: &AppSpec, opts: &ModelOptions) -> Result<ModelApp, String> {
         let mut registry = Registry::default();
         for m in &spec.models {
