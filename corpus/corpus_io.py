@@ -17,6 +17,7 @@ those labels as "classes": what serve answers for it.
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -115,6 +116,28 @@ def _dump(case):
 
 # The cases written by this run, by directory: what `remove_stale` keeps.
 WRITTEN = {}
+
+
+class Cases:
+    """A generator's cases by function name. `@CASES.case` registers one; `CASES.main(dir)`
+    runs those whose names start with one of the command line's prefixes (all of them when
+    none is given) and, after a full run, removes the files of cases since removed."""
+
+    def __init__(self):
+        self.by_name = {}
+
+    def case(self, fn):
+        """Registers a case under its function's name."""
+        self.by_name[fn.__name__] = fn
+        return fn
+
+    def main(self, directory):
+        prefixes = sys.argv[1:]
+        for name, fn in self.by_name.items():
+            if not prefixes or any(name.startswith(p) for p in prefixes):
+                fn()
+        if not prefixes:
+            remove_stale(directory)
 
 
 def remove_stale(directory):

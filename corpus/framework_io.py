@@ -89,5 +89,3 @@ def write_case(directory, name, model_bytes, feeds, outputs, row_outputs):
     )
     print(f"{name}: {len(model_bytes)} bytes; {dims}; worst error / tolerance: {', '.join(notes)}")
 
-
-remove_stale = corpus_io.remove_stale

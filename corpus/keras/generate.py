@@ -57,20 +57,16 @@ import tensorflow as tf  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from framework_io import batch_of, remove_stale, write_case  # noqa: E402
+import corpus_io  # noqa: E402
+from framework_io import batch_of, write_case  # noqa: E402
 
 SEED = 0
-CASES = {}
+CASES = corpus_io.Cases()
+case = CASES.case
 
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 tf.config.experimental.enable_op_determinism()
-
-
-def case(fn):
-    """Registers a case under its function's name."""
-    CASES[fn.__name__] = fn
-    return fn
 
 
 def seed():
@@ -310,13 +306,5 @@ def integer_lookup_fails():
     raise AssertionError("tf2onnx converted IntegerLookup: add a case for it")
 
 
-def main(prefixes):
-    for name, fn in CASES.items():
-        if not prefixes or any(name.startswith(p) for p in prefixes):
-            fn()
-    if not prefixes:
-        remove_stale(HERE)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    CASES.main(HERE)

@@ -28,7 +28,8 @@ from sklearn.svm import SVC, SVR, OneClassSVM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from corpus_io import remove_stale, write_case  # noqa: E402
+import corpus_io  # noqa: E402
+from corpus_io import write_case  # noqa: E402
 
 FLOAT, DOUBLE = TensorProto.FLOAT, TensorProto.DOUBLE
 INT64, INT32, STRING = TensorProto.INT64, TensorProto.INT32, TensorProto.STRING
@@ -38,12 +39,8 @@ POST = ["NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT"]
 # scikit-learn 1.9 deprecates SVC(probability=True), whose Platt parameters the SVM cases
 # take; the parameters are what matter here.
 warnings.filterwarnings("ignore", category=FutureWarning)
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+CASES = corpus_io.Cases()
+case = CASES.case
 
 
 def rng(salt=0):
@@ -1163,13 +1160,5 @@ def zipmap_cases():
     save("zipmap_string_labels", model, {"X": x})
 
 
-def main(prefixes):
-    for name, fn in CASES.items():
-        if not prefixes or any(name.startswith(p) for p in prefixes):
-            fn()
-    if not prefixes:
-        remove_stale(HERE)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    CASES.main(HERE)

@@ -48,22 +48,18 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from corpus_io import remove_stale, write_case  # noqa: E402
+import corpus_io  # noqa: E402
+from corpus_io import write_case  # noqa: E402
 
 SEED = 0
-CASES = {}
+CASES = corpus_io.Cases()
+case = CASES.case
 
 # scikit-learn 1.9 deprecates SVC(probability=True) (removed in 1.11), and a few small fits
 # stop before converging: neither changes what the exported models are.
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", module="sklearn.neural_network")
 warnings.filterwarnings("ignore", module="sklearn.svm")
-
-
-def case(fn):
-    """Registers a case under its function's name."""
-    CASES[fn.__name__] = fn
-    return fn
 
 
 def rows(X, n=200, nan=False, seed=SEED):
@@ -530,13 +526,5 @@ def bench_svc_rbf():
     fit_save("bench_svc_rbf", model, X[:1000], y[:1000])
 
 
-def main(prefixes):
-    for name, fn in CASES.items():
-        if not prefixes or any(name.startswith(p) for p in prefixes):
-            fn()
-    if not prefixes:
-        remove_stale(HERE)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    CASES.main(HERE)

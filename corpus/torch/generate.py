@@ -41,19 +41,15 @@ from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from framework_io import batch_of, remove_stale, write_case  # noqa: E402
+import corpus_io  # noqa: E402
+from framework_io import batch_of, write_case  # noqa: E402
 
 SEED = 0
-CASES = {}
+CASES = corpus_io.Cases()
+case = CASES.case
 
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
-
-
-def case(fn):
-    """Registers a case under its function's name."""
-    CASES[fn.__name__] = fn
-    return fn
 
 
 def seed():
@@ -189,13 +185,5 @@ def cnn_view():
     cnn_case("cnn_view", view=True)
 
 
-def main(prefixes):
-    for name, fn in CASES.items():
-        if not prefixes or any(name.startswith(p) for p in prefixes):
-            fn()
-    if not prefixes:
-        remove_stale(HERE)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    CASES.main(HERE)
