@@ -196,6 +196,62 @@ fn term_under_load_finishes_in_flight_requests_and_exits_0() {
     );
 }
 
+/// A connection the kernel completed but no worker took yet, its request sent, is answered
+/// when the server stops, not reset with the socket; and once the master has stopped, no new
+/// connection gets in.
+#[test]
+fn term_answers_the_connections_waiting_in_the_listen_queue() {
+    let _serial = serial();
+    let mut server = Spawn::new(
+        Bin::TestApp,
+        &[
+            "-w",
+            "1",
+            "-b",
+            "127.0.0.1:0",
+            "--worker-connections",
+            "1",
+            "--graceful-timeout",
+            "20",
+        ],
+    )
+    .start();
+    server.wait_workers(1);
+    let common::Addr::Tcp(addr) = server.addr().clone() else {
+        unreachable!()
+    };
+    // A holds the worker's only connection permit, inside a 4 s request...
+    let mut a = Conn::open(server.addr()).unwrap();
+    assert_eq!(a.request("GET", "/pid", &[], b"").unwrap().status, 200);
+    a.send_raw(b"GET /sleep?ms=4000 HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    // ...so B waits in the kernel's queue, its request sent.
+    let mut b = Conn::open(server.addr()).unwrap();
+    b.send_raw(b"GET /pid HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    server.signal(Signal::SIGTERM);
+    assert!(
+        server.wait_log("Worker exiting", PATIENCE),
+        "{}",
+        server.log()
+    );
+    // The master stopped new handshakes before it told the worker: C does not get in.
+    let c =
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(500));
+    assert!(c.is_err(), "a connection got in after the server stopped");
+    let ra = a
+        .read_response()
+        .expect("A's request under way is answered");
+    assert_eq!(ra.status, 200);
+    let rb = b
+        .read_response()
+        .expect("B, waiting in the queue, is answered, not reset");
+    assert_eq!(rb.status, 200);
+    assert_eq!(rb.header("connection"), Some("close"));
+    let status = server.wait_exit(Duration::from_secs(25));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", server.log());
+}
+
 /// The app learns that the server stops (readiness turns 503 at once, while the worker
 /// still answers), and that a worker retiring on its own is only draining.
 #[test]

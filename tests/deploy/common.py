@@ -75,7 +75,7 @@ class Load:
     - failed: anything else. A request sent and not answered (reset, early close, timeout),
       a truncated answer, or a status other than 200.
     A connection the server closes after an answer (Connection: close, as a draining worker
-    says) is replaced by a new one, as every HTTP client does.
+    says) is replaced by a new one, as every HTTP client does, until stop_connecting().
     """
 
     def __init__(self, port, conns=4, path=V2_PATH, body=V2_BODY):
@@ -85,6 +85,7 @@ class Load:
         self.versions = []  # (time, model_version) of each answer, in order
         self.lock = threading.Lock()
         self.running = True
+        self.connecting = True
         self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(conns)]
         for t in self.threads:
             t.start()
@@ -93,6 +94,8 @@ class Load:
         conn = None
         while self.running:
             if conn is None:
+                if not self.connecting:
+                    return
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
                 try:
                     conn.connect()
@@ -137,6 +140,20 @@ class Load:
                 return True
             time.sleep(0.05)
         return False
+
+    def stop_connecting(self):
+        """From now on a connection the server closes is not replaced: what a client behind a
+        Kubernetes Service sees once the pod left the endpoints (new connections go to other
+        pods; the open ones stay until the server closes them). Each thread ends when its
+        connection does."""
+        self.connecting = False
+
+    def wait_ended(self, within=30):
+        """Waits until every thread has ended by itself (after stop_connecting)."""
+        deadline = time.time() + within
+        for t in self.threads:
+            t.join(timeout=max(0, deadline - time.time()))
+        return not any(t.is_alive() for t in self.threads)
 
     def stop(self):
         self.running = False

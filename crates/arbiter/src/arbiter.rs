@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serve_app::App;
-use serve_worker::ExitCode;
+use serve_worker::{ExitCode, Listener};
 
 use crate::process::{self, PidFile};
 use crate::scoreboard::Scoreboard;
-use crate::settings::Settings;
+use crate::settings::{Bind, Settings};
 use crate::signals::SignalPipe;
 use crate::sockets::{self, BindOptions, Bound};
 use crate::supervise::{Backoff, Worker};
@@ -348,6 +348,7 @@ impl Arbiter {
             None => crate::notify::notify("STOPPING=1"),
         }
         self.abandon_reload("the server is stopping");
+        let closing = self.seal_listeners();
         self.close_listeners();
         let sig = if graceful {
             Signal::SIGTERM
@@ -355,6 +356,9 @@ impl Arbiter {
             Signal::SIGQUIT
         };
         self.mark_server_stopping();
+        for w in self.workers.values() {
+            self.board.slot(w.slot).mark_listeners_closing(closing);
+        }
         let now = Instant::now();
         for (pid, w) in &mut self.workers {
             w.stopping_since.get_or_insert(now);
@@ -374,6 +378,37 @@ impl Arbiter {
     pub(crate) fn halt(&mut self, code: ExitCode, reason: &str) {
         tracing::error!("{reason}");
         self.stop(false, code);
+    }
+
+    /// The listeners this server alone owns, which close for good when it stops: bit `i` for
+    /// listener `i`. The workers empty their queues before they let go of them, since the
+    /// kernel resets what a socket's queue holds when its last descriptor closes. Sockets
+    /// that live on after us are left alone: systemd's and `fd://` ones, and those an upgrade
+    /// shares with the other master.
+    ///
+    /// Where the kernel allows it, new handshakes stop first (see
+    /// [`sockets::stop_handshakes`]), so that the queue only shrinks; a unix socket takes no
+    /// new connection once its file is removed.
+    fn seal_listeners(&self) -> u32 {
+        if self.systemd_sockets || self.upgrade_child.is_some() || self.old_master.is_some() {
+            return 0;
+        }
+        let mut closing = 0;
+        for (i, l) in self.listeners.iter().enumerate().take(32) {
+            if matches!(l.bind, Bind::Fd(_)) {
+                continue;
+            }
+            if let Listener::Tcp(t) = &l.listener
+                && let Err(e) = sockets::stop_handshakes(t)
+            {
+                // EPERM without CAP_NET_ADMIN on some kernels: the queue is still emptied,
+                // but a connection that arrives between the last accept and the close is
+                // reset, as in any server that closes its listener.
+                tracing::debug!("cannot stop new handshakes on {}: {e}", l.bind);
+            }
+            closing |= 1 << i;
+        }
+        closing
     }
 
     fn close_listeners(&mut self) {

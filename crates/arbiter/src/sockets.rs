@@ -249,6 +249,37 @@ pub fn inherited() -> Result<(Vec<Listener>, Option<&'static str>), String> {
     Ok((Vec::new(), None))
 }
 
+/// Stops new handshakes on a TCP listener for good while keeping the connections already in
+/// its queue, for a server that stops.
+///
+/// A listening socket is destroyed when its last descriptor closes, and the kernel resets
+/// every connection still in its accept queue: connections it completed on the client's
+/// behalf, whose clients have sent their requests. Closing cannot be made atomic with a last
+/// accept, so instead this attaches a socket filter that drops bare SYNs (SYN without ACK):
+/// nothing new enters the queue, the handshakes already under way complete, and the workers
+/// take what the queue holds before they let go of it. A client whose SYN is dropped retries
+/// it; by then the socket is gone and it is refused, or, with `--reuse-port`, another server
+/// bound to the same address answers it.
+pub(crate) fn stop_handshakes(l: &TcpListener) -> io::Result<()> {
+    use socket2::{SockFilter, SockRef};
+    // Classic BPF over the TCP segment (a TCP socket's filter sees it from the TCP header).
+    const LD_B_ABS: u16 = 0x30; // A = byte at k
+    const ALU_AND_K: u16 = 0x54; // A &= k
+    const JMP_JEQ_K: u16 = 0x15; // A == k ? jt : jf
+    const RET_K: u16 = 0x06; // return k bytes (0: drop)
+    const FLAGS_OFFSET: u32 = 13;
+    const SYN: u32 = 0x02;
+    const ACK: u32 = 0x10;
+    let program = [
+        SockFilter::new(LD_B_ABS, 0, 0, FLAGS_OFFSET),
+        SockFilter::new(ALU_AND_K, 0, 0, SYN | ACK),
+        SockFilter::new(JMP_JEQ_K, 0, 1, SYN),
+        SockFilter::new(RET_K, 0, 0, 0),
+        SockFilter::new(RET_K, 0, 0, u32::MAX),
+    ];
+    SockRef::from(l).attach_filter(&program)
+}
+
 /// Removes a unix socket's file when the server stops for good.
 pub fn unlink(bound: &Bound) {
     if let Listener::Unix(_, path) = &bound.listener {
@@ -302,6 +333,40 @@ mod tests {
         let plain = dir.path().join("plain");
         std::fs::write(&plain, b"x").unwrap();
         assert!(bind_one(&Bind::Unix(plain), &opts()).is_err());
+    }
+
+    #[test]
+    fn stopped_handshakes_keep_the_queue_and_refuse_newcomers() {
+        use std::io::{Read, Write};
+        use std::net::TcpStream;
+        for any in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(l) = bind_one(&Bind::Tcp(any.parse().unwrap()), &opts()) else {
+                println!("[skipped] {any}: cannot bind (no IPv6 here?)");
+                continue;
+            };
+            let Listener::Tcp(t) = &l else { panic!() };
+            let addr = t.local_addr().unwrap();
+            // Completed by the kernel, waiting in the queue, its request sent.
+            let mut queued = TcpStream::connect(addr).unwrap();
+            queued.write_all(b"ping").unwrap();
+            stop_handshakes(t).unwrap();
+            // A newcomer's SYN is dropped: no handshake in the wait (its first retry is 1 s
+            // away).
+            let late = TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300));
+            assert!(
+                late.is_err(),
+                "{any}: a connection completed after stop_handshakes"
+            );
+            // The queued one is still there, with its bytes, and can be answered.
+            t.set_nonblocking(false).unwrap();
+            let (mut s, _) = t.accept().unwrap();
+            let mut buf = [0; 4];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"ping");
+            s.write_all(b"pong").unwrap();
+            queued.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"pong", "{any}");
+        }
     }
 
     #[test]

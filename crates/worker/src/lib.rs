@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
@@ -223,9 +223,18 @@ async fn serve(args: WorkerArgs) -> i32 {
 
     tokio::spawn(heartbeat(shared.clone()));
     let connections = Arc::new(Semaphore::new(shared.config.worker_connections.max(1)));
-    for acceptor in accepting {
-        tokio::spawn(accept_loop(shared.clone(), acceptor, connections.clone()));
-    }
+    let accept_loops: Vec<_> = accepting
+        .into_iter()
+        .enumerate()
+        .map(|(index, acceptor)| {
+            tokio::spawn(accept_loop(
+                shared.clone(),
+                index,
+                acceptor,
+                connections.clone(),
+            ))
+        })
+        .collect();
     slot.beat();
     slot.set_state(State::Ready);
 
@@ -234,10 +243,13 @@ async fn serve(args: WorkerArgs) -> i32 {
     let open = shared.open_connections.load(Relaxed);
     tracing::info!("Worker exiting (pid: {pid}), {open} connections to finish");
     let all = u32::try_from(shared.config.worker_connections.max(1)).unwrap_or(u32::MAX);
-    let finished = tokio::time::timeout(
-        shared.config.graceful_timeout,
-        connections.acquire_many(all),
-    )
+    let finished = tokio::time::timeout(shared.config.graceful_timeout, async {
+        // The accept loops first: emptying a closing listener's queue takes permits.
+        for l in accept_loops {
+            let _ = l.await;
+        }
+        connections.acquire_many(all).await
+    })
     .await;
     if finished.is_err() {
         let left = shared.open_connections.load(Relaxed);
@@ -270,14 +282,20 @@ fn accept_on(listener: Listener) -> io::Result<Acceptor> {
 
 /// Accepts connections until the worker drains. A connection is accepted only when a
 /// `--worker-connections` permit is free, so past the limit connections wait in the kernel's
-/// queue, where another worker can take them.
-async fn accept_loop(shared: Arc<Shared>, acceptor: Acceptor, connections: Arc<Semaphore>) {
+/// queue, where another worker can take them. When the server stops, the listener's queue
+/// is emptied before the listener is let go (see [`take_queue`]).
+async fn accept_loop(
+    shared: Arc<Shared>,
+    index: usize,
+    acceptor: Acceptor,
+    connections: Arc<Semaphore>,
+) {
     let drained = shared.drain.started();
     tokio::pin!(drained);
     loop {
         let permit = tokio::select! {
             biased;
-            _ = &mut drained => return,
+            _ = &mut drained => break,
             p = connections.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
@@ -285,7 +303,7 @@ async fn accept_loop(shared: Arc<Shared>, acceptor: Acceptor, connections: Arc<S
         };
         let accepted = tokio::select! {
             biased;
-            _ = &mut drained => return,
+            _ = &mut drained => break,
             a = accept(&acceptor) => a,
         };
         match accepted {
@@ -299,6 +317,66 @@ async fn accept_loop(shared: Arc<Shared>, acceptor: Acceptor, connections: Arc<S
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+    if shared.slot.listener_closing(index) {
+        take_queue(&shared, acceptor, &connections).await;
+    }
+}
+
+/// A closing listener, out of tokio's hands.
+enum Queue {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// The server stops and this listener closes for good: the master let no new connection
+/// into it, but the kernel may already have completed some whose clients sent their
+/// requests, and would reset them when the last descriptor closes. Take them all, as permits
+/// allow, and answer them like the connections already open (`Connection: close`).
+async fn take_queue(shared: &Arc<Shared>, acceptor: Acceptor, connections: &Arc<Semaphore>) {
+    // Plain non-blocking accept(2) calls: tokio's readiness may lag behind the queue.
+    let queue = match acceptor {
+        Acceptor::Tcp(l) => l.into_std().map(Queue::Tcp),
+        Acceptor::Unix(l) => l.into_std().map(Queue::Unix),
+    };
+    let queue = match queue {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::warn!("cannot empty a closing listener's queue: {e}");
+            return;
+        }
+    };
+    let mut taken = 0usize;
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return;
+        };
+        let accepted = match &queue {
+            Queue::Tcp(l) => l.accept().and_then(|(s, peer)| {
+                s.set_nonblocking(true)?;
+                s.set_nodelay(true)?;
+                Ok((conn::Stream::Tcp(TcpStream::from_std(s)?), Some(peer)))
+            }),
+            Queue::Unix(l) => l.accept().and_then(|(s, _)| {
+                s.set_nonblocking(true)?;
+                Ok((conn::Stream::Unix(UnixStream::from_std(s)?), None))
+            }),
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                taken += 1;
+                tokio::spawn(conn::serve(shared.clone(), stream, peer, permit));
+            }
+            Err(e) => {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    tracing::warn!("emptying a closing listener's queue: accept failed: {e}");
+                }
+                break;
+            }
+        }
+    }
+    if taken > 0 {
+        tracing::debug!("took {taken} connections left in a closing listener's queue");
     }
 }
 

@@ -40,6 +40,12 @@ pub struct Slot {
     /// Set by the master when the server stops (TERM, INT, QUIT) or stops its workers
     /// (WINCH), as opposed to retiring this one worker (reload, max-requests, TTOU).
     server_stopping: AtomicU32,
+    /// Set by the master when the server stops, bit `i` for listener `i`: the listeners that
+    /// take no new connection and are destroyed when the workers let go of them, so that
+    /// each worker first takes the connections their queues still hold.
+    /// (A slot stays one 128-byte line: 32 listeners are named; more are rare and are not
+    /// emptied.)
+    closing_listeners: AtomicU32,
 }
 
 impl Slot {
@@ -57,6 +63,7 @@ impl Slot {
             w.store(0, Relaxed);
         }
         self.server_stopping.store(0, Relaxed);
+        self.closing_listeners.store(0, Relaxed);
         self.set_state(State::Booting);
     }
 
@@ -106,6 +113,18 @@ impl Slot {
     /// the server goes on serving stays ready).
     pub fn server_stopping(&self) -> bool {
         self.server_stopping.load(Relaxed) != 0
+    }
+
+    /// Names the listeners (bit `i`: listener `i`, in the order the worker got them) that close
+    /// for good: nothing new enters their queues and what is in them must be taken before the
+    /// last descriptor closes (called by the master before it signals the worker).
+    pub fn mark_listeners_closing(&self, mask: u32) {
+        self.closing_listeners.store(mask, Relaxed);
+    }
+
+    /// Whether listener `index` closes for good (see [`Slot::mark_listeners_closing`]).
+    pub fn listener_closing(&self, index: usize) -> bool {
+        index < 32 && self.closing_listeners.load(Relaxed) & (1 << index) != 0
     }
 
     /// Proves the worker's event loop is alive.
