@@ -14,17 +14,8 @@
 //! batcher with no added delay: requests that arrived while the model was busy ride
 //! together on the next call.
 //!
-//! Whether merging pays is measured, not assumed: one-row calls run on the plan with the
-//! batch bound to 1 ([`Plan::single`]), and the runner keeps moving averages of a one-row
-//! call and of the per-row cost of calls of several rows on the general plan. For a small
-//! model a call's fixed cost dominates and merged rows are several times cheaper; for a CNN
-//! the general plan costs more per row than one-row calls on the single plan (tract's fast
-//! convolutions need concrete shapes), so the runner stops merging, runs requests one at a
-//! time, and runs a request of several rows row by row on the single plan. A merged call is
-//! tried again after a hundred times its duration of other calls, so measuring costs about
-//! 1% at most, and a merged call that measures (the first, or a retry) takes two requests
-//! only, so it delays no more than one request by one call. Batching thus never runs slower
-//! than one call per request, nor makes the slowest requests slower.
+//! Whether merging pays is measured, not assumed: see [`crate::batching`], the policy the
+//! runner asks before each call and tells after it.
 //!
 //! Small models run inline on the runner (a tract call of 4-20 µs costs less than a
 //! thread hop); a call whose expected duration exceeds `inline_below` (1 ms) runs on
@@ -40,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tract_onnx::prelude::*;
 
+use crate::batching::{Estimate, Way};
 use crate::error::ApiError;
 use crate::loader::{Plan, chain};
 use crate::outputs::Outputs;
@@ -144,15 +136,12 @@ pub struct Executor {
 impl Executor {
     /// Starts the runner task on the current tokio runtime.
     pub fn start(name: &str, plan: Arc<Plan>, settings: Settings) -> Executor {
-        let costs = Costs {
-            measured: settings.measure,
-            ..Costs::default()
-        };
-        Self::start_with(name, plan, settings, costs)
+        let estimate = Estimate::new(settings.measure);
+        Self::start_with(name, plan, settings, estimate)
     }
 
     /// Starts the runner with what it knows of the model's costs.
-    fn start_with(name: &str, plan: Arc<Plan>, settings: Settings, costs: Costs) -> Executor {
+    fn start_with(name: &str, plan: Arc<Plan>, settings: Settings, estimate: Estimate) -> Executor {
         let (tx, rx) = mpsc::channel(settings.max_queue.max(1));
         let max_queue = settings.max_queue.max(1);
         let activity = Arc::new(Activity::default());
@@ -162,7 +151,7 @@ impl Executor {
             settings,
             rx,
             carry: None,
-            costs,
+            estimate,
             activity: activity.clone(),
         };
         tokio::spawn(runner.run());
@@ -218,108 +207,8 @@ struct Runner {
     rx: mpsc::Receiver<Job>,
     /// A job taken off the queue that did not fit the previous batch.
     carry: Option<Job>,
-    costs: Costs,
+    estimate: Estimate,
     activity: Arc<Activity>,
-}
-
-/// How a call of several rows pays back its cost against busy time: after a merged (or
-/// many-row) call that did not pay, the next try waits for this many times its duration of
-/// calls, so trying costs at most about 1% of the model's time.
-const RETRY_AFTER_CALLS_OF: u32 = 100;
-
-/// The most rows a merged call takes while it measures whether merging pays.
-const PROBE_ROWS: usize = 2;
-
-/// What the runner has measured of its model: the time inside tract (and stacking rows),
-/// wherever the call ran, as moving averages.
-#[derive(Debug, Default, Clone, PartialEq)]
-struct Costs {
-    /// A one-row call (on the single plan when there is one), or a row of a request run
-    /// row by row.
-    single: Option<Duration>,
-    /// Per row, a call of several rows on the general plan (merged requests, or one request
-    /// of several rows).
-    batched: Option<Duration>,
-    /// Time spent in calls so far.
-    busy: Duration,
-    /// The busy time after which calls of several rows on the general plan are tried
-    /// again, when they did not pay.
-    retry_at: Duration,
-    /// False: rows share a call whenever they can ([`Settings::measure`]).
-    measured: bool,
-}
-
-impl Costs {
-    /// Whether rows should share a call on the general plan (merging requests, or running a
-    /// request of several rows as one call) rather than run one by one: when that costs
-    /// less per row than one-row calls, or is not known yet, or is due to be measured again.
-    fn batched_pays(&self) -> bool {
-        if !self.measured {
-            return true;
-        }
-        match (self.batched, self.single) {
-            (Some(batched), Some(single)) if batched < single => true,
-            _ => self.busy >= self.retry_at,
-        }
-    }
-
-    fn record_single(&mut self, per_row: Duration, took: Duration) {
-        self.busy += took;
-        self.single = Some(match self.single {
-            None => per_row,
-            Some(avg) => (avg * 7 + per_row) / 8,
-        });
-    }
-
-    fn record_batched(&mut self, per_row: Duration, took: Duration) {
-        let retry = !self.batched_pays_by_estimate();
-        self.busy += took;
-        self.batched = Some(match self.batched {
-            // A retry measures what the estimate is doubted for: it replaces it.
-            Some(avg) if !retry => (avg * 7 + per_row) / 8,
-            _ => per_row,
-        });
-        if !self.batched_pays_by_estimate() {
-            self.retry_at = self.busy + took * RETRY_AFTER_CALLS_OF;
-        }
-    }
-
-    /// The most rows a merged call may take, of `max`: all of them when merging is known to
-    /// pay (or not measured); [`PROBE_ROWS`] while its cost is unknown or doubted and due to
-    /// be measured, so that trying a model on which merging does not pay delays a request
-    /// by two rows' time, not every waiting request by a whole batch's; one (no merging)
-    /// while a one-row call has not been measured yet, or merging does not pay.
-    fn merge_limit(&self, max: usize) -> usize {
-        if !self.measured {
-            return max;
-        }
-        match (self.batched, self.single) {
-            (None, _) => max.min(PROBE_ROWS),
-            (Some(_), None) => 1,
-            (Some(batched), Some(single)) if batched < single => max,
-            _ if self.busy >= self.retry_at => max.min(PROBE_ROWS),
-            _ => 1,
-        }
-    }
-
-    /// The estimates alone: batched calls cost less per row, or one of them is unknown.
-    fn batched_pays_by_estimate(&self) -> bool {
-        match (self.batched, self.single) {
-            (Some(batched), Some(single)) => batched < single,
-            _ => true,
-        }
-    }
-}
-
-/// How a call runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Way {
-    /// One call of one row on the single plan (or the general one when there is none).
-    Single,
-    /// One call of the rows on the general plan.
-    Batched,
-    /// One call per row on the single plan, outputs stacked.
-    Rows,
 }
 
 impl Runner {
@@ -358,7 +247,10 @@ impl Runner {
     /// Adds to the batch the jobs that fit, as long as they are waiting (or arrive before
     /// the batch timeout), when merging is possible and pays.
     async fn gather(&mut self, batch: &mut Vec<Job>) {
-        let max = self.costs.merge_limit(self.settings.max_batch_size);
+        let max = self
+            .estimate
+            .decide(self.settings.max_batch_size)
+            .merge_up_to;
         if !self.plan.batchable || self.plan.general.is_none() || max <= 1 {
             return;
         }
@@ -395,9 +287,13 @@ impl Runner {
         if rows == 1 {
             return Ok(Way::Single);
         }
+        let several_rows = self
+            .estimate
+            .decide(self.settings.max_batch_size)
+            .several_rows;
         match (&plan.general, plan.splittable() && rows > 0) {
-            (Some(_), true) if self.costs.batched_pays() => Ok(Way::Batched),
-            (_, true) => Ok(Way::Rows),
+            (Some(_), true) => Ok(several_rows),
+            (None, true) => Ok(Way::Rows),
             (Some(_), false) => Ok(Way::Batched),
             (None, false) => Err(ApiError::bad_request(format!(
                 "model {} runs one row per request ({}: it is planned with the batch pinned \
@@ -448,19 +344,9 @@ impl Runner {
         }
     }
 
-    /// The expected duration of a call, when known.
-    fn expected(&self, way: Way, rows: usize) -> Option<Duration> {
-        let rows = u32::try_from(rows.max(1)).unwrap_or(u32::MAX);
-        match way {
-            Way::Single => self.costs.single,
-            Way::Rows => self.costs.single.map(|d| d.saturating_mul(rows)),
-            Way::Batched => self.costs.batched.map(|d| d.saturating_mul(rows)),
-        }
-    }
-
     /// The tract call(s), inline or on the blocking pool depending on their expected cost
     /// (unknown: the pool, so one huge request to a fast model still leaves the I/O thread
-    /// alone); then the costs are recorded.
+    /// alone); then the call is reported to the estimate.
     async fn call(
         &mut self,
         way: Way,
@@ -475,6 +361,7 @@ impl Runner {
         self.activity.rows.fetch_add(rows as u64, Ordering::Relaxed);
         let inline = self.settings.inline_below == Duration::MAX
             || self
+                .estimate
                 .expected(way, rows)
                 .is_some_and(|d| d < self.settings.inline_below);
         let (result, took) = if inline {
@@ -489,13 +376,7 @@ impl Runner {
                 })
         };
         if result.is_ok() {
-            let took = took + stacking;
-            let per_row = took / u32::try_from(rows.max(1)).unwrap_or(u32::MAX);
-            match way {
-                Way::Single | Way::Rows => self.costs.record_single(per_row, took),
-                Way::Batched if rows >= 2 => self.costs.record_batched(per_row, took),
-                Way::Batched => self.costs.busy += took,
-            }
+            self.estimate.observe(way, rows, took + stacking);
         }
         result
     }
@@ -752,91 +633,9 @@ mod tests {
         }
     }
 
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    fn measured() -> Costs {
-        Costs {
-            measured: true,
-            ..Costs::default()
-        }
-    }
-
-    #[test]
-    fn rows_share_a_call_while_it_is_unknown_or_pays() {
-        let mut c = measured();
-        assert!(c.batched_pays(), "nothing known: try");
-        c.record_single(ms(2), ms(2));
-        assert!(c.batched_pays(), "batched calls unknown: try");
-        c.record_batched(ms(1), ms(8));
-        assert!(c.batched_pays(), "1 ms per row against 2 ms a call");
-        assert_eq!(c.retry_at, Duration::ZERO);
-        assert_eq!(c.busy, ms(10));
-    }
-
-    #[test]
-    fn rows_stop_sharing_a_call_that_does_not_pay_and_retry_after_100_times_it() {
-        let mut c = measured();
-        c.record_single(ms(2), ms(2));
-        // A merged call of 4 rows at 14 ms a row (the PP-OCR classifier on its general plan).
-        c.record_batched(ms(14), ms(56));
-        assert!(!c.batched_pays());
-        assert_eq!(c.retry_at, ms(58) + ms(56) * 100);
-        // One-row calls until the budget is spent.
-        while c.busy < c.retry_at {
-            assert!(!c.batched_pays());
-            c.record_single(ms(2), ms(2));
-        }
-        assert!(c.batched_pays(), "due for another try");
-        // The retry's measurement replaces the estimate: it pays now.
-        c.record_batched(ms(1), ms(4));
-        assert_eq!(c.batched, Some(ms(1)));
-        assert!(c.batched_pays());
-        // Within the estimate, measurements are averaged.
-        c.record_batched(ms(9), ms(18));
-        assert_eq!(c.batched, Some(ms(2)));
-        assert!(!c.batched_pays(), "2 ms a row is not below 2 ms a call");
-    }
-
-    #[test]
-    fn merged_calls_that_measure_take_two_rows_and_known_gains_take_the_batch() {
-        let mut c = measured();
-        assert_eq!(c.merge_limit(64), 2, "unknown: a two-row probe");
-        c.record_batched(ms(1), ms(2));
-        assert_eq!(c.merge_limit(64), 1, "a one-row call is measured next");
-        c.record_single(ms(3), ms(3));
-        assert_eq!(c.merge_limit(64), 64, "merging pays: the whole batch");
-        assert_eq!(c.merge_limit(8), 8);
-        c.record_batched(ms(40), ms(80));
-        assert_eq!(c.merge_limit(64), 1, "merging does not pay");
-        while c.busy < c.retry_at {
-            c.record_single(ms(3), ms(3));
-        }
-        assert_eq!(c.merge_limit(64), 2, "the retry is a two-row probe");
-        assert_eq!(
-            Costs::default().merge_limit(64),
-            64,
-            "not measured: always merge"
-        );
-    }
-
-    #[test]
-    fn without_measuring_rows_always_share_a_call() {
-        let mut c = Costs::default();
-        c.record_single(ms(1), ms(1));
-        c.record_batched(ms(50), ms(100));
-        assert!(c.batched_pays());
-    }
-
-    /// Costs that say merged calls do not pay and will not be tried again soon.
-    fn merging_does_not_pay() -> Costs {
-        Costs {
-            single: Some(Duration::from_nanos(1)),
-            batched: Some(Duration::from_secs(1)),
-            retry_at: Duration::from_secs(3600),
-            ..measured()
-        }
+    /// An estimate that says merged calls do not pay and will not be tried again soon.
+    fn merging_does_not_pay() -> Estimate {
+        Estimate::not_paying_for_an_hour()
     }
 
     #[tokio::test]

@@ -49,6 +49,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod app;
+mod batching;
 pub mod codec_binary;
 pub mod codec_json;
 pub mod column;
