@@ -105,8 +105,8 @@ fn main() {
     )
     .unwrap();
     println!("-- tract");
-    let general = plan.general.clone().unwrap();
-    let single = plan.single.clone().unwrap();
+    let general = plan.any_batch().expect("iris plans for any batch").clone();
+    let single = plan.one_row().clone();
     let x = Tensor::zero::<f32>(&[1, 4]).unwrap();
     per_iter(
         "iris single plan (batch bound to 1), batch 1",

@@ -14,7 +14,7 @@
 //! batcher with no added delay: requests that arrived while the model was busy ride
 //! together on the next call.
 //!
-//! Whether merging pays is measured, not assumed: see [`crate::batching`], the policy the
+//! Whether merging pays is measured, not assumed: see `batching.rs`, the policy the
 //! runner asks before each call and tells after it.
 //!
 //! Small models run inline on the runner (a tract call of 4-20 µs costs less than a
@@ -251,7 +251,7 @@ impl Runner {
             .estimate
             .decide(self.settings.max_batch_size)
             .merge_up_to;
-        if !self.plan.batchable || self.plan.general.is_none() || max <= 1 {
+        if !self.plan.mergeable() || max <= 1 {
             return;
         }
         let mut rows = batch[0].inputs.rows;
@@ -281,26 +281,31 @@ impl Runner {
         }
     }
 
-    /// How a call of these rows runs.
-    fn way(&self, rows: usize) -> Result<Way, ApiError> {
+    /// How a call of these rows runs, and on which plan.
+    fn way(&self, rows: usize) -> Result<(Way, Arc<TypedRunnableModel>), ApiError> {
         let plan = &self.plan;
         if rows == 1 {
-            return Ok(Way::Single);
+            return Ok((Way::Single, plan.one_row().clone()));
         }
-        let several_rows = self
-            .estimate
-            .decide(self.settings.max_batch_size)
-            .several_rows;
-        match (&plan.general, plan.splittable() && rows > 0) {
-            (Some(_), true) => Ok(several_rows),
-            (None, true) => Ok(Way::Rows),
-            (Some(_), false) => Ok(Way::Batched),
-            (None, false) => Err(ApiError::bad_request(format!(
+        let split = plan.row_by_row().filter(|_| rows > 0);
+        match (plan.any_batch(), split) {
+            (Some(any), Some(one_row)) => Ok(
+                match self
+                    .estimate
+                    .decide(self.settings.max_batch_size)
+                    .several_rows
+                {
+                    Way::Rows => (Way::Rows, one_row.clone()),
+                    _ => (Way::Batched, any.clone()),
+                },
+            ),
+            (Some(any), None) => Ok((Way::Batched, any.clone())),
+            (None, Some(one_row)) => Ok((Way::Rows, one_row.clone())),
+            (None, None) => Err(ApiError::bad_request(format!(
                 "model {} runs one row per request ({}: it is planned with the batch pinned \
                  to 1); this request has {rows}",
                 self.name,
-                plan.pinned
-                    .as_deref()
+                plan.pinned()
                     .unwrap_or("tract cannot plan it for any batch size")
             ))),
         }
@@ -316,7 +321,7 @@ impl Runner {
         let rows: usize = counts.iter().sum();
         let started = Instant::now();
         let result = match self.way(rows) {
-            Ok(way) => {
+            Ok((way, model)) => {
                 let inputs = if batch.len() == 1 {
                     Ok(std::mem::take(&mut batch[0].inputs.tensors))
                 } else {
@@ -324,7 +329,7 @@ impl Runner {
                 };
                 let stacking = started.elapsed();
                 match inputs {
-                    Ok(inputs) => self.call(way, inputs, rows, stacking).await,
+                    Ok(inputs) => self.call(way, model, inputs, rows, stacking).await,
                     Err(e) => Err(e),
                 }
             }
@@ -350,6 +355,7 @@ impl Runner {
     async fn call(
         &mut self,
         way: Way,
+        model: Arc<TypedRunnableModel>,
         inputs: TVec<Tensor>,
         rows: usize,
         stacking: Duration,
@@ -365,10 +371,9 @@ impl Runner {
                 .expected(way, rows)
                 .is_some_and(|d| d < self.settings.inline_below);
         let (result, took) = if inline {
-            run_way(&self.plan, way, inputs, rows)
+            run_way(&model, way, inputs, rows)
         } else {
-            let plan = self.plan.clone();
-            tokio::task::spawn_blocking(move || run_way(&plan, way, inputs, rows))
+            tokio::task::spawn_blocking(move || run_way(&model, way, inputs, rows))
                 .await
                 .unwrap_or_else(|e| {
                     let e = ApiError::internal(format!("inference failed: {e}"));
@@ -382,33 +387,19 @@ impl Runner {
     }
 }
 
-/// Runs a call the way chosen, timing it.
+/// Runs a call the way chosen, on the plan chosen with it, timing it.
 fn run_way(
-    plan: &Plan,
+    model: &Arc<TypedRunnableModel>,
     way: Way,
     inputs: TVec<Tensor>,
     rows: usize,
 ) -> (Result<Vec<Tensor>, ApiError>, Duration) {
     let started = Instant::now();
     let result = match way {
-        Way::Single => match plan.for_rows(1) {
-            Some(model) => run_model(model, inputs),
-            None => Err(no_plan()),
-        },
-        Way::Batched => match &plan.general {
-            Some(model) => run_model(model, inputs),
-            None => Err(no_plan()),
-        },
-        Way::Rows => match &plan.single {
-            Some(model) => run_rows(model, inputs, rows),
-            None => Err(no_plan()),
-        },
+        Way::Single | Way::Batched => run_model(model, inputs),
+        Way::Rows => run_rows(model, inputs, rows),
     };
     (result, started.elapsed())
-}
-
-fn no_plan() -> ApiError {
-    ApiError::internal("no plan for this call (a bug in serve)")
 }
 
 /// Runs each row alone and stacks the outputs.

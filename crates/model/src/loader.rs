@@ -120,50 +120,112 @@ pub(crate) fn io_cause(e: &std::io::Error) -> String {
 /// convolutional networks that plan is several times slower than one for a known size
 /// (measured on the PP-OCR classifier: 12 ms against 1.9 ms per row, because tract's fast
 /// convolution paths need concrete shapes). So next to the plan for any batch size
-/// ([`Plan::general`]) the loader builds one with the batch bound to 1 ([`Plan::single`]),
+/// ([`Plan::any_batch`]) the loader builds one with the batch bound to 1 ([`Plan::one_row`]),
 /// from the same typed graph. The executor runs one-row calls on the single plan and
 /// decides, by measuring, whether merged calls on the general plan pay (they do for small
 /// models, where a call's fixed cost dominates; they do not for CNNs, whose rows are then
 /// run one by one on the single plan).
-pub struct Plan {
-    /// The plan for any batch size; `None` when tract could only plan the model with the
-    /// batch pinned to 1 (see [`Plan::pinned`]).
-    pub general: Option<Arc<TypedRunnableModel>>,
-    /// The plan with the batch bound to 1; `None` when the model has no batch dimension
-    /// (or binding it failed, which is logged).
-    pub single: Option<Arc<TypedRunnableModel>>,
-    /// Every input's first dimension is the batch and every output's first dimension
-    /// follows it: requests can be concatenated along it (on the general plan) or split
-    /// into rows (on the single plan), and the outputs split back or stacked by rows.
-    pub batchable: bool,
-    /// Why the batch is pinned to 1, when tract cannot plan the model for any batch size.
-    pub pinned: Option<String>,
+pub enum Plan {
+    /// Planned for any batch size, the usual case.
+    General {
+        /// The plan for any batch size.
+        any: Arc<TypedRunnableModel>,
+        /// The plan with the batch bound to 1; `None` when the model has no batch dimension
+        /// (or binding it failed, which is logged).
+        one_row: Option<Arc<TypedRunnableModel>>,
+        /// Every input's first dimension is the batch and every output's follows it:
+        /// requests can be concatenated along it, or split into rows on `one_row`, and the
+        /// outputs split back or stacked.
+        batchable: bool,
+    },
+    /// tract can plan the model only with the batch pinned to 1 (a graph that computes
+    /// shapes from its input's shape): one row a call, never merged.
+    Pinned {
+        /// The plan for one row.
+        one_row: Arc<TypedRunnableModel>,
+        /// Every output is one row per input row: a request of several rows runs row by
+        /// row. Otherwise it is refused.
+        splittable: bool,
+        /// Why tract cannot plan it for any batch size (its error).
+        why: String,
+    },
 }
 
 impl Plan {
-    /// The plan a call of `rows` rows runs on as one call: the single plan for one row when
-    /// there is one, else the general plan.
-    pub fn for_rows(&self, rows: usize) -> Option<&Arc<TypedRunnableModel>> {
-        match (&self.single, &self.general) {
-            (Some(single), _) if rows == 1 => Some(single),
-            (_, general) => general.as_ref(),
+    /// The plan a one-row call runs on: the one for one row when there is one.
+    pub fn one_row(&self) -> &Arc<TypedRunnableModel> {
+        match self {
+            Plan::General {
+                one_row: Some(m), ..
+            }
+            | Plan::Pinned { one_row: m, .. } => m,
+            Plan::General { any, .. } => any,
         }
     }
 
-    /// True when a request of several rows can run row by row on the single plan.
-    pub fn splittable(&self) -> bool {
-        self.batchable && self.single.is_some()
+    /// The plan for any batch size, which a call of several rows runs on as one call.
+    pub fn any_batch(&self) -> Option<&Arc<TypedRunnableModel>> {
+        match self {
+            Plan::General { any, .. } => Some(any),
+            Plan::Pinned { .. } => None,
+        }
+    }
+
+    /// The plan for one row, when a request of several rows can run row by row on it.
+    pub fn row_by_row(&self) -> Option<&Arc<TypedRunnableModel>> {
+        match self {
+            Plan::General {
+                one_row: Some(m),
+                batchable: true,
+                ..
+            }
+            | Plan::Pinned {
+                one_row: m,
+                splittable: true,
+                ..
+            } => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Whether concurrent requests can be merged into one call.
+    pub fn mergeable(&self) -> bool {
+        matches!(
+            self,
+            Plan::General {
+                batchable: true,
+                ..
+            }
+        )
+    }
+
+    /// Why the batch is pinned to 1, when it is.
+    pub fn pinned(&self) -> Option<&str> {
+        match self {
+            Plan::Pinned { why, .. } => Some(why),
+            Plan::General { .. } => None,
+        }
     }
 }
 
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plan")
-            .field("general", &self.general.is_some())
-            .field("single", &self.single.is_some())
-            .field("batchable", &self.batchable)
-            .field("pinned", &self.pinned)
-            .finish()
+        match self {
+            Plan::General {
+                one_row, batchable, ..
+            } => f
+                .debug_struct("General")
+                .field("one_row", &one_row.is_some())
+                .field("batchable", batchable)
+                .finish(),
+            Plan::Pinned {
+                splittable, why, ..
+            } => f
+                .debug_struct("Pinned")
+                .field("splittable", splittable)
+                .field("why", why)
+                .finish(),
+        }
     }
 }
 
@@ -212,7 +274,9 @@ pub fn build(source: &Source, meta: &ModelMeta, batch_dim: bool) -> Result<Plan,
     }
     for onnx in [&strict, &relaxed] {
         if let Ok(mut plan) = with(onnx, true) {
-            plan.pinned = Some(first);
+            if let Plan::Pinned { why, .. } = &mut plan {
+                *why = first;
+            }
             return Ok(plan);
         }
     }
@@ -268,14 +332,13 @@ fn build_with(
         let typed = model.into_optimized().map_err(cannot_build)?;
         // Rows can be run one at a time only if every output is one row per input row: its
         // first dimension is 1 here and variable in the file.
-        let batchable =
+        let splittable =
             outputs_follow(&typed, &TDim::Val(1)) && meta.outputs.iter().all(|o| o.has_batch_dim());
-        let single = typed.into_runnable().map_err(cannot_plan)?;
-        return Ok(Plan {
-            general: None,
-            single: Some(single),
-            batchable,
-            pinned: None,
+        let one_row = typed.into_runnable().map_err(cannot_plan)?;
+        return Ok(Plan::Pinned {
+            one_row,
+            splittable,
+            why: String::new(),
         });
     }
     let typed = model
@@ -300,11 +363,10 @@ fn build_with(
         .into_optimized()
         .and_then(|t| t.into_runnable())
         .map_err(cannot_plan)?;
-    Ok(Plan {
-        general: Some(general),
-        single,
+    Ok(Plan::General {
+        any: general,
+        one_row: single,
         batchable,
-        pinned: None,
     })
 }
 
@@ -471,8 +533,8 @@ mod tests {
     #[test]
     fn symbolic_batch_serves_any_batch_size() {
         let plan = build_bytes(fixtures::iris_like()).unwrap();
-        assert!(plan.batchable && plan.pinned.is_none());
-        let general = plan.general.as_ref().unwrap();
+        assert!(plan.mergeable() && plan.pinned().is_none());
+        let general = plan.any_batch().unwrap();
         for n in [0usize, 1, 7] {
             let out = run(general, Tensor::zero::<f32>(&[n, 4]).unwrap());
             assert_eq!(out[0].shape(), &[n, 3]);
@@ -482,16 +544,20 @@ mod tests {
     #[test]
     fn a_plan_for_one_row_sits_next_to_the_general_one_and_agrees_with_it() {
         let plan = build_bytes(fixtures::iris_like()).unwrap();
-        let single = plan.single.as_ref().unwrap();
-        assert!(Arc::ptr_eq(single, plan.for_rows(1).unwrap()));
-        assert!(Arc::ptr_eq(
-            plan.general.as_ref().unwrap(),
-            plan.for_rows(2).unwrap()
-        ));
-        assert!(plan.splittable());
+        let Plan::General {
+            any,
+            one_row: Some(single),
+            ..
+        } = &plan
+        else {
+            panic!("{plan:?}")
+        };
+        assert!(Arc::ptr_eq(single, plan.one_row()));
+        assert!(Arc::ptr_eq(any, plan.any_batch().unwrap()));
+        assert!(Arc::ptr_eq(single, plan.row_by_row().unwrap()));
         let x = tensor2(&[[1.0f32, 2.0, 3.0, 4.0]]);
         let a = run(single, x.clone());
-        let b = run(plan.general.as_ref().unwrap(), x);
+        let b = run(any, x);
         assert_eq!(a[0], b[0]);
         // Bound to one row: another batch size is refused by the plan.
         let two = Tensor::zero::<f32>(&[2, 4]).unwrap();
@@ -501,9 +567,14 @@ mod tests {
     #[test]
     fn models_without_a_batch_dimension_have_only_the_general_plan() {
         let plan = build_bytes(fixtures::fixed_shape()).unwrap();
-        assert!(plan.single.is_none() && plan.general.is_some());
-        assert!(!plan.splittable());
-        assert!(plan.for_rows(1).is_some());
+        let Plan::General {
+            any, one_row: None, ..
+        } = &plan
+        else {
+            panic!("{plan:?}")
+        };
+        assert!(plan.row_by_row().is_none());
+        assert!(Arc::ptr_eq(any, plan.one_row()));
     }
 
     #[test]
@@ -520,24 +591,23 @@ mod tests {
         assert!(e.contains("Reshape"), "{e}");
 
         let plan = build_bytes(bytes).unwrap();
-        assert!(plan.general.is_none());
-        assert_eq!(plan.pinned.as_deref(), Some(e.as_str()));
-        assert!(plan.batchable && plan.splittable());
+        assert!(plan.any_batch().is_none() && !plan.mergeable());
+        assert_eq!(plan.pinned(), Some(e.as_str()));
+        assert!(plan.row_by_row().is_some());
         let x = Tensor::from_shape(&[1, 2, 3], &[1.0f32, 2., 3., 4., 5., 6.]).unwrap();
-        let out = run(plan.for_rows(1).unwrap(), x);
+        let out = run(plan.one_row(), x);
         assert_eq!(out[0].shape(), &[1, 6]);
-        assert!(plan.for_rows(2).is_none());
 
         // An output the file declares as one fixed row is not per input row.
         let plan = build_bytes(fixtures::shape_from_input(true)).unwrap();
-        assert!(plan.pinned.is_some() && !plan.batchable && !plan.splittable());
+        assert!(plan.pinned().is_some() && plan.row_by_row().is_none());
     }
 
     #[test]
     fn inputs_whose_batch_the_file_names_differently_share_one_batch() {
         let bytes = fixtures::separate_batch_names();
         let plan = build_bytes(bytes.clone()).unwrap();
-        assert!(plan.batchable && plan.splittable() && plan.pinned.is_none());
+        assert!(plan.mergeable() && plan.row_by_row().is_some() && plan.pinned().is_none());
         let inputs: TVec<TValue> = (0..5)
             .map(|i| {
                 Tensor::from_shape(&[8, 1], &[i as f32; 8])
@@ -545,7 +615,7 @@ mod tests {
                     .into_tvalue()
             })
             .collect();
-        let out = plan.general.as_ref().unwrap().run(inputs).unwrap();
+        let out = plan.any_batch().unwrap().run(inputs).unwrap();
         assert_eq!(out[0].shape(), &[8, 5]);
         assert_eq!(out[1].to_plain_array_view::<f32>().unwrap()[[7, 0]], 10.0);
 
@@ -563,7 +633,7 @@ mod tests {
     #[test]
     fn string_inputs_load_in_tract_onnx() {
         let plan = build_bytes(fixtures::records()).unwrap();
-        assert!(plan.batchable);
+        assert!(plan.mergeable());
     }
 
     #[test]
@@ -580,7 +650,7 @@ mod tests {
     fn contradicting_value_info_is_ignored_on_retry() {
         let plan = build_bytes(fixtures::conflicting_value_info()).unwrap();
         let x = Tensor::zero::<f32>(&[2, 4]).unwrap();
-        let out = run(plan.general.as_ref().unwrap(), x);
+        let out = run(plan.any_batch().unwrap(), x);
         assert_eq!(out[0].shape(), &[2, 3]);
     }
 
@@ -592,9 +662,9 @@ mod tests {
 
     #[test]
     fn outputs_not_per_row_make_a_model_unbatchable() {
-        assert!(!build_bytes(fixtures::reduce_all()).unwrap().batchable);
-        assert!(!build_bytes(fixtures::fixed_shape()).unwrap().batchable);
-        assert!(build_bytes(fixtures::variable_row()).unwrap().batchable);
+        assert!(!build_bytes(fixtures::reduce_all()).unwrap().mergeable());
+        assert!(!build_bytes(fixtures::fixed_shape()).unwrap().mergeable());
+        assert!(build_bytes(fixtures::variable_row()).unwrap().mergeable());
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Model {
         match built {
             Ok(plan) => {
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
-                if let Some(why) = &plan.pinned {
+                if let Some(why) = plan.pinned() {
                     tracing::warn!(
                         "model {}: tract cannot plan it for any batch size ({why}); it is \
                          planned with the batch pinned to 1: no batching, and requests of \

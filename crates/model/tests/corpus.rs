@@ -118,8 +118,8 @@ enum Planned {
 fn check(onnx: &Path) -> Result<Planned, String> {
     let case = Case::load(onnx)?;
     case.check_classes()?;
-    if case.plan.general.is_none() && case.plan.pinned.is_some() {
-        if !case.plan.splittable() {
+    if case.plan.pinned().is_some() {
+        if case.plan.row_by_row().is_none() {
             return Err("pinned to one row, but its rows cannot be run one by one".into());
         }
         case.check_each_row()?;
@@ -193,10 +193,10 @@ impl Case {
 
     /// Every row at once, on the plan for any batch size.
     fn check_all_rows(&self) -> Result<(), String> {
-        let general = self.plan.general.as_ref().ok_or_else(|| {
+        let general = self.plan.any_batch().ok_or_else(|| {
             format!(
                 "no plan for any batch size ({})",
-                self.plan.pinned.as_deref().unwrap_or("?")
+                self.plan.pinned().unwrap_or("?")
             )
         })?;
         let outputs = run(general, &self.inputs).map_err(|e| format!("run: {e}"))?;
@@ -205,7 +205,7 @@ impl Case {
 
     /// Each row alone, on the plan for one row, when the model has one and is batchable.
     fn check_each_row(&self) -> Result<(), String> {
-        let (Some(single), true) = (&self.plan.single, self.plan.batchable) else {
+        let Some(single) = self.plan.row_by_row() else {
             return Ok(());
         };
         let rows = self.inputs.first().map_or(0, |t| t.shape()[0]);
