@@ -32,9 +32,9 @@ use tokio::sync::{mpsc, oneshot};
 use tract_onnx::prelude::*;
 
 use crate::batching::{Estimate, Way};
-use crate::error::ApiError;
 use crate::loader::{Plan, chain};
 use crate::outputs::Outputs;
+use crate::run_error::RunError;
 
 /// How an executor batches and queues.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,7 +110,7 @@ impl Inputs {
 
 struct Job {
     inputs: Inputs,
-    reply: oneshot::Sender<Result<Outputs, ApiError>>,
+    reply: oneshot::Sender<Result<Outputs, RunError>>,
 }
 
 /// What a model's runner has done, counted as it goes (tests read it; metrics will).
@@ -174,28 +174,27 @@ impl Executor {
     }
 
     /// Queues the inputs and waits for their outputs.
-    pub async fn submit(&self, inputs: Inputs) -> Result<Outputs, ApiError> {
+    pub async fn submit(&self, inputs: Inputs) -> Result<Outputs, RunError> {
         let (reply, answer) = oneshot::channel();
         match self.tx.try_send(Job { inputs, reply }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                return Err(ApiError::overloaded(format!(
-                    "model {}: {} requests are already waiting (--max-queue); retry later",
-                    self.name, self.max_queue
-                )));
+                return Err(RunError::QueueFull {
+                    model: self.name.clone(),
+                    max_queue: self.max_queue,
+                });
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(ApiError::unavailable(format!(
-                    "model {}: its executor has stopped",
-                    self.name
-                )));
+                return Err(RunError::Stopped {
+                    model: self.name.clone(),
+                });
             }
         }
+        // The runner answers every job it takes; only a runner that stopped drops one.
         answer.await.unwrap_or_else(|_| {
-            Err(ApiError::internal(format!(
-                "model {}: the executor dropped the request",
-                self.name
-            )))
+            Err(RunError::Stopped {
+                model: self.name.clone(),
+            })
         })
     }
 }
@@ -282,7 +281,7 @@ impl Runner {
     }
 
     /// How a call of these rows runs, and on which plan.
-    fn way(&self, rows: usize) -> Result<(Way, Arc<TypedRunnableModel>), ApiError> {
+    fn way(&self, rows: usize) -> Result<(Way, Arc<TypedRunnableModel>), RunError> {
         let plan = &self.plan;
         if rows == 1 {
             return Ok((Way::Single, plan.one_row().clone()));
@@ -301,7 +300,7 @@ impl Runner {
             ),
             (Some(any), None) => Ok((Way::Batched, any.clone())),
             (None, Some(one_row)) => Ok((Way::Rows, one_row.clone())),
-            (None, None) => Err(ApiError::bad_request(format!(
+            (None, None) => Err(RunError::BadBatch(format!(
                 "model {} runs one row per request ({}: it is planned with the batch pinned \
                  to 1); this request has {rows}",
                 self.name,
@@ -359,7 +358,7 @@ impl Runner {
         inputs: TVec<Tensor>,
         rows: usize,
         stacking: Duration,
-    ) -> Result<Vec<Tensor>, ApiError> {
+    ) -> Result<Vec<Tensor>, RunError> {
         let calls = if way == Way::Rows { rows } else { 1 };
         self.activity
             .calls
@@ -376,7 +375,7 @@ impl Runner {
             tokio::task::spawn_blocking(move || run_way(&model, way, inputs, rows))
                 .await
                 .unwrap_or_else(|e| {
-                    let e = ApiError::internal(format!("inference failed: {e}"));
+                    let e = RunError::Inference(format!("inference failed: {e}"));
                     (Err(e), Duration::ZERO)
                 })
         };
@@ -393,7 +392,7 @@ fn run_way(
     way: Way,
     inputs: TVec<Tensor>,
     rows: usize,
-) -> (Result<Vec<Tensor>, ApiError>, Duration) {
+) -> (Result<Vec<Tensor>, RunError>, Duration) {
     let started = Instant::now();
     let result = match way {
         Way::Single | Way::Batched => run_model(model, inputs),
@@ -407,8 +406,8 @@ fn run_rows(
     model: &Arc<TypedRunnableModel>,
     inputs: TVec<Tensor>,
     rows: usize,
-) -> Result<Vec<Tensor>, ApiError> {
-    let slicing = |e: TractError| ApiError::internal(format!("splitting rows: {}", chain(&e)));
+) -> Result<Vec<Tensor>, RunError> {
+    let slicing = |e: TractError| RunError::Inference(format!("splitting rows: {}", chain(&e)));
     let mut columns: Vec<Vec<Tensor>> = Vec::new();
     for r in 0..rows {
         let row = inputs
@@ -429,19 +428,19 @@ fn run_rows(
         .into_iter()
         .map(|parts| {
             Tensor::stack_tensors(0, &parts)
-                .map_err(|e| ApiError::internal(format!("stacking rows: {}", chain(&e))))
+                .map_err(|e| RunError::Inference(format!("stacking rows: {}", chain(&e))))
         })
         .collect()
 }
 
 /// Concatenates the jobs' inputs along the batch dimension.
-fn stack(batch: &[Job]) -> Result<TVec<Tensor>, ApiError> {
+fn stack(batch: &[Job]) -> Result<TVec<Tensor>, RunError> {
     let n = batch[0].inputs.tensors.len();
     (0..n)
         .map(|i| {
             let parts: Vec<&Tensor> = batch.iter().map(|j| &j.inputs.tensors[i]).collect();
             Tensor::stack_tensors(0, &parts)
-                .map_err(|e| ApiError::internal(format!("batching inputs: {}", chain(&e))))
+                .map_err(|e| RunError::Inference(format!("batching inputs: {}", chain(&e))))
         })
         .collect()
 }
@@ -450,7 +449,7 @@ fn stack(batch: &[Job]) -> Result<TVec<Tensor>, ApiError> {
 fn answer_rows(batch: Vec<Job>, counts: &[usize], outputs: Vec<Tensor>) {
     let total: usize = counts.iter().sum();
     if let Some(bad) = outputs.iter().find(|t| t.shape().first() != Some(&total)) {
-        let e = ApiError::internal(format!(
+        let e = RunError::Inference(format!(
             "a batched call of {total} rows gave an output of shape {:?}",
             bad.shape()
         ));
@@ -474,16 +473,16 @@ fn answer_rows(batch: Vec<Job>, counts: &[usize], outputs: Vec<Tensor>) {
 pub fn run_model(
     model: &Arc<TypedRunnableModel>,
     inputs: TVec<Tensor>,
-) -> Result<Vec<Tensor>, ApiError> {
+) -> Result<Vec<Tensor>, RunError> {
     let inputs: TVec<TValue> = inputs.into_iter().map(|t| t.into_tvalue()).collect();
     let outputs = catch_unwind(AssertUnwindSafe(|| model.run(inputs)))
         .map_err(|p| {
-            ApiError::internal(format!(
+            RunError::Inference(format!(
                 "inference panicked: {}",
                 serve_app::panic_message(&*p)
             ))
         })?
-        .map_err(|e| ApiError::internal(format!("inference failed: {}", chain(&e))))?;
+        .map_err(|e| RunError::Inference(format!("inference failed: {}", chain(&e))))?;
     outputs
         .into_iter()
         .map(|v| {
@@ -491,7 +490,7 @@ pub fn run_model(
             if t.datum_type() == DatumType::TDim {
                 t.cast_to::<i64>()
                     .map(|c| c.into_owned())
-                    .map_err(|e| ApiError::internal(format!("converting an output: {e}")))
+                    .map_err(|e| RunError::Inference(format!("converting an output: {e}")))
             } else {
                 Ok(t)
             }
@@ -696,15 +695,17 @@ mod tests {
         );
         let x = Tensor::zero::<f32>(&[2, 2, 3]).unwrap();
         let e = exec.submit(Inputs::new(tvec!(x))).await.unwrap_err();
-        assert_eq!(e.status(), 400, "{e}");
-        assert!(e.message().contains("one row per request"), "{e}");
-        assert!(e.message().contains("Reshape"), "{e}");
+        let RunError::BadBatch(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(m.contains("one row per request"), "{e}");
+        assert!(m.contains("Reshape"), "{e}");
         let x = Tensor::zero::<f32>(&[1, 2, 3]).unwrap();
         assert!(exec.submit(Inputs::new(tvec!(x))).await.is_ok());
     }
 
     #[tokio::test]
-    async fn a_full_queue_answers_503_with_retry_after() {
+    async fn a_full_queue_sheds_the_request() {
         let settings = Settings {
             max_queue: 1,
             ..Settings::default()
@@ -716,8 +717,10 @@ mod tests {
         let (first, second) = tokio::join!(first, second);
         assert!(first.is_ok());
         let e = second.unwrap_err();
-        assert_eq!(e.status(), 503);
-        assert!(e.into_response().headers().contains_key("retry-after"));
+        assert!(
+            matches!(e, RunError::QueueFull { max_queue: 1, .. }),
+            "{e:?}"
+        );
     }
 
     #[tokio::test]
@@ -783,11 +786,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn inference_errors_are_500_and_the_runner_survives() {
+    async fn inference_errors_are_reported_and_the_runner_survives() {
         let exec = Executor::start("gather", plan(fixtures::gather()), Settings::default());
         let bad = exec.submit(Inputs::new(tvec!(tensor1(&[7i64])))).await;
         let e = bad.unwrap_err();
-        assert_eq!(e.status(), 500, "{e}");
+        assert!(matches!(e, RunError::Inference(_)), "{e:?}");
         let good = exec
             .submit(Inputs::new(tvec!(tensor1(&[2i64]))))
             .await

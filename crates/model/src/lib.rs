@@ -65,6 +65,7 @@ pub mod registry;
 pub mod resolve;
 pub mod router;
 pub mod routes;
+pub mod run_error;
 pub mod v1;
 pub mod v2;
 pub mod v2_request;

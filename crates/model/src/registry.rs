@@ -18,12 +18,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::error::ApiError;
 use crate::executor::{Executor, Inputs, Settings};
 use crate::loader::{self, BuildError, Plan, Source};
 use crate::metadata::ModelMeta;
 use crate::outputs::Outputs;
 use crate::records::RecordSpec;
+use crate::run_error::RunError;
 
 /// One model of the app, in one worker.
 pub struct Model {
@@ -142,17 +142,15 @@ impl Model {
         self.builds.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The remembered failure, as requests get it: 503, logged already.
-    fn failure(&self) -> Option<ApiError> {
+    /// The remembered failure, as requests get it (logged already).
+    fn failure(&self) -> Option<RunError> {
         let failed = lock(&self.failed);
-        failed
-            .as_ref()
-            .map(|m| ApiError::unavailable(m.clone()).already_logged())
+        failed.as_ref().map(|m| RunError::LoadFailed(m.clone()))
     }
 
     /// The plan, built by the first caller while the others wait. A failed build is
-    /// answered from memory (503); the failure was logged once, when it happened.
-    pub async fn plan(self: &Arc<Self>) -> Result<Arc<Plan>, ApiError> {
+    /// answered from memory; the failure was logged once, when it happened.
+    pub async fn plan(self: &Arc<Self>) -> Result<Arc<Plan>, RunError> {
         if let Some(plan) = self.plan.get() {
             return Ok(plan.clone());
         }
@@ -175,19 +173,17 @@ impl Model {
         .await;
         match built {
             Ok(Ok(plan)) => Ok(plan),
-            Ok(Err(e)) => Err(self
-                .failure()
-                .unwrap_or_else(|| ApiError::unavailable(e).already_logged())),
-            Err(e) => Err(ApiError::retry_later(
-                format!("model {} cannot be loaded now: {e}", self.name),
-                1,
-            )),
+            Ok(Err(e)) => Err(self.failure().unwrap_or(RunError::LoadFailed(e))),
+            Err(e) => Err(RunError::LoadInterrupted {
+                model: self.name.as_str().into(),
+                cause: e.to_string(),
+            }),
         }
     }
 
     /// Runs one request's inputs through the model (loading it first if needed), within
     /// the request timeout.
-    pub async fn infer(self: &Arc<Self>, inputs: Inputs) -> Result<Outputs, ApiError> {
+    pub async fn infer(self: &Arc<Self>, inputs: Inputs) -> Result<Outputs, RunError> {
         let work = async {
             let plan = self.plan().await?;
             let executor = self
@@ -198,10 +194,10 @@ impl Model {
         match self.request_timeout {
             None => work.await,
             Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-                Err(ApiError::timeout(format!(
-                    "model {}: no answer within the request timeout ({limit:?})",
-                    self.name
-                )))
+                Err(RunError::TimedOut {
+                    model: self.name.as_str().into(),
+                    limit,
+                })
             }),
         }
     }
@@ -299,19 +295,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_build_is_503_remembered_and_not_built_again() {
+    async fn a_failed_build_is_remembered_and_not_built_again() {
         let m = model(fixtures::unimplemented_op());
         assert!(m.health().is_ok(), "not loaded yet is ready");
         let inputs = || Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 2]).unwrap()));
+        // LoadFailed: logged once, where the build failed (requests do not log it again).
         let e = m.infer(inputs()).await.unwrap_err();
-        assert_eq!(e.status(), 503);
-        assert!(e.message().contains("FancyOp"), "{e}");
-        assert!(e.is_logged(), "logged once, where the build failed");
+        assert!(
+            matches!(&e, RunError::LoadFailed(m) if m.contains("FancyOp")),
+            "{e:?}"
+        );
         assert!(m.health().unwrap_err().contains("FancyOp"));
         let (a, b) = tokio::join!(m.infer(inputs()), m.infer(inputs()));
         for e in [a.unwrap_err(), b.unwrap_err()] {
-            assert_eq!(e.status(), 503);
-            assert!(e.message().contains("FancyOp") && e.is_logged(), "{e}");
+            assert!(
+                matches!(&e, RunError::LoadFailed(m) if m.contains("FancyOp")),
+                "{e:?}"
+            );
         }
         assert_eq!(m.builds(), 1, "remembered: requests do not build again");
         // Building explicitly (a reload proof, a preload) still tries.
@@ -361,8 +361,8 @@ mod tests {
             .unwrap(),
         );
         let e = m.infer(x()).await.unwrap_err();
-        assert_eq!(e.status(), 504);
-        assert!(e.message().contains("request timeout"), "{e}");
+        assert!(matches!(e, RunError::TimedOut { .. }), "{e:?}");
+        assert!(e.to_string().contains("request timeout"), "{e}");
     }
 
     #[test]

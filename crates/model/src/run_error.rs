@@ -1,0 +1,156 @@
+//! What the model runtime (registry and executor) answers when it cannot run a request, and
+//! the one place where that becomes a protocol's answer.
+//!
+//! The runtime knows nothing of HTTP: it says why (the queue is full, the model could not be
+//! loaded, tract failed...), and each front end maps the reason to its status. The REST
+//! mapping is `From<RunError> for ApiError` below; gRPC will map the same enum to its codes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::ApiError;
+
+/// Why the runtime could not answer a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunError {
+    /// The model's queue already holds `max_queue` requests (`--max-queue`): shed, not
+    /// queued; another worker or a later try will do.
+    QueueFull {
+        /// The model.
+        model: Arc<str>,
+        /// The queue's bound.
+        max_queue: usize,
+    },
+    /// The model's runner has stopped (the worker is going away).
+    Stopped {
+        /// The model.
+        model: Arc<str>,
+    },
+    /// No answer within `--request-timeout`; the request was not run late.
+    TimedOut {
+        /// The model.
+        model: Arc<str>,
+        /// The timeout.
+        limit: Duration,
+    },
+    /// The model could not be built in this worker; the message names the file and the
+    /// cause, and was logged once when it happened.
+    LoadFailed(String),
+    /// The build was interrupted (its thread could not finish); a later try may work.
+    LoadInterrupted {
+        /// The model.
+        model: Arc<str>,
+        /// What happened.
+        cause: String,
+    },
+    /// The request's rows cannot run on this model's plans (a model pinned to one row whose
+    /// outputs are not rows, sent several).
+    BadBatch(String),
+    /// tract failed or panicked, or its outputs could not be taken apart.
+    Inference(String),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::QueueFull { model, max_queue } => write!(
+                f,
+                "model {model}: {max_queue} requests are already waiting (--max-queue); \
+                 retry later"
+            ),
+            RunError::Stopped { model } => write!(f, "model {model}: its executor has stopped"),
+            RunError::TimedOut { model, limit } => write!(
+                f,
+                "model {model}: no answer within the request timeout ({limit:?})"
+            ),
+            RunError::LoadInterrupted { model, cause } => {
+                write!(f, "model {model} cannot be loaded now: {cause}")
+            }
+            RunError::LoadFailed(m) | RunError::BadBatch(m) | RunError::Inference(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// The REST answer of each runtime error (Triton's mapping: unavailable 503, invalid
+/// argument 400, internal 500; a timeout 504).
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            RunError::QueueFull { .. } => ApiError::overloaded(message),
+            RunError::Stopped { .. } => ApiError::unavailable(message),
+            RunError::TimedOut { .. } => ApiError::timeout(message),
+            RunError::LoadFailed(_) => ApiError::unavailable(message).already_logged(),
+            RunError::LoadInterrupted { .. } => ApiError::retry_later(message, 1),
+            RunError::BadBatch(_) => ApiError::bad_request(message),
+            RunError::Inference(_) => ApiError::internal(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    #[test]
+    fn each_runtime_error_has_its_status() {
+        let model: Arc<str> = "iris".into();
+        let cases = [
+            (
+                RunError::QueueFull {
+                    model: model.clone(),
+                    max_queue: 8,
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                RunError::Stopped {
+                    model: model.clone(),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                RunError::TimedOut {
+                    model: model.clone(),
+                    limit: Duration::from_secs(2),
+                },
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+            (
+                RunError::LoadFailed("model iris: bad".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                RunError::LoadInterrupted {
+                    model,
+                    cause: "x".into(),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (RunError::BadBatch("b".into()), StatusCode::BAD_REQUEST),
+            (
+                RunError::Inference("i".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (e, status) in cases {
+            let text = e.to_string();
+            let api = ApiError::from(e);
+            assert_eq!(api.status(), status, "{text}");
+            assert_eq!(api.message(), text);
+        }
+        let full = ApiError::from(RunError::QueueFull {
+            model: "iris".into(),
+            max_queue: 8,
+        });
+        let res = full.into_response();
+        assert_eq!(res.headers()[http::header::RETRY_AFTER], "1");
+        assert!(ApiError::from(RunError::LoadFailed("m".into())).is_logged());
+    }
+}
