@@ -3,7 +3,7 @@
 //! of bad requests that never costs a worker.
 
 mod common;
-#[path = "../crates/model/src/fixtures.rs"]
+#[path = "../crates/runtime/src/fixtures.rs"]
 mod fixtures;
 
 use std::collections::BTreeSet;

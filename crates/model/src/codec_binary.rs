@@ -10,7 +10,7 @@
 use crate::column::{Column, INITIAL_CAPACITY};
 use crate::datatype::DataType;
 use crate::error::ApiError;
-use crate::outputs::{OutView, with_slice};
+use crate::outputs::OutView;
 
 /// Decodes `count` elements of type `dt` from `bytes` (exactly the input's
 /// `binary_data_size` bytes). `label` names the input in errors.
@@ -106,43 +106,7 @@ fn decode_strings(mut bytes: &[u8], count: usize, label: &str) -> Result<Column,
 
 /// Appends the view's elements in the binary format; returns how many bytes were written.
 pub fn encode(buf: &mut Vec<u8>, view: &OutView<'_>) -> Result<usize, ApiError> {
-    let before = buf.len();
-    with_slice!(view, s => s.write_le(buf));
-    Ok(buf.len() - before)
-}
-
-/// Elements that can be written as little-endian bytes.
-trait WriteLe {
-    fn write_le(&self, buf: &mut Vec<u8>);
-}
-
-macro_rules! write_le {
-    ($($t:ty),*) => {$(
-        impl WriteLe for [$t] {
-            fn write_le(&self, buf: &mut Vec<u8>) {
-                buf.reserve(std::mem::size_of_val(self));
-                for v in self {
-                    buf.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-        }
-    )*};
-}
-write_le!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, half::f16);
-
-impl WriteLe for [bool] {
-    fn write_le(&self, buf: &mut Vec<u8>) {
-        buf.extend(self.iter().map(|&b| b as u8));
-    }
-}
-
-impl WriteLe for [String] {
-    fn write_le(&self, buf: &mut Vec<u8>) {
-        for s in self {
-            buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            buf.extend_from_slice(s.as_bytes());
-        }
-    }
+    Ok(view.write_le(buf)?)
 }
 
 #[cfg(test)]

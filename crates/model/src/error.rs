@@ -10,6 +10,7 @@ use std::fmt;
 
 use http::{HeaderValue, StatusCode, header};
 use serve_app::Response;
+use serve_runtime::run_error::RunError;
 
 /// A failed request: the status to answer and a message for the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,6 +136,23 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The REST answer of each runtime error (Triton's mapping: unavailable 503, invalid
+/// argument 400, internal 500; a timeout 504).
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            RunError::QueueFull { .. } => ApiError::overloaded(message),
+            RunError::Stopped { .. } => ApiError::unavailable(message),
+            RunError::TimedOut { .. } => ApiError::timeout(message),
+            RunError::LoadFailed(_) => ApiError::unavailable(message).already_logged(),
+            RunError::LoadInterrupted { .. } => ApiError::retry_later(message, 1),
+            RunError::BadBatch(_) => ApiError::bad_request(message),
+            RunError::Inference(_) => ApiError::internal(message),
+        }
+    }
+}
+
 /// A shape as the messages print it: `[-1, 4]`.
 pub(crate) fn fmt_shape<T: fmt::Display>(dims: &[T]) -> String {
     let mut s = String::from("[");
@@ -182,5 +200,61 @@ mod tests {
     fn shapes_print_like_lists() {
         assert_eq!(fmt_shape(&[-1i64, 4]), "[-1, 4]");
         assert_eq!(fmt_shape::<usize>(&[]), "[]");
+    }
+
+    #[test]
+    fn each_runtime_error_has_its_status() {
+        let model: std::sync::Arc<str> = "iris".into();
+        let cases = [
+            (
+                RunError::QueueFull {
+                    model: model.clone(),
+                    max_queue: 8,
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                RunError::Stopped {
+                    model: model.clone(),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                RunError::TimedOut {
+                    model: model.clone(),
+                    limit: std::time::Duration::from_secs(2),
+                },
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+            (
+                RunError::LoadFailed("model iris: bad".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                RunError::LoadInterrupted {
+                    model,
+                    cause: "x".into(),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (RunError::BadBatch("b".into()), StatusCode::BAD_REQUEST),
+            (
+                RunError::Inference("i".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (e, status) in cases {
+            let text = e.to_string();
+            let api = ApiError::from(e);
+            assert_eq!(api.status(), status, "{text}");
+            assert_eq!(api.message(), text);
+        }
+        let full = ApiError::from(RunError::QueueFull {
+            model: "iris".into(),
+            max_queue: 8,
+        });
+        let res = full.into_response();
+        assert_eq!(res.headers()[http::header::RETRY_AFTER], "1");
+        assert!(ApiError::from(RunError::LoadFailed("m".into())).is_logged());
     }
 }

@@ -16,21 +16,20 @@
 //! - [`manifest`]: the `app.toml` format (documented there).
 //! - [`registry`]: the models by name; each loads lazily, once, from the bytes read before
 //!   the fork, remembers a failed load, and reports readiness.
-//! - [`loader`]: ONNX bytes → tract plans: one for any batch size, one for a single row
-//!   (or only the latter, when tract cannot plan a symbolic batch); tract's quirks.
-//! - [`metadata`]: inputs and outputs read from the protobuf without building, skipping
-//!   the weights.
-//! - [`executor`]: per model, a bounded queue, dynamic batching where it measurably pays,
-//!   inline or blocking calls.
+//! - From `serve-runtime`, re-exported here: [`loader`] (ONNX bytes → tract plans),
+//!   [`metadata`] (inputs and outputs read from the protobuf), [`executor`] (per model, a
+//!   bounded queue and dynamic batching), [`outputs`] (a request's rows of the outputs,
+//!   written as JSON or bytes), [`datatype`], [`run_error`] (why the runtime could not answer,
+//!   mapped to a status in [`error`]).
 //! - [`router`]: method and path → handler; 404 and 405.
 //! - [`v2`], [`v2_request`]: KServe V2 handlers and its request decoder.
 //! - [`v1`]: TF-Serving's `:predict` and model status.
 //! - [`routes`]: the manifest's record routes (`POST /model`).
 //! - [`records`]: JSON records ↔ rows, shared by V1 and manifest routes.
 //! - [`codec_json`]: JSON values straight into typed buffers; JSON error messages.
-//! - [`codec_binary`]: the binary tensor extension, both ways.
-//! - [`outputs`]: a request's rows of (possibly batched) outputs, written as JSON.
-//! - [`column`](mod@column), [`datatype`]: typed buffers and the element types.
+//! - [`codec_binary`]: the binary tensor extension's decoder (its encoder is
+//!   [`outputs::OutView::write_le`]).
+//! - [`column`](mod@column): typed buffers.
 //! - [`error`]: [`ApiError`](error::ApiError), the status and message of every failure.
 //!
 //! # Why it is shaped this way
@@ -49,28 +48,24 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod app;
-mod batching;
+// The runtime's modules, where this crate and its users have always found them.
+pub use serve_runtime::{datatype, executor, loader, metadata, outputs, run_error};
 pub mod codec_binary;
 pub mod codec_json;
 pub mod column;
-pub mod datatype;
 pub mod error;
-pub mod executor;
-pub mod loader;
 pub mod manifest;
-pub mod metadata;
-pub mod outputs;
 pub mod records;
 pub mod registry;
 pub mod resolve;
 pub mod router;
 pub mod routes;
-pub mod run_error;
 pub mod v1;
 pub mod v2;
 pub mod v2_request;
 
 #[cfg(test)]
+#[path = "../../runtime/src/fixtures.rs"]
 mod fixtures;
 
 pub use app::{ModelApp, ModelAppFactory};

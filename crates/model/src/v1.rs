@@ -313,7 +313,7 @@ fn write_predictions(
     outputs: &Outputs,
 ) -> Result<(), ApiError> {
     if outputs.len() == 1 {
-        return outputs.view_of(meta, 0)?.write_rows(buf);
+        return Ok(outputs.view_of(meta, 0)?.write_rows(buf)?);
     }
     let keys: Vec<(String, usize)> = meta
         .outputs
@@ -327,7 +327,7 @@ fn write_predictions(
 /// `outputs`: the whole tensor, or an object of them.
 fn write_columnar(buf: &mut Vec<u8>, meta: &ModelMeta, outputs: &Outputs) -> Result<(), ApiError> {
     if outputs.len() == 1 {
-        return outputs.view_of(meta, 0)?.write_nested(buf);
+        return Ok(outputs.view_of(meta, 0)?.write_nested(buf)?);
     }
     buf.push(b'{');
     for i in 0..outputs.len() {

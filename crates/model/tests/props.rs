@@ -1,7 +1,7 @@
 //! Property tests: the request decoders never panic, whatever the bytes, and never allocate
 //! from a declared size the body does not back (huge shapes decode instantly to errors).
 
-#[path = "../src/fixtures.rs"]
+#[path = "../../runtime/src/fixtures.rs"]
 mod fixtures;
 
 use proptest::prelude::*;

@@ -2,7 +2,7 @@
 //! in the binary extension, every datatype, lazy loading, timeouts and the queue bound.
 
 mod common;
-#[path = "../src/fixtures.rs"]
+#[path = "../../runtime/src/fixtures.rs"]
 mod fixtures;
 
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! Python API returns them.
 
 mod common;
-#[path = "../src/fixtures.rs"]
+#[path = "../../runtime/src/fixtures.rs"]
 mod fixtures;
 
 use common::*;

@@ -99,7 +99,7 @@ impl Source {
 }
 
 /// The message of an I/O error without Rust's `(os error 2)` suffix.
-pub(crate) fn io_cause(e: &std::io::Error) -> String {
+pub fn io_cause(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),

@@ -230,7 +230,8 @@ impl ModelMeta {
     }
 }
 
-pub(crate) fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+/// Names as `"a", "b", "c"`, for messages.
+pub fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     names
         .map(|n| format!("\"{n}\""))
         .collect::<Vec<_>>()

@@ -15,8 +15,8 @@ use serde_json::ser::{CompactFormatter, Formatter};
 use tract_onnx::prelude::Tensor;
 
 use crate::datatype::DataType;
-use crate::error::ApiError;
 use crate::metadata::{Classes, ModelMeta};
+use crate::run_error::RunError;
 
 /// The outputs answering one request.
 #[derive(Clone, Debug)]
@@ -54,10 +54,10 @@ impl Outputs {
     }
 
     /// A view of output `i` limited to this request's rows.
-    pub fn view(&self, i: usize) -> Result<OutView<'_>, ApiError> {
+    pub fn view(&self, i: usize) -> Result<OutView<'_>, RunError> {
         let tensor = &self.tensors[i];
         let dt = DataType::from_datum(tensor.datum_type()).ok_or_else(|| {
-            ApiError::internal(format!(
+            RunError::Inference(format!(
                 "output {i} has type {:?}, which serve cannot answer",
                 tensor.datum_type()
             ))
@@ -83,7 +83,7 @@ impl Outputs {
 
     /// [`Outputs::view`] of output `i` of a model: the rows of a ZipMap output are written
     /// as `{label: probability}` objects (see [`OutView::keyed`]).
-    pub fn view_of<'a>(&'a self, meta: &'a ModelMeta, i: usize) -> Result<OutView<'a>, ApiError> {
+    pub fn view_of<'a>(&'a self, meta: &'a ModelMeta, i: usize) -> Result<OutView<'a>, RunError> {
         let view = self.view(i)?;
         Ok(match meta.outputs.get(i).and_then(|o| o.classes.as_ref()) {
             Some(classes) => view.keyed(classes),
@@ -110,7 +110,8 @@ pub struct OutView<'a> {
 }
 
 /// A value that can be printed as a JSON scalar.
-pub(crate) trait JsonScalar {
+pub trait JsonScalar {
+    /// Appends the value as JSON.
     fn write_json(&self, buf: &mut Vec<u8>);
 }
 
@@ -166,7 +167,7 @@ impl JsonScalar for String {
 }
 
 /// Writes a JSON string, escaped.
-pub(crate) fn write_str(buf: &mut Vec<u8>, s: &str) {
+pub fn write_str(buf: &mut Vec<u8>, s: &str) {
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *buf, s);
 }
@@ -214,13 +215,13 @@ macro_rules! with_slice {
         let plain = v
             .tensor
             .try_as_plain_ram()
-            .map_err(|e| ApiError::internal(format!("reading an output: {e}")))?;
+            .map_err(|e| RunError::Inference(format!("reading an output: {e}")))?;
         let range = v.start..v.start + v.len;
         macro_rules! go {
             ($t:ty) => {{
                 let all = plain
                     .as_slice::<$t>()
-                    .map_err(|e| ApiError::internal(format!("reading an output: {e}")))?;
+                    .map_err(|e| RunError::Inference(format!("reading an output: {e}")))?;
                 let $s = &all[range];
                 $body
             }};
@@ -242,11 +243,52 @@ macro_rules! with_slice {
         }
     }};
 }
-pub(crate) use with_slice;
+
+/// Elements that can be written as little-endian bytes.
+trait WriteLe {
+    fn write_le(&self, buf: &mut Vec<u8>);
+}
+
+macro_rules! write_le {
+    ($($t:ty),*) => {$(
+        impl WriteLe for [$t] {
+            fn write_le(&self, buf: &mut Vec<u8>) {
+                buf.reserve(std::mem::size_of_val(self));
+                for v in self {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    )*};
+}
+write_le!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, half::f16);
+
+impl WriteLe for [bool] {
+    fn write_le(&self, buf: &mut Vec<u8>) {
+        buf.extend(self.iter().map(|&b| b as u8));
+    }
+}
+
+impl WriteLe for [String] {
+    fn write_le(&self, buf: &mut Vec<u8>) {
+        for s in self {
+            buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            buf.extend_from_slice(s.as_bytes());
+        }
+    }
+}
 
 impl<'a> OutView<'a> {
+    /// The elements in the binary tensor extension's format (little-endian, strings as a
+    /// 4-byte length then the bytes); returns how many bytes were written.
+    pub fn write_le(&self, buf: &mut Vec<u8>) -> Result<usize, RunError> {
+        let before = buf.len();
+        with_slice!(self, s => s.write_le(buf));
+        Ok(buf.len() - before)
+    }
+
     /// The elements as one flat JSON array (V2 `data`).
-    pub fn write_flat(&self, buf: &mut Vec<u8>) -> Result<(), ApiError> {
+    pub fn write_flat(&self, buf: &mut Vec<u8>) -> Result<(), RunError> {
         with_slice!(self, s => write_flat(buf, s));
         Ok(())
     }
@@ -267,7 +309,7 @@ impl<'a> OutView<'a> {
 
     /// The elements as nested arrays of the view's shape (V1 columnar outputs); a keyed
     /// view is an array of one object per row.
-    pub fn write_nested(&self, buf: &mut Vec<u8>) -> Result<(), ApiError> {
+    pub fn write_nested(&self, buf: &mut Vec<u8>) -> Result<(), RunError> {
         if self.classes.is_some() {
             return self.write_rows(buf);
         }
@@ -276,7 +318,7 @@ impl<'a> OutView<'a> {
     }
 
     /// A JSON array of the rows, each as [`OutView::write_row`] writes it (V1 predictions).
-    pub fn write_rows(&self, buf: &mut Vec<u8>) -> Result<(), ApiError> {
+    pub fn write_rows(&self, buf: &mut Vec<u8>) -> Result<(), RunError> {
         buf.push(b'[');
         for r in 0..self.row_count() {
             if r > 0 {
@@ -291,7 +333,7 @@ impl<'a> OutView<'a> {
     /// Row `row` nested by the dimensions after the batch: a scalar for a `[N]` output,
     /// `[a, b, c]` for `[N, 3]`. With `unwrap`, a row of one element is a scalar too (the
     /// manifest routes' `{"predict": 0.12}` for a `[N, 1]` output).
-    pub fn write_row(&self, buf: &mut Vec<u8>, row: usize, unwrap: bool) -> Result<(), ApiError> {
+    pub fn write_row(&self, buf: &mut Vec<u8>, row: usize, unwrap: bool) -> Result<(), RunError> {
         if let Some(classes) = self.classes {
             return self.write_keyed_row(buf, row, classes);
         }
@@ -317,15 +359,15 @@ impl<'a> OutView<'a> {
         buf: &mut Vec<u8>,
         row: usize,
         classes: &Classes,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), RunError> {
         let width = classes.len();
         let plain = self
             .tensor
             .try_as_plain_ram()
-            .map_err(|e| ApiError::internal(format!("reading an output: {e}")))?;
+            .map_err(|e| RunError::Inference(format!("reading an output: {e}")))?;
         let probs = &plain
             .as_slice::<f32>()
-            .map_err(|e| ApiError::internal(format!("reading an output: {e}")))?
+            .map_err(|e| RunError::Inference(format!("reading an output: {e}")))?
             [self.start..self.start + self.len];
         let from = (row * width).min(probs.len());
         let to = (from + width).min(probs.len());
@@ -348,7 +390,7 @@ mod tests {
     use super::*;
     use tract_onnx::prelude::tract_ndarray::arr2;
 
-    fn text(f: impl FnOnce(&mut Vec<u8>) -> Result<(), ApiError>) -> String {
+    fn text(f: impl FnOnce(&mut Vec<u8>) -> Result<(), RunError>) -> String {
         let mut buf = vec![];
         f(&mut buf).unwrap();
         String::from_utf8(buf).unwrap()

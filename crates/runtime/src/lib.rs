@@ -1,0 +1,31 @@
+//! `serve-runtime`: the model runtime under every front end.
+//!
+//! It reads a model's inputs and outputs from its ONNX bytes, plans it with tract, and runs
+//! requests through one bounded queue per model with dynamic batching. It knows nothing of
+//! HTTP: it fails with a [`run_error::RunError`], which each protocol maps to its answer
+//! (the REST mapping is in `serve-model`; gRPC will map the same enum).
+//!
+//! - [`metadata`]: inputs and outputs read from the protobuf without building, skipping
+//!   the weights.
+//! - [`loader`]: ONNX bytes → tract plans: one for any batch size, one for a single row
+//!   (or only the latter, when tract cannot plan a symbolic batch); tract's quirks.
+//! - [`executor`]: per model, a bounded queue, dynamic batching where it measurably pays
+//!   (the policy: `batching.rs`), inline or blocking calls; what it does is counted in its
+//!   [`executor::Activity`].
+//! - [`outputs`]: a request's rows of (possibly batched) outputs, and how they are written
+//!   as JSON straight into a response buffer.
+//! - [`datatype`]: the element types, by their protocol names.
+//! - [`run_error`]: why a request could not be answered.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod batching;
+pub mod datatype;
+pub mod executor;
+pub mod loader;
+pub mod metadata;
+pub mod outputs;
+pub mod run_error;
+
+#[cfg(test)]
+mod fixtures;
