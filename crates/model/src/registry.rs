@@ -24,6 +24,7 @@ use crate::metadata::ModelMeta;
 use crate::outputs::Outputs;
 use crate::records::RecordSpec;
 use crate::run_error::RunError;
+use serve_runtime::events::Observer;
 
 /// One model of the app, in one worker.
 pub struct Model {
@@ -47,6 +48,8 @@ pub struct Model {
     failed: Mutex<Option<String>>,
     builds: std::sync::atomic::AtomicU64,
     executor: OnceLock<Executor>,
+    /// Told what the executor does (metrics), besides its own counters.
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Model {
@@ -73,12 +76,19 @@ impl Model {
             failed: Mutex::new(None),
             builds: Default::default(),
             executor: OnceLock::new(),
+            observer: None,
         })
     }
 
     /// The model answering as this version (a manifest's `version`).
     pub fn with_version(mut self, version: String) -> Model {
         self.version = version;
+        self
+    }
+
+    /// The model telling `observer` what its executor does (a server's metrics).
+    pub fn observed_by(mut self, observer: Arc<dyn Observer>) -> Model {
+        self.observer = Some(observer);
         self
     }
 
@@ -184,12 +194,19 @@ impl Model {
     /// Runs one request's inputs through the model (loading it first if needed), within
     /// the request timeout.
     pub async fn infer(self: &Arc<Self>, inputs: Inputs) -> Result<Outputs, RunError> {
+        let deadline = self
+            .request_timeout
+            .map(|limit| tokio::time::Instant::now() + limit);
         let work = async {
             let plan = self.plan().await?;
-            let executor = self
-                .executor
-                .get_or_init(|| Executor::start(&self.name, plan, self.settings.clone()));
-            executor.submit(inputs).await
+            let executor = self.executor.get_or_init(|| {
+                let settings = self.settings.clone();
+                match &self.observer {
+                    Some(o) => Executor::start_observed(&self.name, plan, settings, o.clone()),
+                    None => Executor::start(&self.name, plan, settings),
+                }
+            });
+            executor.submit_by(inputs, deadline).await
         };
         match self.request_timeout {
             None => work.await,
@@ -281,6 +298,33 @@ mod tests {
 
     fn x() -> Inputs {
         Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 4]).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn the_server_s_observer_hears_the_model_s_calls() {
+        use serve_runtime::events::{Activity, Call};
+        struct Counting(Activity);
+        impl Observer for Counting {
+            fn call(&self, c: &Call) {
+                self.0.call(c);
+            }
+        }
+        let counting = Arc::new(Counting(Activity::default()));
+        let m = Arc::new(
+            Model::open(
+                "m".into(),
+                Source::Bytes("test", fixtures::iris_like().into()),
+                Settings::default(),
+                None,
+            )
+            .unwrap()
+            .observed_by(counting.clone()),
+        );
+        assert!(m.infer(x()).await.is_ok());
+        assert!(m.infer(x()).await.is_ok());
+        let calls = counting.0.calls.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(calls, 2);
+        assert_eq!(calls, m.calls(), "the same as the executor's own count");
     }
 
     #[tokio::test]

@@ -25,13 +25,15 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tract_onnx::prelude::*;
 
 use crate::batching::{Estimate, Way};
+pub use crate::events::Activity;
+use crate::events::{Call, Cancelled, Observer};
 use crate::loader::{Plan, chain};
 use crate::outputs::Outputs;
 use crate::run_error::RunError;
@@ -111,18 +113,26 @@ impl Inputs {
 struct Job {
     inputs: Inputs,
     reply: oneshot::Sender<Result<Outputs, RunError>>,
+    /// When it joined the queue.
+    queued: tokio::time::Instant,
+    /// When its requester stops waiting (`--request-timeout`), if ever: tells a timeout
+    /// from a client that left.
+    deadline: Option<tokio::time::Instant>,
 }
 
-/// What a model's runner has done, counted as it goes (tests read it; metrics will).
-#[derive(Debug, Default)]
-pub struct Activity {
-    /// tract calls made (fewer than requests when batching works).
-    pub calls: AtomicU64,
-    /// Rows run through the model.
-    pub rows: AtomicU64,
-    /// Queued requests dropped before they reached the model because nobody waited for
-    /// the answer any more: the client disconnected, or the request timed out.
-    pub cancelled: AtomicU64,
+/// The executor's own counters, and the server's observer when it has one.
+struct Observers {
+    activity: Arc<Activity>,
+    server: Option<Arc<dyn Observer>>,
+}
+
+impl Observers {
+    fn each(&self, f: impl Fn(&dyn Observer)) {
+        f(&*self.activity);
+        if let Some(o) = &self.server {
+            f(&**o);
+        }
+    }
 }
 
 /// The handle requests use to reach a model's runner.
@@ -130,21 +140,41 @@ pub struct Executor {
     tx: mpsc::Sender<Job>,
     name: Arc<str>,
     max_queue: usize,
-    activity: Arc<Activity>,
+    observers: Arc<Observers>,
 }
 
 impl Executor {
     /// Starts the runner task on the current tokio runtime.
     pub fn start(name: &str, plan: Arc<Plan>, settings: Settings) -> Executor {
         let estimate = Estimate::new(settings.measure);
-        Self::start_with(name, plan, settings, estimate)
+        Self::start_with(name, plan, settings, estimate, None)
+    }
+
+    /// Starts the runner, telling `observer` what it does besides its own counters.
+    pub fn start_observed(
+        name: &str,
+        plan: Arc<Plan>,
+        settings: Settings,
+        observer: Arc<dyn Observer>,
+    ) -> Executor {
+        let estimate = Estimate::new(settings.measure);
+        Self::start_with(name, plan, settings, estimate, Some(observer))
     }
 
     /// Starts the runner with what it knows of the model's costs.
-    fn start_with(name: &str, plan: Arc<Plan>, settings: Settings, estimate: Estimate) -> Executor {
+    fn start_with(
+        name: &str,
+        plan: Arc<Plan>,
+        settings: Settings,
+        estimate: Estimate,
+        server: Option<Arc<dyn Observer>>,
+    ) -> Executor {
         let (tx, rx) = mpsc::channel(settings.max_queue.max(1));
         let max_queue = settings.max_queue.max(1);
-        let activity = Arc::new(Activity::default());
+        let observers = Arc::new(Observers {
+            activity: Arc::new(Activity::default()),
+            server,
+        });
         let runner = Runner {
             name: name.into(),
             plan,
@@ -152,33 +182,50 @@ impl Executor {
             rx,
             carry: None,
             estimate,
-            activity: activity.clone(),
+            observers: observers.clone(),
         };
         tokio::spawn(runner.run());
         Executor {
             tx,
             name: name.into(),
             max_queue,
-            activity,
+            observers,
         }
     }
 
     /// How many tract calls the runner has made (fewer than requests when batching works).
     pub fn calls(&self) -> u64 {
-        self.activity.calls.load(Ordering::Relaxed)
+        self.observers.activity.calls.load(Ordering::Relaxed)
     }
 
     /// What the runner has done.
     pub fn activity(&self) -> &Activity {
-        &self.activity
+        &self.observers.activity
     }
 
     /// Queues the inputs and waits for their outputs.
     pub async fn submit(&self, inputs: Inputs) -> Result<Outputs, RunError> {
+        self.submit_by(inputs, None).await
+    }
+
+    /// [`Executor::submit`] for a requester that stops waiting at `deadline`: dropped then,
+    /// the request counts as timed out rather than gone.
+    pub async fn submit_by(
+        &self,
+        inputs: Inputs,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Outputs, RunError> {
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Job { inputs, reply }) {
-            Ok(()) => {}
+        let job = Job {
+            inputs,
+            reply,
+            queued: tokio::time::Instant::now(),
+            deadline,
+        };
+        match self.tx.try_send(job) {
+            Ok(()) => self.observers.each(|o| o.queued()),
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.observers.each(|o| o.shed());
                 return Err(RunError::QueueFull {
                     model: self.name.clone(),
                     max_queue: self.max_queue,
@@ -207,7 +254,7 @@ struct Runner {
     /// A job taken off the queue that did not fit the previous batch.
     carry: Option<Job>,
     estimate: Estimate,
-    activity: Arc<Activity>,
+    observers: Arc<Observers>,
 }
 
 impl Runner {
@@ -236,11 +283,17 @@ impl Runner {
     /// disconnected, or which timed out, dropped its end: it never reaches the model, and
     /// is counted.
     fn wanted(&self, job: &Job) -> bool {
-        let wanted = !job.reply.is_closed();
-        if !wanted {
-            self.activity.cancelled.fetch_add(1, Ordering::Relaxed);
+        if !job.reply.is_closed() {
+            return true;
         }
-        wanted
+        let now = tokio::time::Instant::now();
+        let why = match job.deadline {
+            Some(d) if now >= d => Cancelled::TimedOut,
+            _ => Cancelled::ClientGone,
+        };
+        let waited = now.saturating_duration_since(job.queued);
+        self.observers.each(|o| o.cancelled(why, waited));
+        false
     }
 
     /// Adds to the batch the jobs that fit, as long as they are waiting (or arrive before
@@ -316,6 +369,12 @@ impl Runner {
         if batch.is_empty() {
             return;
         }
+        let now = tokio::time::Instant::now();
+        for job in &batch {
+            let waited = now.saturating_duration_since(job.queued);
+            self.observers.each(|o| o.started(waited));
+        }
+        let requests = batch.len();
         let counts: Vec<usize> = batch.iter().map(|j| j.inputs.rows).collect();
         let rows: usize = counts.iter().sum();
         let started = Instant::now();
@@ -328,7 +387,10 @@ impl Runner {
                 };
                 let stacking = started.elapsed();
                 match inputs {
-                    Ok(inputs) => self.call(way, model, inputs, rows, stacking).await,
+                    Ok(inputs) => {
+                        self.call(way, model, inputs, (requests, rows), stacking)
+                            .await
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -356,14 +418,9 @@ impl Runner {
         way: Way,
         model: Arc<TypedRunnableModel>,
         inputs: TVec<Tensor>,
-        rows: usize,
+        (requests, rows): (usize, usize),
         stacking: Duration,
     ) -> Result<Vec<Tensor>, RunError> {
-        let calls = if way == Way::Rows { rows } else { 1 };
-        self.activity
-            .calls
-            .fetch_add(calls as u64, Ordering::Relaxed);
-        self.activity.rows.fetch_add(rows as u64, Ordering::Relaxed);
         let inline = self.settings.inline_below == Duration::MAX
             || self
                 .estimate
@@ -379,8 +436,17 @@ impl Runner {
                     (Err(e), Duration::ZERO)
                 })
         };
+        let took = took + stacking;
+        let call = Call {
+            requests,
+            rows,
+            calls: if way == Way::Rows { rows } else { 1 },
+            took,
+            ok: result.is_ok(),
+        };
+        self.observers.each(|o| o.call(&call));
         if result.is_ok() {
-            self.estimate.observe(way, rows, took + stacking);
+            self.estimate.observe(way, rows, took);
         }
         result
     }
@@ -591,6 +657,99 @@ mod tests {
         assert_eq!(a.calls.load(Ordering::Relaxed), 1);
     }
 
+    /// An observer that writes down what it is told.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<String>>);
+
+    impl Observer for Recorder {
+        fn queued(&self) {
+            self.0.lock().unwrap().push("queued".into());
+        }
+        fn shed(&self) {
+            self.0.lock().unwrap().push("shed".into());
+        }
+        fn started(&self, waited: Duration) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("started after {waited:?}"));
+        }
+        fn cancelled(&self, why: Cancelled, waited: Duration) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{why:?} after {waited:?}"));
+        }
+        fn call(&self, c: &Call) {
+            self.0.lock().unwrap().push(format!(
+                "call: {} requests, {} rows, {} calls, ok {}",
+                c.requests, c.rows, c.calls, c.ok
+            ));
+        }
+    }
+
+    // Paused time: the batch waits 10 s for company; one request times out after 1 s of it,
+    // one client leaves.
+    #[tokio::test(start_paused = true)]
+    async fn the_observer_hears_every_step_of_every_request() {
+        let settings = Settings {
+            batch_timeout: Duration::from_secs(10),
+            ..always_merge()
+        };
+        let recorder = Arc::new(Recorder::default());
+        let exec = Arc::new(Executor::start_observed(
+            "iris",
+            plan(fixtures::iris_like()),
+            settings,
+            recorder.clone(),
+        ));
+        let submit = |row: [f32; 4], timeout: Option<Duration>| {
+            let exec = exec.clone();
+            tokio::spawn(async move {
+                let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+                let work = exec.submit_by(rows(&[row]), deadline);
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, work).await.ok(),
+                    None => Some(work.await),
+                }
+            })
+        };
+        let first = submit([1.0, 0.0, 0.0, 0.0], None);
+        tokio::task::yield_now().await;
+        let gone = submit([0.0, 1.0, 0.0, 0.0], None);
+        let timed_out = submit([0.0, 0.0, 1.0, 0.0], Some(Duration::from_secs(1)));
+        let last = submit([0.0, 0.0, 0.0, 1.0], None);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        gone.abort();
+        assert!(first.await.unwrap().unwrap().is_ok());
+        assert!(last.await.unwrap().unwrap().is_ok());
+        assert!(timed_out.await.unwrap().is_none());
+        let events = recorder.0.lock().unwrap().clone();
+        let count = |e: &str| events.iter().filter(|x| x.as_str() == e).count();
+        assert_eq!(events.len(), 9, "{events:#?}");
+        assert_eq!(count("queued"), 4, "{events:#?}");
+        assert_eq!(count("ClientGone after 10s"), 1, "{events:#?}");
+        assert_eq!(count("TimedOut after 10s"), 1, "{events:#?}");
+        assert_eq!(count("started after 10s"), 2, "{events:#?}");
+        assert_eq!(
+            count("call: 2 requests, 2 rows, 1 calls, ok true"),
+            1,
+            "{events:#?}"
+        );
+        // The executor's own counters heard the same.
+        let a = exec.activity();
+        assert_eq!(a.cancelled.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            (
+                a.calls.load(Ordering::Relaxed),
+                a.rows.load(Ordering::Relaxed)
+            ),
+            (1, 2)
+        );
+    }
+
     #[tokio::test]
     async fn inputs_with_differently_named_batches_merge_as_one_batch() {
         // tf2onnx's habit: every input's batch has its own name; the loader makes them one.
@@ -635,6 +794,7 @@ mod tests {
             plan(fixtures::iris_like()),
             Settings::default(),
             merging_does_not_pay(),
+            None,
         );
         let (a, b, c) = tokio::join!(
             exec.submit(rows(&[[1.0, 0.0, 0.0, 0.0]])),
@@ -656,6 +816,7 @@ mod tests {
             plan(fixtures::iris_like()),
             Settings::default(),
             merging_does_not_pay(),
+            None,
         );
         let got = split.submit(rows(&x)).await.unwrap();
         assert_eq!(split.calls(), 3, "one call per row");
@@ -710,7 +871,13 @@ mod tests {
             max_queue: 1,
             ..Settings::default()
         };
-        let exec = Executor::start("iris", plan(fixtures::iris_like()), settings);
+        let recorder = Arc::new(Recorder::default());
+        let exec = Executor::start_observed(
+            "iris",
+            plan(fixtures::iris_like()),
+            settings,
+            recorder.clone(),
+        );
         // The runner has not run yet: the first job fills the queue.
         let first = exec.submit(rows(&[[0.0; 4]]));
         let second = exec.submit(rows(&[[0.0; 4]]));
@@ -721,6 +888,9 @@ mod tests {
             matches!(e, RunError::QueueFull { max_queue: 1, .. }),
             "{e:?}"
         );
+        let events = recorder.0.lock().unwrap().clone();
+        assert_eq!(events[..2], ["queued", "shed"], "{events:#?}");
+        assert_eq!(exec.activity().shed.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]

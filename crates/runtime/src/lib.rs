@@ -12,6 +12,9 @@
 //! - [`executor`]: per model, a bounded queue, dynamic batching where it measurably pays
 //!   (the policy: `batching.rs`), inline or blocking calls; what it does is counted in its
 //!   [`executor::Activity`].
+//! - [`events`]: what the executor does, told as it happens to an [`events::Observer`]
+//!   (queued, shed, started, cancelled and why, each call with its rows and duration):
+//!   the one interface a server's metrics need.
 //! - [`outputs`]: a request's rows of (possibly batched) outputs, and how they are written
 //!   as JSON straight into a response buffer.
 //! - [`datatype`]: the element types, by their protocol names.
@@ -21,6 +24,7 @@
 
 mod batching;
 pub mod datatype;
+pub mod events;
 pub mod executor;
 pub mod loader;
 pub mod metadata;
