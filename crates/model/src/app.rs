@@ -36,13 +36,15 @@ impl ModelApp {
     fn from_spec(spec: &AppSpec, opts: &ModelOptions) -> Result<ModelApp, String> {
         let mut registry = Registry::default();
         for m in &spec.models {
-            let model = Model::open(
-                m.name.clone(),
-                m.source.clone(),
-                m.settings.clone(),
-                opts.request_timeout,
-            )?
-            .with_version(m.version.clone());
+            let model = Model::new(
+                serve_runtime::model::Model::open(
+                    m.name.clone(),
+                    m.source.clone(),
+                    m.settings.clone(),
+                    opts.request_timeout,
+                )?
+                .with_version(m.version.clone()),
+            );
             registry.add(model).map_err(|e| in_manifest(spec, e))?;
         }
         let mut routes: Vec<Route> = Vec::new();

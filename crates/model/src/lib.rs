@@ -14,9 +14,10 @@
 //!   implementations: building, checking, warming.
 //! - [`resolve`]: what APP names (a file, a repository, an app directory, nothing).
 //! - [`manifest`]: the `app.toml` format (documented there).
-//! - [`registry`]: the models by name; each loads lazily, once, from the bytes read before
-//!   the fork, remembers a failed load, and reports readiness.
-//! - From `serve-runtime`, re-exported here: [`loader`] (ONNX bytes → tract plans),
+//! - [`registry`]: the models by name, each the runtime's [`model`] with the records spec
+//!   V1 needs beside it.
+//! - From `serve-runtime`, re-exported here: [`model`] (one model's lifecycle: its plan
+//!   built lazily once, its executor, its readiness), [`loader`] (ONNX bytes → tract plans),
 //!   [`metadata`] (inputs and outputs read from the protobuf), [`executor`] (per model, a
 //!   bounded queue and dynamic batching), [`outputs`] (a request's rows of the outputs,
 //!   written as JSON or bytes), [`datatype`], [`run_error`] (why the runtime could not answer,
@@ -49,7 +50,7 @@ use std::time::Duration;
 
 pub mod app;
 // The runtime's modules, where this crate and its users have always found them.
-pub use serve_runtime::{datatype, executor, loader, metadata, outputs, run_error};
+pub use serve_runtime::{datatype, executor, loader, metadata, model, outputs, run_error};
 pub mod codec_binary;
 pub mod codec_json;
 pub mod column;

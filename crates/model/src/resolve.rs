@@ -8,7 +8,7 @@
 //! - an `app.toml` file: the same, for its directory;
 //! - nothing: the iris model embedded in the binary.
 //!
-//! Resolution only finds files; [`crate::registry::Model::open`] then reads each one's
+//! Resolution only finds files; [`serve_runtime::model::Model::open`] then reads each one's
 //! metadata. Errors are one line naming the path and the cause, since the master prints
 //! them before exiting 4.
 
@@ -23,7 +23,7 @@ use crate::manifest::{self, Manifest, ModelEntry, RouteEntry};
 pub static EMBEDDED_IRIS: &[u8] = include_bytes!("../../../examples/iris/model.onnx");
 
 /// The version a model answers as when the manifest names none.
-pub const DEFAULT_VERSION: &str = "1";
+pub use serve_runtime::model::DEFAULT_VERSION;
 
 /// A manifest's version: a non-empty path segment (Triton's are numbers; any such text is
 /// accepted, as `/v2/models/NAME/versions/V` can carry it).

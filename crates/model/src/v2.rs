@@ -241,8 +241,9 @@ mod tests {
     fn registry() -> Registry {
         let mut r = Registry::default();
         let source = Source::Bytes("test", fixtures::iris_like().into());
-        r.add(Model::open("iris".into(), source, Settings::default(), None).unwrap())
-            .unwrap();
+        let core =
+            serve_runtime::model::Model::open("iris".into(), source, Settings::default(), None);
+        r.add(Model::new(core.unwrap())).unwrap();
         r
     }
 

@@ -7,6 +7,8 @@
 //!
 //! - [`metadata`]: inputs and outputs read from the protobuf without building, skipping
 //!   the weights.
+//! - [`model`]: one model in one worker: its plan built lazily once (one request builds,
+//!   the others wait), its executor, its readiness; a failed build remembered.
 //! - [`loader`]: ONNX bytes → tract plans: one for any batch size, one for a single row
 //!   (or only the latter, when tract cannot plan a symbolic batch); tract's quirks.
 //! - [`executor`]: per model, a bounded queue, dynamic batching where it measurably pays
@@ -28,6 +30,7 @@ pub mod events;
 pub mod executor;
 pub mod loader;
 pub mod metadata;
+pub mod model;
 pub mod outputs;
 pub mod run_error;
 
