@@ -10,6 +10,7 @@ use std::fmt;
 
 use http::{HeaderValue, StatusCode, header};
 use serve_app::Response;
+use serve_runtime::metadata::TensorMeta;
 use serve_runtime::run_error::RunError;
 
 /// A failed request: the status to answer and a message for the client.
@@ -151,6 +152,29 @@ impl From<RunError> for ApiError {
             RunError::Inference(_) => ApiError::internal(message),
         }
     }
+}
+
+/// `input "input": expected shape [-1, 4] (the first dimension is the batch), received
+/// [4]; add the batch dimension: [1, 4]`.
+pub(crate) fn shape_mismatch(input: &TensorMeta, received: &[i64]) -> String {
+    let expected = input.shape_i64();
+    let mut msg = format!(
+        "input \"{}\": expected shape {}{}, received {}",
+        input.name,
+        fmt_shape(&expected),
+        if input.has_batch_dim() {
+            " (the first dimension is the batch)"
+        } else {
+            ""
+        },
+        fmt_shape(received)
+    );
+    if input.has_batch_dim() && received.len() + 1 == expected.len() {
+        let mut fixed = vec![1];
+        fixed.extend_from_slice(received);
+        msg.push_str(&format!("; add the batch dimension: {}", fmt_shape(&fixed)));
+    }
+    msg
 }
 
 /// A shape as the messages print it: `[-1, 4]`.

@@ -18,7 +18,8 @@
 //!   V1 needs beside it.
 //! - From `serve-runtime`, re-exported here: [`model`] (one model's lifecycle: its plan
 //!   built lazily once, its executor, its readiness), [`loader`] (ONNX bytes → tract plans),
-//!   [`metadata`] (inputs and outputs read from the protobuf), [`executor`] (per model, a
+//!   [`metadata`] (inputs and outputs read from the protobuf), [`inputs`] (a request's
+//!   tensors, what the decoders produce), [`executor`] (per model, a
 //!   bounded queue and dynamic batching), [`outputs`] (a request's rows of the outputs,
 //!   written as JSON or bytes), [`datatype`], [`run_error`] (why the runtime could not answer,
 //!   mapped to a status in [`error`]).
@@ -50,7 +51,7 @@ use std::time::Duration;
 
 pub mod app;
 // The runtime's modules, where this crate and its users have always found them.
-pub use serve_runtime::{datatype, executor, loader, metadata, model, outputs, run_error};
+pub use serve_runtime::{datatype, executor, inputs, loader, metadata, model, outputs, run_error};
 pub mod codec_binary;
 pub mod codec_json;
 pub mod column;

@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use crate::codec_json::{Label, Walk, json_error};
 use crate::column::Column;
 use crate::error::{ApiError, fmt_shape};
-use crate::executor::Inputs;
+use crate::inputs::Inputs;
 use crate::metadata::{Dim, ModelMeta};
 use crate::outputs::{Outputs, write_str};
 
@@ -276,12 +276,7 @@ impl<'m> Rows<'m> {
             }
             return Ok(());
         }
-        let fits = shape.len() == dims.len()
-            && dims
-                .iter()
-                .zip(shape)
-                .all(|(d, &s)| d.fixed().is_none_or(|f| f == s));
-        if !fits {
+        if !Dim::all_fit(dims, shape) {
             return Err(format!(
                 "{label}: a row of input \"{}\" has shape {}, which does not fit {} (the first \
                  dimension is the batch)",

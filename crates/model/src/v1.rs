@@ -18,12 +18,12 @@ use tract_onnx::prelude::{TVec, Tensor};
 use crate::codec_json::{Field, Label, Walk, json_error};
 use crate::column::Column;
 use crate::error::ApiError;
-use crate::executor::Inputs;
+use crate::error::shape_mismatch;
+use crate::inputs::Inputs;
 use crate::metadata::ModelMeta;
 use crate::outputs::{Outputs, write_str};
 use crate::records::{RecordSpec, Rows};
 use crate::registry::Model;
-use crate::v2_request::shape_mismatch;
 
 /// `GET /v1/models/{m}`: TF-Serving's `model_version_status`.
 pub async fn status(model: &Arc<Model>) -> Response {
@@ -292,16 +292,9 @@ fn columnar_tensor(
     shape: &[usize],
 ) -> Result<Tensor, String> {
     let input = &meta.inputs[i];
-    if let Some(dims) = &input.shape {
-        let fits = dims.len() == shape.len()
-            && dims
-                .iter()
-                .zip(shape)
-                .all(|(d, &s)| d.fixed().is_none_or(|f| f == s));
-        if !fits {
-            let got: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-            return Err(shape_mismatch(input, &got));
-        }
+    if !input.fits(shape) {
+        let got: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        return Err(shape_mismatch(input, &got));
     }
     col.into_tensor(shape)
 }

@@ -19,8 +19,8 @@ use crate::codec_binary;
 use crate::codec_json::{Field, Label, Walk, json_error};
 use crate::column::{Column, INITIAL_CAPACITY};
 use crate::datatype::DataType;
-use crate::error::{ApiError, fmt_shape};
-use crate::executor::Inputs;
+use crate::error::{ApiError, fmt_shape, shape_mismatch};
+use crate::inputs::Inputs;
 use crate::metadata::{ModelMeta, TensorMeta};
 
 /// The JSON part of a V2 request, with its inputs decoded but not yet checked.
@@ -488,41 +488,10 @@ fn check_shape(input: &TensorMeta, declared: &[i64]) -> Result<Vec<usize>, ApiEr
                 fmt_shape(declared)
             ))
         })?;
-    let Some(dims) = &input.shape else {
-        return Ok(shape);
-    };
-    let fits = dims.len() == shape.len()
-        && dims
-            .iter()
-            .zip(&shape)
-            .all(|(d, &s)| d.fixed().is_none_or(|f| f == s));
-    if fits {
+    if input.fits(&shape) {
         return Ok(shape);
     }
     Err(ApiError::bad_request(shape_mismatch(input, declared)))
-}
-
-/// `input "input": expected shape [-1, 4] (the first dimension is the batch), received
-/// [4]; add the batch dimension: [1, 4]`.
-pub(crate) fn shape_mismatch(input: &TensorMeta, received: &[i64]) -> String {
-    let expected = input.shape_i64();
-    let mut msg = format!(
-        "input \"{}\": expected shape {}{}, received {}",
-        input.name,
-        fmt_shape(&expected),
-        if input.has_batch_dim() {
-            " (the first dimension is the batch)"
-        } else {
-            ""
-        },
-        fmt_shape(received)
-    );
-    if input.has_batch_dim() && received.len() + 1 == expected.len() {
-        let mut fixed = vec![1];
-        fixed.extend_from_slice(received);
-        msg.push_str(&format!("; add the batch dimension: {}", fmt_shape(&fixed)));
-    }
-    msg
 }
 
 /// Inputs that share the batch dimension must agree on its size, or tract fails obscurely.

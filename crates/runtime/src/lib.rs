@@ -11,6 +11,7 @@
 //!   the others wait), its executor, its readiness; a failed build remembered.
 //! - [`loader`]: ONNX bytes → tract plans: one for any batch size, one for a single row
 //!   (or only the latter, when tract cannot plan a symbolic batch); tract's quirks.
+//! - [`inputs`]: a request's tensors, what the protocols' decoders produce.
 //! - [`executor`]: per model, a bounded queue, dynamic batching where it measurably pays
 //!   (the policy: `batching.rs`), inline or blocking calls; what it does is counted in its
 //!   [`executor::Activity`].
@@ -20,6 +21,7 @@
 //! - [`outputs`]: a request's rows of (possibly batched) outputs, and how they are written
 //!   as JSON straight into a response buffer.
 //! - [`datatype`]: the element types, by their protocol names.
+//! - [`io_error`]: I/O errors as one-line messages.
 //! - [`run_error`]: why a request could not be answered.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -28,6 +30,8 @@ mod batching;
 pub mod datatype;
 pub mod events;
 pub mod executor;
+pub mod inputs;
+pub mod io_error;
 pub mod loader;
 pub mod metadata;
 pub mod model;

@@ -30,6 +30,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::ShapeFactoid;
 
+use crate::io_error::io_cause;
 use crate::metadata::{Dim, ModelMeta};
 
 /// Where a model's bytes are: always in memory.
@@ -95,21 +96,6 @@ impl Source {
     /// are skipped, never decoded).
     pub fn read_meta(&self) -> Result<ModelMeta, String> {
         ModelMeta::from_onnx(self.bytes())
-    }
-}
-
-/// The message of an I/O error without Rust's `(os error 2)` suffix.
-pub fn io_cause(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(i) => s[..i].to_string(),
-                None => s,
-            }
-        }
     }
 }
 

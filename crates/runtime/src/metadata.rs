@@ -42,6 +42,16 @@ impl Dim {
             Dim::Var(_) => None,
         }
     }
+
+    /// Whether `shape` fits these dimensions: the same rank, and the size wherever one is
+    /// fixed.
+    pub fn all_fit(dims: &[Dim], shape: &[usize]) -> bool {
+        dims.len() == shape.len()
+            && dims
+                .iter()
+                .zip(shape)
+                .all(|(d, &s)| d.fixed().is_none_or(|f| f == s))
+    }
 }
 
 /// One input or output of a model.
@@ -90,23 +100,6 @@ impl Classes {
             Classes::Strings(v) => serde_json::json!(v),
         }
     }
-
-    /// Writes label `i` as a JSON object key: a string, as JSON keys are (the integer
-    /// label 1 is `"1"`, as `json.dumps` writes onnxruntime's `{1: 0.7}`).
-    pub(crate) fn write_key(&self, buf: &mut Vec<u8>, i: usize) {
-        match self {
-            Classes::Ints(v) => {
-                buf.push(b'"');
-                let _ = serde_json::ser::Formatter::write_i64(
-                    &mut serde_json::ser::CompactFormatter,
-                    buf,
-                    v[i],
-                );
-                buf.push(b'"');
-            }
-            Classes::Strings(v) => crate::outputs::write_str(buf, &v[i]),
-        }
-    }
 }
 
 impl TensorMeta {
@@ -117,6 +110,14 @@ impl TensorMeta {
             Some(dims) => dims.iter().map(Dim::as_i64).collect(),
             None => vec![-1],
         }
+    }
+
+    /// Whether a tensor of this shape fits the declared one: the same rank, and the
+    /// declared size wherever one is fixed (any shape fits when even the rank is unknown).
+    pub fn fits(&self, shape: &[usize]) -> bool {
+        self.shape
+            .as_deref()
+            .is_none_or(|dims| Dim::all_fit(dims, shape))
     }
 
     /// True when the first dimension is variable: the batch dimension that requests may
@@ -162,7 +163,7 @@ impl ModelMeta {
     /// and the nodes are skipped with seeks. The error is one line naming the cause.
     pub fn from_reader<R: Read + Seek>(reader: R) -> Result<ModelMeta, String> {
         let graph = scan::graph(reader).map_err(|e| match e {
-            scan::Error::Io(e) => format!("cannot read: {}", crate::loader::io_cause(&e)),
+            scan::Error::Io(e) => format!("cannot read: {}", crate::io_error::io_cause(&e)),
             scan::Error::Proto(e) => format!("not an ONNX model (protobuf: {e})"),
         })?;
         let graph = graph.ok_or("not an ONNX model (it has no graph)")?;

@@ -172,6 +172,23 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *buf, s);
 }
 
+/// Writes label `i` of `classes` as a JSON object key: a string, as JSON keys are (the integer
+/// label 1 is `"1"`, as `json.dumps` writes onnxruntime's `{1: 0.7}`).
+fn write_key(classes: &Classes, buf: &mut Vec<u8>, i: usize) {
+    match classes {
+        Classes::Ints(v) => {
+            buf.push(b'"');
+            let _ = serde_json::ser::Formatter::write_i64(
+                &mut serde_json::ser::CompactFormatter,
+                buf,
+                v[i],
+            );
+            buf.push(b'"');
+        }
+        Classes::Strings(v) => write_str(buf, &v[i]),
+    }
+}
+
 /// Nested arrays of these dimensions holding `data` (row-major); a scalar for no
 /// dimensions.
 fn write_nested<T: JsonScalar>(buf: &mut Vec<u8>, data: &[T], dims: &[usize]) {
@@ -376,7 +393,7 @@ impl<'a> OutView<'a> {
             if k > 0 {
                 buf.push(b',');
             }
-            classes.write_key(buf, k);
+            write_key(classes, buf, k);
             buf.push(b':');
             p.write_json(buf);
         }
