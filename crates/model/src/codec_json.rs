@@ -54,6 +54,15 @@ pub struct Walk<'a> {
     start: usize,
 }
 
+/// A walk decodes one JSON value as a serde seed (`map.next_value_seed(&mut walk)`).
+impl<'de> DeserializeSeed<'de> for &mut Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        self.value(de)
+    }
+}
+
 impl<'a> Walk<'a> {
     /// A walk pushing into `col` at most `limit` elements.
     pub fn new(col: &'a mut Column, limit: usize, label: Label<'a>) -> Walk<'a> {

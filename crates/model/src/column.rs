@@ -85,6 +85,24 @@ macro_rules! push_int {
     };
 }
 
+/// A JSON integer into any column: floats take it as a float, integer columns check its
+/// range, booleans and strings refuse it.
+macro_rules! push_json_int {
+    ($col:expr, $v:expr) => {{
+        let v = $v;
+        match $col {
+            Column::F64(x) => x.push(v as f64),
+            Column::F32(x) => x.push(v as f32),
+            Column::F16(x) => x.push(f16_from_int(v as f64)?),
+            Column::Bool(_) | Column::Bytes(_) => {
+                return Err($col.expected_found("a number"));
+            }
+            _ => push_int!($col, v, &v),
+        }
+        Ok(())
+    }};
+}
+
 fn int_in_range<S, T: TryFrom<S>>(
     v: S,
     shown: &dyn std::fmt::Display,
@@ -213,26 +231,12 @@ impl Column {
 
     /// Pushes a JSON integer that did not fit `u64` (a negative one).
     pub fn push_i64(&mut self, v: i64) -> Result<(), ValueError> {
-        match self {
-            Column::F64(x) => x.push(v as f64),
-            Column::F32(x) => x.push(v as f32),
-            Column::F16(x) => x.push(f16_from_int(v as f64)?),
-            Column::Bool(_) | Column::Bytes(_) => return Err(self.expected_found("a number")),
-            _ => push_int!(self, v, &v),
-        }
-        Ok(())
+        push_json_int!(self, v)
     }
 
     /// Pushes a non-negative JSON integer.
     pub fn push_u64(&mut self, v: u64) -> Result<(), ValueError> {
-        match self {
-            Column::F64(x) => x.push(v as f64),
-            Column::F32(x) => x.push(v as f32),
-            Column::F16(x) => x.push(f16_from_int(v as f64)?),
-            Column::Bool(_) | Column::Bytes(_) => return Err(self.expected_found("a number")),
-            _ => push_int!(self, v, &v),
-        }
-        Ok(())
+        push_json_int!(self, v)
     }
 
     /// Pushes a JSON boolean.

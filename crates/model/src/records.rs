@@ -198,7 +198,7 @@ impl<'m> Rows<'m> {
             let col = &mut self.scratch[k];
             col.clear();
             let mut walk = Walk::new(col, limit, Label::Record(r, key));
-            map.next_value_seed(WalkSeed(&mut walk))?;
+            map.next_value_seed(&mut walk)?;
             self.scratch_shape[k] = walk.shape();
         }
         if let Some(k) = self.seen.iter().position(|s| !s) {
@@ -338,16 +338,6 @@ impl Visitor<'_> for KeySeed<'_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(self.0.key_index(v).ok_or_else(|| v.to_string()))
-    }
-}
-
-struct WalkSeed<'w, 'a>(&'w mut Walk<'a>);
-
-impl<'de> DeserializeSeed<'de> for WalkSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        self.0.value(de)
     }
 }
 

@@ -274,7 +274,7 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
                         let mut col = self.column(input, shape.as_deref());
                         let mut walk =
                             Walk::new(&mut col, limit(shape.as_deref()), Label::Input(&input.name));
-                        map.next_value_seed(ValueSeed(&mut walk))?;
+                        map.next_value_seed(&mut walk)?;
                         data = Data::Json(col);
                     }
                     None => raw = Some(map.next_value()?),
@@ -343,17 +343,6 @@ fn check_datatype(input: &TensorMeta, declared: Option<DataType>) -> Result<(), 
             input.name, input.datatype
         )),
         _ => Ok(()),
-    }
-}
-
-/// Decodes one `data` value through a walk.
-struct ValueSeed<'w, 'a>(&'w mut Walk<'a>);
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        self.0.value(de)
     }
 }
 
