@@ -109,7 +109,7 @@ impl App for ModelApp {
 
     fn warm(&self) -> Result<(), AppError> {
         for model in self.inner.registry.models() {
-            model.load_now().map_err(AppError::new)?;
+            model.load_now().map_err(|e| AppError::new(e.0))?;
         }
         Ok(())
     }

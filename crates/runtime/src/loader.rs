@@ -31,7 +31,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::ShapeFactoid;
 
 use crate::io_error::io_cause;
-use crate::metadata::{Dim, ModelMeta};
+use crate::metadata::{Dim, ModelMeta, OpenError};
 
 /// Where a model's bytes are: always in memory.
 ///
@@ -54,13 +54,17 @@ pub enum Source {
 
 impl Source {
     /// Reads a model file; the error names the file and the cause.
-    pub fn read_file(path: PathBuf) -> Result<Source, String> {
+    pub fn read_file(path: PathBuf) -> Result<Source, OpenError> {
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Source::File {
                 path,
                 bytes: bytes.into(),
             }),
-            Err(e) => Err(format!("{}: cannot read: {}", path.display(), io_cause(&e))),
+            Err(e) => Err(OpenError::Read(format!(
+                "{}: cannot read: {}",
+                path.display(),
+                io_cause(&e)
+            ))),
         }
     }
 
@@ -94,7 +98,7 @@ impl Source {
 
     /// Reads the metadata: the cheap check the master makes before forking (the weights
     /// are skipped, never decoded).
-    pub fn read_meta(&self) -> Result<ModelMeta, String> {
+    pub fn read_meta(&self) -> Result<ModelMeta, OpenError> {
         ModelMeta::from_onnx(self.bytes())
     }
 }
@@ -656,6 +660,9 @@ mod tests {
     #[test]
     fn missing_files_say_so() {
         let e = Source::read_file("/nonexistent/model.onnx".into()).unwrap_err();
-        assert_eq!(e, "/nonexistent/model.onnx: cannot read: no such file");
+        assert_eq!(
+            e,
+            OpenError::Read("/nonexistent/model.onnx: cannot read: no such file".into())
+        );
     }
 }

@@ -16,6 +16,53 @@ use tract_onnx::pb;
 
 use crate::datatype::DataType;
 
+/// Why a model cannot be opened: its bytes read, its interface understood. Each variant
+/// holds the one-line message a user sees (the cause and, where there is one, the fix).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// The file cannot be read.
+    Read(String),
+    /// The bytes are not an ONNX model (not protobuf, no graph, no outputs).
+    NotOnnx(String),
+    /// An ONNX model whose interface serve cannot carry (an input that is a map, an output
+    /// no ZipMap makes a tensor, an element type without a protocol name).
+    Unsupported(String),
+}
+
+impl OpenError {
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            OpenError::Read(m) | OpenError::NotOnnx(m) | OpenError::Unsupported(m) => m,
+        }
+    }
+
+    /// The same error, its message prefixed (`model.onnx: ...`).
+    pub fn context(self, prefix: impl std::fmt::Display) -> OpenError {
+        let with = |m: String| format!("{prefix}: {m}");
+        match self {
+            OpenError::Read(m) => OpenError::Read(with(m)),
+            OpenError::NotOnnx(m) => OpenError::NotOnnx(with(m)),
+            OpenError::Unsupported(m) => OpenError::Unsupported(with(m)),
+        }
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// The messages of the layers above, which speak in one-line strings.
+impl From<OpenError> for String {
+    fn from(e: OpenError) -> String {
+        e.to_string()
+    }
+}
+
 /// One dimension of a declared shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dim {
@@ -154,30 +201,31 @@ pub struct ModelMeta {
 impl ModelMeta {
     /// Reads the interface from ONNX protobuf bytes. The error is one line naming the
     /// cause; the caller adds the file.
-    pub fn from_onnx(bytes: &[u8]) -> Result<ModelMeta, String> {
+    pub fn from_onnx(bytes: &[u8]) -> Result<ModelMeta, OpenError> {
         Self::from_reader(std::io::Cursor::new(bytes))
     }
 
     /// Reads the interface from an ONNX file (or any seekable reader), reading only the
     /// bytes of the graph's inputs and outputs and of the initializers' names: the weights
     /// and the nodes are skipped with seeks. The error is one line naming the cause.
-    pub fn from_reader<R: Read + Seek>(reader: R) -> Result<ModelMeta, String> {
+    pub fn from_reader<R: Read + Seek>(reader: R) -> Result<ModelMeta, OpenError> {
         let graph = scan::graph(reader).map_err(|e| match e {
-            scan::Error::Io(e) => format!("cannot read: {}", crate::io_error::io_cause(&e)),
-            scan::Error::Proto(e) => format!("not an ONNX model (protobuf: {e})"),
+            scan::Error::Io(e) => {
+                OpenError::Read(format!("cannot read: {}", crate::io_error::io_cause(&e)))
+            }
+            scan::Error::Proto(e) => {
+                OpenError::NotOnnx(format!("not an ONNX model (protobuf: {e})"))
+            }
         })?;
-        let graph = graph.ok_or("not an ONNX model (it has no graph)")?;
+        let graph = graph.ok_or_else(no_graph)?;
         let initializers: HashSet<&str> = graph.initializers.iter().map(String::as_str).collect();
         Self::from_parts(&initializers, &graph.inputs, &graph.outputs, &graph.zipmaps)
     }
 
     /// Reads the interface from a decoded ONNX model (what [`ModelMeta::from_reader`] reads
     /// without decoding it).
-    pub fn from_proto(proto: &pb::ModelProto) -> Result<ModelMeta, String> {
-        let graph = proto
-            .graph
-            .as_ref()
-            .ok_or("not an ONNX model (it has no graph)")?;
+    pub fn from_proto(proto: &pb::ModelProto) -> Result<ModelMeta, OpenError> {
+        let graph = proto.graph.as_ref().ok_or_else(no_graph)?;
         let initializers: HashSet<&str> =
             graph.initializer.iter().map(|t| t.name.as_str()).collect();
         let zipmaps: Vec<pb::NodeProto> = graph
@@ -194,18 +242,20 @@ impl ModelMeta {
         inputs: &[pb::ValueInfoProto],
         outputs: &[pb::ValueInfoProto],
         zipmaps: &[pb::NodeProto],
-    ) -> Result<ModelMeta, String> {
+    ) -> Result<ModelMeta, OpenError> {
         let inputs = inputs
             .iter()
             .filter(|i| !initializers.contains(i.name.as_str()))
             .map(input_meta)
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(OpenError::Unsupported)?;
         let outputs = outputs
             .iter()
             .map(|o| output_meta(o, zipmaps))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(OpenError::Unsupported)?;
         if outputs.is_empty() {
-            return Err("the graph has no outputs".into());
+            return Err(OpenError::NotOnnx("the graph has no outputs".into()));
         }
         Ok(ModelMeta { inputs, outputs })
     }
@@ -229,6 +279,10 @@ impl ModelMeta {
     pub fn output_names(&self) -> String {
         quoted_list(self.outputs.iter().map(|o| o.name.as_str()))
     }
+}
+
+fn no_graph() -> OpenError {
+    OpenError::NotOnnx("not an ONNX model (it has no graph)".into())
 }
 
 /// Names as `"a", "b", "c"`, for messages.
@@ -564,9 +618,12 @@ pub(crate) mod tests {
     #[test]
     fn garbage_is_not_an_onnx_model() {
         let e = ModelMeta::from_onnx(b"hello world, certainly not protobuf").unwrap_err();
-        assert!(e.starts_with("not an ONNX model"), "{e}");
+        assert!(matches!(&e, OpenError::NotOnnx(m) if m.starts_with("not an ONNX model")));
         let e = ModelMeta::from_onnx(b"").unwrap_err();
-        assert!(e.contains("no graph"), "{e}");
+        assert!(
+            matches!(&e, OpenError::NotOnnx(m) if m.contains("no graph")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -628,7 +685,10 @@ pub(crate) mod tests {
         let bytes = fixtures::with_weights(1 << 20);
         for cut in [bytes.len() - 1, bytes.len() / 2, 3] {
             let e = ModelMeta::from_onnx(&bytes[..cut]).unwrap_err();
-            assert!(e.starts_with("not an ONNX model (protobuf: "), "{e}");
+            assert!(
+                matches!(&e, OpenError::NotOnnx(m) if m.starts_with("not an ONNX model (protobuf: ")),
+                "{e}"
+            );
         }
     }
 
@@ -646,10 +706,18 @@ pub(crate) mod tests {
     #[test]
     fn non_tensor_outputs_are_named() {
         let e = ModelMeta::from_onnx(&fixtures::sequence_output()).unwrap_err();
+        assert!(matches!(e, OpenError::Unsupported(_)), "{e:?}");
         assert!(
-            e.contains("output \"probs\" is not a tensor (a sequence or a map) and no ZipMap"),
+            e.message()
+                .contains("output \"probs\" is not a tensor (a sequence or a map) and no ZipMap"),
             "{e}"
         );
+        // Opened as a model, the message names the file.
+        let source = crate::loader::Source::Bytes("seq", fixtures::sequence_output().into());
+        let e = crate::model::Model::open("m".into(), source, Default::default(), None)
+            .err()
+            .unwrap();
+        assert!(e.message().starts_with("<seq>: output \"probs\""), "{e}");
     }
 
     #[test]

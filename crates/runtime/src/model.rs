@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::events::Observer;
 use crate::executor::{Activity, Executor, Inputs, Settings};
 use crate::loader::{self, BuildError, Plan, Source};
-use crate::metadata::ModelMeta;
+use crate::metadata::{ModelMeta, OpenError};
 use crate::outputs::Outputs;
 use crate::run_error::RunError;
 
@@ -74,10 +74,10 @@ impl Model {
         source: Source,
         settings: Settings,
         request_timeout: Option<Duration>,
-    ) -> Result<Model, String> {
+    ) -> Result<Model, OpenError> {
         let meta = source
             .read_meta()
-            .map_err(|e| format!("{}: {e}", source.display()))?;
+            .map_err(|e| e.context(source.display()))?;
         Ok(Model {
             name,
             source,
@@ -117,7 +117,7 @@ impl Model {
     /// Builds the plan now, on this thread, if it is not built yet (preload, reload proof,
     /// and the lazy path's blocking task). A failure is logged, remembered for requests
     /// (see [`Model::plan`]) and returned; calling this again builds again.
-    pub fn load_now(&self) -> Result<Arc<Plan>, String> {
+    pub fn load_now(&self) -> Result<Arc<Plan>, BuildError> {
         if let Some(plan) = &self.cold().plan {
             return Ok(plan.clone());
         }
@@ -160,7 +160,7 @@ impl Model {
                 );
                 tracing::error!("{message}");
                 self.cold().failed = Some(message.clone());
-                Err(message)
+                Err(BuildError(message))
             }
         }
     }
@@ -202,7 +202,7 @@ impl Model {
         .await;
         match built {
             Ok(Ok(plan)) => Ok(plan),
-            Ok(Err(e)) => Err(self.failure().unwrap_or(RunError::LoadFailed(e))),
+            Ok(Err(e)) => Err(self.failure().unwrap_or(RunError::LoadFailed(e.0))),
             Err(e) => Err(RunError::LoadInterrupted {
                 model: self.name.as_str().into(),
                 cause: e.to_string(),
