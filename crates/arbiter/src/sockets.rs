@@ -349,7 +349,12 @@ mod tests {
             // Completed by the kernel, waiting in the queue, its request sent.
             let mut queued = TcpStream::connect(addr).unwrap();
             queued.write_all(b"ping").unwrap();
-            stop_handshakes(t).unwrap();
+            if let Err(e) = stop_handshakes(t) {
+                // Recent kernels refuse a filter on a TCP socket without CAP_NET_ADMIN.
+                assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+                println!("[skipped] {any}: no CAP_NET_ADMIN here: {e}");
+                continue;
+            }
             // A newcomer's SYN is dropped: no handshake in the wait (its first retry is 1 s
             // away).
             let late = TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300));
