@@ -13,6 +13,7 @@
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use tract_onnx::prelude::TVec;
 
 use crate::column::Column;
 use crate::error::ApiError;
@@ -48,7 +49,7 @@ pub struct Walk<'a> {
     /// For error messages.
     pub label: Label<'a>,
     /// The length of the arrays met at each depth (all arrays at a depth must agree).
-    dims: Vec<Option<usize>>,
+    dims: TVec<Option<usize>>,
     /// The depth at which scalars were met.
     leaf: Option<usize>,
     start: usize,
@@ -71,7 +72,7 @@ impl<'a> Walk<'a> {
             col,
             limit,
             label,
-            dims: Vec::new(),
+            dims: TVec::new(),
             leaf: None,
             start,
         }
@@ -102,7 +103,7 @@ impl<'a> Walk<'a> {
 
     /// The shape of the nested arrays walked: `[]` for a scalar, `[4]` for a flat list,
     /// `[2, 4]` for a list of lists.
-    pub fn shape(&self) -> Vec<usize> {
+    pub fn shape(&self) -> TVec<usize> {
         let depth = self.leaf.unwrap_or(self.dims.len());
         self.dims.iter().take(depth).map_while(|d| *d).collect()
     }
@@ -314,7 +315,7 @@ mod tests {
         let mut de = serde_json::Deserializer::from_str(json);
         w.value(&mut de).map_err(|e| e.to_string())?;
         let shape = w.shape();
-        Ok((col, shape))
+        Ok((col, shape.to_vec()))
     }
 
     #[test]

@@ -13,6 +13,7 @@
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use tract_onnx::prelude::{TVec, tvec};
 
 use crate::codec_json::{Label, Walk, json_error};
 use crate::column::Column;
@@ -112,12 +113,12 @@ impl RecordSpec {
 pub struct Rows<'m> {
     meta: &'m ModelMeta,
     spec: &'m RecordSpec,
-    cols: Vec<Column>,
-    scratch: Vec<Column>,
-    scratch_shape: Vec<Vec<usize>>,
-    seen: Vec<bool>,
+    cols: TVec<Column>,
+    scratch: TVec<Column>,
+    scratch_shape: TVec<TVec<usize>>,
+    seen: TVec<bool>,
     /// The shape of a row of each input, once known.
-    row_shapes: Vec<Option<Vec<usize>>>,
+    row_shapes: TVec<Option<TVec<usize>>>,
     rows: usize,
 }
 
@@ -142,8 +143,8 @@ impl<'m> Rows<'m> {
                 .iter()
                 .map(|&i| col(meta.inputs[i].datatype))
                 .collect(),
-            scratch_shape: vec![vec![]; spec.keys.len()],
-            seen: vec![false; spec.keys.len()],
+            scratch_shape: (0..spec.keys.len()).map(|_| TVec::new()).collect(),
+            seen: (0..spec.keys.len()).map(|_| false).collect(),
             row_shapes: meta
                 .inputs
                 .iter()
@@ -217,7 +218,7 @@ impl<'m> Rows<'m> {
                 )
             } else {
                 let n = keys.iter().map(|&k| self.scratch[k].len()).sum();
-                (vec![n], n)
+                (tvec![n], n)
             };
             let label = Label::Record(r, &self.spec.keys[keys[0]]);
             self.check_row(i, &shape, count, label)
@@ -286,8 +287,8 @@ impl<'m> Rows<'m> {
             ));
         }
         match &self.row_shapes[i] {
-            None => self.row_shapes[i] = Some(shape.to_vec()),
-            Some(s) if s != shape => {
+            None => self.row_shapes[i] = Some(shape.into()),
+            Some(s) if s[..] != *shape => {
                 return Err(format!(
                     "{label}: rows of input \"{}\" have different shapes ({} and {})",
                     input.name,
@@ -308,7 +309,7 @@ impl<'m> Rows<'m> {
             .into_iter()
             .zip(self.row_shapes)
             .map(|(col, row)| {
-                let mut shape = vec![rows];
+                let mut shape: TVec<usize> = tvec![rows];
                 // No rows: a variable row shape is unknown; 0 for each such dimension.
                 shape.extend(row.unwrap_or_default());
                 col.into_tensor(&shape).map_err(ApiError::internal)
@@ -426,18 +427,18 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
 /// Writes the answer of a records request: an object per row keyed by response key (or one
 /// object for a single record). With `unwrap`, one-element rows are scalars; the rows of a
 /// ZipMap output are `{label: probability}` objects.
-pub fn write_objects(
+pub fn write_objects<K: AsRef<str>>(
     buf: &mut Vec<u8>,
     meta: &ModelMeta,
     outputs: &Outputs,
-    keys: &[(String, usize)],
+    keys: &[(K, usize)],
     single: bool,
     unwrap: bool,
 ) -> Result<(), ApiError> {
     let views = keys
         .iter()
         .map(|(_, i)| outputs.view_of(meta, *i))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<TVec<_>, _>>()?;
     let rows = views.first().map_or(0, |v| v.row_count());
     if !single {
         buf.push(b'[');
@@ -451,7 +452,7 @@ pub fn write_objects(
             if j > 0 {
                 buf.push(b',');
             }
-            write_str(buf, key);
+            write_str(buf, key.as_ref());
             buf.push(b':');
             view.write_row(buf, r, unwrap)?;
         }

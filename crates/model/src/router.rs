@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use http::Method;
 use serve_app::{Context, Request, Response};
+use tract_onnx::prelude::TVec;
 
 use crate::error::ApiError;
 use crate::registry::{Model, Registry};
@@ -35,8 +36,11 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
         Some(p) if !p.is_empty() => p,
         _ => path,
     };
-    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
-    match segments.as_slice() {
+    let mut buf = [""; MAX_SEGMENTS];
+    let Some(segments) = segments(trimmed, &mut buf) else {
+        return Err(no_route(&req));
+    };
+    match segments {
         ["v2"] => allow(&req, GET).map(|()| v2::server_metadata()),
         ["v2", "health", "live"] => allow(&req, GET).map(|()| v2::live()),
         ["v2", "health", "ready"] => {
@@ -69,7 +73,7 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
                 Some((last, verb)) => (last, Some(verb)),
                 None => (last[0], None),
             };
-            let mut parts: Vec<&str> = head.to_vec();
+            let mut parts: TVec<&str> = head.into();
             parts.push(last);
             let model = find(app, parts[0])?;
             if !versioned(&model, &parts[1..])?.is_empty() {
@@ -91,6 +95,21 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
         }
         _ => Err(no_route(&req)),
     }
+}
+
+/// The most segments a path of the V1 and V2 trees has
+/// (`/v2/models/{m}/versions/{v}/infer` has 6).
+const MAX_SEGMENTS: usize = 8;
+
+/// The path's segments after the leading `/`, in `buf` (no allocation on the request path);
+/// `None` when there are more than any route has.
+fn segments<'a, 'b>(path: &'a str, buf: &'b mut [&'a str; MAX_SEGMENTS]) -> Option<&'b [&'a str]> {
+    let mut n = 0;
+    for s in path.split('/').skip(1) {
+        *buf.get_mut(n)? = s;
+        n += 1;
+    }
+    Some(&buf[..n])
 }
 
 /// The manifest route for this path: `None` when no route has this path, 405 when routes

@@ -308,11 +308,11 @@ fn write_predictions(
     if outputs.len() == 1 {
         return Ok(outputs.view_of(meta, 0)?.write_rows(buf)?);
     }
-    let keys: Vec<(String, usize)> = meta
+    let keys: TVec<(&str, usize)> = meta
         .outputs
         .iter()
         .enumerate()
-        .map(|(i, o)| (o.name.clone(), i))
+        .map(|(i, o)| (o.name.as_str(), i))
         .collect();
     crate::records::write_objects(buf, meta, outputs, &keys, false, false)
 }

@@ -175,7 +175,7 @@ fn encode(
     selected: &[(usize, bool)],
     outputs: &Outputs,
 ) -> Result<Response, ApiError> {
-    let mut json = Vec::with_capacity(128 + 16 * selected.len());
+    let mut json = Vec::with_capacity(256 + 64 * selected.len());
     let mut binary = Vec::new();
     let any_binary = selected.iter().any(|(_, b)| *b);
     json.extend_from_slice(b"{\"model_name\":");

@@ -8,6 +8,7 @@
 //! model: present once, the model's datatype, the declared shape's rank and fixed sizes,
 //! and as many elements as that shape holds.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
@@ -29,7 +30,7 @@ pub struct Header {
     /// Echoed in the response.
     pub id: Option<String>,
     /// The inputs, in request order.
-    pub inputs: Vec<RawInput>,
+    pub inputs: TVec<RawInput>,
     /// The outputs asked for; empty for all.
     pub outputs: Vec<OutputRequest>,
     /// `parameters.binary_data_output`: answer every output in binary by default.
@@ -92,7 +93,7 @@ pub struct Request {
     /// The tensors, in the model's input order.
     pub inputs: Inputs,
     /// `(output index, binary)` in answer order.
-    pub outputs: Vec<(usize, bool)>,
+    pub outputs: TVec<(usize, bool)>,
 }
 
 /// Decodes a whole request body: `json_len` is `Inference-Header-Content-Length` when the
@@ -183,22 +184,22 @@ struct InputsSeed<'m> {
 }
 
 impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
-    type Value = Vec<RawInput>;
+    type Value = TVec<RawInput>;
 
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Vec<RawInput>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<TVec<RawInput>, D::Error> {
         de.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for InputsSeed<'_> {
-    type Value = Vec<RawInput>;
+    type Value = TVec<RawInput>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of inputs")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<RawInput>, A::Error> {
-        let mut inputs = Vec::new();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TVec<RawInput>, A::Error> {
+        let mut inputs = TVec::new();
         while let Some(input) = seq.next_element_seed(InputSeed {
             meta: self.meta,
             body_len: self.body_len,
@@ -240,7 +241,7 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
         while let Some(key) = map.next_key_seed(Field(fields))? {
             match key {
                 Some(0) => {
-                    let name: String = map.next_value()?;
+                    let name = map.next_value_seed(StrSeed)?;
                     index = Some(self.meta.input_index(&name).ok_or_else(|| {
                         de::Error::custom(format_args!(
                             "unknown input \"{name}\" (the model's inputs are {})",
@@ -250,7 +251,7 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
                 }
                 Some(1) => shape = Some(map.next_value()?),
                 Some(2) => {
-                    let name: String = map.next_value()?;
+                    let name = map.next_value_seed(StrSeed)?;
                     datatype = Some(DataType::from_v2(&name).ok_or_else(|| {
                         de::Error::custom(format_args!(
                             "unknown datatype \"{name}\" (expected one of {})",
@@ -354,7 +355,7 @@ pub fn assemble(header: Header, binary: &[u8], meta: &ModelMeta) -> Result<Reque
             meta.input_names()
         )));
     }
-    let mut tensors: Vec<Option<Tensor>> = meta.inputs.iter().map(|_| None).collect();
+    let mut tensors: TVec<Option<Tensor>> = meta.inputs.iter().map(|_| None).collect();
     let mut cursor = 0usize;
     for raw in header.inputs {
         let input = &meta.inputs[raw.index];
@@ -465,8 +466,8 @@ fn input_tensor(
 }
 
 /// The received shape as sizes, if it fits the model's declared shape.
-fn check_shape(input: &TensorMeta, declared: &[i64]) -> Result<Vec<usize>, ApiError> {
-    let shape: Vec<usize> = declared
+fn check_shape(input: &TensorMeta, declared: &[i64]) -> Result<TVec<usize>, ApiError> {
+    let shape: TVec<usize> = declared
         .iter()
         .map(|&d| usize::try_from(d))
         .collect::<Result<_, _>>()
@@ -510,7 +511,7 @@ fn outputs(
     meta: &ModelMeta,
     asked: Vec<OutputRequest>,
     binary: bool,
-) -> Result<Vec<(usize, bool)>, ApiError> {
+) -> Result<TVec<(usize, bool)>, ApiError> {
     if asked.is_empty() {
         return Ok((0..meta.outputs.len()).map(|i| (i, binary)).collect());
     }
@@ -527,6 +528,33 @@ fn outputs(
             Ok((i, o.parameters.binary_data.unwrap_or(binary)))
         })
         .collect()
+}
+
+/// A JSON string, borrowed from the body when it has no escapes (no allocation per field).
+struct StrSeed;
+
+impl<'de> DeserializeSeed<'de> for StrSeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrSeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
 }
 
 #[cfg(test)]
@@ -557,7 +585,7 @@ mod tests {
         assert_eq!(a.id.as_deref(), Some("a"));
         assert_eq!(a.inputs.tensors, b.inputs.tensors);
         assert_eq!(a.inputs.rows, 2);
-        assert_eq!(a.outputs, vec![(0, false), (1, false)]);
+        assert_eq!(&*a.outputs, &[(0, false), (1, false)]);
     }
 
     #[test]
@@ -715,7 +743,7 @@ mod tests {
         let (body, n) = binary_body(json, &tail);
         let r = decode(&body, Some(n), &m).unwrap();
         assert_eq!(r.inputs.rows, 2);
-        assert_eq!(r.outputs, vec![(0, true)]);
+        assert_eq!(&*r.outputs, &[(0, true)]);
         let age = r.inputs.tensors[0].try_as_plain_ram().unwrap();
         assert_eq!(age.as_slice::<f32>().unwrap(), &[22.0, 30.0]);
         // Too few bytes, too many bytes, a header length past the body.
@@ -732,6 +760,6 @@ mod tests {
             "parameters":{"binary_data_output":true},
             "outputs":[{"name":"probabilities","parameters":{"binary_data":false}},{"name":"label"}]}"#;
         let r = decode(body.as_bytes(), None, &iris()).unwrap();
-        assert_eq!(r.outputs, vec![(1, false), (0, true)]);
+        assert_eq!(&*r.outputs, &[(1, false), (0, true)]);
     }
 }

@@ -582,8 +582,8 @@ mod tests {
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(exec.calls(), 3, "the two concurrent requests made one call");
-        assert_eq!(a.view(0).unwrap().shape, vec![1, 3]);
-        assert_eq!(b.view(0).unwrap().shape, vec![2, 3]);
+        assert_eq!(&*a.view(0).unwrap().shape, &[1, 3]);
+        assert_eq!(&*b.view(0).unwrap().shape, &[2, 3]);
         assert_eq!((first_row(&a), first_row(&b)), expected);
     }
 
@@ -743,7 +743,7 @@ mod tests {
         for (out, n, v) in [(a, 1, 1.0), (b, 8, 2.0), (c, 1, 3.0)] {
             let sum = out.unwrap();
             let view = sum.view(1).unwrap();
-            assert_eq!(view.shape, vec![n, 1]);
+            assert_eq!(&*view.shape, &[n, 1]);
             assert_eq!(first_row(&sum).len(), 5 * n);
             let plain = view.tensor.try_as_plain_ram().unwrap();
             let sums = &plain.as_slice::<f32>().unwrap()[view.start..view.start + view.len];
@@ -790,7 +790,7 @@ mod tests {
         let got = split.submit(rows(&x)).await.unwrap();
         assert_eq!(split.calls(), 3, "one call per row");
         let (w, g) = (want.view(0).unwrap(), got.view(0).unwrap());
-        assert_eq!(g.shape, vec![3, 3]);
+        assert_eq!(&*g.shape, &[3, 3]);
         assert_eq!(w.tensor, g.tensor);
     }
 
@@ -806,7 +806,7 @@ mod tests {
         let out = exec.submit(Inputs::new(tvec!(x))).await.unwrap();
         assert_eq!(exec.calls(), 3);
         let v = out.view(0).unwrap();
-        assert_eq!(v.shape, vec![3, 6]);
+        assert_eq!(&*v.shape, &[3, 6]);
         let plain = v.tensor.try_as_plain_ram().unwrap();
         assert_eq!(plain.as_slice::<f32>().unwrap(), &data[..]);
         // Concurrent requests are not merged: there is no plan for two rows.
@@ -909,8 +909,8 @@ mod tests {
         let exec = Executor::start("var", plan(fixtures::variable_row()), Settings::default());
         let x = |n: usize| Inputs::new(tvec!(Tensor::zero::<f32>(&[1, n]).unwrap()));
         let (a, b) = tokio::join!(exec.submit(x(2)), exec.submit(x(3)));
-        assert_eq!(a.unwrap().view(0).unwrap().shape, vec![1, 2]);
-        assert_eq!(b.unwrap().view(0).unwrap().shape, vec![1, 3]);
+        assert_eq!(&*a.unwrap().view(0).unwrap().shape, &[1, 2]);
+        assert_eq!(&*b.unwrap().view(0).unwrap().shape, &[1, 3]);
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use half::f16;
 use serde_json::ser::{CompactFormatter, Formatter};
-use tract_onnx::prelude::Tensor;
+use tract_onnx::prelude::{TVec, Tensor};
 
 use crate::datatype::DataType;
 use crate::metadata::{Classes, ModelMeta};
@@ -62,7 +62,7 @@ impl Outputs {
                 tensor.datum_type()
             ))
         })?;
-        let mut shape: Vec<usize> = tensor.shape().to_vec();
+        let mut shape: TVec<usize> = tensor.shape().into();
         let (start, len) = match &self.rows {
             None => (0, tensor.len()),
             Some(r) => {
@@ -100,7 +100,7 @@ pub struct OutView<'a> {
     /// Its protocol type.
     pub datatype: DataType,
     /// The shape as answered (the batch dimension is this request's rows).
-    pub shape: Vec<usize>,
+    pub shape: TVec<usize>,
     /// The first element of this request.
     pub start: usize,
     /// How many elements belong to this request.
@@ -418,7 +418,7 @@ mod tests {
         let t: Tensor = arr2(&[[1f32, 2.], [3., 4.], [5., 6.]]).into();
         let out = Outputs::rows(Arc::new(vec![t]), 1..3);
         let v = out.view(0).unwrap();
-        assert_eq!(v.shape, vec![2, 2]);
+        assert_eq!(&*v.shape, &[2, 2]);
         assert_eq!(text(|b| v.write_flat(b)), "[3.0,4.0,5.0,6.0]");
         assert_eq!(text(|b| v.write_nested(b)), "[[3.0,4.0],[5.0,6.0]]");
         assert_eq!(text(|b| v.write_row(b, 1, false)), "[5.0,6.0]");

@@ -6,7 +6,7 @@
 
 use std::io::Read;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -42,7 +42,7 @@ pub(crate) async fn read(
     if let Some(len) = declared_length(&parts.headers).filter(|&len| len > limit as u64) {
         return Err(too_large(cfg, &format!("{len} bytes")));
     }
-    let collect = Limited::new(body, limit).collect();
+    let collect = gather(Limited::new(body, limit));
     let raw = match tokio::time::timeout(cfg.body_timeout, collect).await {
         Err(_) => {
             return Err(error_response(
@@ -62,7 +62,7 @@ pub(crate) async fn read(
                 format!("cannot read the request body: {e}"),
             ));
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Ok(raw)) => raw,
     };
     if encoding == Encoding::Identity {
         return Ok(raw);
@@ -94,6 +94,38 @@ pub(crate) async fn read(
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(decoded.len()));
     Ok(Bytes::from(decoded))
+}
+
+/// The body's data frames as one buffer: a body of one frame (most are) is that frame, not
+/// a copy; trailers are ignored.
+async fn gather<B>(mut body: B) -> Result<Bytes, B::Error>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        match (&mut joined, first.take()) {
+            (Some(j), _) => j.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(f)) => {
+                let mut j = BytesMut::with_capacity(f.len() + data.len());
+                j.extend_from_slice(&f);
+                j.extend_from_slice(&data);
+                joined = Some(j);
+            }
+        }
+    }
+    Ok(match joined {
+        Some(j) => j.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 fn too_large(cfg: &WorkerConfig, size: &str) -> Response {

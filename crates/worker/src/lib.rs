@@ -31,7 +31,7 @@ pub mod listener;
 pub mod scoreboard;
 mod service;
 
-use std::io;
+use std::io::{self, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -122,7 +122,12 @@ impl Shared {
             return Arc::from(v);
         }
         let n = self.next_id.fetch_add(1, Relaxed);
-        Arc::from(format!("{}{n:x}", self.id_prefix))
+        // Formatted on the stack: the Arc is the request's one allocation for its id.
+        let mut buf = [0u8; 64];
+        let mut rest = &mut buf[..];
+        let _ = write!(rest, "{}{n:x}", self.id_prefix);
+        let len = 64 - rest.len();
+        Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or("-"))
     }
 }
 
