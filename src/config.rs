@@ -11,34 +11,13 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::Opts;
 
-/// The built-in defaults, also shown in `--help`.
+/// The defaults of the two settings outside the table (the others are in
+/// [`crate::settings`]); `--help` says them, with the environment variables that come first.
 pub struct Defaults;
 
 impl Defaults {
     pub const BIND: &'static str = "127.0.0.1:8000";
     pub const WORKERS: usize = 1;
-    pub const THREADS: usize = 1;
-    pub const WORKER_CONNECTIONS: usize = 1000;
-    pub const BACKLOG: i32 = 2048;
-    pub const TIMEOUT: f64 = 30.0;
-    pub const GRACEFUL_TIMEOUT: f64 = 30.0;
-    pub const KEEP_ALIVE: f64 = 2.0;
-    pub const HEADER_TIMEOUT: f64 = 30.0;
-    pub const BODY_TIMEOUT: f64 = 60.0;
-    pub const REQUEST_TIMEOUT: f64 = 0.0;
-    pub const LIMIT_REQUEST_LINE: usize = 4094;
-    pub const LIMIT_REQUEST_FIELDS: usize = 100;
-    pub const LIMIT_REQUEST_FIELD_SIZE: usize = 8190;
-    pub const MAX_BODY_SIZE: &'static str = "64M";
-    pub const MAX_QUEUE: usize = 1024;
-    pub const MAX_BATCH_SIZE: usize = 64;
-    pub const BATCH_TIMEOUT_US: u64 = 0;
-    pub const UMASK: u32 = 0;
-    pub const NAME: &'static str = "serve";
-    pub const FORWARDED_ALLOW_IPS: &'static str = "127.0.0.1,::1";
-    pub const ERROR_LOGFILE: &'static str = "-";
-    pub const LOG_LEVEL: &'static str = "info";
-    pub const LOG_FORMAT: &'static str = "text";
 }
 
 /// A configuration problem, shown as one line. `usage` errors (a bad flag) exit 2, others 1.
@@ -157,39 +136,7 @@ impl Opts {
                 self.bind
             },
             workers: self.workers.or(lower.workers),
-            threads: self.threads.or(lower.threads),
-            worker_connections: self.worker_connections.or(lower.worker_connections),
-            backlog: self.backlog.or(lower.backlog),
-            reuse_port: self.reuse_port || lower.reuse_port,
-            preload: self.preload || lower.preload,
-            timeout: self.timeout.or(lower.timeout),
-            graceful_timeout: self.graceful_timeout.or(lower.graceful_timeout),
-            keep_alive: self.keep_alive.or(lower.keep_alive),
-            header_timeout: self.header_timeout.or(lower.header_timeout),
-            body_timeout: self.body_timeout.or(lower.body_timeout),
-            request_timeout: self.request_timeout.or(lower.request_timeout),
-            max_requests: self.max_requests.or(lower.max_requests),
-            max_requests_jitter: self.max_requests_jitter.or(lower.max_requests_jitter),
-            limit_request_line: self.limit_request_line.or(lower.limit_request_line),
-            limit_request_fields: self.limit_request_fields.or(lower.limit_request_fields),
-            limit_request_field_size: self
-                .limit_request_field_size
-                .or(lower.limit_request_field_size),
-            max_body_size: self.max_body_size.or(lower.max_body_size),
-            max_queue: self.max_queue.or(lower.max_queue),
-            max_batch_size: self.max_batch_size.or(lower.max_batch_size),
-            batch_timeout_us: self.batch_timeout_us.or(lower.batch_timeout_us),
-            pid: self.pid.or(lower.pid),
-            user: self.user.or(lower.user),
-            group: self.group.or(lower.group),
-            umask: self.umask.or(lower.umask),
-            name: self.name.or(lower.name),
-            forwarded_allow_ips: self.forwarded_allow_ips.or(lower.forwarded_allow_ips),
-            access_logfile: self.access_logfile.or(lower.access_logfile),
-            access_log_format: self.access_log_format.or(lower.access_log_format),
-            error_logfile: self.error_logfile.or(lower.error_logfile),
-            log_level: self.log_level.or(lower.log_level),
-            log_format: self.log_format.or(lower.log_format),
+            settings: self.settings.over(lower.settings),
         }
     }
 }
@@ -242,7 +189,7 @@ pub fn read_file(path: &Path) -> Result<Opts, ConfigError> {
         for v in values {
             match v {
                 toml::Value::Boolean(true) => args.push(flag.clone().into()),
-                toml::Value::Boolean(false) => {}
+                toml::Value::Boolean(false) => args.push(format!("{flag}=false").into()),
                 toml::Value::String(s) => {
                     args.push(flag.clone().into());
                     args.push(s.into());

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`cli`]: the flags, named as gunicorn's.
 //! - [`config`]: the layers (command line, `SERVE_CMD_ARGS`, config file) and their merge.
+//! - [`settings`]: the settings table, each setting declared once (flag, default, help, kind).
 //! - [`resolve`]: defaults, units and names resolved into [`resolve::Config`].
 //! - [`main_with`]: the one place where errors become messages and exit codes.
 //!
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod probe;
 pub mod resolve;
+pub mod settings;
 
 use std::sync::Arc;
 
