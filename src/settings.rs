@@ -1,4 +1,4 @@
-//! The settings table: each setting is one line of [`settings!`], from which come its flag
+//! The settings table: each setting is one line of `settings!`, from which come its flag
 //! (and so its config-file key and its `SERVE_CMD_ARGS` word), its `--help` text with the
 //! default, the default itself, how its value is parsed and checked, its field in
 //! [`Values`], the layer merge and its `--print-config` line.
@@ -392,7 +392,7 @@ impl Kind for Peers {
     const VALUE_NAME: &'static str = "IPS";
     fn parse(text: &str) -> Result<ForwardedAllow, String> {
         text.parse()
-            .map_err(|e: String| e.replacen("forwarded-allow-ips: ", "", 1))
+            .map_err(|e: serve_worker::NotAnAddress| e.to_string())
     }
     fn to_toml(value: &ForwardedAllow) -> Option<toml::Value> {
         Some(value.to_string().into())
@@ -421,6 +421,7 @@ impl Kind for LogLevel {
     const VALUE_NAME: &'static str = "LEVEL";
     fn parse(text: &str) -> Result<Level, String> {
         text.parse()
+            .map_err(|e: serve_log::UnknownLevel| e.to_string())
     }
     fn to_toml(value: &Level) -> Option<toml::Value> {
         Some(value.to_string().into())
