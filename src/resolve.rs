@@ -67,7 +67,7 @@ impl Config {
         };
         let mut binds = Vec::new();
         for b in &bind {
-            binds.extend(Bind::parse(b).map_err(ConfigError::new)?);
+            binds.extend(Bind::parse(b).map_err(|e| ConfigError::new(e.to_string()))?);
         }
         let workers = match (&o.workers, &env.web_concurrency) {
             (Some(w), _) => workers(w, "--workers")?,

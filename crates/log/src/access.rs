@@ -86,16 +86,38 @@ impl std::fmt::Display for AccessFormat {
     }
 }
 
+/// Why an access log format cannot be compiled; each names the atom and what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// `%(` without `)s`.
+    #[error("access log format: unterminated atom at {0:?}; atoms look like %(h)s")]
+    Unterminated(String),
+    /// `%({...)s` without the closing brace.
+    #[error("access log format: bad atom %({0})s")]
+    BadAtom(String),
+    /// A header atom whose name is not a header name.
+    #[error("access log format: {0:?} is not a header name")]
+    NotAHeader(String),
+    /// A header atom that is neither `i` (request) nor `o` (response).
+    #[error("access log format: %({0})s: expected {{header}}i (request) or {{header}}o (response)")]
+    HeaderSide(String),
+    /// An atom gunicorn does not have.
+    #[error(
+        "access log format: unknown atom %({0})s; known: h l u t r m U q H s B b f a T D M L p {{header}}i {{header}}o"
+    )]
+    UnknownAtom(String),
+}
+
 impl std::str::FromStr for AccessFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = FormatError;
+    fn from_str(s: &str) -> Result<Self, FormatError> {
         AccessFormat::parse(s)
     }
 }
 
 impl AccessFormat {
     /// Compiles a format; an unknown atom is an error that names it.
-    pub fn parse(source: &str) -> Result<AccessFormat, String> {
+    pub fn parse(source: &str) -> Result<AccessFormat, FormatError> {
         let mut atoms = Vec::new();
         let mut text = String::new();
         let mut rest = source;
@@ -103,10 +125,7 @@ impl AccessFormat {
             text.push_str(&rest[..start]);
             let after = &rest[start + 2..];
             let Some(end) = after.find(")s") else {
-                return Err(format!(
-                    "access log format: unterminated atom at {:?}; atoms look like %(h)s",
-                    &rest[start..]
-                ));
+                return Err(FormatError::Unterminated(rest[start..].to_string()));
             };
             let name = &after[..end];
             if !text.is_empty() {
@@ -170,19 +189,17 @@ impl AccessFormat {
     }
 }
 
-fn atom(name: &str) -> Result<Atom, String> {
+fn atom(name: &str) -> Result<Atom, FormatError> {
     if let Some(header) = name.strip_prefix('{') {
         let (header, kind) = header
             .rsplit_once('}')
-            .ok_or_else(|| format!("access log format: bad atom %({name})s"))?;
+            .ok_or_else(|| FormatError::BadAtom(name.to_string()))?;
         let header = http::HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
-            .map_err(|_| format!("access log format: {header:?} is not a header name"))?;
+            .map_err(|_| FormatError::NotAHeader(header.to_string()))?;
         return match kind {
             "i" => Ok(Atom::RequestHeader(header)),
             "o" => Ok(Atom::ResponseHeader(header)),
-            _ => Err(format!(
-                "access log format: %({name})s: expected {{header}}i (request) or {{header}}o (response)"
-            )),
+            _ => Err(FormatError::HeaderSide(name.to_string())),
         };
     }
     Ok(match name {
@@ -205,9 +222,7 @@ fn atom(name: &str) -> Result<Atom, String> {
         "L" => Atom::DecimalSeconds,
         "p" => Atom::Pid,
         _ => {
-            return Err(format!(
-                "access log format: unknown atom %({name})s; known: h l u t r m U q H s B b f a T D M L p {{header}}i {{header}}o"
-            ));
+            return Err(FormatError::UnknownAtom(name.to_string()));
         }
     })
 }
@@ -307,8 +322,10 @@ mod tests {
     #[test]
     fn rejects_unknown_atoms_by_name() {
         let e = AccessFormat::parse("%(zz)s").unwrap_err();
-        assert!(e.contains("%(zz)s"), "{e}");
+        assert_eq!(e, FormatError::UnknownAtom("zz".into()));
+        assert!(e.to_string().contains("%(zz)s"), "{e}");
         let e = AccessFormat::parse("%(h").unwrap_err();
-        assert!(e.contains("unterminated"), "{e}");
+        assert!(matches!(e, FormatError::Unterminated(_)), "{e}");
+        assert!(e.to_string().contains("unterminated"), "{e}");
     }
 }

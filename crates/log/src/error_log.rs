@@ -29,17 +29,20 @@ pub enum Level {
     Error = 4,
 }
 
+/// A log level serve does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown log level {0:?}; expected debug, info, warning, error or critical")]
+pub struct UnknownLevel(pub String);
+
 impl FromStr for Level {
-    type Err = String;
+    type Err = UnknownLevel;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "debug" | "trace" => Ok(Level::Debug),
             "info" => Ok(Level::Info),
             "warning" | "warn" => Ok(Level::Warning),
             "error" | "critical" => Ok(Level::Error),
-            _ => Err(format!(
-                "unknown log level {s:?}; expected debug, info, warning, error or critical"
-            )),
+            _ => Err(UnknownLevel(s.to_string())),
         }
     }
 }

@@ -22,8 +22,8 @@ pub mod error_log;
 pub mod sink;
 pub mod time;
 
-pub use access::{AccessFormat, AccessRecord};
-pub use error_log::Level;
+pub use access::{AccessFormat, AccessRecord, FormatError};
+pub use error_log::{Level, UnknownLevel};
 pub use sink::Target;
 
 use std::io;

@@ -82,9 +82,14 @@ impl ForwardedAllow {
     }
 }
 
+/// An entry of `--forwarded-allow-ips` that is not an IP address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IP address; expected a comma-separated list of addresses or *")]
+pub struct NotAnAddress(pub String);
+
 impl std::str::FromStr for ForwardedAllow {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = NotAnAddress;
+    fn from_str(s: &str) -> Result<Self, NotAnAddress> {
         if s.trim() == "*" {
             return Ok(ForwardedAllow::All);
         }
@@ -92,11 +97,7 @@ impl std::str::FromStr for ForwardedAllow {
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .map(|p| {
-                p.parse::<IpAddr>().map_err(|_| {
-                    format!("forwarded-allow-ips: {p:?} is not an IP address; expected a comma-separated list of addresses or *")
-                })
-            })
+            .map(|p| p.parse::<IpAddr>().map_err(|_| NotAnAddress(p.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ForwardedAllow::Ips(ips))
     }
@@ -126,6 +127,7 @@ mod tests {
         assert!(!a.trusts("10.0.0.2".parse().unwrap()));
         assert_eq!("*".parse::<ForwardedAllow>().unwrap(), ForwardedAllow::All);
         let e = "localhost".parse::<ForwardedAllow>().unwrap_err();
-        assert!(e.contains("\"localhost\""), "{e}");
+        assert_eq!(e, NotAnAddress("localhost".into()));
+        assert!(e.to_string().contains("\"localhost\""), "{e}");
     }
 }

@@ -42,7 +42,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
-pub use config::{ForwardedAllow, WorkerConfig};
+pub use config::{ForwardedAllow, NotAnAddress, WorkerConfig};
 pub use drain::{Drain, Reason};
 pub use listener::Listener;
 pub use scoreboard::{Slot, State};
