@@ -301,7 +301,9 @@ def wait_port_free(port: int, timeout: float = 10) -> None:
 
 def wrk(port: int, path: str, body_file: str, conns: int, seconds: float) -> dict:
     threads = 1 if conns == 1 else 2
-    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "30s",
+    # wrk takes whole seconds only ("3.0s" is a usage error).
+    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s",
+           "--timeout", "30s",
            "-s", LUA, f"http://127.0.0.1:{port}{path}"]
     out = subprocess.run(cmd, env=dict(os.environ, WRK_BODY=body_file), capture_output=True,
                          text=True, timeout=seconds + 90)
