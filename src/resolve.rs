@@ -1,10 +1,9 @@
 //! From merged options to resolved settings: defaults filled in, units parsed, names looked
 //! up. Every error names the setting, what was given and what is expected.
 
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use std::ops::Deref;
 
 use serve_arbiter::Bind;
 use serve_log::{LogConfig, Target};

@@ -39,6 +39,11 @@ pub trait Kind {
     fn parse(text: &str) -> Result<Self::Value, String>;
     /// The value as a config file writes it; `None` leaves the key out.
     fn to_toml(value: &Self::Value) -> Option<toml::Value>;
+    /// The value when nobody gave one and the table has no default: only an optional
+    /// setting has one (absent).
+    fn absent() -> Option<Self::Value> {
+        None
+    }
 }
 
 /// How many words a setting takes after its flag.
@@ -139,19 +144,30 @@ impl Kind for Count {
     }
 }
 
-/// A number of bytes that may be 0 (no limit).
-pub struct Bytes;
+/// Declares a kind that parses and writes values as another does, under its own
+/// placeholder in `--help`.
+macro_rules! placeholder {
+    ($(#[$doc:meta])* $name:ident = $like:ty, $value_name:literal) => {
+        $(#[$doc])*
+        pub struct $name;
 
-impl Kind for Bytes {
-    type Value = usize;
-    const VALUE_NAME: &'static str = "BYTES";
-    fn parse(text: &str) -> Result<usize, String> {
-        Count::parse(text)
-    }
-    fn to_toml(value: &usize) -> Option<toml::Value> {
-        Count::to_toml(value)
-    }
+        impl Kind for $name {
+            type Value = <$like as Kind>::Value;
+            const VALUE_NAME: &'static str = $value_name;
+            fn parse(text: &str) -> Result<Self::Value, String> {
+                <$like>::parse(text)
+            }
+            fn to_toml(value: &Self::Value) -> Option<toml::Value> {
+                <$like>::to_toml(value)
+            }
+        }
+    };
 }
+
+placeholder!(
+    /// A number of bytes that may be 0 (no limit).
+    Bytes = Count, "BYTES"
+);
 
 /// A number from 1.
 pub struct AtLeastOne;
@@ -203,19 +219,10 @@ impl Kind for Requests {
     }
 }
 
-/// Microseconds.
-pub struct Micros;
-
-impl Kind for Micros {
-    type Value = u64;
-    const VALUE_NAME: &'static str = "MICROSECONDS";
-    fn parse(text: &str) -> Result<u64, String> {
-        Requests::parse(text)
-    }
-    fn to_toml(value: &u64) -> Option<toml::Value> {
-        int(*value)
-    }
-}
+placeholder!(
+    /// Microseconds.
+    Micros = Requests, "MICROSECONDS"
+);
 
 /// The listen queue's length, as listen(2) takes it.
 pub struct Backlog;
@@ -295,12 +302,12 @@ impl Kind for Umask {
     }
 }
 
-/// A name, as `ps` shows it.
-pub struct ProcessName;
+/// Text, taken as given.
+pub struct Text;
 
-impl Kind for ProcessName {
+impl Kind for Text {
     type Value = String;
-    const VALUE_NAME: &'static str = "NAME";
+    const VALUE_NAME: &'static str = "TEXT";
     fn parse(text: &str) -> Result<String, String> {
         Ok(text.to_string())
     }
@@ -309,19 +316,15 @@ impl Kind for ProcessName {
     }
 }
 
-/// A file, or `-` for the standard stream.
-pub struct LogFile;
+placeholder!(
+    /// A name, as `ps` shows it.
+    ProcessName = Text, "NAME"
+);
 
-impl Kind for LogFile {
-    type Value = String;
-    const VALUE_NAME: &'static str = "FILE";
-    fn parse(text: &str) -> Result<String, String> {
-        Ok(text.to_string())
-    }
-    fn to_toml(value: &String) -> Option<toml::Value> {
-        Some(value.clone().into())
-    }
-}
+placeholder!(
+    /// A file, or `-` for the standard stream.
+    LogFile = Text, "FILE"
+);
 
 /// A path.
 pub struct File;
@@ -466,20 +469,24 @@ impl<K: Kind> Kind for Optional<K> {
     fn to_toml(value: &Self::Value) -> Option<toml::Value> {
         value.as_ref().and_then(K::to_toml)
     }
+    fn absent() -> Option<Self::Value> {
+        Some(None)
+    }
 }
 
-/// Resolves one setting: the text given, else its default; `None` only for an optional
-/// setting nobody gave.
+/// Resolves one setting: the text given, else its default, else its kind's absent value.
 fn resolve<K: Kind>(
     flag: &str,
     given: Option<&str>,
     default: Option<&str>,
-) -> Result<Option<K::Value>, ConfigError> {
+) -> Result<K::Value, ConfigError> {
     match given.or(default) {
-        Some(text) => K::parse(text)
-            .map(Some)
-            .map_err(|e| ConfigError::new(format!("--{flag}: {e}"))),
-        None => Ok(None),
+        Some(text) => K::parse(text).map_err(|e| ConfigError::new(format!("--{flag}: {e}"))),
+        None => K::absent().ok_or_else(|| {
+            ConfigError::new(format!(
+                "--{flag}: no value, and the setting has no default"
+            ))
+        }),
     }
 }
 
@@ -534,8 +541,7 @@ macro_rules! settings {
                     $(
                         $field: {
                             let flag = stringify!($field).replace('_', "-");
-                            let value = resolve::<$kind>(&flag, self.$field.as_deref(), $default)?;
-                            from_default::<$kind>(value)
+                            resolve::<$kind>(&flag, self.$field.as_deref(), $default)?
                         },
                     )*
                 })
@@ -554,52 +560,6 @@ macro_rules! settings {
         }
     };
 }
-
-/// The value of a setting after [`resolve`]: a setting with a default always has one, an
-/// optional one is `None` when absent (its kind's value is an `Option`).
-fn from_default<K: Kind>(value: Option<K::Value>) -> K::Value
-where
-    K::Value: FromAbsent,
-{
-    value.unwrap_or_else(FromAbsent::absent)
-}
-
-/// What a setting's value is when nobody gave it and it has no default.
-pub trait FromAbsent {
-    /// The absent value.
-    fn absent() -> Self;
-}
-
-impl<T> FromAbsent for Option<T> {
-    fn absent() -> Self {
-        None
-    }
-}
-
-macro_rules! never_absent {
-    ($($t:ty),*) => {$(
-        /// Settings of this type always have a default in the table.
-        impl FromAbsent for $t {
-            fn absent() -> Self {
-                unreachable!("a setting of this kind has a default in the table")
-            }
-        }
-    )*};
-}
-
-never_absent!(
-    bool,
-    Duration,
-    usize,
-    u64,
-    u32,
-    i32,
-    String,
-    ForwardedAllow,
-    AccessFormat,
-    Level,
-    Format
-);
 
 settings! {
     threads: AtLeastOne = Some("1"), "Server",
