@@ -347,12 +347,11 @@ def perf_malloc_probes(perf: str | None) -> tuple[list[str], str]:
                              "/lib64/libc.so.6") if os.path.exists(p)), None)
     if not libc:
         return [], "no libc.so.6 found"
-    events = []
-    for fn in ("malloc", "calloc", "realloc"):
+    fns = ("malloc", "calloc", "realloc")
+    for fn in fns:  # fails harmlessly when the probe exists from an earlier run
         subprocess.run([perf, "probe", "-q", "-x", libc, fn], capture_output=True)
-        listed = subprocess.run([perf, "probe", "-l"], capture_output=True, text=True).stdout
-        if f"probe_libc:{fn}" in listed:
-            events.append(f"probe_libc:{fn}")
+    listed = subprocess.run([perf, "probe", "-l"], capture_output=True, text=True).stdout
+    events = [f"probe_libc:{fn}" for fn in fns if f"probe_libc:{fn}" in listed]
     return events, "" if events else "perf probe could not add uprobes on libc"
 
 
