@@ -28,6 +28,10 @@ pub struct Route {
     outputs: Vec<(String, usize)>,
 }
 
+/// Paths serve answers itself, whatever the app: the front page, the OpenAPI document, and
+/// the worker's Prometheus metrics and status page.
+pub const RESERVED_PATHS: [&str; 4] = ["/", "/openapi.json", "/metrics", "/status"];
+
 impl Route {
     /// Checks a manifest entry against the app's models.
     pub fn compile(entry: &RouteEntry, registry: &Registry) -> Result<Route, String> {
@@ -38,6 +42,17 @@ impl Route {
         if ["/v1/", "/v2/"].iter().any(|p| entry.path.starts_with(p)) || entry.path == "/v2" {
             return Err(format!(
                 "{at}: /v1/ and /v2/ belong to the inference protocols"
+            ));
+        }
+        let bare = match entry.path.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p,
+            _ => &entry.path,
+        };
+        if RESERVED_PATHS.contains(&bare) {
+            return Err(format!(
+                "{at}: {bare} is served by serve itself ({}); choose another path for the route \
+                 (e.g. /predict)",
+                RESERVED_PATHS.join(", ")
             ));
         }
         let method = Method::from_bytes(entry.method.to_ascii_uppercase().as_bytes())
@@ -126,5 +141,61 @@ impl Route {
             true,
         )?;
         Ok(json_response(StatusCode::OK, buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::Settings;
+    use crate::loader::Source;
+
+    fn compile(path: &str) -> Result<Route, String> {
+        let mut registry = Registry::default();
+        let core = serve_runtime::model::Model::open(
+            "iris".into(),
+            Source::Bytes("test", crate::resolve::EMBEDDED_IRIS.into()),
+            Settings::default(),
+            None,
+        )
+        .unwrap();
+        registry.add(Model::new(core)).unwrap();
+        let text = format!("[[route]]\npath = \"{path}\"\n");
+        let manifest = crate::manifest::parse(&text, std::path::Path::new("app.toml")).unwrap();
+        Route::compile(&manifest.routes[0], &registry)
+    }
+
+    #[test]
+    fn the_protocols_paths_are_refused() {
+        for path in ["/v2", "/v2/models/x", "/v1/models/iris:predict"] {
+            let e = compile(path).err().unwrap();
+            assert!(
+                e.contains(&format!(
+                    "route POST {path}: /v1/ and /v2/ belong to the inference"
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_paths_serve_answers_itself_are_refused() {
+        for (path, bare) in [
+            ("/", "/"),
+            ("/openapi.json", "/openapi.json"),
+            ("/metrics", "/metrics"),
+            ("/metrics/", "/metrics"),
+            ("/status", "/status"),
+        ] {
+            let e = compile(path).err().unwrap();
+            assert!(
+                e.starts_with(&format!(
+                    "route POST {path}: {bare} is served by serve itself"
+                )) && e.contains("choose another path"),
+                "{e}"
+            );
+        }
+        assert!(compile("/metrics/model").is_ok());
+        assert!(compile("/statuses").is_ok());
     }
 }
