@@ -44,7 +44,9 @@ impl ModelApp {
                     opts.request_timeout,
                 )?
                 .with_version(m.version.clone()),
-            );
+            )
+            .with_example(m.example.as_ref())
+            .map_err(|e| in_manifest(spec, e))?;
             registry.add(model).map_err(|e| in_manifest(spec, e))?;
         }
         let mut routes: Vec<Route> = Vec::new();

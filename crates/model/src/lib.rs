@@ -14,6 +14,8 @@
 //!   implementations: building, checking, warming.
 //! - [`resolve`]: what APP names (a file, a repository, an app directory, nothing).
 //! - [`manifest`]: the `app.toml` format (documented there).
+//! - [`example`]: the example request bodies the front page and OpenAPI show (the
+//!   manifest's, checked at start, or placeholders from the metadata).
 //! - [`registry`]: the models by name, each the runtime's [`model`] with the records spec
 //!   V1 needs beside it.
 //! - From `serve-runtime`, re-exported here: [`model`] (one model's lifecycle: its plan
@@ -56,6 +58,7 @@ pub mod codec_binary;
 pub mod codec_json;
 pub mod column;
 pub mod error;
+pub mod example;
 pub mod manifest;
 pub mod records;
 pub mod registry;

@@ -10,9 +10,13 @@
 //! max_queue = 1024          # default: --max-queue
 //! batch = true              # false: the inputs' first dimensions are not one batch (see below)
 //! version = 1               # what it answers as model_version (a number or a string)
+//! [model.example]           # one row per input, by input name (see "Examples" below)
+//! Age = 22
+//! Sex = "male"
 //!
 //! [[route]]
-//! path = "/model"           # any path outside /v1/ and /v2/
+//! path = "/model"           # any path outside /v1/ and /v2/ but /, /openapi.json,
+//!                           #   /metrics and /status, which serve answers itself
 //! method = "POST"           # default POST
 //! model = "titanic"         # default: the app's only model
 //! unknown_keys = "reject"   # default; "ignore": records may carry keys no input reads
@@ -20,6 +24,9 @@
 //! Age = "age"               #   an input not listed reads the key of its own name
 //! [route.outputs]           # response key = model output; default: every output by its name
 //! predict = "predict"
+//! [route.example]           # a record as the route takes it (see "Examples" below)
+//! age = 22
+//! Sex = "male"
 //! ```
 //!
 //! A record key may hold an array, for an input of several features per row: with
@@ -35,6 +42,29 @@
 //! A route takes one JSON record (an object) and answers one object, or a list of records
 //! and answers a list; an output row of one element is answered as a scalar
 //! (`{"predict": 0.12}`). Both tables read "what is made = where it comes from".
+//!
+//! # Examples
+//!
+//! An `example` is the request the front page (`GET /`) puts in a model's or a route's form
+//! and its `curl`, and what `/openapi.json` gives as the request's example (so a Postman
+//! collection made from it has bodies ready to send). Both are written as a user thinks of
+//! one request, not in a protocol's syntax:
+//!
+//! - `[model.example]` gives one row of each input, keyed by input name: a scalar for an
+//!   input of one value per row (`Age = 22` for `[N, 1]`), an array for several
+//!   (`input = [5.1, 3.5, 1.4, 0.2]` for iris's `[N, 4]`; nested arrays or a flat one in
+//!   row-major order). serve turns it into a V2 infer body of batch 1 (the shape from the
+//!   model, the datatype from the model) and a V1 `{"instances": [...]}` body. An input
+//!   without a batch dimension takes its whole tensor.
+//! - `[route.example]` is one record exactly as the route takes it (its keys are the
+//!   record keys, after `[route.inputs]`'s renaming); an array of tables
+//!   (`[[route.example]]`) is a list of records.
+//!
+//! Each is checked at start by the decoder that will read it (V2's for a model's, the
+//! route's records decoder for a route's), so an example that names a key the model does
+//! not have, or gives the wrong number of values, stops the start (exit 4) with the decoder's
+//! message. Without one the page makes a placeholder from the metadata: zeros (`""` for
+//! BYTES, `false` for BOOL) of the input's shape with batch 1, or each record key with 0.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -72,6 +102,8 @@ pub struct ModelEntry {
     pub batch: Option<bool>,
     /// The version the model answers as (`model_version`, `/versions/V`); default 1.
     pub version: Option<Version>,
+    /// One row of each input, by input name: the front page's and OpenAPI's example.
+    pub example: Option<toml::Table>,
 }
 
 /// A `version`: a number or a string, as written.
@@ -113,6 +145,9 @@ pub struct RouteEntry {
     /// What a record key no input reads does: refused with 400 (the default), or ignored.
     #[serde(default)]
     pub unknown_keys: UnknownKeys,
+    /// A record (or a list of records) as the route takes it: the front page's and
+    /// OpenAPI's example.
+    pub example: Option<toml::Value>,
 }
 
 /// A route's `unknown_keys`.

@@ -107,6 +107,21 @@ impl RecordSpec {
     pub fn keys(&self) -> String {
         crate::metadata::quoted_list(self.keys.iter().map(String::as_str))
     }
+
+    /// Each record key in order, with the input it feeds and whether it shares that input
+    /// with other keys (then it is one feature of the row; alone, it is the whole row).
+    /// For the front page and OpenAPI, which describe a route's record.
+    pub fn key_feeds(&self) -> impl Iterator<Item = (&str, usize, bool)> {
+        self.keys
+            .iter()
+            .zip(&self.key_input)
+            .map(|(key, &input)| (key.as_str(), input, self.input_keys[input].len() > 1))
+    }
+
+    /// Whether keys no input reads are skipped (`unknown_keys = "ignore"`).
+    pub fn ignores_unknown_keys(&self) -> bool {
+        self.ignore_unknown
+    }
 }
 
 /// Rows being decoded into one column per model input.

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::example::ModelExamples;
 use crate::records::RecordSpec;
 
 pub use serve_runtime::model::DEFAULT_VERSION;
@@ -19,6 +20,9 @@ pub struct Model {
     core: Arc<serve_runtime::model::Model>,
     /// Records keyed by input name (V1 instances).
     pub by_name: RecordSpec,
+    /// The request bodies the front page and OpenAPI show: placeholders made from the
+    /// metadata unless [`Model::with_example`] gave one.
+    pub examples: ModelExamples,
 }
 
 impl Model {
@@ -26,8 +30,19 @@ impl Model {
     pub fn new(core: serve_runtime::model::Model) -> Model {
         Model {
             by_name: RecordSpec::by_name(&core.meta),
+            examples: ModelExamples::placeholders(&core.meta),
             core: Arc::new(core),
         }
+    }
+
+    /// The model with the manifest's `[model.example]` (one row per input), checked by the
+    /// decoders; the error names the model and the input, for the start's exit 4.
+    pub fn with_example(mut self, rows: Option<&toml::Table>) -> Result<Model, String> {
+        if rows.is_some() {
+            self.examples = ModelExamples::new(&self.core.meta, rows)
+                .map_err(|e| format!("model {}: {e}", self.core.name))?;
+        }
+        Ok(self)
     }
 }
 

@@ -23,6 +23,15 @@ use serve_runtime::io_error::io_cause;
 /// The iris model of `examples/iris`, compiled in so that `serve` alone serves something.
 pub static EMBEDDED_IRIS: &[u8] = include_bytes!("../../../examples/iris/model.onnx");
 
+/// The embedded iris's example: the first row of the iris data set (a setosa, label 0),
+/// what `examples/iris/app.toml` gives too.
+fn embedded_iris_example() -> toml::Table {
+    let row = [5.1, 3.5, 1.4, 0.2].map(toml::Value::Float);
+    let mut example = toml::Table::new();
+    example.insert("input".into(), toml::Value::Array(row.to_vec()));
+    example
+}
+
 /// The version a model answers as when the manifest names none.
 pub use serve_runtime::model::DEFAULT_VERSION;
 
@@ -48,6 +57,8 @@ pub struct ModelSpec {
     pub settings: Settings,
     /// The version it answers as (`model_version`); "1" unless the manifest says otherwise.
     pub version: String,
+    /// The manifest's `[model.example]` (one row per input, by name), if any.
+    pub example: Option<toml::Table>,
 }
 
 /// What an APP resolved to.
@@ -70,6 +81,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
                 source: Source::Bytes("embedded iris", bytes::Bytes::from_static(EMBEDDED_IRIS)),
                 settings: defaults.clone(),
                 version: DEFAULT_VERSION.into(),
+                example: Some(embedded_iris_example()),
             }],
             routes: vec![],
             manifest: None,
@@ -94,6 +106,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
                 source: Source::read_file(app.to_path_buf())?,
                 settings: defaults.clone(),
                 version: DEFAULT_VERSION.into(),
+                example: None,
             }],
             routes: vec![],
             manifest: None,
@@ -192,6 +205,7 @@ fn manifest_model(
         source: Source::read_file(path)?,
         settings,
         version,
+        example: entry.example.clone(),
     })
 }
 
@@ -226,6 +240,7 @@ fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
                 source: Source::read_file(p)?,
                 settings: defaults.clone(),
                 version: DEFAULT_VERSION.into(),
+                example: None,
             })
         })
         .collect()

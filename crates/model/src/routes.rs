@@ -26,6 +26,9 @@ pub struct Route {
     spec: RecordSpec,
     /// Response key ← output index.
     outputs: Vec<(String, usize)>,
+    /// The example record the front page and OpenAPI show (the manifest's, checked by the
+    /// route's decoder, or a placeholder).
+    pub example: String,
 }
 
 /// Paths serve answers itself, whatever the app: the front page, the OpenAPI document, and
@@ -107,13 +110,26 @@ impl Route {
                 })
                 .collect::<Result<_, String>>()?
         };
+        let example = crate::example::route_record(meta, &spec, entry.example.as_ref())
+            .map_err(|e| format!("{at}: {e}"))?;
         Ok(Route {
             path: entry.path.clone(),
             method,
             model,
             spec,
             outputs,
+            example,
         })
+    }
+
+    /// Which record keys feed which inputs.
+    pub fn spec(&self) -> &RecordSpec {
+        &self.spec
+    }
+
+    /// The response keys, each with the index of the output it answers.
+    pub fn response_keys(&self) -> &[(String, usize)] {
+        &self.outputs
     }
 
     /// One line for the start log: `route POST /model -> model titanic (keys "Age", ...)`.
