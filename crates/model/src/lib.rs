@@ -26,6 +26,8 @@
 //!   written as JSON or bytes), [`datatype`], [`run_error`] (why the runtime could not answer,
 //!   mapped to a status in [`error`]).
 //! - [`router`]: method and path → handler; 404 and 405.
+//! - [`front`]: `GET /`, the front page: every model and route, a `curl` and a form each.
+//! - [`openapi`]: `GET /openapi.json`, an OpenAPI 3.1 document of every route.
 //! - [`v2`], [`v2_request`]: KServe V2 handlers and its request decoder.
 //! - [`v1`]: TF-Serving's `:predict` and model status.
 //! - [`routes`]: the manifest's record routes (`POST /model`).
@@ -59,7 +61,9 @@ pub mod codec_json;
 pub mod column;
 pub mod error;
 pub mod example;
+pub mod front;
 pub mod manifest;
+pub mod openapi;
 pub mod records;
 pub mod registry;
 pub mod resolve;

@@ -13,7 +13,7 @@ use tract_onnx::prelude::TVec;
 use crate::error::ApiError;
 use crate::registry::{Model, Registry};
 use crate::routes::Route;
-use crate::{v1, v2};
+use crate::{front, openapi, v1, v2};
 
 /// What the router needs: the models and the manifest routes.
 pub struct Inner {
@@ -41,6 +41,8 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
         return Err(no_route(&req));
     };
     match segments {
+        [""] => allow(&req, GET).map(|()| front::page(app, &req)),
+        ["openapi.json"] => allow(&req, GET).map(|()| openapi::document(app, &req)),
         ["v2"] => allow(&req, GET).map(|()| v2::server_metadata()),
         ["v2", "health", "live"] => allow(&req, GET).map(|()| v2::live()),
         ["v2", "health", "ready"] => {
