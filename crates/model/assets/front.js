@@ -4,6 +4,23 @@
 "use strict";
 (function () {
   const quote = (s) => "'" + s.replace(/'/g, "'\\''") + "'";
+  // JSON on one line, with spaces after commas and colons.
+  const oneLine = (v) => {
+    if (v === null || typeof v !== "object") return JSON.stringify(v);
+    if (Array.isArray(v)) return "[" + v.map(oneLine).join(", ") + "]";
+    return "{" + Object.keys(v).map((k) => JSON.stringify(k) + ": " + oneLine(v[k])).join(", ") + "}";
+  };
+  // Indented JSON that keeps what fits on a line on one line (a tensor's data, a shape).
+  const pretty = (v, pad = "") => {
+    const flat = oneLine(v);
+    if (v === null || typeof v !== "object" || pad.length + flat.length <= 60) return flat;
+    const inner = pad + "  ";
+    if (Array.isArray(v)) {
+      return "[\n" + v.map((x) => inner + pretty(x, inner)).join(",\n") + "\n" + pad + "]";
+    }
+    const fields = Object.keys(v).map((k) => inner + JSON.stringify(k) + ": " + pretty(v[k], inner));
+    return "{\n" + fields.join(",\n") + "\n" + pad + "}";
+  };
   for (const el of document.querySelectorAll(".origin")) {
     el.textContent = location.origin;
   }
@@ -48,7 +65,7 @@
         const text = await res.text();
         let shown = text;
         try {
-          shown = JSON.stringify(JSON.parse(text), null, 2);
+          shown = pretty(JSON.parse(text));
         } catch (_) {
           // Not JSON: shown as it came.
         }

@@ -101,12 +101,21 @@ pub fn render(app: &Inner, origin: &str) -> String {
     let _ = write!(
         h,
         "<header>\n<h1>serve <span class=\"version\" id=\"version\">{version}</span></h1>\n\
-         <p class=\"summary\">{} and {} over KServe V2, TF-Serving V1 and the manifest's \
-         routes.</p>\n<nav><a href=\"/openapi.json\">OpenAPI</a> <a href=\"/v2\">/v2</a> \
-         <a href=\"/v2/health/ready\">ready</a> <a href=\"/metrics\">metrics</a> \
-         <a href=\"/status\">status</a></nav>\n</header>\n<main>\n",
-        plural(models.len(), "model"),
-        plural(app.routes.len(), "route"),
+         <p class=\"summary\">{}</p>\n<nav><a href=\"/openapi.json\">OpenAPI</a> \
+         <a href=\"/v2\">/v2</a> <a href=\"/v2/health/ready\">ready</a> \
+         <a href=\"/metrics\">metrics</a> <a href=\"/status\">status</a></nav>\n</header>\n\
+         <main>\n",
+        match app.routes.len() {
+            0 => format!(
+                "{} over KServe V2 and TF-Serving V1.",
+                plural(models.len(), "model")
+            ),
+            n => format!(
+                "{} over KServe V2 and TF-Serving V1, and {} of the manifest.",
+                plural(models.len(), "model"),
+                plural(n, "route")
+            ),
+        },
     );
     for model in models {
         model_section(&mut h, model, origin);
@@ -146,21 +155,27 @@ fn model_section(h: &mut String, model: &Model, origin: &str) {
 }
 
 fn tensor_table(h: &mut String, caption: &str, class: &str, list: &[TensorMeta]) {
+    // The classes column only where a ZipMap gives labels.
+    let with_classes = list.iter().any(|t| t.classes.is_some());
     let _ = write!(
         h,
         "<table class=\"{class}\">\n<caption>{caption}</caption>\n\
-         <thead><tr><th>name</th><th>datatype</th><th>shape</th><th>classes</th></tr></thead>\n\
-         <tbody>\n"
+         <thead><tr><th>name</th><th>datatype</th><th>shape</th>{}</tr></thead>\n<tbody>\n",
+        if with_classes { "<th>classes</th>" } else { "" }
     );
     for t in list {
+        let classes = if with_classes {
+            format!("<td>{}</td>", classes(t))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             h,
-            "<tr data-name=\"{0}\"><td><code>{0}</code></td><td>{1}</td><td>{2}</td><td>{3}</td>\
+            "<tr data-name=\"{0}\"><td><code>{0}</code></td><td>{1}</td><td>{2}</td>{classes}\
              </tr>",
             escape(&t.name),
             t.datatype.as_str(),
             fmt_shape(&t.shape_i64()),
-            classes(t)
         );
     }
     h.push_str("</tbody>\n</table>\n");
@@ -218,21 +233,30 @@ fn route_section(h: &mut String, route: &Route, origin: &str) {
             escape(&values)
         );
     }
-    h.push_str(
+    let with_classes = route
+        .response_keys()
+        .iter()
+        .any(|(_, o)| meta.outputs[*o].classes.is_some());
+    let _ = write!(
+        h,
         "</tbody>\n</table>\n<table class=\"response\">\n<caption>Response keys</caption>\n\
-         <thead><tr><th>key</th><th>output</th><th>datatype</th><th>classes</th></tr></thead>\n\
-         <tbody>\n",
+         <thead><tr><th>key</th><th>output</th><th>datatype</th>{}</tr></thead>\n<tbody>\n",
+        if with_classes { "<th>classes</th>" } else { "" }
     );
     for (key, output) in route.response_keys() {
         let t = &meta.outputs[*output];
+        let classes = if with_classes {
+            format!("<td>{}</td>", classes(t))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             h,
-            "<tr data-key=\"{0}\"><td><code>{0}</code></td><td>{1}</td><td>{2}</td>\
-             <td>{3}</td></tr>",
+            "<tr data-key=\"{0}\"><td><code>{0}</code></td><td>{1}</td><td>{2}</td>{classes}\
+             </tr>",
             escape(key),
             escape(&t.name),
             t.datatype.as_str(),
-            classes(t)
         );
     }
     h.push_str("</tbody>\n</table>\n</div>\n");
@@ -269,7 +293,12 @@ fn try_block(h: &mut String, what: &str, method: &str, path: &str, body: &str, o
         escape(&shell_quote_path(path)),
         escape(&shell_quote(body)),
     );
-    let rows = body.lines().count().clamp(2, 12);
+    // Tall enough for the example as it wraps in a half-width box (about 56 characters).
+    let rows = body
+        .lines()
+        .map(|l| l.chars().count().div_ceil(56).max(1))
+        .sum::<usize>()
+        .clamp(3, 14);
     if method == "GET" || method == "HEAD" {
         let _ = writeln!(
             h,
