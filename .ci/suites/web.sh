@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The web side of serve, with the tools its users have: the OpenAPI document checked by
+# openapi-spec-validator and turned into a Postman collection by openapi-to-postmanv2 (npm),
+# every example it carries answered, and the front page (and /status) driven in a real
+# browser (Debian's chromium through selenium). Installs node/npm and chromium with apt-get
+# when missing, the Python tools in the venv the clients suite uses. Needs the debug binary
+# that `cargo test` built (it builds it if missing). Screenshots and the generated documents
+# land in ${SERVE_CI_ARTEFACTS:-target/ci-artefacts}.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    [ -n "${web_apt_updated:-}" ] || { apt-get update -qq; web_apt_updated=1; }
+    apt-get install -y -qq "$@" >/dev/null
+}
+command -v npm >/dev/null || apt_install nodejs npm
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || apt_install chromium chromium-driver
+
+venv=${SERVE_CI_VENV:-.venv-ci}
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/web/requirements.txt
+[ -x target/debug/serve ] || cargo build --bin serve
+
+export SERVE_CI_ARTEFACTS=${SERVE_CI_ARTEFACTS:-target/ci-artefacts}
+# The converter, pinned: the version a user would get from npm today.
+export OPENAPI_TO_POSTMAN=openapi-to-postmanv2@6.3.3
+"$venv/bin/python" tests/web/test_web.py target/debug/serve
