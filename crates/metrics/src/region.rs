@@ -1,0 +1,682 @@
+//! The shared words and what lives where in them.
+//!
+//! ```text
+//! header (HEADER_WORDS): fold sequence, tables in use, master pid and start, generation,
+//!                        restarts by cause, reloads by result, the last reload, preloaded
+//!                        models, model names
+//! table × slots          one per scoreboard slot, written only by that slot's worker
+//! table                  the retired figures: dead workers' tables added up by the master
+//! ```
+//! A table is `META` words (why the worker drains, which models it loaded), the request
+//! counter's label sets (key and count pairs, claimed by compare-and-swap on first use),
+//! then one block per model index: the request duration histogram per protocol, the queue,
+//! inference, batch rows and load histograms, calls, cancellations and two gauges.
+//! Everything is a `u64` atomic; zero is a valid start for each, so fresh memory needs no
+//! initialisation. Gauges are stored as wrapping `u64` and read back as `i64` sums.
+
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+
+/// Model names a region holds, the no-model `""` (index 0) and `_overflow` (the last) included.
+pub const MAX_MODELS: usize = 32;
+/// The longest model name that gets a label of its own, in bytes; longer ones count as
+/// `_overflow`.
+pub const MAX_NAME: usize = NAME_WORDS * 8;
+const NAME_WORDS: usize = 16;
+
+/// Request counter label sets per table; the last one is `_overflow`.
+pub(crate) const REQUEST_KEYS: usize = 128;
+
+/// A histogram is `BUCKETS` finite buckets, the `+Inf` bucket and the sum.
+pub const BUCKETS: usize = 17;
+pub(crate) const HIST_WORDS: usize = BUCKETS + 2;
+
+/// Upper bounds of the duration histograms, in nanoseconds: 50 µs to 10 s.
+pub const DURATION_BUCKETS: [u64; BUCKETS] = [
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// Upper bounds of the model load histogram, in nanoseconds: 5 ms to 1000 s (a large model
+/// takes minutes).
+pub const LOAD_BUCKETS: [u64; BUCKETS] = [
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    25_000_000_000,
+    50_000_000_000,
+    100_000_000_000,
+    250_000_000_000,
+    500_000_000_000,
+    1_000_000_000_000,
+];
+
+/// Upper bounds of the batch rows histogram: 1 to 65536 rows, powers of two.
+pub const ROW_BUCKETS: [u64; BUCKETS] = {
+    let mut b = [0; BUCKETS];
+    let mut i = 0;
+    while i < BUCKETS {
+        b[i] = 1 << i;
+        i += 1;
+    }
+    b
+};
+
+/// The `protocol` label of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Protocol {
+    /// KServe V2 inference and metadata.
+    V2 = 0,
+    /// V1 / TF Serving rows.
+    V1 = 1,
+    /// A manifest route (or a custom app's own route).
+    Route = 2,
+    /// Liveness and readiness probes.
+    Health = 3,
+    /// `/metrics`, `/status`, the front page and the OpenAPI document.
+    Admin = 4,
+    /// Anything else: unknown paths, requests refused before any app saw them.
+    Other = 5,
+}
+
+impl Protocol {
+    /// Every protocol, in label order.
+    pub const ALL: [Protocol; 6] = [
+        Protocol::V2,
+        Protocol::V1,
+        Protocol::Route,
+        Protocol::Health,
+        Protocol::Admin,
+        Protocol::Other,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        ["v2", "v1", "route", "health", "admin", "other"][self as usize]
+    }
+}
+
+/// The index of a model name in the region (`""` is 0, `_overflow` the last).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ModelId(pub(crate) u8);
+
+impl ModelId {
+    /// Requests that concern no model (probes of the server, unknown paths).
+    pub const NONE: ModelId = ModelId(0);
+    /// Models whose names did not fit (more than the region holds, or too long).
+    pub const OVERFLOW: ModelId = ModelId(MAX_MODELS as u8 - 1);
+
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Why the master replaced a worker (`serve_worker_restarts_total{cause}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// It died without being asked (a crash, an out-of-memory kill, a signal from outside).
+    Crash = 0,
+    /// Its heartbeat stopped for `--timeout` and the master killed it.
+    Timeout = 1,
+    /// It retired itself after `--max-requests`.
+    MaxRequests = 2,
+    /// A reload (HUP) retired it in favour of the new generation.
+    Reload = 3,
+}
+
+impl Cause {
+    const ALL: [Cause; 4] = [
+        Cause::Crash,
+        Cause::Timeout,
+        Cause::MaxRequests,
+        Cause::Reload,
+    ];
+
+    fn label(self) -> &'static str {
+        ["crash", "timeout", "max_requests", "reload"][self as usize]
+    }
+}
+
+/// How a reload ended (`serve_reloads_total{result}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// The new generation serves.
+    Ok = 1,
+    /// It was refused or abandoned; the previous generation serves on.
+    Failed = 2,
+}
+
+// The header, word by word.
+const SEQ: usize = 0;
+const TABLES_USED: usize = 1;
+const MASTER_PID: usize = 2;
+const STARTED_UNIX_MS: usize = 3;
+const GENERATION: usize = 4;
+const RESTARTS: usize = 5; // 4 words, by Cause
+const RELOADS: usize = 9; // 2 words: ok, failed
+const LAST_RELOAD: usize = 11; // ReloadResult, 0 before the first
+const LAST_RELOAD_UNIX_MS: usize = 12;
+const PRELOADED: usize = 13; // bit i: model i was built in the master (--preload)
+const NAMES_COUNT: usize = 14;
+const NAMES: usize = 16;
+const HEADER_WORDS: usize = NAMES + MAX_MODELS * NAME_WORDS;
+
+// A table, word by word.
+pub(crate) const META_DRAIN: usize = 0; // 1: retiring after --max-requests
+pub(crate) const META_LOADED: usize = 1; // bit i: model i built in this worker
+const META_WORDS: usize = 8;
+pub(crate) const REQUESTS: usize = META_WORDS;
+pub(crate) const MODELS: usize = REQUESTS + 2 * REQUEST_KEYS;
+// Within a model's block.
+pub(crate) const M_DURATION: usize = 0; // one histogram per protocol
+pub(crate) const M_QUEUE: usize = M_DURATION + Protocol::ALL.len() * HIST_WORDS;
+pub(crate) const M_INFERENCE: usize = M_QUEUE + HIST_WORDS;
+pub(crate) const M_ROWS: usize = M_INFERENCE + HIST_WORDS;
+pub(crate) const M_LOAD: usize = M_ROWS + HIST_WORDS;
+pub(crate) const M_CALLS: usize = M_LOAD + HIST_WORDS;
+pub(crate) const M_CANCELLED: usize = M_CALLS + 1; // client_gone, timeout
+pub(crate) const M_IN_FLIGHT: usize = M_CANCELLED + 2;
+pub(crate) const M_QUEUE_DEPTH: usize = M_IN_FLIGHT + 1;
+pub(crate) const MODEL_WORDS: usize = M_QUEUE_DEPTH + 1;
+/// Words in one table.
+pub const TABLE_WORDS: usize = MODELS + MAX_MODELS * MODEL_WORDS;
+
+/// A request counter key: model, protocol and status code packed, never 0 (0 is a free entry).
+pub(crate) fn request_key(model: ModelId, protocol: Protocol, code: u16) -> u64 {
+    1 << 40 | (model.0 as u64) << 24 | (protocol as u64) << 16 | code as u64
+}
+
+/// The key of the overflow entry (the last), never produced by [`request_key`].
+pub(crate) const OVERFLOW_KEY: u64 = u64::MAX;
+
+/// The parts of a request key.
+pub(crate) fn split_key(key: u64) -> (ModelId, Protocol, u16) {
+    let protocol = Protocol::ALL
+        .get((key >> 16 & 0xff) as usize)
+        .copied()
+        .unwrap_or(Protocol::Other);
+    (ModelId((key >> 24) as u8), protocol, key as u16)
+}
+
+/// The shared region: a header and `slots + 1` tables of atomics.
+#[derive(Clone, Copy)]
+pub struct Region {
+    words: &'static [AtomicU64],
+    slots: usize,
+}
+
+impl Region {
+    /// Words a region for `slots` worker slots needs (the caller maps them zeroed).
+    pub fn words_for(slots: usize) -> usize {
+        HEADER_WORDS + (slots + 1) * TABLE_WORDS
+    }
+
+    /// The region over `words`, zeroed memory shared by the master and every worker.
+    ///
+    /// # Panics
+    /// When `words` is shorter than [`Region::words_for`]`(slots)`: a mapping bug.
+    pub fn new(words: &'static [AtomicU64], slots: usize) -> Region {
+        assert!(
+            words.len() >= Self::words_for(slots),
+            "metrics region too small"
+        );
+        Region { words, slots }
+    }
+
+    /// A region of its own, in this process's heap (tests, and a server that runs without
+    /// the master: nothing is shared).
+    pub fn private(slots: usize) -> Region {
+        let words: Vec<AtomicU64> = (0..Self::words_for(slots))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Region::new(Vec::leak(words), slots)
+    }
+
+    fn word(&self, i: usize) -> &'static AtomicU64 {
+        &self.words[i]
+    }
+
+    /// Worker slots (the retired table comes after them).
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Slot `i`'s table; `slots()` is the retired table.
+    pub(crate) fn table(&self, i: usize) -> &'static [AtomicU64] {
+        let start = HEADER_WORDS + i * TABLE_WORDS;
+        &self.words[start..start + TABLE_WORDS]
+    }
+
+    pub(crate) fn retired(&self) -> &'static [AtomicU64] {
+        self.table(self.slots)
+    }
+
+    // The master's side.
+
+    /// Records the master's pid and start (wall clock, Unix milliseconds).
+    pub fn master_started(&self, pid: u32, unix_ms: u64) {
+        self.word(MASTER_PID).store(pid.into(), Ordering::Relaxed);
+        self.word(STARTED_UNIX_MS).store(unix_ms, Ordering::Relaxed);
+    }
+
+    /// Records the generation now serving.
+    pub fn set_generation(&self, generation: u64) {
+        self.word(GENERATION).store(generation, Ordering::Relaxed);
+    }
+
+    /// Slot `i` is about to get a worker: scrapes read its table from now on.
+    pub fn slot_claimed(&self, i: usize) {
+        self.word(TABLES_USED)
+            .fetch_max(i as u64 + 1, Ordering::Release);
+    }
+
+    /// Counts a worker replaced for `cause`.
+    pub fn worker_restarted(&self, cause: Cause) {
+        self.word(RESTARTS + cause as usize)
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a reload and remembers it as the last one.
+    pub fn reloaded(&self, result: ReloadResult, unix_ms: u64) {
+        let i = if result == ReloadResult::Ok { 0 } else { 1 };
+        self.word(RELOADS + i).fetch_add(1, Ordering::Relaxed);
+        self.word(LAST_RELOAD_UNIX_MS)
+            .store(unix_ms, Ordering::Relaxed);
+        self.word(LAST_RELOAD)
+            .store(result as u64, Ordering::Relaxed);
+    }
+
+    /// Gives `name` an index that every process agrees on (the same name keeps its index
+    /// across reloads). Called by the master before it forks anything that uses the name.
+    pub fn register_model(&self, name: &str) -> ModelId {
+        if name.is_empty() {
+            return ModelId::NONE;
+        }
+        if let Some(id) = self.find_model(name) {
+            return id;
+        }
+        let count = self.word(NAMES_COUNT).load(Ordering::Acquire) as usize;
+        // Index 0 is "" and the last is the overflow: names go between.
+        let index = count + 1;
+        if name.len() > MAX_NAME || index >= ModelId::OVERFLOW.index() {
+            return ModelId::OVERFLOW;
+        }
+        let mut bytes = [0u8; MAX_NAME];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        for (w, chunk) in bytes.chunks_exact(8).enumerate() {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.word(NAMES + index * NAME_WORDS + w)
+                .store(word, Ordering::Relaxed);
+        }
+        // Publishes the name: readers load the count with Acquire.
+        self.word(NAMES_COUNT)
+            .store(count as u64 + 1, Ordering::Release);
+        ModelId(index as u8)
+    }
+
+    /// The index of a registered name.
+    pub fn find_model(&self, name: &str) -> Option<ModelId> {
+        if name.is_empty() {
+            return Some(ModelId::NONE);
+        }
+        (1..=self.model_count()).find_map(|i| {
+            let mut buf = [0u8; MAX_NAME];
+            (self.model_name_into(i, &mut buf) == name.as_bytes()).then_some(ModelId(i as u8))
+        })
+    }
+
+    /// Registered names (the no-model index 0 not counted).
+    pub(crate) fn model_count(&self) -> usize {
+        self.word(NAMES_COUNT).load(Ordering::Acquire) as usize
+    }
+
+    fn model_name_into<'b>(&self, index: usize, buf: &'b mut [u8; MAX_NAME]) -> &'b [u8] {
+        for (w, chunk) in buf.chunks_exact_mut(8).enumerate() {
+            let word = self
+                .word(NAMES + index * NAME_WORDS + w)
+                .load(Ordering::Relaxed);
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(MAX_NAME);
+        &buf[..end]
+    }
+
+    /// The label of a model index.
+    pub fn model_name(&self, id: ModelId) -> String {
+        match id {
+            ModelId::NONE => String::new(),
+            ModelId::OVERFLOW => "_overflow".to_string(),
+            ModelId(i) => {
+                let mut buf = [0u8; MAX_NAME];
+                String::from_utf8_lossy(self.model_name_into(i as usize, &mut buf)).into_owned()
+            }
+        }
+    }
+
+    /// Every index in use, `""` first and `_overflow` last when anything counted under it.
+    pub(crate) fn model_ids(&self) -> impl Iterator<Item = ModelId> {
+        (0..=self.model_count())
+            .map(|i| ModelId(i as u8))
+            .chain(Some(ModelId::OVERFLOW))
+    }
+
+    /// Whether slot `i`'s worker said it retires after `--max-requests` (read by the master
+    /// when it reaps the worker, before [`Region::fold`]).
+    pub fn retired_itself(&self, i: usize) -> bool {
+        self.table(i)[META_DRAIN].load(Ordering::Relaxed) != 0
+    }
+
+    /// Adds a reaped worker's table into the retired one and zeroes it, so that the slot can be
+    /// reused and no count is lost or counted twice. Gauges (in flight, queue depth) and the
+    /// meta words are dropped: a dead worker has nothing in flight.
+    pub fn fold(&self, i: usize) {
+        let (table, retired) = (self.table(i), self.retired());
+        let seq = self.word(SEQ);
+        // A seqlock: readers retry when the sequence moved or is odd.
+        seq.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for k in 0..REQUEST_KEYS {
+            let key = table[REQUESTS + 2 * k].load(Ordering::Relaxed);
+            let count = table[REQUESTS + 2 * k + 1].swap(0, Ordering::Relaxed);
+            table[REQUESTS + 2 * k].store(0, Ordering::Relaxed);
+            if key != 0 && count != 0 {
+                add_request(retired, key, count);
+            }
+        }
+        for m in 0..MAX_MODELS {
+            let base = MODELS + m * MODEL_WORDS;
+            for w in base..base + MODEL_WORDS {
+                let v = table[w].swap(0, Ordering::Relaxed);
+                let gauge = w == base + M_IN_FLIGHT || w == base + M_QUEUE_DEPTH;
+                if v != 0 && !gauge {
+                    retired[w].fetch_add(v, Ordering::Relaxed);
+                }
+            }
+        }
+        for w in &table[..META_WORDS] {
+            w.store(0, Ordering::Relaxed);
+        }
+        seq.fetch_add(1, Ordering::Release);
+    }
+
+    // Reading.
+
+    /// Every table added up, read consistently with the master's folds.
+    pub fn snapshot(&self) -> Snapshot {
+        loop {
+            let seq = self.word(SEQ).load(Ordering::Acquire);
+            if seq % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let used = (self.word(TABLES_USED).load(Ordering::Acquire) as usize).min(self.slots);
+            let mut snap = Snapshot::new();
+            for i in (0..used).chain(Some(self.slots)) {
+                snap.add(self.table(i));
+            }
+            fence(Ordering::Acquire);
+            if self.word(SEQ).load(Ordering::Relaxed) == seq {
+                snap.header(self);
+                return snap;
+            }
+        }
+    }
+
+    /// Models built in the master before forking (`--preload`), as a bit set.
+    pub fn preloaded(&self) -> u64 {
+        self.word(PRELOADED).load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark_preloaded(&self, model: ModelId) {
+        self.word(PRELOADED)
+            .fetch_or(1 << model.index(), Ordering::Relaxed);
+    }
+
+    /// Models slot `i`'s worker built, as a bit set.
+    pub fn loaded_in(&self, i: usize) -> u64 {
+        self.table(i)[META_LOADED].load(Ordering::Relaxed)
+    }
+
+    /// The names of the models in a bit set.
+    pub fn names_in(&self, set: u64) -> Vec<String> {
+        (0..MAX_MODELS)
+            .filter(|i| set & 1 << i != 0)
+            .map(|i| self.model_name(ModelId(i as u8)))
+            .collect()
+    }
+
+    /// What `/status` shows of the master.
+    pub fn master(&self) -> Master {
+        let load = |i| self.word(i).load(Ordering::Relaxed);
+        Master {
+            pid: load(MASTER_PID) as u32,
+            started_unix_ms: load(STARTED_UNIX_MS),
+            generation: load(GENERATION),
+            last_reload: match load(LAST_RELOAD) {
+                1 => Some((ReloadResult::Ok, load(LAST_RELOAD_UNIX_MS))),
+                2 => Some((ReloadResult::Failed, load(LAST_RELOAD_UNIX_MS))),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What the master wrote of itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Master {
+    /// Its pid.
+    pub pid: u32,
+    /// When it started, Unix milliseconds.
+    pub started_unix_ms: u64,
+    /// The generation serving.
+    pub generation: u64,
+    /// The last reload's result and when it ended, Unix milliseconds.
+    pub last_reload: Option<(ReloadResult, u64)>,
+}
+
+/// Adds `count` under `key` in `table`, claiming the key's entry on first use; a full table
+/// counts under the overflow entry.
+pub(crate) fn add_request(table: &[AtomicU64], key: u64, count: u64) {
+    let start = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57) as usize % (REQUEST_KEYS - 1);
+    for probe in 0..REQUEST_KEYS - 1 {
+        let k = (start + probe) % (REQUEST_KEYS - 1);
+        let slot = &table[REQUESTS + 2 * k];
+        let found = match slot.load(Ordering::Relaxed) {
+            0 => match slot.compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => true,
+                Err(other) => other == key,
+            },
+            other => other == key,
+        };
+        if found {
+            table[REQUESTS + 2 * k + 1].fetch_add(count, Ordering::Relaxed);
+            return;
+        }
+    }
+    let last = REQUEST_KEYS - 1;
+    table[REQUESTS + 2 * last].store(OVERFLOW_KEY, Ordering::Relaxed);
+    table[REQUESTS + 2 * last + 1].fetch_add(count, Ordering::Relaxed);
+}
+
+/// Every table added up at one moment, with the master's counters.
+pub struct Snapshot {
+    /// Request counts by key, in key order.
+    pub(crate) requests: std::collections::BTreeMap<u64, u64>,
+    /// The summed per-model words (gauges wrap back to their signed sums).
+    pub(crate) models: Vec<u64>,
+    pub(crate) restarts: [u64; 4],
+    pub(crate) reloads: [u64; 2],
+    pub(crate) names: Vec<(ModelId, String)>,
+}
+
+impl Snapshot {
+    fn new() -> Snapshot {
+        Snapshot {
+            requests: Default::default(),
+            models: vec![0; MAX_MODELS * MODEL_WORDS],
+            restarts: [0; 4],
+            reloads: [0; 2],
+            names: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, table: &[AtomicU64]) {
+        for k in 0..REQUEST_KEYS {
+            let key = table[REQUESTS + 2 * k].load(Ordering::Relaxed);
+            if key != 0 {
+                let count = table[REQUESTS + 2 * k + 1].load(Ordering::Relaxed);
+                *self.requests.entry(key).or_default() += count;
+            }
+        }
+        for (sum, w) in self.models.iter_mut().zip(&table[MODELS..]) {
+            *sum = sum.wrapping_add(w.load(Ordering::Relaxed));
+        }
+    }
+
+    fn header(&mut self, region: &Region) {
+        for (i, r) in self.restarts.iter_mut().enumerate() {
+            *r = region.word(RESTARTS + i).load(Ordering::Relaxed);
+        }
+        for (i, r) in self.reloads.iter_mut().enumerate() {
+            *r = region.word(RELOADS + i).load(Ordering::Relaxed);
+        }
+        self.names = region
+            .model_ids()
+            .map(|id| (id, region.model_name(id)))
+            .collect();
+    }
+
+    /// A model's word (see the model block's layout).
+    pub(crate) fn model(&self, id: ModelId, offset: usize) -> u64 {
+        self.models[id.index() * MODEL_WORDS + offset]
+    }
+
+    /// A model's histogram: its buckets (not cumulative), the `+Inf` bucket last, then the sum.
+    pub(crate) fn histogram(&self, id: ModelId, offset: usize) -> &[u64] {
+        let start = id.index() * MODEL_WORDS + offset;
+        &self.models[start..start + HIST_WORDS]
+    }
+
+    /// The restarts by cause, in label order.
+    pub(crate) fn restarts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Cause::ALL
+            .iter()
+            .map(|c| (c.label(), self.restarts[*c as usize]))
+    }
+
+    /// The requests counted under `model`, every protocol and code.
+    pub fn requests_of(&self, model: ModelId) -> u64 {
+        self.requests
+            .iter()
+            .filter(|(k, _)| **k != OVERFLOW_KEY && split_key(**k).0 == model)
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Recorder;
+    use std::time::Duration;
+
+    #[test]
+    fn names_keep_their_index_and_overflow_past_the_capacity() {
+        let region = Region::private(2);
+        let a = region.register_model("iris");
+        let b = region.register_model("titanic");
+        assert_eq!(region.register_model("iris"), a);
+        assert_ne!(a, b);
+        assert_eq!(region.find_model("titanic"), Some(b));
+        assert_eq!(region.model_name(b), "titanic");
+        assert_eq!(
+            region.register_model(&"x".repeat(MAX_NAME + 1)),
+            ModelId::OVERFLOW
+        );
+        for i in 0..MAX_MODELS {
+            region.register_model(&format!("m{i}"));
+        }
+        assert_eq!(region.register_model("one-too-many"), ModelId::OVERFLOW);
+        assert_eq!(region.model_name(ModelId::OVERFLOW), "_overflow");
+    }
+
+    #[test]
+    fn a_fold_moves_counts_to_the_retired_table_without_loss() {
+        let region = Region::private(2);
+        let iris = region.register_model("iris");
+        for slot in 0..2 {
+            region.slot_claimed(slot);
+            let r = Recorder::for_slot(region, slot);
+            for _ in 0..5 {
+                r.request(iris, Protocol::V2, 200, Duration::from_micros(70));
+            }
+            r.queued(iris);
+        }
+        let before = region.snapshot();
+        assert_eq!(before.requests_of(iris), 10);
+        assert_eq!(before.model(iris, M_IN_FLIGHT), 2);
+        region.fold(0);
+        let after = region.snapshot();
+        assert_eq!(after.requests_of(iris), 10);
+        // The dead worker's gauges are gone with it.
+        assert_eq!(after.model(iris, M_IN_FLIGHT), 1);
+        let duration = after.histogram(iris, M_DURATION);
+        assert_eq!(
+            duration[1], 10,
+            "70 µs falls in the 100 µs bucket: {duration:?}"
+        );
+        // The slot starts again from zero.
+        assert_eq!(
+            region
+                .table(0)
+                .iter()
+                .map(|w| w.load(Ordering::Relaxed))
+                .sum::<u64>(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_full_key_table_counts_under_overflow() {
+        let region = Region::private(1);
+        region.slot_claimed(0);
+        let r = Recorder::for_slot(region, 0);
+        for code in 0..200u16 {
+            r.request(ModelId::NONE, Protocol::Other, 100 + code, Duration::ZERO);
+        }
+        let snap = region.snapshot();
+        assert_eq!(snap.requests.values().sum::<u64>(), 200);
+        assert!(snap.requests[&OVERFLOW_KEY] >= 200 - (REQUEST_KEYS as u64 - 1));
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let key = request_key(ModelId(3), Protocol::Health, 503);
+        assert_eq!(split_key(key), (ModelId(3), Protocol::Health, 503));
+        assert_ne!(key, 0);
+        assert_ne!(key, OVERFLOW_KEY);
+    }
+}

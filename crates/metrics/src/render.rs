@@ -1,0 +1,312 @@
+//! The pinned metric families, rendered from one [`crate::region::Snapshot`].
+//!
+//! Names and labels are a contract (dashboards and alerts use them); the table is in the
+//! README. Series are written for every registered model even at zero, so that a dashboard
+//! has its lines from the first scrape; the request counter and the request duration have a
+//! series per label set seen.
+
+use crate::expo::{Format, Kind, Writer};
+use crate::region::{
+    DURATION_BUCKETS, HIST_WORDS, LOAD_BUCKETS, M_CALLS, M_CANCELLED, M_DURATION, M_IN_FLIGHT,
+    M_INFERENCE, M_LOAD, M_QUEUE, M_QUEUE_DEPTH, M_ROWS, ModelId, OVERFLOW_KEY, Protocol,
+    ROW_BUCKETS, Region, Snapshot, split_key,
+};
+
+/// The exposition of everything the region holds, with the worker counts by state (which the
+/// scoreboard knows, not the region).
+pub fn render(region: &Region, format: Format, workers: &[(&str, u64)]) -> String {
+    let snap = region.snapshot();
+    let mut w = Writer::new(format);
+    requests(&mut w, &snap);
+    durations(&mut w, &snap);
+    model_histograms(&mut w, &snap);
+    model_counters(&mut w, &snap);
+
+    w.family("serve_workers", Kind::Gauge, "Worker processes by state.");
+    for (state, n) in workers {
+        w.sample("serve_workers", &[("state", state)], n);
+    }
+    w.family(
+        "serve_worker_restarts_total",
+        Kind::Counter,
+        "Workers replaced, by cause.",
+    );
+    for (cause, n) in snap.restarts() {
+        w.sample("serve_worker_restarts_total", &[("cause", cause)], n);
+    }
+    w.family(
+        "serve_reloads_total",
+        Kind::Counter,
+        "Reloads (HUP), by result.",
+    );
+    w.sample("serve_reloads_total", &[("result", "ok")], snap.reloads[0]);
+    w.sample(
+        "serve_reloads_total",
+        &[("result", "failed")],
+        snap.reloads[1],
+    );
+    w.family(
+        "serve_build_info",
+        Kind::Gauge,
+        "The serve version running.",
+    );
+    w.sample(
+        "serve_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    w.finish()
+}
+
+fn names(snap: &Snapshot) -> impl Iterator<Item = (ModelId, &str)> {
+    snap.names.iter().map(|(id, n)| (*id, n.as_str()))
+}
+
+/// The named models, without `""` and without an unused `_overflow`.
+fn models(snap: &Snapshot) -> impl Iterator<Item = (ModelId, &str)> {
+    names(snap)
+        .filter(|(id, _)| *id != ModelId::NONE && (*id != ModelId::OVERFLOW || used(snap, *id)))
+}
+
+fn used(snap: &Snapshot, id: ModelId) -> bool {
+    snap.histogram(id, M_LOAD)[..HIST_WORDS - 1]
+        .iter()
+        .chain(&[snap.model(id, M_CALLS), snap.requests_of(id)])
+        .any(|&v| v != 0)
+}
+
+fn name_of(snap: &Snapshot, id: ModelId) -> &str {
+    names(snap)
+        .find(|(i, _)| *i == id)
+        .map_or("_overflow", |(_, n)| n)
+}
+
+fn requests(w: &mut Writer, snap: &Snapshot) {
+    w.family(
+        "serve_requests_total",
+        Kind::Counter,
+        "HTTP requests answered, by model, protocol and status code.",
+    );
+    for (&key, &count) in &snap.requests {
+        if key == OVERFLOW_KEY {
+            let o = "_overflow";
+            let labels = [("model", o), ("protocol", o), ("code", o)];
+            w.sample("serve_requests_total", &labels, count);
+            continue;
+        }
+        let (model, protocol, code) = split_key(key);
+        let code = code.to_string();
+        let labels = [
+            ("model", name_of(snap, model)),
+            ("protocol", protocol.label()),
+            ("code", code.as_str()),
+        ];
+        w.sample("serve_requests_total", &labels, count);
+    }
+}
+
+fn seconds(bounds: &[u64]) -> Vec<f64> {
+    bounds.iter().map(|&ns| ns as f64 / 1e9).collect()
+}
+
+fn durations(w: &mut Writer, snap: &Snapshot) {
+    let name = "serve_request_duration_seconds";
+    w.family(
+        name,
+        Kind::Histogram,
+        "Time from a request's head to its answer, by model and protocol.",
+    );
+    let bounds = seconds(&DURATION_BUCKETS);
+    for (id, model) in names(snap) {
+        for protocol in Protocol::ALL {
+            let h = snap.histogram(id, M_DURATION + protocol as usize * HIST_WORDS);
+            let (counts, sum) = h.split_at(HIST_WORDS - 1);
+            if counts.iter().all(|&c| c == 0) {
+                continue;
+            }
+            let labels = [("model", model), ("protocol", protocol.label())];
+            w.histogram(name, &labels, &bounds, counts, sum[0] as f64 / 1e9);
+        }
+    }
+}
+
+fn model_histograms(w: &mut Writer, snap: &Snapshot) {
+    let families: [(&str, &str, usize, &[u64], f64); 4] = [
+        (
+            "serve_queue_duration_seconds",
+            "Time a request waited in its model's queue before it ran.",
+            M_QUEUE,
+            &DURATION_BUCKETS,
+            1e9,
+        ),
+        (
+            "serve_inference_duration_seconds",
+            "Time of one model call (tract), inputs stacked included.",
+            M_INFERENCE,
+            &DURATION_BUCKETS,
+            1e9,
+        ),
+        (
+            "serve_batch_rows",
+            "Rows per model call, after merging requests.",
+            M_ROWS,
+            &ROW_BUCKETS,
+            1.0,
+        ),
+        (
+            "serve_model_load_seconds",
+            "Time to build a model's plan, in a worker or in the master (--preload).",
+            M_LOAD,
+            &LOAD_BUCKETS,
+            1e9,
+        ),
+    ];
+    for (name, help, offset, bounds, unit) in families {
+        w.family(name, Kind::Histogram, help);
+        let bounds: Vec<f64> = bounds.iter().map(|&b| b as f64 / unit).collect();
+        for (id, model) in models(snap) {
+            let h = snap.histogram(id, offset);
+            let (counts, sum) = h.split_at(HIST_WORDS - 1);
+            w.histogram(
+                name,
+                &[("model", model)],
+                &bounds,
+                counts,
+                sum[0] as f64 / unit,
+            );
+        }
+    }
+}
+
+fn model_counters(w: &mut Writer, snap: &Snapshot) {
+    w.family(
+        "serve_model_calls_total",
+        Kind::Counter,
+        "Model calls (tract runs); fewer than requests when batching merges them.",
+    );
+    for (id, model) in models(snap) {
+        w.sample(
+            "serve_model_calls_total",
+            &[("model", model)],
+            snap.model(id, M_CALLS),
+        );
+    }
+    w.family(
+        "serve_requests_cancelled_total",
+        Kind::Counter,
+        "Queued requests dropped before they reached the model, by reason.",
+    );
+    for (id, model) in models(snap) {
+        for (i, reason) in ["client_gone", "timeout"].into_iter().enumerate() {
+            let n = snap.model(id, M_CANCELLED + i);
+            w.sample(
+                "serve_requests_cancelled_total",
+                &[("model", model), ("reason", reason)],
+                n,
+            );
+        }
+    }
+    for (name, help, offset) in [
+        (
+            "serve_requests_in_flight",
+            "Requests in a model's hands: queued or running.",
+            M_IN_FLIGHT,
+        ),
+        (
+            "serve_queue_depth",
+            "Requests waiting in a model's queue.",
+            M_QUEUE_DEPTH,
+        ),
+    ] {
+        w.family(name, Kind::Gauge, help);
+        for (id, model) in models(snap) {
+            let v = snap.model(id, offset) as i64;
+            w.sample(name, &[("model", model)], v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expo::float;
+    use crate::record::Recorder;
+    use std::time::Duration;
+
+    fn region_with_traffic() -> Region {
+        let region = Region::private(2);
+        let iris = region.register_model("iris");
+        region.slot_claimed(0);
+        let r = Recorder::for_slot(region, 0);
+        r.request(iris, Protocol::V2, 200, Duration::from_millis(2));
+        r.request(
+            ModelId::NONE,
+            Protocol::Health,
+            200,
+            Duration::from_micros(20),
+        );
+        r.queued(iris);
+        r.started(iris, Duration::from_micros(30));
+        r.call(iris, 1, 1, 1, Duration::from_micros(40));
+        r.loaded(iris, Duration::from_millis(30));
+        region
+    }
+
+    #[test]
+    fn every_pinned_family_is_there() {
+        let text = render(
+            &region_with_traffic(),
+            Format::Prometheus,
+            &[("serving", 2)],
+        );
+        for family in [
+            "serve_requests_total",
+            "serve_request_duration_seconds",
+            "serve_queue_duration_seconds",
+            "serve_inference_duration_seconds",
+            "serve_batch_rows",
+            "serve_model_calls_total",
+            "serve_requests_cancelled_total",
+            "serve_requests_in_flight",
+            "serve_queue_depth",
+            "serve_workers",
+            "serve_worker_restarts_total",
+            "serve_reloads_total",
+            "serve_model_load_seconds",
+            "serve_build_info",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family}:\n{text}"
+            );
+        }
+        assert!(
+            text.contains("serve_requests_total{model=\"iris\",protocol=\"v2\",code=\"200\"} 1\n")
+        );
+        assert!(
+            text.contains("serve_requests_total{model=\"\",protocol=\"health\",code=\"200\"} 1\n")
+        );
+        assert!(text.contains(
+            "serve_request_duration_seconds_bucket{model=\"iris\",protocol=\"v2\",le=\"0.0025\"} 1\n"
+        ));
+        assert!(text.contains("serve_model_calls_total{model=\"iris\"} 1\n"));
+        assert!(text.contains("serve_requests_in_flight{model=\"iris\"} 0\n"));
+        assert!(text.contains("serve_batch_rows_bucket{model=\"iris\",le=\"1.0\"} 1\n"));
+        assert!(!text.contains("_overflow"), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_ends_with_eof() {
+        let text = render(&region_with_traffic(), Format::OpenMetrics, &[]);
+        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("# TYPE serve_requests counter\n"));
+        assert!(text.contains("serve_requests_total{"));
+    }
+
+    #[test]
+    fn floats_keep_a_fraction() {
+        assert_eq!(float(1.0), "1.0");
+        assert_eq!(float(0.00005), "0.00005");
+        assert_eq!(float(10.0), "10.0");
+    }
+}
