@@ -146,6 +146,7 @@ fn load(sources: &Sources) -> Result<Loaded, Exit> {
 fn build_settings(config: &Config, make_app: MakeApp) -> Result<Settings, String> {
     Ok(Settings {
         binds: config.binds.clone(),
+        metrics_binds: config.metrics_bind.clone().unwrap_or_default(),
         workers: config.workers,
         timeout: config.timeout,
         graceful_timeout: config.graceful_timeout,

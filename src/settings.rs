@@ -340,6 +340,22 @@ impl Kind for File {
     }
 }
 
+/// An address to listen on, as `--bind` takes it (`HOST:PORT`, `[::1]:PORT`, `:PORT`,
+/// `unix:PATH`, `fd://N`); a host name may give several.
+pub struct Listen;
+
+impl Kind for Listen {
+    type Value = Vec<serve_arbiter::Bind>;
+    const VALUE_NAME: &'static str = "ADDRESS";
+    fn parse(text: &str) -> Result<Self::Value, String> {
+        serve_arbiter::Bind::parse(text).map_err(|e| e.to_string())
+    }
+    fn to_toml(value: &Self::Value) -> Option<toml::Value> {
+        let text: Vec<String> = value.iter().map(ToString::to_string).collect();
+        Some(text.join(",").into())
+    }
+}
+
 /// A user of this machine, by name or uid.
 pub struct UserName;
 
@@ -572,6 +588,9 @@ settings! {
         "Set SO_REUSEPORT on the listeners, so that another server may bind the same address.";
     preload: Switch = Some("false"), "Server",
         "Load the app once in the master before forking; workers share its memory.";
+    metrics_bind: Optional<Listen> = None, "Server",
+        "Serve /metrics and /status on this address only, and no longer on the --bind ones. \
+         [default: on every --bind address]";
     timeout: Seconds, short 't' = Some("30"), "Timeouts",
         "A worker whose event loop is silent this long is killed and replaced; 0 disables.";
     graceful_timeout: Seconds = Some("30"), "Timeouts",

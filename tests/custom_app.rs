@@ -39,4 +39,14 @@ fn the_custom_app_answers_its_route_and_passes_the_rest_to_the_model_app() {
     assert_eq!(res.status, 200);
     let res = server.get("/v2/models/iris");
     assert_eq!(res.json()["name"], "iris");
+
+    // Its route counts under its own labels, the model's calls under the model's.
+    let metrics = server.get("/metrics").text();
+    for line in [
+        "serve_requests_total{model=\"iris\",protocol=\"route\",code=\"200\"} 2\n",
+        "serve_requests_total{model=\"iris\",protocol=\"route\",code=\"400\"} 1\n",
+        "serve_model_calls_total{model=\"iris\"} 2\n",
+    ] {
+        assert!(metrics.contains(line), "{line}{metrics}");
+    }
 }

@@ -98,6 +98,11 @@ fn a_hung_worker_is_killed_after_the_timeout_and_named() {
     let fresh = server.wait_workers(1)[0];
     assert_ne!(fresh, hung);
     assert_eq!(server.get("/pid").pid(), fresh);
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains("serve_worker_restarts_total{cause=\"timeout\"} 1\n"),
+        "{metrics}"
+    );
     report(
         "hung worker: request start to WORKER TIMEOUT (--timeout 1)",
         format!("{detected:?}"),
@@ -137,6 +142,12 @@ fn ttin_and_ttou_change_the_count_by_one() {
     server.signal(Signal::SIGTTOU);
     assert!(server.wait_log("Number of workers stays at 1", PATIENCE));
     assert_eq!(server.workers().len(), 1);
+    // Fewer workers asked for is no restart.
+    let metrics = server.get("/metrics").text();
+    for cause in ["crash", "timeout", "max_requests", "reload"] {
+        let line = format!("serve_worker_restarts_total{{cause=\"{cause}\"}} 0\n");
+        assert!(metrics.contains(&line), "{metrics}");
+    }
 }
 
 #[test]
@@ -155,6 +166,11 @@ fn a_worker_that_exits_is_respawned_without_waiting() {
     assert!(
         !server.log().contains("next spawn in"),
         "one death must not back off"
+    );
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains("serve_worker_restarts_total{cause=\"crash\"} 1\n"),
+        "{metrics}"
     );
 }
 

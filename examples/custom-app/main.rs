@@ -5,7 +5,8 @@
 //! "petal_length": 1.4, "petal_width": 0.2}` by `{"species": "setosa", "probability": 0.98}`,
 //! and leaves every other route (KServe V2, V1, health) to the model app it wraps: the same
 //! composition a Flask user gets by calling a model from a view, here done by calling another
-//! `App`.
+//! `App`. Its answers count in `/metrics` as the model app's do: the factory names its models
+//! (`models`), and each answer says what it was (`observe`).
 //!
 //!     cargo run --release --example custom-app -- -w 2 -b 127.0.0.1:8000
 //!     curl -s localhost:8000/species -d '{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}'
@@ -14,7 +15,8 @@ use std::sync::Arc;
 
 use serve::app::http::{Method, StatusCode};
 use serve::app::{
-    App, AppError, AppFactory, BoxFuture, Context, Request, Response, error_response, json_response,
+    App, AppError, AppFactory, BoxFuture, Context, ModelId, Observed, Protocol, Request, Response,
+    error_response, json_response, metrics, observe,
 };
 
 const SPECIES: [&str; 3] = ["setosa", "versicolor", "virginica"];
@@ -29,18 +31,24 @@ impl AppFactory for SpeciesFactory {
     fn describe(&self) -> String {
         format!("iris species app around {}", self.model.describe())
     }
+    fn models(&self) -> Vec<String> {
+        self.model.models()
+    }
     fn check(&self) -> Result<(), AppError> {
         self.model.check()
     }
     fn build(&self) -> Result<Arc<dyn App>, AppError> {
         Ok(Arc::new(SpeciesApp {
             model: self.model.build()?,
+            // Resolved once: the master registered the name before forking.
+            iris: metrics::model_id("iris"),
         }))
     }
 }
 
 struct SpeciesApp {
     model: Arc<dyn App>,
+    iris: ModelId,
 }
 
 impl App for SpeciesApp {
@@ -48,6 +56,26 @@ impl App for SpeciesApp {
         if req.uri().path() != "/species" {
             return self.model.call(req, cx);
         }
+        let answer = self.species(req, cx);
+        let seen = Observed {
+            model: self.iris,
+            protocol: Protocol::Route,
+        };
+        Box::pin(async move {
+            let res = answer.await;
+            // After the model app's answer, which labelled the request as its own V2 call.
+            observe(seen);
+            res
+        })
+    }
+
+    fn warm(&self) -> Result<(), AppError> {
+        self.model.warm()
+    }
+}
+
+impl SpeciesApp {
+    fn species(&self, req: Request, cx: Context) -> BoxFuture<Response> {
         if req.method() != Method::POST {
             let mut res = error_response(StatusCode::METHOD_NOT_ALLOWED, "use POST /species");
             res.headers_mut().insert("allow", "POST".parse().unwrap());
@@ -80,10 +108,6 @@ impl App for SpeciesApp {
                 }
             }
         })
-    }
-
-    fn warm(&self) -> Result<(), AppError> {
-        self.model.warm()
     }
 }
 

@@ -24,6 +24,10 @@ use std::sync::Arc;
 
 pub use bytes::Bytes;
 pub use http;
+/// The shared metrics: an app tells what it answered with [`observe`] so that the worker
+/// counts it under its model and protocol.
+pub use serve_metrics as metrics;
+pub use serve_metrics::{ModelId, Observed, Protocol};
 
 /// A request as the app sees it: the body is complete.
 pub type Request = http::Request<Bytes>;
@@ -75,6 +79,15 @@ pub trait AppFactory: Send + Sync + 'static {
     /// model app, every model with its inputs and outputs and every route, so that an
     /// operator reading the log knows what to call. Empty by default.
     fn summary(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The names of the models the app serves, known before any fork: the master gives each
+    /// its index in the shared metrics, so that every worker counts it under the same label.
+    /// An app labels what it answers with [`observe`] (the `model` from
+    /// [`metrics::model_id`], resolved once when the app is built); a name not listed here
+    /// counts as `_overflow`. Empty by default.
+    fn models(&self) -> Vec<String> {
         Vec::new()
     }
 
@@ -131,6 +144,80 @@ impl From<&str> for AppError {
     }
 }
 
+/// The model call that answered a request, for the access log (`%(I)s` its time in
+/// microseconds, `%(R)s` its rows). With batching, the call may have answered several
+/// requests: its rows are theirs together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inference {
+    /// Rows the model ran in that call, after merging requests.
+    pub rows: usize,
+    /// Time of the call (inputs stacked included).
+    pub took: std::time::Duration,
+}
+
+/// What the app said of the request it answered: the labels it counts under and the model
+/// call that answered it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// Model and protocol (no model and `other` unless the app says).
+    pub observed: Observed,
+    /// The model call, when one ran.
+    pub call: Option<Inference>,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            observed: Observed {
+                model: ModelId::NONE,
+                protocol: Protocol::Other,
+            },
+            call: None,
+        }
+    }
+}
+
+// Task-local rather than a response extension: an extension costs the request an
+// allocation or three (the map and a box per value); this costs nothing, and the worker
+// reads it in the same task, right after the app's future ends.
+tokio::task_local! {
+    static SEEN: std::cell::Cell<Seen>;
+}
+
+/// Labels the request being answered: its model and protocol, for `serve_requests_total` and
+/// the other request metrics. Call it from the future [`App::call`] returns (the last call
+/// wins, so an app wrapping another labels after the inner one answered). Outside a
+/// request (a unit test calling the app directly) it does nothing.
+pub fn observe(observed: Observed) {
+    let _ = SEEN.try_with(|s| {
+        s.set(Seen {
+            observed,
+            ..s.get()
+        })
+    });
+}
+
+/// Records the model call that answered the request being answered (the access log's
+/// `%(I)s` and `%(R)s`). Like [`observe`], from the future [`App::call`] returns.
+pub fn observe_call(call: Inference) {
+    let _ = SEEN.try_with(|s| {
+        s.set(Seen {
+            call: Some(call),
+            ..s.get()
+        })
+    });
+}
+
+/// Runs an app's answer and returns what it said of the request (the worker's side of
+/// [`observe`]).
+pub async fn observing<F: Future>(answer: F) -> (F::Output, Seen) {
+    SEEN.scope(std::cell::Cell::new(Seen::default()), async move {
+        let out = answer.await;
+        (out, SEEN.with(std::cell::Cell::get))
+    })
+    .await
+}
+
 /// The content type of every JSON answer.
 pub const APPLICATION_JSON: &str = "application/json";
 
@@ -144,6 +231,23 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "(a panic without a message)".to_string()
     }
+}
+
+/// Text made safe for HTML content and for attribute values in double or single quotes:
+/// what the server's own pages (the front page, `/status`) do to every name from a user file.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A JSON response with this status and an already serialised body.
@@ -166,6 +270,35 @@ pub fn error_response(status: http::StatusCode, message: impl fmt::Display) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_last_label_wins_and_none_leaks_out_of_its_request() {
+        let v2 = Observed {
+            model: ModelId::NONE,
+            protocol: Protocol::V2,
+        };
+        let route = Observed {
+            protocol: Protocol::Route,
+            ..v2
+        };
+        // Outside a request: nothing to label, and no panic.
+        observe(v2);
+        let ((), seen) = observing(async {
+            observe(v2);
+            let call = Inference {
+                rows: 3,
+                took: std::time::Duration::from_micros(9),
+            };
+            observe_call(call);
+            tokio::task::yield_now().await;
+            observe(route);
+        })
+        .await;
+        assert_eq!(seen.observed, route);
+        assert_eq!(seen.call.map(|c| c.rows), Some(3));
+        let ((), fresh) = observing(async {}).await;
+        assert_eq!(fresh, Seen::default());
+    }
 
     #[test]
     fn error_response_is_json_with_the_message() {

@@ -137,6 +137,15 @@ impl Arbiter {
             sockets::bind_all(&settings.binds, &mut inherited, &bind_options(&settings))
                 .map_err(StartError::config)?
         };
+        let mut listeners = listeners;
+        listeners.extend(
+            sockets::bind_all(
+                &settings.metrics_binds,
+                &mut inherited,
+                &bind_options(&settings),
+            )
+            .map_err(|e| StartError::config(format!("--metrics-bind: {e}")))?,
+        );
         for stale in inherited {
             tracing::info!("Closing an inherited socket no --bind asks for: {stale}");
         }
@@ -152,6 +161,15 @@ impl Arbiter {
             }
         };
 
+        let board = Scoreboard::new()
+            .map_err(|e| StartError::config(format!("cannot map the scoreboard: {e}")))?;
+        let metrics = board.metrics();
+        serve_metrics::install(metrics);
+        serve_metrics::record_into(serve_metrics::Target::Master);
+        metrics.master_started(pid.as_raw() as u32, unix_ms());
+        metrics.set_generation(1);
+        register_models(&settings);
+
         let preloaded = if settings.preload {
             Some(preload(&settings).map_err(|message| StartError {
                 code: ExitCode::AppLoad,
@@ -165,14 +183,17 @@ impl Arbiter {
             None
         };
 
-        let board = Scoreboard::new()
-            .map_err(|e| StartError::config(format!("cannot map the scoreboard: {e}")))?;
         let pipe = SignalPipe::install()
             .map_err(|e| StartError::config(format!("cannot install signal handlers: {e}")))?;
         process::set_name(&format!("{}: master", settings.name));
 
-        for l in &listeners {
-            tracing::info!("Listening at: {} ({pid})", l.listener);
+        let admin_from = listeners.len() - settings.metrics_binds.len();
+        for (i, l) in listeners.iter().enumerate() {
+            if i < admin_from {
+                tracing::info!("Listening at: {} ({pid})", l.listener);
+            } else {
+                tracing::info!("Metrics and status at: {} ({pid})", l.listener);
+            }
         }
         let threads = settings.worker.threads;
         if threads > 1 {
@@ -489,6 +510,29 @@ impl Arbiter {
 }
 
 /// Builds and warms the app in the master (`--preload`).
+/// Gives each model of the app its metrics index before anything that serves it forks.
+pub(crate) fn register_models(settings: &Settings) {
+    let Some(region) = serve_metrics::region() else {
+        return;
+    };
+    for name in settings.app.models() {
+        if region.register_model(&name) == serve_metrics::ModelId::OVERFLOW {
+            tracing::warn!(
+                "model {name}: its metrics count under model=\"_overflow\" (more than {} models, or a name longer than {} bytes)",
+                serve_metrics::region::MAX_MODELS - 2,
+                serve_metrics::region::MAX_NAME
+            );
+        }
+    }
+}
+
+/// Wall-clock time, Unix milliseconds (what `/status` shows; durations use monotonic clocks).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub(crate) fn preload(settings: &Settings) -> Result<Arc<dyn App>, String> {
     let started = Instant::now();
     let app = settings

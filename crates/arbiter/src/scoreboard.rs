@@ -1,12 +1,17 @@
-//! The scoreboard: one shared anonymous mapping with a [`Slot`] per worker.
+//! The scoreboard: one shared anonymous mapping with a [`Slot`] per worker, and another for
+//! the metrics ([`serve_metrics::Region`]: a table of counters per slot and the retired ones).
 //!
-//! Mapped once by the master before the first fork; every worker inherits the mapping and
-//! writes its own slot, the master reads them all. The mapping lives as long as the master.
+//! Mapped once by the master before the first fork; every worker inherits the mappings and
+//! writes its own slot and table, the master reads them all. The mappings live as long as the
+//! master.
 
 use std::io;
 use std::num::NonZeroUsize;
 
+use std::sync::atomic::AtomicU64;
+
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
+use serve_metrics::Region;
 use serve_worker::Slot;
 
 /// Most workers a master can run at once (TTIN stops there).
@@ -16,31 +21,20 @@ pub const CAPACITY: usize = 1024;
 pub struct Scoreboard {
     slots: &'static [Slot],
     used: Vec<bool>,
+    metrics: Region,
 }
 
 impl Scoreboard {
-    /// Maps the scoreboard.
+    /// Maps the scoreboard and the metrics region.
     pub fn new() -> io::Result<Scoreboard> {
-        let len = CAPACITY * std::mem::size_of::<Slot>();
-        let len = NonZeroUsize::new(len).expect("the scoreboard is not empty");
-        // SAFETY: a fresh anonymous mapping aliases nothing; its result is checked.
-        let ptr = unsafe {
-            mmap_anonymous(
-                None,
-                len,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }
-        .map_err(io::Error::from)?;
-        // SAFETY: the mapping is page-aligned (more than Slot's 128-byte alignment), `len`
-        // bytes long (exactly CAPACITY slots), zero-filled (a valid value for every atomic
-        // field of Slot), only ever accessed through atomics, and never unmapped, so the
-        // 'static lifetime holds for the life of the process and of its forked children.
-        let slots = unsafe { std::slice::from_raw_parts(ptr.as_ptr().cast::<Slot>(), CAPACITY) };
+        // SAFETY: a Slot is atomics only, and all-zero is a valid Slot (State::Free).
+        let slots = unsafe { shared::<Slot>(CAPACITY)? };
+        // SAFETY: AtomicU64 is an atomic, valid at zero.
+        let words = unsafe { shared::<AtomicU64>(Region::words_for(CAPACITY))? };
         Ok(Scoreboard {
             slots,
             used: vec![false; CAPACITY],
+            metrics: Region::new(words, CAPACITY),
         })
     }
 
@@ -50,19 +44,59 @@ impl Scoreboard {
         self.used[i] = true;
         let slot = &self.slots[i];
         slot.claim(generation);
+        self.metrics.slot_claimed(i);
         Some((i, slot))
     }
 
-    /// Gives a dead worker's slot back.
+    /// Gives a dead worker's slot back, its counters added to the retired ones first.
     pub fn release(&mut self, i: usize) {
+        self.metrics.fold(i);
         self.slots[i].release();
         self.used[i] = false;
+    }
+
+    /// Every slot (what `/status` lists).
+    pub fn slots(&self) -> &'static [Slot] {
+        self.slots
+    }
+
+    /// The metrics region.
+    pub fn metrics(&self) -> Region {
+        self.metrics
     }
 
     /// A slot by index.
     pub fn slot(&self, i: usize) -> &'static Slot {
         &self.slots[i]
     }
+}
+
+/// A zeroed `MAP_SHARED` anonymous mapping of `n` values of `T`, never unmapped. Pages are
+/// only backed once touched (`MAP_NORESERVE`): the metrics region is sized for every slot the
+/// master could ever use, and a server uses a few.
+///
+/// # Safety
+/// `T` must be valid when all-zero and made only of atomics (`Slot` and `AtomicU64` are), so
+/// that processes sharing the memory never race on a plain value.
+unsafe fn shared<T>(n: usize) -> io::Result<&'static [T]> {
+    let len = n * std::mem::size_of::<T>();
+    let len = NonZeroUsize::new(len).expect("the mapping is not empty");
+    // SAFETY: a fresh anonymous mapping aliases nothing; its result is checked.
+    let ptr = unsafe {
+        mmap_anonymous(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE,
+        )
+    }
+    .map_err(io::Error::from)?;
+    // SAFETY: the mapping is page-aligned (more than the 128-byte alignment of Slot and the
+    // 8 of AtomicU64), `len` bytes long (exactly n values), zero-filled (valid for T, as the
+    // caller promises), only ever accessed through atomics, and
+    // never unmapped, so the 'static lifetime holds for the life of the process and of its
+    // forked children.
+    Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr().cast::<T>(), n) })
 }
 
 #[cfg(test)]

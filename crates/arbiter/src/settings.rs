@@ -18,6 +18,9 @@ use serve_worker::WorkerConfig;
 pub struct Settings {
     /// The addresses to listen on, in order.
     pub binds: Vec<Bind>,
+    /// The addresses that serve only `/metrics` and `/status` (`--metrics-bind`); when there
+    /// are some, the other listeners no longer serve them. Bound after `binds`.
+    pub metrics_binds: Vec<Bind>,
     /// How many workers to keep.
     pub workers: usize,
     /// A worker silent for longer is killed and replaced (`--timeout`); zero disables.

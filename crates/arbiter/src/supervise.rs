@@ -6,6 +6,7 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+use serve_metrics::Cause;
 use serve_worker::{ExitCode, State, WorkerArgs, scoreboard::now_ms};
 
 use crate::arbiter::{Arbiter, Phase, kill, signal_name};
@@ -114,6 +115,12 @@ impl Arbiter {
             }
             tracing::info!("Booting worker with pid: {}", std::process::id());
             slot.set_pid(std::process::id() as i32);
+            serve_metrics::record_into(serve_metrics::Target::Slot(slot_index));
+            let admin_from = (!self.settings.metrics_binds.is_empty()).then(|| {
+                self.listeners
+                    .len()
+                    .saturating_sub(self.settings.metrics_binds.len())
+            });
             let listeners = std::mem::take(&mut self.listeners)
                 .into_iter()
                 .map(|b| b.listener)
@@ -125,6 +132,8 @@ impl Arbiter {
                 factory: self.settings.app.clone(),
                 preloaded: self.preloaded.clone(),
                 max_requests,
+                board: self.board.slots(),
+                admin_from,
             })
         });
         match forked {
@@ -184,8 +193,11 @@ impl Arbiter {
     fn worker_died(&mut self, pid: Pid, w: Worker, code: Option<i32>, signal: Option<Signal>) {
         let slot = self.board.slot(w.slot);
         let was_ready = slot.state() != State::Booting;
-        self.board.release(w.slot);
         let asked = w.stopping_since.is_some() || w.aborted_at.is_some() || w.killed;
+        if let Some(cause) = self.restart_cause(&w, code) {
+            self.board.metrics().worker_restarted(cause);
+        }
+        self.board.release(w.slot);
         match (code, signal) {
             (Some(0), _) => tracing::info!("Worker exited (pid: {pid})"),
             (Some(c), _) => tracing::error!("Worker (pid:{pid}) exited with code {c}"),
@@ -233,6 +245,25 @@ impl Arbiter {
                 );
             }
         }
+    }
+
+    /// Why a worker that died is replaced, for `serve_worker_restarts_total`; `None` when it
+    /// is not (the server stops, or TTOU or WINCH asked for fewer workers).
+    fn restart_cause(&self, w: &Worker, code: Option<i32>) -> Option<Cause> {
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            return None;
+        }
+        if w.aborted_at.is_some() {
+            return Some(Cause::Timeout);
+        }
+        if self.board.metrics().retired_itself(w.slot) && code == Some(0) {
+            return Some(Cause::MaxRequests);
+        }
+        let asked = w.stopping_since.is_some() || w.killed;
+        if !asked && code != Some(0) {
+            return Some(Cause::Crash);
+        }
+        (w.generation != self.generation).then_some(Cause::Reload)
     }
 
     /// Kills workers whose heartbeat stopped (SIGABRT, then SIGKILL) and workers that did not

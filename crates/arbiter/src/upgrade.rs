@@ -26,6 +26,7 @@ use crate::arbiter::{Arbiter, Phase, bind_options, kill, preload};
 use crate::process;
 use crate::settings::Settings;
 use crate::sockets::{self, Bound};
+use serve_metrics::ReloadResult;
 use serve_worker::ExitCode;
 
 /// Forks a short-lived child that builds and warms `settings`' app (every model's plan, as a
@@ -42,6 +43,8 @@ pub(crate) fn fork_prover(
     let (reader, writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let pid = process::fork_child(|| {
         forget();
+        // The proof's model builds are not the server's: they count nowhere.
+        serve_metrics::record_into(serve_metrics::Target::Nowhere);
         process::follow_parent(master);
         process::set_name(name);
         let proved = process::drop_privileges(settings.user, settings.group)
@@ -148,6 +151,7 @@ impl Arbiter {
         if let Err(e) = settings.app.check() {
             return self.reload_failed(&format!("the new app does not load: {e}"));
         }
+        crate::arbiter::register_models(&settings);
         let listeners = match self.rebind(&settings) {
             Ok(l) => l,
             Err(e) => return self.reload_failed(&e),
@@ -179,6 +183,9 @@ impl Arbiter {
 
     fn reload_failed(&mut self, why: &str) {
         tracing::error!("Reload failed: {why}; the current workers keep serving");
+        self.board
+            .metrics()
+            .reloaded(ReloadResult::Failed, crate::arbiter::unix_ms());
         crate::notify::notify("READY=1\nSTATUS=reload failed; the previous generation serves");
         self.after_reload();
     }
@@ -213,6 +220,7 @@ impl Arbiter {
         settings
             .binds
             .iter()
+            .chain(&settings.metrics_binds)
             .map(
                 |bind| match self.listeners.iter().find(|b| &b.bind == bind) {
                     Some(open) => keep(open),
@@ -268,6 +276,7 @@ impl Arbiter {
         });
         self.last_generation += 1;
         self.generation = self.last_generation;
+        self.board.metrics().set_generation(self.generation);
         self.num_workers = self.settings.workers;
         tracing::info!(
             "Reloading: the new configuration and app are proven; starting generation {} ({} workers)",
@@ -331,6 +340,9 @@ impl Arbiter {
                 crate::notify::notify(&format!(
                     "READY=1\nSTATUS={ready} workers, generation {generation}"
                 ));
+                self.board
+                    .metrics()
+                    .reloaded(ReloadResult::Ok, crate::arbiter::unix_ms());
                 self.reload = Reload::Idle;
                 self.after_reload();
             }
@@ -340,7 +352,7 @@ impl Arbiter {
     /// Gives up a reload under way; the generation that served before it serves on.
     pub(crate) fn abandon_reload(&mut self, why: &str) {
         match std::mem::replace(&mut self.reload, Reload::Idle) {
-            Reload::Idle => {}
+            Reload::Idle => return,
             Reload::Proving { pid, .. } => {
                 kill(pid, Signal::SIGKILL);
                 tracing::error!("Reload abandoned: {why}");
@@ -361,6 +373,7 @@ impl Arbiter {
                 self.listeners = listeners;
                 self.preloaded = preloaded;
                 self.generation = old;
+                self.board.metrics().set_generation(old);
                 self.num_workers = num_workers;
                 let _ = serve_log::configure(&self.settings.log);
                 let now = Instant::now();
@@ -378,6 +391,9 @@ impl Arbiter {
                 }
             }
         }
+        self.board
+            .metrics()
+            .reloaded(ReloadResult::Failed, crate::arbiter::unix_ms());
     }
 
     /// USR2: start a new master, from the binary on disk, on the same sockets.

@@ -4,6 +4,9 @@
 //! `U` path, `q` query, `H` protocol, `s` status, `B` body length, `b` body length or `-`,
 //! `f` referer, `a` user agent, `T` seconds, `D` microseconds, `M` milliseconds, `L` decimal
 //! seconds, `p` pid, `{x-request-id}i` a request header, `{content-type}o` a response header.
+//! serve's own, in letters gunicorn does not use: `N` the model's name, `I` the model call's
+//! time in microseconds, `R` the rows of that call (after merging requests); each `-` when
+//! the request ran no model.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -40,6 +43,10 @@ pub struct AccessRecord<'a> {
     /// The request id, given by the client or made by the server (also the response's
     /// `X-Request-Id`, so `%({x-request-id}o)s` shows it in text lines).
     pub request_id: &'a str,
+    /// The model the request was for, empty when none.
+    pub model: &'a str,
+    /// The model call that answered it: its rows (every merged request's) and its time.
+    pub call: Option<(usize, Duration)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +70,9 @@ enum Atom {
     Millis,
     DecimalSeconds,
     Pid,
+    Model,
+    InferenceMicros,
+    BatchRows,
     RequestHeader(http::HeaderName),
     ResponseHeader(http::HeaderName),
 }
@@ -182,6 +192,16 @@ impl AccessFormat {
                     let _ = write!(out, "{:.6}", rec.duration.as_secs_f64());
                 }
                 Atom::Pid => push_num(out, std::process::id()),
+                Atom::Model if rec.model.is_empty() => out.push('-'),
+                Atom::Model => out.push_str(rec.model),
+                Atom::InferenceMicros => match rec.call {
+                    Some((_, took)) => push_num(out, took.as_micros() as u64),
+                    None => out.push('-'),
+                },
+                Atom::BatchRows => match rec.call {
+                    Some((rows, _)) => push_num(out, rows),
+                    None => out.push('-'),
+                },
                 Atom::RequestHeader(h) => push_header(out, rec.request_headers, h.as_str()),
                 Atom::ResponseHeader(h) => push_header(out, rec.response_headers, h.as_str()),
             }
@@ -221,6 +241,9 @@ fn atom(name: &str) -> Result<Atom, FormatError> {
         "M" => Atom::Millis,
         "L" => Atom::DecimalSeconds,
         "p" => Atom::Pid,
+        "N" => Atom::Model,
+        "I" => Atom::InferenceMicros,
+        "R" => Atom::BatchRows,
         _ => {
             return Err(FormatError::UnknownAtom(name.to_string()));
         }
@@ -266,6 +289,9 @@ pub fn render_json(rec: &AccessRecord<'_>, out: &mut String) {
         "referer": header("referer"),
         "user_agent": header("user-agent"),
         "request_id": rec.request_id,
+        "model": (!rec.model.is_empty()).then_some(rec.model),
+        "inference_us": rec.call.map(|(_, took)| took.as_micros() as u64),
+        "batch_rows": rec.call.map(|(rows, _)| rows),
     });
     out.push_str(&v.to_string());
 }
@@ -287,6 +313,8 @@ mod tests {
             request_headers: req,
             response_headers: res,
             request_id: "r-1",
+            model: "iris",
+            call: Some((3, Duration::from_micros(42))),
         }
     }
 
@@ -317,6 +345,32 @@ mod tests {
         let mut line = String::new();
         f.render(&record(&req, &res), &mut line);
         assert_eq!(line, "abc_def application/json 1500 1 200");
+    }
+
+    #[test]
+    fn renders_the_model_call_or_dashes() {
+        let (req, res) = (HeaderMap::new(), HeaderMap::new());
+        let f = AccessFormat::parse("%(N)s %(I)s %(R)s").unwrap();
+        let mut line = String::new();
+        f.render(&record(&req, &res), &mut line);
+        assert_eq!(line, "iris 42 3");
+        let mut none = record(&req, &res);
+        none.model = "";
+        none.call = None;
+        line.clear();
+        f.render(&none, &mut line);
+        assert_eq!(line, "- - -");
+        line.clear();
+        render_json(&record(&req, &res), &mut line);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            (
+                v["model"].as_str(),
+                v["inference_us"].as_u64(),
+                v["batch_rows"].as_u64()
+            ),
+            (Some("iris"), Some(42), Some(3))
+        );
     }
 
     #[test]

@@ -15,10 +15,13 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serve_app::{App, AppError, AppFactory, BoxFuture, Context, Request, Response};
+use serve_app::{
+    App, AppError, AppFactory, BoxFuture, Context, ModelId, Observed, Protocol, Request, Response,
+};
 
 use crate::ModelOptions;
 use crate::executor::Settings;
+use crate::observe::Metrics;
 use crate::registry::{Model, Registry};
 use crate::resolve::{AppSpec, resolve};
 use crate::router::{self, Inner};
@@ -43,7 +46,8 @@ impl ModelApp {
                     m.settings.clone(),
                     opts.request_timeout,
                 )?
-                .with_version(m.version.clone()),
+                .with_version(m.version.clone())
+                .observed_by(Arc::new(Metrics(serve_app::metrics::model_id(&m.name)))),
             )
             .with_example(m.example.as_ref())
             .map_err(|e| in_manifest(spec, e))?;
@@ -97,7 +101,11 @@ impl App for ModelApp {
     fn call(&self, req: Request, cx: Context) -> BoxFuture<Response> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            match router::dispatch(&inner, req, &cx).await {
+            let mut seen = Observed {
+                model: ModelId::NONE,
+                protocol: Protocol::Other,
+            };
+            let res = match router::dispatch(&inner, req, &cx, &mut seen).await {
                 Ok(res) => res,
                 Err(e) => {
                     if e.status().is_server_error() && !e.is_logged() {
@@ -105,7 +113,9 @@ impl App for ModelApp {
                     }
                     e.into_response()
                 }
-            }
+            };
+            serve_app::observe(seen);
+            res
         })
     }
 
@@ -201,6 +211,13 @@ impl AppFactory for ModelAppFactory {
             .collect();
         lines.extend(app.inner.routes.iter().map(Route::describe));
         lines
+    }
+
+    fn models(&self) -> Vec<String> {
+        match self.spec() {
+            Ok(spec) => spec.models.iter().map(|m| m.name.clone()).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     fn check(&self) -> Result<(), AppError> {

@@ -63,21 +63,9 @@ pub fn origin(req: &Request) -> Option<String> {
     Some(format!("{}://{host}", if https { "https" } else { "http" }))
 }
 
-/// Text made safe for HTML content and for attribute values in double or single quotes.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Text made safe for HTML content and for attribute values in double or single quotes
+/// (the same escaping as the worker's `/status` page).
+pub use serve_app::escape_html as escape;
 
 /// A POSIX shell single-quoted word.
 fn shell_quote(s: &str) -> String {

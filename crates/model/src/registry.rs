@@ -23,6 +23,8 @@ pub struct Model {
     /// The request bodies the front page and OpenAPI show: placeholders made from the
     /// metadata unless [`Model::with_example`] gave one.
     pub examples: ModelExamples,
+    /// Its index in the shared metrics (registered by the master under its name).
+    pub metric: serve_app::ModelId,
 }
 
 impl Model {
@@ -31,6 +33,7 @@ impl Model {
         Model {
             by_name: RecordSpec::by_name(&core.meta),
             examples: ModelExamples::placeholders(&core.meta),
+            metric: serve_app::metrics::model_id(&core.name),
             core: Arc::new(core),
         }
     }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use http::Method;
-use serve_app::{Context, Request, Response};
+use serve_app::{Context, ModelId, Observed, Protocol, Request, Response};
 use tract_onnx::prelude::TVec;
 
 use crate::error::ApiError;
@@ -26,9 +26,18 @@ pub struct Inner {
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
 
-/// Answers one request.
-pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Response, ApiError> {
+/// Answers one request, and tells `seen` what to count it under (its model and protocol) as
+/// soon as the path says, so that an error answer counts there too.
+pub async fn dispatch(
+    app: &Inner,
+    req: Request,
+    cx: &Context,
+    seen: &mut Observed,
+) -> Result<Response, ApiError> {
     let path = req.uri().path();
+    if let Some(route) = app.routes.iter().find(|r| r.path == path) {
+        *seen = observed(Protocol::Route, Some(&route.model));
+    }
     if let Some(route) = manifest_route(app, req.method(), path)? {
         return route.call(req.body()).await;
     }
@@ -40,6 +49,16 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
     let Some(segments) = segments(trimmed, &mut buf) else {
         return Err(no_route(&req));
     };
+    *seen = observed(
+        match segments {
+            [""] | ["openapi.json"] => Protocol::Admin,
+            ["v2", "health", ..] => Protocol::Health,
+            ["v2", ..] => Protocol::V2,
+            ["v1", ..] => Protocol::V1,
+            _ => Protocol::Other,
+        },
+        None,
+    );
     match segments {
         [""] => allow(&req, GET).map(|()| front::page(app, &req)),
         ["openapi.json"] => allow(&req, GET).map(|()| openapi::document(app, &req)),
@@ -55,9 +74,11 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
         }
         ["v2", "models", name, rest @ ..] => {
             let model = find(app, name)?;
+            *seen = observed(Protocol::V2, Some(&model));
             match versioned(&model, rest)? {
                 [] => allow(&req, GET).map(|()| v2::model_metadata(&model)),
                 ["ready"] => {
+                    *seen = observed(Protocol::Health, Some(&model));
                     allow(&req, GET)?;
                     Ok(v2::model_ready(&model, cx).await)
                 }
@@ -78,6 +99,7 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             let mut parts: TVec<&str> = head.into();
             parts.push(last);
             let model = find(app, parts[0])?;
+            *seen = observed(Protocol::V1, Some(&model));
             if !versioned(&model, &parts[1..])?.is_empty() {
                 return Err(no_route(&req));
             }
@@ -96,6 +118,14 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             }
         }
         _ => Err(no_route(&req)),
+    }
+}
+
+/// The labels of a request for `model` (or none) over `protocol`.
+fn observed(protocol: Protocol, model: Option<&Model>) -> Observed {
+    Observed {
+        model: model.map_or(ModelId::NONE, |m| m.metric),
+        protocol,
     }
 }
 

@@ -156,7 +156,8 @@ impl Route {
             single,
             true,
         )?;
-        Ok(json_response(StatusCode::OK, buf))
+        let res = json_response(StatusCode::OK, buf);
+        Ok(crate::observe::answered(res, &outputs))
     }
 }
 

@@ -54,7 +54,8 @@ pub async fn predict(model: &Arc<Model>, body: &[u8]) -> Result<Response, ApiErr
         write_predictions(&mut buf, &model.meta, &outputs)?;
     }
     buf.push(b'}');
-    Ok(json_response(StatusCode::OK, buf))
+    let res = json_response(StatusCode::OK, buf);
+    Ok(crate::observe::answered(res, &outputs))
 }
 
 /// Decodes a V1 body; returns the inputs and whether it was the columnar format.

@@ -165,7 +165,8 @@ pub async fn infer(model: &Arc<Model>, req: Request) -> Result<Response, ApiErro
     };
     let request = v2_request::decode(req.body(), json_len, &model.meta)?;
     let outputs = model.infer(request.inputs).await?;
-    encode(model, request.id.as_deref(), &request.outputs, &outputs)
+    let res = encode(model, request.id.as_deref(), &request.outputs, &outputs)?;
+    Ok(crate::observe::answered(res, &outputs))
 }
 
 /// Writes the inference answer.

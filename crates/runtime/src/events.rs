@@ -2,7 +2,7 @@
 //!
 //! A model's executor reports every step of every request to one [`Observer`]: queued, shed
 //! (queue full), taken off the queue to run or dropped because nobody waits any more, and each
-//! tract call with its rows and duration. [`Activity`] is the observer every executor has
+//! tract call with its rows and duration; the model reports its plan's build. [`Activity`] is the observer every executor has
 //! (plain counters, which tests and logs read); a server that keeps metrics passes its own
 //! ([`crate::executor::Executor::start_observed`]) and the runtime needs no change for it.
 //! Observers are called on the runner's task or the requester's, so they must be cheap: an
@@ -53,6 +53,11 @@ pub trait Observer: Send + Sync {
     /// A call ran.
     fn call(&self, call: &Call) {
         let _ = call;
+    }
+    /// The model's plan was built, in `took` (once per process that builds it: a worker on
+    /// its first request, or the master with `--preload`).
+    fn loaded(&self, took: Duration) {
+        let _ = took;
     }
 }
 

@@ -365,12 +365,14 @@ impl Runner {
             }
             Err(e) => Err(e),
         };
+        let took = started.elapsed();
         match result {
             Ok(outputs) if batch.len() == 1 => {
                 let job = batch.pop().expect("one job");
-                let _ = job.reply.send(Ok(Outputs::whole(Arc::new(outputs))));
+                let outputs = Outputs::whole(Arc::new(outputs)).made_by(rows, took);
+                let _ = job.reply.send(Ok(outputs));
             }
-            Ok(outputs) => answer_rows(batch, &counts, outputs),
+            Ok(outputs) => answer_rows(batch, &counts, outputs, took),
             Err(e) => {
                 for job in batch {
                     let _ = job.reply.send(Err(e.clone()));
@@ -481,7 +483,7 @@ fn stack(batch: &[Job]) -> Result<TVec<Tensor>, RunError> {
 }
 
 /// Gives each job its rows of a batched call's outputs.
-fn answer_rows(batch: Vec<Job>, counts: &[usize], outputs: Vec<Tensor>) {
+fn answer_rows(batch: Vec<Job>, counts: &[usize], outputs: Vec<Tensor>, took: Duration) {
     let total: usize = counts.iter().sum();
     if let Some(bad) = outputs.iter().find(|t| t.shape().first() != Some(&total)) {
         let e = RunError::Inference(format!(
@@ -496,9 +498,8 @@ fn answer_rows(batch: Vec<Job>, counts: &[usize], outputs: Vec<Tensor>) {
     let outputs = Arc::new(outputs);
     let mut start = 0;
     for (job, rows) in batch.into_iter().zip(counts) {
-        let _ = job
-            .reply
-            .send(Ok(Outputs::rows(outputs.clone(), start..start + rows)));
+        let mine = Outputs::rows(outputs.clone(), start..start + rows).made_by(total, took);
+        let _ = job.reply.send(Ok(mine));
         start += rows;
     }
 }

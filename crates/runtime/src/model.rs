@@ -145,6 +145,9 @@ impl Model {
                         self.name
                     );
                 }
+                if let Some(o) = &self.observer {
+                    o.loaded(started.elapsed());
+                }
                 let plan = Arc::new(plan);
                 let mut cold = self.cold();
                 cold.plan = Some(plan.clone());

@@ -9,6 +9,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use half::f16;
 use serde_json::ser::{CompactFormatter, Formatter};
@@ -24,6 +25,8 @@ pub struct Outputs {
     tensors: Arc<Vec<Tensor>>,
     /// The rows (first dimension) that belong to this request; `None` for all of them.
     rows: Option<Range<usize>>,
+    /// The call that made them: its rows (every merged request's) and its time.
+    call: (usize, Duration),
 }
 
 impl Outputs {
@@ -32,6 +35,7 @@ impl Outputs {
         Outputs {
             tensors,
             rows: None,
+            call: (0, Duration::ZERO),
         }
     }
 
@@ -40,7 +44,20 @@ impl Outputs {
         Outputs {
             tensors,
             rows: Some(rows),
+            call: (0, Duration::ZERO),
         }
+    }
+
+    /// Records the call that made these outputs: `rows` in all (after merging), in `took`.
+    pub fn made_by(mut self, rows: usize, took: Duration) -> Outputs {
+        self.call = (rows, took);
+        self
+    }
+
+    /// The call that made these outputs: its rows (after merging) and its time (for the
+    /// access log; zero when unknown).
+    pub fn call(&self) -> (usize, Duration) {
+        self.call
     }
 
     /// The number of outputs.

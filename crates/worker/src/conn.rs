@@ -201,6 +201,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     stream: Stream,
     peer: Option<SocketAddr>,
+    admin: bool,
     _permit: OwnedSemaphorePermit,
 ) {
     let _open = OpenGuard::new(&shared);
@@ -209,7 +210,7 @@ pub(crate) async fn serve(
         stream,
         watch: watch.clone(),
     });
-    let service = Service::new(shared.clone(), watch.clone(), peer);
+    let service = Service::new(shared.clone(), watch.clone(), peer, admin);
     let conn = shared.http.serve_connection(io, service);
     tokio::pin!(conn);
 

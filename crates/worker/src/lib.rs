@@ -13,6 +13,7 @@
 //! - [`drain`]: the one-way switch that stops a worker gracefully.
 //! - `conn`: a connection's life, with the idle, head and drain timeouts hyper lacks.
 //! - `service`: a request's life: limits, body, app, counters, access log.
+//! - `admin`: `/metrics` and `/status`, read from the shared memory of every worker.
 //! - `limits`, `body`: gunicorn's request limits; body size, time and decompression.
 //! - `app_cell`: the app, preloaded or built on the first request.
 //! - `catch`: panics in the app become 500s.
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod app_cell;
 mod body;
 mod catch;
@@ -97,12 +99,22 @@ pub struct WorkerArgs {
     pub preloaded: Option<Arc<dyn serve_app::App>>,
     /// Requests after which the worker recycles itself (jitter already applied); 0: never.
     pub max_requests: u64,
+    /// Every scoreboard slot, for `/status` and `serve_workers`.
+    pub board: &'static [Slot],
+    /// With `--metrics-bind`: the listeners from this index on serve only `/metrics` and
+    /// `/status`, and the others no longer serve them.
+    pub admin_from: Option<usize>,
 }
 
 /// State shared by every connection of the worker.
 pub(crate) struct Shared {
     config: WorkerConfig,
     slot: &'static Slot,
+    board: &'static [Slot],
+    /// Where this worker's figures go (none in a process without the master's region).
+    recorder: Option<serve_metrics::Recorder>,
+    /// See [`WorkerArgs::admin_from`].
+    admin_from: Option<usize>,
     drain: Drain,
     app: app_cell::AppCell,
     http: auto::Builder<TokioExecutor>,
@@ -115,6 +127,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Whether listener `index` is a `--metrics-bind` one.
+    fn admin_listener(&self, index: usize) -> bool {
+        self.admin_from.is_some_and(|from| index >= from)
+    }
+
+    /// Whether `/metrics` and `/status` are served on the main listeners.
+    fn admin_on_main(&self) -> bool {
+        self.admin_from.is_none()
+    }
+
     /// The client's `X-Request-Id` when it is sane, or a fresh one unique across workers.
     fn request_id(&self, headers: &http::HeaderMap) -> Arc<str> {
         let given = headers.get("x-request-id").and_then(|v| v.to_str().ok());
@@ -171,6 +193,8 @@ async fn serve(args: WorkerArgs) -> i32 {
         factory,
         preloaded,
         max_requests,
+        board,
+        admin_from,
     } = args;
     let pid = std::process::id();
 
@@ -208,6 +232,9 @@ async fn serve(args: WorkerArgs) -> i32 {
         http,
         max_requests,
         slot,
+        board,
+        recorder: serve_metrics::recorder(),
+        admin_from,
         config,
     });
 
@@ -313,7 +340,8 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(conn::serve(shared.clone(), stream, peer, permit));
+                let admin = shared.admin_listener(index);
+                tokio::spawn(conn::serve(shared.clone(), stream, peer, admin, permit));
             }
             Err(e) => {
                 // EMFILE and friends: the process is out of descriptors; back off rather
@@ -324,7 +352,7 @@ async fn accept_loop(
         }
     }
     if shared.slot.listener_closing(index) {
-        take_queue(&shared, acceptor, &connections).await;
+        take_queue(&shared, index, acceptor, &connections).await;
     }
 }
 
@@ -338,7 +366,12 @@ enum Queue {
 /// into it, but the kernel may already have completed some whose clients sent their
 /// requests, and would reset them when the last descriptor closes. Take them all, as permits
 /// allow, and answer them like the connections already open (`Connection: close`).
-async fn take_queue(shared: &Arc<Shared>, acceptor: Acceptor, connections: &Arc<Semaphore>) {
+async fn take_queue(
+    shared: &Arc<Shared>,
+    index: usize,
+    acceptor: Acceptor,
+    connections: &Arc<Semaphore>,
+) {
     // Plain non-blocking accept(2) calls: tokio's readiness may lag behind the queue.
     let queue = match acceptor {
         Acceptor::Tcp(l) => l.into_std().map(Queue::Tcp),
@@ -370,7 +403,8 @@ async fn take_queue(shared: &Arc<Shared>, acceptor: Acceptor, connections: &Arc<
         match accepted {
             Ok((stream, peer)) => {
                 taken += 1;
-                tokio::spawn(conn::serve(shared.clone(), stream, peer, permit));
+                let admin = shared.admin_listener(index);
+                tokio::spawn(conn::serve(shared.clone(), stream, peer, admin, permit));
             }
             Err(e) => {
                 if e.kind() != io::ErrorKind::WouldBlock {

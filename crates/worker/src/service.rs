@@ -13,11 +13,11 @@ use http::header::{CONNECTION, HeaderValue};
 use http::{HeaderName, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use serve_app::{Context, error_response};
+use serve_app::{Context, ModelId, Observed, Protocol, Seen, error_response};
 
 use crate::conn::ConnWatch;
 use crate::drain::Reason;
-use crate::{Shared, body, catch, limits};
+use crate::{Shared, admin, body, catch, limits};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -28,6 +28,8 @@ pub(crate) struct Service {
     shared: Arc<Shared>,
     watch: Arc<ConnWatch>,
     peer: Option<SocketAddr>,
+    /// The connection came on a `--metrics-bind` listener: only `/metrics` and `/status`.
+    admin: bool,
 }
 
 impl Service {
@@ -35,11 +37,13 @@ impl Service {
         shared: Arc<Shared>,
         watch: Arc<ConnWatch>,
         peer: Option<SocketAddr>,
+        admin: bool,
     ) -> Self {
         Service {
             shared,
             watch,
             peer,
+            admin,
         }
     }
 }
@@ -85,10 +89,19 @@ impl Service {
             version: parts.version,
             headers: parts.headers.clone(),
         });
+        // What the request counts under: `other` with no model unless the app says.
+        let mut seen = Seen::default();
         let mut res = match limits::check_head(&parts, &shared.config) {
             Err(res) => res,
             Ok(()) => match body::read(&mut parts, incoming, &shared.config).await {
                 Err(res) => res,
+                Ok(_)
+                    if self.admin
+                        || (shared.admin_on_main() && admin::is_admin(parts.uri.path())) =>
+                {
+                    seen.observed.protocol = Protocol::Admin;
+                    admin::answer(&parts, shared.board)
+                }
                 Ok(body) => {
                     let cx = Context {
                         client,
@@ -96,7 +109,9 @@ impl Service {
                         stopping: shared.slot.server_stopping(),
                         request_id: request_id.clone(),
                     };
-                    self.call_app(parts, body, cx).await
+                    let (res, said) = serve_app::observing(self.call_app(parts, body, cx)).await;
+                    seen = said;
+                    res
                 }
             },
         };
@@ -109,6 +124,9 @@ impl Service {
             && served >= shared.max_requests
             && shared.drain.start(Reason::MaxRequests)
         {
+            if let Some(r) = &shared.recorder {
+                r.retiring_after_max_requests();
+            }
             tracing::info!(
                 "Autorestarting worker after current request ({served} requests, --max-requests)."
             );
@@ -117,8 +135,18 @@ impl Service {
             res.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
+        let Observed { model, protocol } = seen.observed;
+        if let Some(r) = &shared.recorder {
+            // Counted before hyper writes the answer: a scrape that follows sees it.
+            r.request(model, protocol, res.status().as_u16(), started.elapsed());
+        }
         if let Some(logged) = logged {
-            log_access(&logged, client, &res, started, &request_id);
+            let name = match (model, serve_metrics::region()) {
+                (ModelId::NONE, _) | (_, None) => String::new(),
+                (id, Some(region)) => region.model_name(id),
+            };
+            let call = seen.call.map(|c| (c.rows, c.took));
+            log_access(&logged, client, &res, started, &request_id, &name, call);
         }
         shared.slot.request_finished();
         self.watch.request_finished();
@@ -176,6 +204,8 @@ fn log_access(
     res: &serve_app::Response,
     started: Instant,
     request_id: &str,
+    model: &str,
+    call: Option<(usize, std::time::Duration)>,
 ) {
     let remote = match client {
         Some(a) => a.ip().to_string(),
@@ -198,5 +228,7 @@ fn log_access(
         request_headers: &req.headers,
         response_headers: res.headers(),
         request_id,
+        model,
+        call,
     });
 }

@@ -1,0 +1,308 @@
+//! `/metrics` and `/status`: what every worker can tell of the whole server.
+//!
+//! Both read shared memory only (the scoreboard and the metrics region the master mapped), so
+//! whichever worker a scrape reaches answers for all of them, and a worker whose app failed to
+//! load still answers. They are served on the main listeners, or only on `--metrics-bind`'s
+//! when it is given.
+
+use std::fmt::Write as _;
+
+use http::header::{ACCEPT, ALLOW, CONTENT_TYPE, HeaderValue};
+use http::{Method, StatusCode};
+use serve_app::{Bytes, Response, error_response};
+use serve_metrics::{Format, Region, ReloadResult};
+
+use crate::scoreboard::{Slot, State, now_ms};
+
+/// The paths this module answers.
+pub(crate) fn is_admin(path: &str) -> bool {
+    matches!(path, "/metrics" | "/status")
+}
+
+/// Answers a request for `/metrics` or `/status`, or any request on a `--metrics-bind`
+/// listener (404 for other paths).
+pub(crate) fn answer(parts: &http::request::Parts, board: &[Slot]) -> Response {
+    if !is_admin(parts.uri.path()) {
+        error_response(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no route for {} {}: this address (--metrics-bind) serves only /metrics and /status",
+                parts.method,
+                parts.uri.path()
+            ),
+        )
+    } else if let Some(region) = serve_metrics::region() {
+        admin(parts, board, region)
+    } else {
+        error_response(
+            StatusCode::NOT_FOUND,
+            "no metrics here: this process runs without a master",
+        )
+    }
+}
+
+fn admin(parts: &http::request::Parts, board: &[Slot], region: Region) -> Response {
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        let mut res = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "{} {} is not allowed; use GET",
+                parts.method,
+                parts.uri.path()
+            ),
+        );
+        res.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        res
+    } else {
+        let accept = parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+        match parts.uri.path() {
+            "/metrics" => metrics(accept, board, region),
+            _ => status(accept, board, region),
+        }
+    }
+}
+
+fn text(content_type: &'static str, body: String) -> Response {
+    let mut res = Response::new(Bytes::from(body));
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+fn metrics(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
+    let format = Format::from_accept(accept);
+    let mut counts = [0u64; 3];
+    for slot in board.iter().filter(|s| s.pid() != 0) {
+        match slot.state() {
+            State::Booting => counts[0] += 1,
+            State::Ready => counts[1] += 1,
+            State::Draining => counts[2] += 1,
+            State::Free => {}
+        }
+    }
+    let workers = [
+        ("booting", counts[0]),
+        ("serving", counts[1]),
+        ("draining", counts[2]),
+    ];
+    let body = serve_metrics::render::render(&region, format, &workers);
+    text(format.content_type(), body)
+}
+
+/// One worker as `/status` shows it.
+struct Row {
+    pid: i32,
+    state: &'static str,
+    generation: u64,
+    age_s: f64,
+    requests: u64,
+    in_flight: u64,
+    heartbeat_s: f64,
+    models: Vec<String>,
+}
+
+fn rows(board: &[Slot], region: Region) -> Vec<Row> {
+    let now = now_ms();
+    let preloaded = region.preloaded();
+    board
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.pid() != 0 && s.state() != State::Free)
+        .map(|(i, s)| Row {
+            pid: s.pid(),
+            state: match s.state() {
+                State::Booting => "booting",
+                State::Ready => "serving",
+                _ => "draining",
+            },
+            generation: s.generation(),
+            age_s: s.age_ms(now) as f64 / 1000.0,
+            requests: s.requests(),
+            in_flight: s.in_flight(),
+            heartbeat_s: s.silence_ms(now) as f64 / 1000.0,
+            models: region.names_in(region.loaded_in(i) | preloaded),
+        })
+        .collect()
+}
+
+fn status(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
+    let master = region.master();
+    let now_unix = unix_ms();
+    let uptime = now_unix.saturating_sub(master.started_unix_ms) as f64 / 1000.0;
+    let rows = rows(board, region);
+    let reload = master.last_reload.map(|(result, at)| {
+        let result = if result == ReloadResult::Ok {
+            "ok"
+        } else {
+            "failed"
+        };
+        (result, at)
+    });
+    let wants_json = accept.is_some_and(|a| a.contains("application/json"));
+    if wants_json {
+        let workers: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "pid": r.pid,
+                    "state": r.state,
+                    "generation": r.generation,
+                    "age_seconds": r.age_s,
+                    "requests": r.requests,
+                    "in_flight": r.in_flight,
+                    "last_heartbeat_seconds_ago": r.heartbeat_s,
+                    "models_loaded": r.models,
+                })
+            })
+            .collect();
+        let body = serde_json::json!({
+            "server": "serve",
+            "version": env!("CARGO_PKG_VERSION"),
+            "master": {
+                "pid": master.pid,
+                "started": rfc3339(master.started_unix_ms),
+                "uptime_seconds": uptime,
+                "generation": master.generation,
+                "last_reload": reload.map(|(result, at)| serde_json::json!({
+                    "result": result,
+                    "at": rfc3339(at),
+                })),
+            },
+            "workers": workers,
+        });
+        return text(serve_app::APPLICATION_JSON, body.to_string());
+    }
+    let mut html = String::with_capacity(4096);
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"5\">\
+         <title>serve status</title><style>{STYLE}</style></head><body>\
+         <h1>serve {version} <small>status</small></h1>\
+         <dl id=\"master\"><dt>master pid</dt><dd>{pid}</dd>\
+         <dt>started</dt><dd>{started}</dd><dt>uptime</dt><dd>{uptime}</dd>\
+         <dt>generation</dt><dd>{generation}</dd><dt>last reload</dt><dd>{reload}</dd></dl>\
+         <table id=\"workers\"><thead><tr><th>pid</th><th>state</th><th>generation</th>\
+         <th>age</th><th>requests</th><th>in flight</th><th>last heartbeat</th>\
+         <th>models loaded</th></tr></thead><tbody>",
+        version = env!("CARGO_PKG_VERSION"),
+        pid = master.pid,
+        started = rfc3339(master.started_unix_ms),
+        uptime = human(uptime),
+        generation = master.generation,
+        reload = match reload {
+            Some((result, at)) => format!("{result} at {}", rfc3339(at)),
+            None => "none yet".to_string(),
+        },
+    );
+    for r in &rows {
+        let models = if r.models.is_empty() {
+            "none yet (loaded on the first request)".to_string()
+        } else {
+            serve_app::escape_html(&r.models.join(", "))
+        };
+        let _ = write!(
+            html,
+            "<tr data-pid=\"{pid}\"><td>{pid}</td><td class=\"{state}\">{state}</td>\
+             <td>{generation}</td><td>{age}</td><td>{requests}</td><td>{in_flight}</td>\
+             <td>{heartbeat:.1} s ago</td><td>{models}</td></tr>",
+            pid = r.pid,
+            state = r.state,
+            generation = r.generation,
+            age = human(r.age_s),
+            requests = r.requests,
+            in_flight = r.in_flight,
+            heartbeat = r.heartbeat_s,
+        );
+    }
+    html.push_str(
+        "</tbody></table><p>This page refreshes every 5 s. The same as JSON: \
+         <code>curl -H 'Accept: application/json' …/status</code>; counters for Prometheus: \
+         <a href=\"metrics\">/metrics</a>.</p></body></html>",
+    );
+    text("text/html; charset=utf-8", html)
+}
+
+const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;\
+padding:0 1em;color:#1d2330}h1 small{color:#6a7385;font-weight:normal}\
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1.2em}dt{color:#6a7385}\
+dd{margin:0}table{border-collapse:collapse;width:100%;margin-top:1em}\
+th,td{text-align:left;padding:.35em .7em;border-bottom:1px solid #e2e5ea}\
+th{background:#f4f6f8}td.serving{color:#176c2e}td.draining{color:#9a5b00}\
+td.booting{color:#2d5db3}code{background:#f4f6f8;padding:0 .3em}";
+
+/// Seconds as people read an age: `42 s`, `3 min 20 s`, `2 h 05 min`, `3 d 4 h`.
+fn human(s: f64) -> String {
+    let s = s as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        3600..86400 => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Unix milliseconds as an RFC 3339 UTC time (`2026-11-30T18:37:15Z`).
+fn rfc3339(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Howard Hinnant's civil-from-days, for the proleptic Gregorian calendar.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_people_write_them() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_150_235_000), "2026-12-01T18:37:15Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(human(59.9), "59 s");
+        assert_eq!(human(200.0), "3 min 20 s");
+        assert_eq!(human(7500.0), "2 h 05 min");
+    }
+
+    #[test]
+    fn status_lists_live_workers_and_escapes_model_names() {
+        let region = Region::private(4);
+        let id = region.register_model("<iris>");
+        let board: Vec<Slot> = (0..4).map(|_| Slot::default()).collect();
+        board[1].claim(1);
+        board[1].set_pid(4242);
+        board[1].set_state(State::Ready);
+        serve_metrics::Recorder::for_slot(region, 1).loaded(id, std::time::Duration::ZERO);
+        let res = status(None, &board, region);
+        let html = std::str::from_utf8(res.body()).unwrap();
+        assert!(html.contains("<tr data-pid=\"4242\">"), "{html}");
+        assert!(html.contains("&lt;iris&gt;"), "{html}");
+        assert_eq!(html.matches("data-pid").count(), 1);
+        let res = status(Some("application/json"), &board, region);
+        let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(v["workers"][0]["pid"], 4242);
+        assert_eq!(v["workers"][0]["state"], "serving");
+        assert_eq!(v["workers"][0]["models_loaded"][0], "<iris>");
+    }
+}
