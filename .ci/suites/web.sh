@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The web side of serve, with the tools its users have: the OpenAPI document checked by
-# openapi-spec-validator and turned into a Postman collection by openapi-to-postmanv2 (npm),
+# The web side of serve, with the tools its users have: /metrics checked by promtool and
+# parsed by prometheus_client (and config/prometheus/ by promtool), the OpenAPI document
+# checked by openapi-spec-validator and turned into a Postman collection by openapi-to-postmanv2 (npm),
 # every example it carries answered, and the front page (and /status) driven in a real
 # browser (Debian's chromium through selenium). Installs node/npm and chromium with apt-get
 # when missing, the Python tools in the venv the clients suite uses. Needs the debug binary
@@ -15,6 +16,21 @@ apt_install() {
     apt-get install -y -qq "$@" >/dev/null
 }
 command -v npm >/dev/null || apt_install nodejs npm
+# promtool alone, from Debian's prometheus package (installing the package would start a
+# Prometheus daemon), kept beside the venv.
+promtool_dir=${SERVE_CI_PROMTOOL:-.promtool-ci}
+if [ ! -x "$promtool_dir/usr/bin/promtool" ]; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1) || {
+        apt-get update -qq && web_apt_updated=1
+        (cd "$tmp" && apt-get download prometheus >/dev/null)
+    }
+    dpkg -x "$tmp"/prometheus_*.deb "$promtool_dir"
+    rm -rf "$tmp"
+fi
+export PROMTOOL=$PWD/$promtool_dir/usr/bin/promtool
+# The shipped scrape configuration, recording rules and alerts.
+"$PROMTOOL" check config config/prometheus/prometheus.yml && "$PROMTOOL" check rules config/prometheus/serve.rules.yml
 [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || apt_install chromium chromium-driver
 
 venv=${SERVE_CI_VENV:-.venv-ci}

@@ -148,12 +148,14 @@ def check_postman(server, app, out):
 
 
 # ---------------------------------------------------------------------------------------
-# Metrics: the Prometheus checks of /metrics go here (to come with the metrics work).
+# Metrics: promtool and prometheus_client's OpenMetrics parser, tests/web/metrics.py.
 # ---------------------------------------------------------------------------------------
 def check_metrics(server, app, out):
-    """Placeholder: /metrics is not checked here yet."""
-    status, _, _ = request(server.base + "/metrics")
-    print(f"note: {app}: /metrics answers {status}; its Prometheus checks are not written yet")
+    import metrics
+
+    metrics.check_scrape(server.base, app, out, check)
+    if app == "iris":
+        metrics.check_counts(server.base, check)
 
 
 # ---------------------------------------------------------------------------------------
