@@ -112,3 +112,26 @@ def check_counts(base, check):
     check(sent(model="", protocol="admin", code="200") == 1, "iris: the first scrape is counted")
     workers = {s.labels["state"]: s.value for s in after["serve_workers"].samples}
     check(workers.get("serving") == 2, f"iris: 2 workers serving {workers}")
+
+
+def check_status(base, app, out, master, check):
+    """/status as JSON: valid against the schema /openapi.json gives it, and listing exactly
+    the master's live worker processes."""
+    import jsonschema
+
+    with open(os.path.join(out, "openapi.json")) as f:
+        doc = json.load(f)
+    op = doc["paths"]["/status"]["get"]
+    schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+    status, ctype, text = request(base + "/status", accept="application/json")
+    check(status == 200 and ctype == "application/json", f"{app}: /status answers JSON when asked")
+    body = json.loads(text)
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(body))
+    check(not errors, f"{app}: /status matches its OpenAPI schema {[e.message for e in errors[:2]]}")
+    check(body["master"]["pid"] == master, f"{app}: /status names the master {master}")
+    children = set()
+    for task in os.listdir(f"/proc/{master}/task"):
+        with open(f"/proc/{master}/task/{task}/children") as f:
+            children.update(int(p) for p in f.read().split())
+    listed = {w["pid"] for w in body["workers"]}
+    check(listed == children, f"{app}: /status lists the master's children {sorted(children)}")

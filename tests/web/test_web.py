@@ -154,6 +154,7 @@ def check_metrics(server, app, out):
     import metrics
 
     metrics.check_scrape(server.base, app, out, check)
+    metrics.check_status(server.base, app, out, server.pid, check)
     if app == "iris":
         metrics.check_counts(server.base, check)
 

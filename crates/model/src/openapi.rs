@@ -157,8 +157,14 @@ impl Doc {
             json!({
                 "operationId": "metrics", "tags": ["front"],
                 "summary": "Prometheus metrics (answered by the worker, for the whole server)",
-                "responses": {"200": {"description": "the Prometheus text exposition format",
-                    "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                "description": "Counters and histograms of every worker (README, \"Watching \
+                    it\"). On the --metrics-bind address instead, when the server has one.",
+                "responses": {"200": {"description": "the Prometheus text exposition format, or \
+                    OpenMetrics when Accept asks for application/openmetrics-text",
+                    "content": {
+                        "text/plain": {"schema": {"type": "string"}},
+                        "application/openmetrics-text": {"schema": {"type": "string"}},
+                    }}},
             }),
         );
         self.add(
@@ -167,11 +173,13 @@ impl Doc {
             json!({
                 "operationId": "status", "tags": ["front"],
                 "summary": "The server's workers (answered by the worker)",
+                "description": "The master and every worker. On the --metrics-bind address \
+                    instead, when the server has one.",
                 "responses": {"200": {"description": "an HTML page for a person, or the same \
-                    facts as JSON",
+                    facts as JSON (Accept: application/json)",
                     "content": {
                         "text/html": {"schema": {"type": "string"}},
-                        "application/json": {"schema": {"type": "object"}},
+                        "application/json": {"schema": status_schema()},
                     }}},
             }),
         );
@@ -659,6 +667,53 @@ fn v1_response_schema(model: &Model) -> Value {
         "properties": {
             "predictions": {"type": "array", "items": prediction},
             "outputs": {"description": "the columnar format's answer"},
+        },
+    })
+}
+
+/// `/status` as JSON (crates/worker/src/admin.rs writes it).
+fn status_schema() -> Value {
+    let number = json!({"type": "number"});
+    let integer = json!({"type": "integer"});
+    json!({
+        "type": "object",
+        "required": ["server", "version", "master", "workers"],
+        "properties": {
+            "server": {"const": "serve"},
+            "version": {"type": "string"},
+            "master": {
+                "type": "object",
+                "required": ["pid", "started", "uptime_seconds", "generation", "last_reload"],
+                "properties": {
+                    "pid": integer,
+                    "started": {"type": "string", "format": "date-time"},
+                    "uptime_seconds": number,
+                    "generation": integer,
+                    "last_reload": {"oneOf": [{"type": "null"}, {
+                        "type": "object",
+                        "required": ["result", "at"],
+                        "properties": {
+                            "result": {"enum": ["ok", "failed"]},
+                            "at": {"type": "string", "format": "date-time"},
+                        },
+                    }]},
+                },
+            },
+            "workers": {"type": "array", "items": {
+                "type": "object",
+                "required": ["pid", "state", "generation", "age_seconds", "requests",
+                    "in_flight", "last_heartbeat_seconds_ago", "models_loaded"],
+                "properties": {
+                    "pid": integer,
+                    "state": {"enum": ["booting", "serving", "draining"]},
+                    "generation": integer,
+                    "age_seconds": number,
+                    "requests": integer,
+                    "in_flight": integer,
+                    "last_heartbeat_seconds_ago": number,
+                    "models_loaded": {"type": "array", "items": {"type": "string"}},
+                },
+            }},
         },
     })
 }
