@@ -2,6 +2,8 @@
 //! scrape reaches, through a worker's crash, a reload and `--max-requests`.
 
 mod common;
+#[path = "../crates/runtime/src/fixtures.rs"]
+mod fixtures;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -431,4 +433,106 @@ fn the_access_log_names_the_model_its_call_time_and_rows() {
     assert!(infer_line[2].parse::<u64>().is_ok(), "{out}");
     assert_eq!(infer_line[3], "1", "{out}");
     assert_eq!(lines[1], "/v2/health/live - - -");
+}
+
+#[test]
+fn queued_requests_whose_clients_left_never_reach_the_model() {
+    let _serial = common::serial();
+    let dir = common::tempdir();
+    let model = dir.path().join("slow.onnx");
+    std::fs::write(&model, fixtures::slow(512, 64)).unwrap();
+    let server = start(
+        Bin::Serve,
+        &[
+            "-w",
+            "1",
+            "-b",
+            "127.0.0.1:0",
+            "--max-batch-size",
+            "1",
+            model.to_str().unwrap(),
+        ],
+    );
+    let body = |rows: usize| {
+        let data = vec!["0.5"; rows * 512].join(",");
+        format!(
+            r#"{{"inputs":[{{"name":"x","shape":[{rows},512],"datatype":"FP32","data":[{data}]}}]}}"#
+        )
+    };
+    let gauge = |name: &str| {
+        let samples = parse(&scrape(&server, None).text());
+        sum(&samples, name, &[("model", "slow")])
+    };
+    // A: a long call (256 rows through 64 MatMuls of 512 × 512: some 8 GFLOP), answered last.
+    let addr = server.addr().clone();
+    let long = body(256);
+    let a = std::thread::spawn(move || {
+        Conn::open(&addr)
+            .and_then(|mut c| c.request("POST", "/v2/models/slow/infer", &[], long.as_bytes()))
+    });
+    let running = wait_until(PATIENCE, || {
+        gauge("serve_requests_in_flight") == 1.0 && gauge("serve_queue_depth") == 0.0
+    });
+    assert!(running, "A never ran: {}", server.log());
+    // Four more queue behind it; their clients leave before the model is free.
+    let one = body(1);
+    let request = format!(
+        "POST /v2/models/slow/infer HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{one}",
+        one.len()
+    );
+    let mut waiting: Vec<Conn> = (0..4)
+        .map(|_| {
+            let mut c = Conn::open(server.addr()).unwrap();
+            c.send_raw(request.as_bytes()).unwrap();
+            c
+        })
+        .collect();
+    assert!(
+        wait_until(PATIENCE, || gauge("serve_queue_depth") == 4.0),
+        "the four never queued"
+    );
+    assert_eq!(gauge("serve_requests_in_flight"), 5.0, "A runs, four wait");
+    waiting.clear();
+    let res = a.join().unwrap().expect("A's answer");
+    assert_eq!(res.status, 200, "{}", res.text());
+    let samples = wait_until(PATIENCE, || {
+        let samples = parse(&scrape(&server, None).text());
+        sum(
+            &samples,
+            "serve_requests_cancelled_total",
+            &[("model", "slow"), ("reason", "client_gone")],
+        ) == 4.0
+    });
+    assert!(samples, "{}", scrape(&server, None).text());
+    let samples = parse(&scrape(&server, None).text());
+    assert_eq!(
+        sum(&samples, "serve_model_calls_total", &[("model", "slow")]),
+        1.0,
+        "only A ran"
+    );
+    assert_eq!(
+        sum(&samples, "serve_requests_in_flight", &[("model", "slow")]),
+        0.0
+    );
+    assert_eq!(
+        sum(&samples, "serve_queue_depth", &[("model", "slow")]),
+        0.0
+    );
+    // A counts as answered; the four as their clients' leaving (nginx's 499).
+    let slow = [("model", "slow"), ("protocol", "v2")];
+    assert_eq!(
+        sum(
+            &samples,
+            "serve_requests_total",
+            &[slow[0], slow[1], ("code", "200")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&samples, "serve_requests_total", &[("code", "499")]),
+        4.0
+    );
+    // And the worker's own count of requests in flight came back to the scrape alone.
+    let workers = status(&server)["workers"].clone();
+    assert_eq!(workers[0]["in_flight"], 1, "{workers}");
 }

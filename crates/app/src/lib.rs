@@ -208,8 +208,15 @@ pub fn observe_call(call: Inference) {
     });
 }
 
+/// What the request being answered was labelled so far (the worker reads it; `None` outside
+/// a request).
+pub fn seen() -> Option<Seen> {
+    SEEN.try_with(std::cell::Cell::get).ok()
+}
+
 /// Runs an app's answer and returns what it said of the request (the worker's side of
-/// [`observe`]).
+/// [`observe`]). If the future is dropped before its end, it is dropped inside the scope:
+/// what it drops can still read [`seen`].
 pub async fn observing<F: Future>(answer: F) -> (F::Output, Seen) {
     SEEN.scope(std::cell::Cell::new(Seen::default()), async move {
         let out = answer.await;

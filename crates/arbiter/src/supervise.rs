@@ -256,14 +256,17 @@ impl Arbiter {
         if w.aborted_at.is_some() {
             return Some(Cause::Timeout);
         }
-        if self.board.metrics().retired_itself(w.slot) && code == Some(0) {
+        // Even when it had to be killed at the end of its graceful timeout.
+        if self.board.metrics().retired_itself(w.slot) {
             return Some(Cause::MaxRequests);
         }
         let asked = w.stopping_since.is_some() || w.killed;
         if !asked && code != Some(0) {
             return Some(Cause::Crash);
         }
-        (w.generation != self.generation).then_some(Cause::Reload)
+        // An older generation retired by a reload; not the newer one of an abandoned reload
+        // (the generation number goes back to the old one), whose workers never served.
+        (w.generation < self.generation).then_some(Cause::Reload)
     }
 
     /// Kills workers whose heartbeat stopped (SIGABRT, then SIGKILL) and workers that did not

@@ -199,7 +199,8 @@ impl Arbiter {
     /// The listeners the new settings ask for: those already open are kept, others bound.
     ///
     /// Sockets systemd passed (socket activation) are the service's addresses whatever the
-    /// configuration says, as at start: they are all kept. An open listener is matched by the
+    /// configuration says, as at start: they are all kept (`--metrics-bind`'s follow the new
+    /// configuration, as without systemd). An open listener is matched by the
     /// bind it was opened for, never by the descriptor number of a copy, so `fd://N` is not
     /// adopted twice.
     fn rebind(&self, settings: &Settings) -> Result<Vec<Bound>, String> {
@@ -213,24 +214,37 @@ impl Arbiter {
                 listener,
             })
         };
-        if self.systemd_sockets {
-            return self.listeners.iter().map(keep).collect();
-        }
         let opts = bind_options(settings);
-        settings
-            .binds
-            .iter()
-            .chain(&settings.metrics_binds)
-            .map(
-                |bind| match self.listeners.iter().find(|b| &b.bind == bind) {
+        // Each bind is matched among the open listeners of its own kind: the app's, then
+        // `--metrics-bind`'s (the current settings say how many), so that the same address
+        // in both lists (two `:0`) is never one socket.
+        let reuse = |binds: &[crate::settings::Bind], open: &[Bound]| {
+            binds
+                .iter()
+                .map(|bind| match open.iter().find(|b| &b.bind == bind) {
                     Some(open) => keep(open),
                     None => sockets::bind_one(bind, &opts).map(|listener| Bound {
                         bind: bind.clone(),
                         listener,
                     }),
-                },
-            )
-            .collect()
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
+        let split = self
+            .listeners
+            .len()
+            .saturating_sub(self.settings.metrics_binds.len());
+        let (app_open, metrics_open) = self.listeners.split_at(split);
+        let mut listeners = if self.systemd_sockets {
+            app_open
+                .iter()
+                .map(keep)
+                .collect::<Result<Vec<_>, String>>()?
+        } else {
+            reuse(&settings.binds, app_open)?
+        };
+        listeners.extend(reuse(&settings.metrics_binds, metrics_open)?);
+        Ok(listeners)
     }
 
     fn fork_proof(&mut self, settings: &Settings) -> std::io::Result<(Pid, OwnedFd)> {

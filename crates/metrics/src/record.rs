@@ -79,8 +79,8 @@ pub fn model_id(name: &str) -> ModelId {
     }
 }
 
-/// The labels the worker counts a response under, carried in the response's extensions by
-/// the app that made it. A response without one counts as `protocol="other"`, no model.
+/// The labels the worker counts a request under, given by the app with `serve_app::observe`
+/// while it answers. A request the app did not label counts as `protocol="other"`, no model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Observed {
     /// The model the request was for ([`model_id`]), or [`ModelId::NONE`].
@@ -149,11 +149,15 @@ impl Recorder {
 
     /// A run of `calls` tract calls (1 for a merged batch, one per row when rows run one by
     /// one) answering `requests` requests of `rows` rows in `took`: each call is observed
-    /// once, so the histograms' counts are the calls.
+    /// once, so the histograms' counts are the calls. No call (0) ends the requests only.
     pub fn call(&self, model: ModelId, requests: usize, rows: usize, calls: usize, took: Duration) {
-        let calls = calls.max(1) as u64;
         self.model(model, M_IN_FLIGHT)
             .fetch_sub(requests as u64, Relaxed);
+        if calls == 0 {
+            // Refused before the model ran: the requests are over, no call was made.
+            return;
+        }
+        let calls = calls as u64;
         self.model(model, M_CALLS).fetch_add(calls, Relaxed);
         let per_call = nanos(took) / calls;
         self.observe(model, M_INFERENCE, &DURATION_BUCKETS, per_call, calls);

@@ -23,8 +23,9 @@ pub const MAX_MODELS: usize = 32;
 pub const MAX_NAME: usize = NAME_WORDS * 8;
 const NAME_WORDS: usize = 16;
 
-/// Request counter label sets per table; the last one is `_overflow`.
-pub(crate) const REQUEST_KEYS: usize = 128;
+/// Request counter label sets per table (a worker's, or the retired figures of every worker
+/// the master reaped); the last one is `_overflow`.
+pub(crate) const REQUEST_KEYS: usize = 512;
 
 /// A histogram is `BUCKETS` finite buckets, the `+Inf` bucket and the sum.
 pub const BUCKETS: usize = 17;
@@ -137,11 +138,14 @@ impl ModelId {
 /// Why the master replaced a worker (`serve_worker_restarts_total{cause}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {
-    /// It died without being asked (a crash, an out-of-memory kill, a signal from outside).
+    /// It died without being asked: a crash (a non-zero exit, a fatal signal), an
+    /// out-of-memory kill, a `kill -9` from outside. (A worker that drains and exits 0 because
+    /// someone sent it TERM directly is replaced without being counted.)
     Crash = 0,
     /// Its heartbeat stopped for `--timeout` and the master killed it.
     Timeout = 1,
-    /// It retired itself after `--max-requests`.
+    /// It retired itself after `--max-requests` (even if it then had to be killed at the end
+    /// of `--graceful-timeout`).
     MaxRequests = 2,
     /// A reload (HUP) retired it in favour of the new generation.
     Reload = 3,
@@ -426,9 +430,14 @@ impl Region {
 
     /// Every table added up, read consistently with the master's folds.
     pub fn snapshot(&self) -> Snapshot {
+        let mut attempt = 0u32;
         loop {
+            attempt = attempt.saturating_add(1);
             let seq = self.word(SEQ).load(Ordering::Acquire);
-            if seq % 2 == 1 {
+            // A fold takes microseconds; a sequence odd for this long means its master died
+            // mid-fold (and this worker follows it soon): read what is there.
+            let settled = seq.is_multiple_of(2) || attempt > 100_000;
+            if !settled {
                 std::thread::yield_now();
                 continue;
             }
@@ -438,7 +447,7 @@ impl Region {
                 snap.add(self.table(i));
             }
             fence(Ordering::Acquire);
-            if self.word(SEQ).load(Ordering::Relaxed) == seq {
+            if self.word(SEQ).load(Ordering::Relaxed) == seq || attempt > 100_000 {
                 snap.header(self);
                 return snap;
             }
@@ -664,12 +673,32 @@ mod tests {
         let region = Region::private(1);
         region.slot_claimed(0);
         let r = Recorder::for_slot(region, 0);
-        for code in 0..200u16 {
+        let n = REQUEST_KEYS as u16 + 100;
+        for code in 0..n {
             r.request(ModelId::NONE, Protocol::Other, 100 + code, Duration::ZERO);
         }
         let snap = region.snapshot();
-        assert_eq!(snap.requests.values().sum::<u64>(), 200);
-        assert!(snap.requests[&OVERFLOW_KEY] >= 200 - (REQUEST_KEYS as u64 - 1));
+        assert_eq!(snap.requests.values().sum::<u64>(), u64::from(n));
+        assert_eq!(
+            snap.requests[&OVERFLOW_KEY],
+            u64::from(n) - (REQUEST_KEYS as u64 - 1)
+        );
+    }
+
+    #[test]
+    fn requests_refused_before_the_model_leave_the_gauges_and_make_no_call() {
+        let region = Region::private(1);
+        let m = region.register_model("pinned");
+        let r = Recorder::for_slot(region, 0);
+        r.queued(m);
+        r.started(m, Duration::ZERO);
+        r.call(m, 1, 0, 0, Duration::ZERO);
+        let snap = region.snapshot();
+        assert_eq!(snap.model(m, M_IN_FLIGHT), 0);
+        assert_eq!(snap.model(m, M_QUEUE_DEPTH), 0);
+        assert_eq!(snap.model(m, M_CALLS), 0);
+        let inference = snap.histogram(m, M_INFERENCE);
+        assert_eq!(inference.iter().sum::<u64>(), 0);
     }
 
     #[test]

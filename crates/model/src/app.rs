@@ -15,9 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serve_app::{
-    App, AppError, AppFactory, BoxFuture, Context, ModelId, Observed, Protocol, Request, Response,
-};
+use serve_app::{App, AppError, AppFactory, BoxFuture, Context, Request, Response};
 
 use crate::ModelOptions;
 use crate::executor::Settings;
@@ -101,11 +99,7 @@ impl App for ModelApp {
     fn call(&self, req: Request, cx: Context) -> BoxFuture<Response> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            let mut seen = Observed {
-                model: ModelId::NONE,
-                protocol: Protocol::Other,
-            };
-            let res = match router::dispatch(&inner, req, &cx, &mut seen).await {
+            match router::dispatch(&inner, req, &cx).await {
                 Ok(res) => res,
                 Err(e) => {
                     if e.status().is_server_error() && !e.is_logged() {
@@ -113,9 +107,7 @@ impl App for ModelApp {
                     }
                     e.into_response()
                 }
-            };
-            serve_app::observe(seen);
-            res
+            }
         })
     }
 

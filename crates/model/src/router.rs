@@ -26,19 +26,17 @@ pub struct Inner {
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
 
-/// Answers one request, and tells `seen` what to count it under (its model and protocol) as
-/// soon as the path says, so that an error answer counts there too.
-pub async fn dispatch(
-    app: &Inner,
-    req: Request,
-    cx: &Context,
-    seen: &mut Observed,
-) -> Result<Response, ApiError> {
+/// Answers one request, and tells the worker what to count it under (its model and
+/// protocol, `serve_app::observe`) as soon as the path says, so that an error answer, or a
+/// request whose client leaves while it waits for the model, counts there too.
+pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Response, ApiError> {
     let path = req.uri().path();
     if let Some(route) = app.routes.iter().find(|r| r.path == path) {
-        *seen = observed(Protocol::Route, Some(&route.model));
+        serve_app::observe(observed(Protocol::Route, Some(&route.model)));
     }
     if let Some(route) = manifest_route(app, req.method(), path)? {
+        // The route of this method (two methods of one path may serve two models).
+        serve_app::observe(observed(Protocol::Route, Some(&route.model)));
         return route.call(req.body()).await;
     }
     let trimmed = match path.strip_suffix('/') {
@@ -49,7 +47,7 @@ pub async fn dispatch(
     let Some(segments) = segments(trimmed, &mut buf) else {
         return Err(no_route(&req));
     };
-    *seen = observed(
+    serve_app::observe(observed(
         match segments {
             [""] | ["openapi.json"] => Protocol::Admin,
             ["v2", "health", ..] => Protocol::Health,
@@ -58,7 +56,7 @@ pub async fn dispatch(
             _ => Protocol::Other,
         },
         None,
-    );
+    ));
     match segments {
         [""] => allow(&req, GET).map(|()| front::page(app, &req)),
         ["openapi.json"] => allow(&req, GET).map(|()| openapi::document(app, &req)),
@@ -74,11 +72,11 @@ pub async fn dispatch(
         }
         ["v2", "models", name, rest @ ..] => {
             let model = find(app, name)?;
-            *seen = observed(Protocol::V2, Some(&model));
+            serve_app::observe(observed(Protocol::V2, Some(&model)));
             match versioned(&model, rest)? {
                 [] => allow(&req, GET).map(|()| v2::model_metadata(&model)),
                 ["ready"] => {
-                    *seen = observed(Protocol::Health, Some(&model));
+                    serve_app::observe(observed(Protocol::Health, Some(&model)));
                     allow(&req, GET)?;
                     Ok(v2::model_ready(&model, cx).await)
                 }
@@ -99,7 +97,7 @@ pub async fn dispatch(
             let mut parts: TVec<&str> = head.into();
             parts.push(last);
             let model = find(app, parts[0])?;
-            *seen = observed(Protocol::V1, Some(&model));
+            serve_app::observe(observed(Protocol::V1, Some(&model)));
             if !versioned(&model, &parts[1..])?.is_empty() {
                 return Err(no_route(&req));
             }

@@ -27,7 +27,9 @@ pub struct Call {
     pub requests: usize,
     /// Their rows together: the batch the model saw.
     pub rows: usize,
-    /// tract calls made: one, or one per row when the rows ran one by one.
+    /// tract calls made: one, or one per row when the rows ran one by one; none when the
+    /// requests were refused after they left the queue and before the model ran (a batch the
+    /// plan cannot take, inputs that cannot be stacked), with `rows` 0 and `ok` false.
     pub calls: usize,
     /// Time inside tract, stacking the inputs included.
     pub took: Duration,

@@ -347,6 +347,7 @@ impl Runner {
         let counts: Vec<usize> = batch.iter().map(|j| j.inputs.rows).collect();
         let rows: usize = counts.iter().sum();
         let started = Instant::now();
+        let mut called = false;
         let result = match self.way(rows) {
             Ok((way, model)) => {
                 let inputs = if batch.len() == 1 {
@@ -357,6 +358,7 @@ impl Runner {
                 let stacking = started.elapsed();
                 match inputs {
                     Ok(inputs) => {
+                        called = true;
                         self.call(way, model, inputs, (requests, rows), stacking)
                             .await
                     }
@@ -365,6 +367,17 @@ impl Runner {
             }
             Err(e) => Err(e),
         };
+        if !called {
+            // Started, yet refused before the model: observers hear that they ended too.
+            let none = Call {
+                requests,
+                rows: 0,
+                calls: 0,
+                took: Duration::ZERO,
+                ok: false,
+            };
+            self.observers.each(|o| o.call(&none));
+        }
         let took = started.elapsed();
         match result {
             Ok(outputs) if batch.len() == 1 => {

@@ -229,6 +229,31 @@ pub fn iris_like() -> Vec<u8> {
     ))
 }
 
+/// A deliberately slow model: `x` FP32 [N, width] through `depth` MatMuls by the same
+/// width × width weight (each entry 1/width, so values stay put): about
+/// 2 · depth · width² floating-point operations a row, for tests that need a model call to
+/// last while other requests wait in the queue.
+pub fn slow(width: i64, depth: usize) -> Vec<u8> {
+    let w = vec![1.0 / width as f32; (width * width) as usize];
+    let names: Vec<String> = (0..=depth)
+        .map(|i| match i {
+            0 => "x".to_string(),
+            i if i == depth => "y".to_string(),
+            i => format!("h{i}"),
+        })
+        .collect();
+    let nodes = names
+        .windows(2)
+        .map(|pair| node("MatMul", &[&pair[0], "W"], &[&pair[1]], vec![]))
+        .collect();
+    model(graph(
+        nodes,
+        vec![vi("x", FLOAT, &[D::N, D::F(width)])],
+        vec![vi("y", FLOAT, &[D::N, D::F(width)])],
+        vec![init_f32("W", &[width, width], &w)],
+    ))
+}
+
 /// A classifier like the example iris: `input` FP32 [N,4] → `label` INT64 [N] (ArgMax) and
 /// `probabilities` FP32 [N,3] (Softmax). Weights: class k scores feature k (k < 3).
 pub fn classifier() -> Vec<u8> {

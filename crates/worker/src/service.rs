@@ -13,7 +13,7 @@ use http::header::{CONNECTION, HeaderValue};
 use http::{HeaderName, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use serve_app::{Context, ModelId, Observed, Protocol, Seen, error_response};
+use serve_app::{Context, ModelId, Observed, Protocol, error_response};
 
 use crate::conn::ConnWatch;
 use crate::drain::Reason;
@@ -58,9 +58,38 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.handle(req).await) })
+        // The whole request runs where the app can label it (serve_app::observe), so that even
+        // a request whose future hyper drops is counted under what it was.
+        Box::pin(async move { Ok(serve_app::observing(this.handle(req)).await.0) })
     }
 }
+
+/// A request from its head on: whatever ends it (its answer, or hyper dropping its future
+/// because the client left or reset the stream), it is counted once, under the labels the
+/// app gave, and the worker's and the connection's in-flight counts come back down.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    watch: &'a ConnWatch,
+    started: Instant,
+    /// The answer's status, once there is one; none: the client left first (counted as 499,
+    /// nginx's "client closed request").
+    status: Option<u16>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let Observed { model, protocol } = serve_app::seen().unwrap_or_default().observed;
+        if let Some(r) = &self.shared.recorder {
+            let status = self.status.unwrap_or(CLIENT_CLOSED_REQUEST);
+            r.request(model, protocol, status, self.started.elapsed());
+        }
+        self.shared.slot.request_finished();
+        self.watch.request_finished();
+    }
+}
+
+/// nginx's status for a request whose client closed the connection before the answer.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// What the access log needs of a request whose parts went to the app.
 struct Logged {
@@ -79,6 +108,12 @@ impl Service {
         shared
             .slot
             .request_started(req.method().as_str(), req.uri().path());
+        let mut in_flight = InFlight {
+            shared,
+            watch: &self.watch,
+            started,
+            status: None,
+        };
 
         let (mut parts, incoming) = req.into_parts();
         let request_id = shared.request_id(&parts.headers);
@@ -89,8 +124,6 @@ impl Service {
             version: parts.version,
             headers: parts.headers.clone(),
         });
-        // What the request counts under: `other` with no model unless the app says.
-        let mut seen = Seen::default();
         let mut res = match limits::check_head(&parts, &shared.config) {
             Err(res) => res,
             Ok(()) => match body::read(&mut parts, incoming, &shared.config).await {
@@ -99,7 +132,10 @@ impl Service {
                     if self.admin
                         || (shared.admin_on_main() && admin::is_admin(parts.uri.path())) =>
                 {
-                    seen.observed.protocol = Protocol::Admin;
+                    serve_app::observe(Observed {
+                        model: ModelId::NONE,
+                        protocol: Protocol::Admin,
+                    });
                     admin::answer(&parts, shared.board)
                 }
                 Ok(body) => {
@@ -109,9 +145,7 @@ impl Service {
                         stopping: shared.slot.server_stopping(),
                         request_id: request_id.clone(),
                     };
-                    let (res, said) = serve_app::observing(self.call_app(parts, body, cx)).await;
-                    seen = said;
-                    res
+                    self.call_app(parts, body, cx).await
                 }
             },
         };
@@ -135,21 +169,18 @@ impl Service {
             res.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        let Observed { model, protocol } = seen.observed;
-        if let Some(r) = &shared.recorder {
-            // Counted before hyper writes the answer: a scrape that follows sees it.
-            r.request(model, protocol, res.status().as_u16(), started.elapsed());
-        }
+        // Counted (when `in_flight` drops, as this returns) before hyper writes the answer:
+        // a scrape that follows sees it.
+        in_flight.status = Some(res.status().as_u16());
+        let seen = serve_app::seen().unwrap_or_default();
         if let Some(logged) = logged {
-            let name = match (model, serve_metrics::region()) {
+            let name = match (seen.observed.model, serve_metrics::region()) {
                 (ModelId::NONE, _) | (_, None) => String::new(),
                 (id, Some(region)) => region.model_name(id),
             };
             let call = seen.call.map(|c| (c.rows, c.took));
             log_access(&logged, client, &res, started, &request_id, &name, call);
         }
-        shared.slot.request_finished();
-        self.watch.request_finished();
         res.map(Full::new)
     }
 
