@@ -166,7 +166,7 @@ impl Arbiter {
         let metrics = board.metrics();
         serve_metrics::install(metrics);
         serve_metrics::record_into(serve_metrics::Target::Master);
-        metrics.master_started(pid.as_raw() as u32, unix_ms());
+        metrics.master_started(pid.as_raw() as u32);
         metrics.set_generation(1);
         register_models(&settings);
 
@@ -524,13 +524,6 @@ pub(crate) fn register_models(settings: &Settings) {
             );
         }
     }
-}
-
-/// Wall-clock time, Unix milliseconds (what `/status` shows; durations use monotonic clocks).
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub(crate) fn preload(settings: &Settings) -> Result<Arc<dyn App>, String> {

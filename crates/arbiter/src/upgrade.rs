@@ -183,9 +183,7 @@ impl Arbiter {
 
     fn reload_failed(&mut self, why: &str) {
         tracing::error!("Reload failed: {why}; the current workers keep serving");
-        self.board
-            .metrics()
-            .reloaded(ReloadResult::Failed, crate::arbiter::unix_ms());
+        self.board.metrics().reloaded(ReloadResult::Failed);
         crate::notify::notify("READY=1\nSTATUS=reload failed; the previous generation serves");
         self.after_reload();
     }
@@ -354,9 +352,7 @@ impl Arbiter {
                 crate::notify::notify(&format!(
                     "READY=1\nSTATUS={ready} workers, generation {generation}"
                 ));
-                self.board
-                    .metrics()
-                    .reloaded(ReloadResult::Ok, crate::arbiter::unix_ms());
+                self.board.metrics().reloaded(ReloadResult::Ok);
                 self.reload = Reload::Idle;
                 self.after_reload();
             }
@@ -405,9 +401,7 @@ impl Arbiter {
                 }
             }
         }
-        self.board
-            .metrics()
-            .reloaded(ReloadResult::Failed, crate::arbiter::unix_ms());
+        self.board.metrics().reloaded(ReloadResult::Failed);
     }
 
     /// USR2: start a new master, from the binary on disk, on the same sockets.

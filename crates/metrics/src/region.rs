@@ -280,10 +280,11 @@ impl Region {
 
     // The master's side.
 
-    /// Records the master's pid and start (wall clock, Unix milliseconds).
-    pub fn master_started(&self, pid: u32, unix_ms: u64) {
+    /// Records the master's pid and that it starts now.
+    pub fn master_started(&self, pid: u32) {
         self.word(MASTER_PID).store(pid.into(), Ordering::Relaxed);
-        self.word(STARTED_UNIX_MS).store(unix_ms, Ordering::Relaxed);
+        self.word(STARTED_UNIX_MS)
+            .store(unix_ms(), Ordering::Relaxed);
     }
 
     /// Records the generation now serving.
@@ -303,12 +304,12 @@ impl Region {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a reload and remembers it as the last one.
-    pub fn reloaded(&self, result: ReloadResult, unix_ms: u64) {
+    /// Counts a reload that ends now and remembers it as the last one.
+    pub fn reloaded(&self, result: ReloadResult) {
         let i = if result == ReloadResult::Ok { 0 } else { 1 };
         self.word(RELOADS + i).fetch_add(1, Ordering::Relaxed);
         self.word(LAST_RELOAD_UNIX_MS)
-            .store(unix_ms, Ordering::Relaxed);
+            .store(unix_ms(), Ordering::Relaxed);
         self.word(LAST_RELOAD)
             .store(result as u64, Ordering::Relaxed);
     }
@@ -491,6 +492,14 @@ impl Region {
             },
         }
     }
+}
+
+/// Wall-clock time in Unix milliseconds: what `/status` shows of the master's start and its
+/// last reload (durations use monotonic clocks).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// What the master wrote of itself.

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use http::header::{ACCEPT, ALLOW, CONTENT_TYPE, HeaderValue};
 use http::{Method, StatusCode};
 use serve_app::{Bytes, Response, error_response};
+use serve_log::time::Utc;
 use serve_metrics::{Format, Region, ReloadResult};
 
 use crate::scoreboard::{Slot, State, now_ms};
@@ -128,7 +129,7 @@ fn rows(board: &[Slot], region: Region) -> Vec<Row> {
 
 fn status(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
     let master = region.master();
-    let now_unix = unix_ms();
+    let now_unix = serve_metrics::region::unix_ms();
     let uptime = now_unix.saturating_sub(master.started_unix_ms) as f64 / 1000.0;
     let rows = rows(board, region);
     let reload = master.last_reload.map(|(result, at)| {
@@ -243,31 +244,12 @@ fn human(s: f64) -> String {
     }
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Unix milliseconds as an RFC 3339 UTC time (`2026-11-30T18:37:15Z`).
+/// Unix milliseconds as an RFC 3339 UTC time to the second (`2026-11-30T18:37:15Z`).
 fn rfc3339(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86400, secs % 86400);
-    // Howard Hinnant's civil-from-days, for the proleptic Gregorian calendar.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = Utc::from_unix((unix_ms / 1000) as i64, 0);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
 }
 
