@@ -41,12 +41,9 @@ fn the_custom_app_answers_its_route_and_passes_the_rest_to_the_model_app() {
     assert_eq!(res.json()["name"], "iris");
 
     // Its route counts under its own labels, the model's calls under the model's.
-    let metrics = server.get("/metrics").text();
-    for line in [
-        "serve_requests_total{model=\"iris\",protocol=\"route\",code=\"200\"} 2\n",
-        "serve_requests_total{model=\"iris\",protocol=\"route\",code=\"400\"} 1\n",
-        "serve_model_calls_total{model=\"iris\"} 2\n",
-    ] {
-        assert!(metrics.contains(line), "{line}{metrics}");
-    }
+    server.assert_metrics(&[
+        "serve_requests_total{model=\"iris\",protocol=\"route\",code=\"200\"} 2",
+        "serve_requests_total{model=\"iris\",protocol=\"route\",code=\"400\"} 1",
+        "serve_model_calls_total{model=\"iris\"} 2",
+    ]);
 }

@@ -4,18 +4,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::Path;
 
 use common::http::Conn;
-use common::{Bin, PATIENCE, Spawn, start};
-
-fn examples(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(p)
-        .display()
-        .to_string()
-}
+use common::{Bin, PATIENCE, Spawn, examples, start};
 
 fn page(server: &common::Server) -> String {
     let res = server.get("/");

@@ -512,14 +512,11 @@ fn a_new_generation_that_cannot_boot_is_abandoned() {
     assert_eq!(server.workers(), before);
     assert_eq!(server.get("/").json()["generation"], "v1");
     // Counted as a failed reload; the abandoned generation's workers are no reload restart.
-    let metrics = server.get("/metrics").text();
-    for line in [
-        "serve_reloads_total{result=\"failed\"} 1\n",
-        "serve_reloads_total{result=\"ok\"} 0\n",
-        "serve_worker_restarts_total{cause=\"reload\"} 0\n",
-    ] {
-        assert!(metrics.contains(line), "{line}{metrics}");
-    }
+    server.assert_metrics(&[
+        "serve_reloads_total{result=\"failed\"} 1",
+        "serve_reloads_total{result=\"ok\"} 0",
+        "serve_worker_restarts_total{cause=\"reload\"} 0",
+    ]);
 }
 
 #[test]

@@ -89,6 +89,11 @@ fn scrape(server: &common::Server, accept: Option<&str>) -> common::http::Respon
     res
 }
 
+/// One scrape in the text format, parsed.
+fn scraped(server: &common::Server) -> Vec<Sample> {
+    parse(&scrape(server, None).text())
+}
+
 fn status(server: &common::Server) -> serde_json::Value {
     let res = Conn::open(server.addr())
         .and_then(|mut c| c.request("GET", "/status", &[("Accept", "application/json")], b""))
@@ -167,7 +172,7 @@ fn counts_are_exact_across_workers_and_survive_a_crash() {
 
     // Several scrapes on new connections: whichever worker answers, the figures are the same.
     for _ in 0..6 {
-        let samples = parse(&scrape(&server, None).text());
+        let samples = scraped(&server);
         let iris = [("model", "iris")];
         let total = sum(&samples, "serve_requests_total", &iris);
         assert_eq!(
@@ -251,7 +256,7 @@ fn counters_survive_a_reload_and_name_why_workers_were_replaced() {
         server.log()
     );
     let reloaded = wait_until(PATIENCE, || {
-        let samples = parse(&scrape(&server, None).text());
+        let samples = scraped(&server);
         sum(
             &samples,
             "serve_worker_restarts_total",
@@ -259,7 +264,7 @@ fn counters_survive_a_reload_and_name_why_workers_were_replaced() {
         ) == 2.0
     });
     assert!(reloaded, "{}", scrape(&server, None).text());
-    let samples = parse(&scrape(&server, None).text());
+    let samples = scraped(&server);
     assert_eq!(
         sum(&samples, "serve_requests_total", &[("model", "iris")]),
         10.0
@@ -275,12 +280,12 @@ fn counters_survive_a_reload_and_name_why_workers_were_replaced() {
     );
     assert_eq!(after["master"]["last_reload"]["result"], "ok");
 
-    // Past --max-requests (40, plus up to 40 of jitter... none by default) a worker retires.
+    // Past --max-requests (40; no jitter by default) a worker retires.
     for _ in 0..100 {
         infer(&server);
     }
     let recycled = wait_until(PATIENCE, || {
-        let samples = parse(&scrape(&server, None).text());
+        let samples = scraped(&server);
         sum(
             &samples,
             "serve_worker_restarts_total",
@@ -288,7 +293,7 @@ fn counters_survive_a_reload_and_name_why_workers_were_replaced() {
         ) >= 1.0
     });
     assert!(recycled, "{}", scrape(&server, None).text());
-    let samples = parse(&scrape(&server, None).text());
+    let samples = scraped(&server);
     assert_eq!(
         sum(&samples, "serve_requests_total", &[("model", "iris")]),
         110.0
@@ -459,10 +464,7 @@ fn queued_requests_whose_clients_left_never_reach_the_model() {
             r#"{{"inputs":[{{"name":"x","shape":[{rows},512],"datatype":"FP32","data":[{data}]}}]}}"#
         )
     };
-    let gauge = |name: &str| {
-        let samples = parse(&scrape(&server, None).text());
-        sum(&samples, name, &[("model", "slow")])
-    };
+    let gauge = |name: &str| sum(&scraped(&server), name, &[("model", "slow")]);
     // A: a long call (256 rows through 64 MatMuls of 512 × 512: some 8 GFLOP), answered last.
     let addr = server.addr().clone();
     let long = body(256);
@@ -496,7 +498,7 @@ fn queued_requests_whose_clients_left_never_reach_the_model() {
     let res = a.join().unwrap().expect("A's answer");
     assert_eq!(res.status, 200, "{}", res.text());
     let samples = wait_until(PATIENCE, || {
-        let samples = parse(&scrape(&server, None).text());
+        let samples = scraped(&server);
         sum(
             &samples,
             "serve_requests_cancelled_total",
@@ -504,7 +506,7 @@ fn queued_requests_whose_clients_left_never_reach_the_model() {
         ) == 4.0
     });
     assert!(samples, "{}", scrape(&server, None).text());
-    let samples = parse(&scrape(&server, None).text());
+    let samples = scraped(&server);
     assert_eq!(
         sum(&samples, "serve_model_calls_total", &[("model", "slow")]),
         1.0,

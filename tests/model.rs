@@ -7,19 +7,10 @@ mod common;
 mod fixtures;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use common::http::Conn;
-use common::{Bin, PATIENCE, Spawn, load, serial, start};
+use common::{Bin, PATIENCE, Spawn, examples, load, serial, start};
 use nix::sys::signal::Signal;
-
-fn examples(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(p)
-        .display()
-        .to_string()
-}
 
 fn post(server: &common::Server, path: &str, body: &str) -> common::http::Response {
     Conn::open(server.addr())

@@ -98,11 +98,7 @@ fn a_hung_worker_is_killed_after_the_timeout_and_named() {
     let fresh = server.wait_workers(1)[0];
     assert_ne!(fresh, hung);
     assert_eq!(server.get("/pid").pid(), fresh);
-    let metrics = server.get("/metrics").text();
-    assert!(
-        metrics.contains("serve_worker_restarts_total{cause=\"timeout\"} 1\n"),
-        "{metrics}"
-    );
+    server.assert_metrics(&["serve_worker_restarts_total{cause=\"timeout\"} 1"]);
     report(
         "hung worker: request start to WORKER TIMEOUT (--timeout 1)",
         format!("{detected:?}"),
@@ -143,11 +139,12 @@ fn ttin_and_ttou_change_the_count_by_one() {
     assert!(server.wait_log("Number of workers stays at 1", PATIENCE));
     assert_eq!(server.workers().len(), 1);
     // Fewer workers asked for is no restart.
-    let metrics = server.get("/metrics").text();
-    for cause in ["crash", "timeout", "max_requests", "reload"] {
-        let line = format!("serve_worker_restarts_total{{cause=\"{cause}\"}} 0\n");
-        assert!(metrics.contains(&line), "{metrics}");
-    }
+    server.assert_metrics(&[
+        "serve_worker_restarts_total{cause=\"crash\"} 0",
+        "serve_worker_restarts_total{cause=\"timeout\"} 0",
+        "serve_worker_restarts_total{cause=\"max_requests\"} 0",
+        "serve_worker_restarts_total{cause=\"reload\"} 0",
+    ]);
 }
 
 #[test]
@@ -167,11 +164,7 @@ fn a_worker_that_exits_is_respawned_without_waiting() {
         !server.log().contains("next spawn in"),
         "one death must not back off"
     );
-    let metrics = server.get("/metrics").text();
-    assert!(
-        metrics.contains("serve_worker_restarts_total{cause=\"crash\"} 1\n"),
-        "{metrics}"
-    );
+    server.assert_metrics(&["serve_worker_restarts_total{cause=\"crash\"} 1"]);
 }
 
 #[test]

@@ -264,6 +264,17 @@ impl Server {
         }
     }
 
+    /// Asserts that one scrape of `/metrics` has each of these sample lines, exactly.
+    pub fn assert_metrics(&self, lines: &[&str]) {
+        let metrics = self.get("/metrics").text();
+        for line in lines {
+            assert!(
+                metrics.contains(&format!("{line}\n")),
+                "no {line} in:\n{metrics}"
+            );
+        }
+    }
+
     /// One GET on a fresh connection.
     pub fn get(&self, path: &str) -> http::Response {
         http::Conn::open(self.addr())
@@ -284,6 +295,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A path under the repository's examples/ folder, as an argument for the binary.
+pub fn examples(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(p)
+        .display()
+        .to_string()
 }
 
 /// Polls `cond` every 20 ms until it holds or `within` passes.
