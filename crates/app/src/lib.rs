@@ -214,15 +214,12 @@ pub fn seen() -> Option<Seen> {
     SEEN.try_with(std::cell::Cell::get).ok()
 }
 
-/// Runs an app's answer and returns what it said of the request (the worker's side of
-/// [`observe`]). If the future is dropped before its end, it is dropped inside the scope:
-/// what it drops can still read [`seen`].
-pub async fn observing<F: Future>(answer: F) -> (F::Output, Seen) {
-    SEEN.scope(std::cell::Cell::new(Seen::default()), async move {
-        let out = answer.await;
-        (out, SEEN.with(std::cell::Cell::get))
-    })
-    .await
+/// Runs a request's future where the app can label it (the worker's side of [`observe`]):
+/// inside it, [`seen`] tells what the app said so far. If the future is dropped before its
+/// end, it is dropped inside the scope: what it drops can still read [`seen`].
+pub async fn observing<F: Future>(answer: F) -> F::Output {
+    SEEN.scope(std::cell::Cell::new(Seen::default()), answer)
+        .await
 }
 
 /// The content type of every JSON answer.
@@ -290,7 +287,8 @@ mod tests {
         };
         // Outside a request: nothing to label, and no panic.
         observe(v2);
-        let ((), seen) = observing(async {
+        assert_eq!(seen(), None);
+        let said = observing(async {
             observe(v2);
             let call = Inference {
                 rows: 3,
@@ -299,12 +297,14 @@ mod tests {
             observe_call(call);
             tokio::task::yield_now().await;
             observe(route);
+            seen()
         })
-        .await;
-        assert_eq!(seen.observed, route);
-        assert_eq!(seen.call.map(|c| c.rows), Some(3));
-        let ((), fresh) = observing(async {}).await;
-        assert_eq!(fresh, Seen::default());
+        .await
+        .expect("inside a request");
+        assert_eq!(said.observed, route);
+        assert_eq!(said.call.map(|c| c.rows), Some(3));
+        let fresh = observing(async { seen() }).await;
+        assert_eq!(fresh, Some(Seen::default()));
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         let this = self.clone();
         // The whole request runs where the app can label it (serve_app::observe), so that even
         // a request whose future hyper drops is counted under what it was.
-        Box::pin(async move { Ok(serve_app::observing(this.handle(req)).await.0) })
+        Box::pin(async move { Ok(serve_app::observing(this.handle(req)).await) })
     }
 }
 
