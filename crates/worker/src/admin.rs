@@ -73,22 +73,31 @@ fn text(content_type: &'static str, body: String) -> Response {
 
 fn metrics(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
     let format = Format::from_accept(accept);
-    let mut counts = [0u64; 3];
-    for slot in board.iter().filter(|s| s.pid() != 0) {
-        match slot.state() {
-            State::Booting => counts[0] += 1,
-            State::Ready => counts[1] += 1,
-            State::Draining => counts[2] += 1,
-            State::Free => {}
+    let mut workers = STATES.map(|state| (state, 0u64));
+    for label in live(board).filter_map(|(_, slot)| state_label(slot.state())) {
+        if let Some((_, n)) = workers.iter_mut().find(|(state, _)| *state == label) {
+            *n += 1;
         }
     }
-    let workers = [
-        ("booting", counts[0]),
-        ("serving", counts[1]),
-        ("draining", counts[2]),
-    ];
     let body = serve_metrics::render::render(&region, format, &workers);
     text(format.content_type(), body)
+}
+
+/// The `state` label of `serve_workers` and `/status`, in that order; `None` for a free slot.
+const STATES: [&str; 3] = ["booting", "serving", "draining"];
+
+fn state_label(state: State) -> Option<&'static str> {
+    match state {
+        State::Booting => Some(STATES[0]),
+        State::Ready => Some(STATES[1]),
+        State::Draining => Some(STATES[2]),
+        State::Free => None,
+    }
+}
+
+/// The slots with a worker (its pid recorded), with their index in the metrics region.
+fn live(board: &[Slot]) -> impl Iterator<Item = (usize, &Slot)> {
+    board.iter().enumerate().filter(|(_, s)| s.pid() != 0)
 }
 
 /// One worker as `/status` shows it.
@@ -106,17 +115,11 @@ struct Row {
 fn rows(board: &[Slot], region: Region) -> Vec<Row> {
     let now = now_ms();
     let preloaded = region.preloaded();
-    board
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.pid() != 0 && s.state() != State::Free)
-        .map(|(i, s)| Row {
+    live(board)
+        .filter_map(|(i, s)| Some((i, s, state_label(s.state())?)))
+        .map(|(i, s, state)| Row {
             pid: s.pid(),
-            state: match s.state() {
-                State::Booting => "booting",
-                State::Ready => "serving",
-                _ => "draining",
-            },
+            state,
             generation: s.generation(),
             age_s: s.age_ms(now) as f64 / 1000.0,
             requests: s.requests(),
