@@ -97,6 +97,7 @@ impl Config {
             threads: self.threads,
             worker_connections: self.worker_connections,
             keep_alive: self.keep_alive,
+            max_connection_age: self.max_connection_age,
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
             graceful_timeout: self.graceful_timeout,

@@ -597,6 +597,11 @@ settings! {
         "How long stopping workers may take to finish their requests.";
     keep_alive: Seconds = Some("2"), "Timeouts",
         "How long an idle keep-alive connection is kept; 0 closes after each response.";
+    max_connection_age: Seconds = Some("0"), "Timeouts",
+        "Ask a keep-alive connection older than this (give or take 10%) to reconnect: \
+         Connection: close on its next HTTP/1.1 answer, GOAWAY on HTTP/2, so that a client \
+         that holds its connections (a proxy's pool) spreads them over the workers again; \
+         0 never does.";
     header_timeout: PositiveSeconds = Some("30"), "Timeouts",
         "Longest time to receive a request's head (slowloris).";
     body_timeout: PositiveSeconds = Some("60"), "Timeouts",

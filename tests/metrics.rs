@@ -378,14 +378,7 @@ fn metrics_bind_moves_metrics_and_status_to_their_own_listener() {
     )
     .spawn();
     server.wait_booted();
-    let log = server.log();
-    let at = log
-        .lines()
-        .find_map(|l| l.split("Metrics and status at: http://").nth(1))
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
-        .to_string();
-    let admin = common::Addr::Tcp(at);
+    let admin = server.metrics_addr();
     let get = |addr: &common::Addr, path: &str| {
         Conn::open(addr)
             .and_then(|mut c| c.request("GET", path, &[], b""))

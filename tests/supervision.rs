@@ -17,14 +17,18 @@ fn a_killed_worker_is_replaced_and_the_other_keeps_answering() {
     let workers = server.wait_workers(2);
     let (victim, survivor) = (workers[0], workers[1]);
 
-    // Load that must never fail, pinned to the survivor: its keep-alive connections are
-    // accepted by whichever worker, so keep only those the survivor owns.
+    // Load that must never fail, pinned to the survivor: keep-alive connections are shared
+    // between the workers, so open them until the survivor owns four, and keep the victim's
+    // open meanwhile (a closed one would leave the victim with fewer, and the next ones to
+    // it).
     let addr = server.addr().clone();
-    let mut pinned = Vec::new();
+    let (mut pinned, mut victims) = (Vec::new(), Vec::new());
     let opened = common::wait_until(PATIENCE, || {
         let mut c = Conn::open(&addr).unwrap();
         if c.request("GET", "/pid", &[], b"").unwrap().pid() == survivor {
             pinned.push(c);
+        } else {
+            victims.push(c);
         }
         pinned.len() >= 4
     });

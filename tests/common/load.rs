@@ -1,11 +1,12 @@
-//! A closed-loop load generator: N keep-alive connections, each sending the next request as
-//! soon as the last was answered, counting every failure: a reset, an early close, a refused
+//! A closed-loop load generator: N keep-alive connections, opened at the same moment (the
+//! burst a proxy's pool or a client restarting makes), each sending the next request as soon
+//! as the last was answered, counting every failure: a reset, an early close, a refused
 //! connection or a status other than 200. A connection the server marked `Connection: close`
 //! is replaced by a new one, as every HTTP client does.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -52,11 +53,16 @@ pub fn start_post(addr: &Addr, path: &str, body: &str, conns: usize) -> Load {
 fn start_request(addr: &Addr, method: &str, path: &str, body: &str, conns: usize) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
+    let together = Arc::new(Barrier::new(conns));
     let threads = (0..conns)
         .map(|_| {
             let (addr, stop, answered) = (addr.clone(), stop.clone(), answered.clone());
             let (method, path, body) = (method.to_string(), path.to_string(), body.to_string());
-            std::thread::spawn(move || run(&addr, (&method, &path, &body), &stop, &answered))
+            let together = together.clone();
+            std::thread::spawn(move || {
+                together.wait();
+                run(&addr, (&method, &path, &body), &stop, &answered)
+            })
         })
         .collect();
     Load {

@@ -218,6 +218,17 @@ impl Server {
         self.addr.as_ref().expect("the server has booted")
     }
 
+    /// The `--metrics-bind` address, as the log names it.
+    pub fn metrics_addr(&self) -> Addr {
+        let log = self.log();
+        let at = log
+            .lines()
+            .find_map(|l| l.split("Metrics and status at: http://").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"));
+        Addr::Tcp(at.to_string())
+    }
+
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }

@@ -29,6 +29,9 @@ PINNED = {
     "serve_requests_in_flight": ("gauge", {"model"}),
     "serve_queue_depth": ("gauge", {"model"}),
     "serve_workers": ("gauge", {"state"}),
+    "serve_worker_connections": ("gauge", {"slot"}),
+    "serve_connections": ("counter", set()),
+    "serve_connections_recycled": ("counter", set()),
     "serve_worker_restarts": ("counter", {"cause"}),
     "serve_reloads": ("counter", {"result"}),
     "serve_model_load_seconds": ("histogram", {"model"}),
@@ -135,3 +138,6 @@ def check_status(base, app, out, master, check):
             children.update(int(p) for p in f.read().split())
     listed = {w["pid"] for w in body["workers"]}
     check(listed == children, f"{app}: /status lists the master's children {sorted(children)}")
+    # The connection asking is open while /status answers: some worker counts it.
+    open_now = sum(w["connections"] for w in body["workers"])
+    check(open_now >= 1, f"{app}: /status counts the connections open, its own included ({open_now})")

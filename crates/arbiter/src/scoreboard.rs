@@ -8,18 +8,19 @@
 use std::io;
 use std::num::NonZeroUsize;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 use serve_metrics::Region;
 use serve_worker::Slot;
+use serve_worker::scoreboard::Board;
 
 /// Most workers a master can run at once (TTIN stops there).
 pub const CAPACITY: usize = 1024;
 
 /// The slots, shared with every worker.
 pub struct Scoreboard {
-    slots: &'static [Slot],
+    board: Board,
     used: Vec<bool>,
     metrics: Region,
 }
@@ -29,10 +30,12 @@ impl Scoreboard {
     pub fn new() -> io::Result<Scoreboard> {
         // SAFETY: a Slot is atomics only, and all-zero is a valid Slot (State::Free).
         let slots = unsafe { shared::<Slot>(CAPACITY)? };
+        // SAFETY: AtomicU32 is an atomic, valid at zero.
+        let claimed = unsafe { shared::<AtomicU32>(1)? };
         // SAFETY: AtomicU64 is an atomic, valid at zero.
         let words = unsafe { shared::<AtomicU64>(Region::words_for(CAPACITY))? };
         Ok(Scoreboard {
-            slots,
+            board: Board::new(slots, &claimed[0]),
             used: vec![false; CAPACITY],
             metrics: Region::new(words, CAPACITY),
         })
@@ -42,8 +45,9 @@ impl Scoreboard {
     pub fn claim(&mut self, generation: u64) -> Option<(usize, &'static Slot)> {
         let i = self.used.iter().position(|u| !u)?;
         self.used[i] = true;
-        let slot = &self.slots[i];
+        let slot = &self.board.all()[i];
         slot.claim(generation);
+        self.board.cover(i);
         self.metrics.slot_claimed(i);
         Some((i, slot))
     }
@@ -51,13 +55,13 @@ impl Scoreboard {
     /// Gives a dead worker's slot back, its counters added to the retired ones first.
     pub fn release(&mut self, i: usize) {
         self.metrics.fold(i);
-        self.slots[i].release();
+        self.board.all()[i].release();
         self.used[i] = false;
     }
 
-    /// Every slot (what `/status` lists).
-    pub fn slots(&self) -> &'static [Slot] {
-        self.slots
+    /// Every slot (what `/status` lists and the workers share connections by).
+    pub fn board(&self) -> Board {
+        self.board
     }
 
     /// The metrics region.
@@ -67,7 +71,7 @@ impl Scoreboard {
 
     /// A slot by index.
     pub fn slot(&self, i: usize) -> &'static Slot {
-        &self.slots[i]
+        &self.board.all()[i]
     }
 }
 
@@ -76,7 +80,7 @@ impl Scoreboard {
 /// master could ever use, and a server uses a few.
 ///
 /// # Safety
-/// `T` must be valid when all-zero and made only of atomics (`Slot` and `AtomicU64` are), so
+/// `T` must be valid when all-zero and made only of atomics (`Slot` and the atomics are), so
 /// that processes sharing the memory never race on a plain value.
 unsafe fn shared<T>(n: usize) -> io::Result<&'static [T]> {
     let len = n * std::mem::size_of::<T>();
@@ -92,10 +96,9 @@ unsafe fn shared<T>(n: usize) -> io::Result<&'static [T]> {
     }
     .map_err(io::Error::from)?;
     // SAFETY: the mapping is page-aligned (more than the 128-byte alignment of Slot and the
-    // 8 of AtomicU64), `len` bytes long (exactly n values), zero-filled (valid for T, as the
-    // caller promises), only ever accessed through atomics, and
-    // never unmapped, so the 'static lifetime holds for the life of the process and of its
-    // forked children.
+    // 4 or 8 of the atomics), `len` bytes long (exactly n values), zero-filled (valid for T,
+    // as the caller promises), only ever accessed through atomics, and never unmapped, so
+    // the 'static lifetime holds for the life of the process and of its forked children.
     Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr().cast::<T>(), n) })
 }
 
@@ -111,6 +114,7 @@ mod tests {
         assert_eq!((slot.generation(), slot.state()), (7, State::Booting));
         let (j, _) = board.claim(7).unwrap();
         assert_ne!(i, j);
+        assert_eq!(board.board().in_use().len(), 2);
         board.release(i);
         assert_eq!(board.slot(i).state(), State::Free);
         assert_eq!(board.claim(8).unwrap().0, i);

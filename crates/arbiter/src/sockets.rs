@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -85,6 +85,35 @@ fn raw_fd(l: &Listener) -> RawFd {
         Listener::Tcp(t) => t.as_raw_fd(),
         Listener::Unix(u, _) => u.as_raw_fd(),
     }
+}
+
+/// How many connections wait in a listening TCP socket's accept queue: `TCP_INFO` on a
+/// listening socket reports it as `tcpi_unacked`. `None` for any other socket (unix sockets
+/// have no such count). The workers read it to take their share of a burst at once (see
+/// `serve_worker::accept`).
+pub fn accept_queue(fd: BorrowedFd<'_>) -> Option<u32> {
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `fd` is a descriptor the caller holds open; `info` is a writable buffer of
+    // `len` bytes, and the kernel writes at most `len` bytes into it and the size it wrote
+    // into `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: zeroed, then partly written by the kernel: every field is a plain integer, for
+    // which any bytes are a valid value.
+    let info = unsafe { info.assume_init() };
+    const TCP_LISTEN: u8 = 10;
+    (info.tcpi_state == TCP_LISTEN).then_some(info.tcpi_unacked)
 }
 
 /// The listener's descriptor number, for `SERVE_FDS`.
@@ -298,6 +327,26 @@ mod tests {
             umask: 0,
             owner: (None, None),
         }
+    }
+
+    #[test]
+    fn the_accept_queue_of_a_tcp_listener_is_counted_and_a_unix_one_is_not() {
+        use std::os::fd::AsFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert_eq!(accept_queue(l.as_fd()), Some(0));
+        let addr = l.local_addr().unwrap();
+        let clients: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        assert_eq!(accept_queue(l.as_fd()), Some(3));
+        let _ = l.accept().unwrap();
+        assert_eq!(accept_queue(l.as_fd()), Some(2));
+        drop(clients);
+        let dir = tempfile::tempdir().unwrap();
+        let u = UnixListener::bind(dir.path().join("s")).unwrap();
+        assert_eq!(accept_queue(u.as_fd()), None);
+        let connected = std::net::TcpStream::connect(addr).unwrap();
+        assert_eq!(accept_queue(connected.as_fd()), None, "not a listener");
     }
 
     #[test]

@@ -132,8 +132,9 @@ impl Arbiter {
                 factory: self.settings.app.clone(),
                 preloaded: self.preloaded.clone(),
                 max_requests,
-                board: self.board.slots(),
+                board: self.board.board(),
                 admin_from,
+                queue_len: crate::sockets::accept_queue,
             })
         });
         match forked {

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::region::{
-    self, DURATION_BUCKETS, HIST_WORDS, LOAD_BUCKETS, M_CALLS, M_CANCELLED, M_DURATION,
-    M_IN_FLIGHT, M_INFERENCE, M_LOAD, M_QUEUE, M_QUEUE_DEPTH, M_ROWS, META_DRAIN, META_LOADED,
-    MODEL_WORDS, MODELS, ModelId, Protocol, ROW_BUCKETS, Region,
+    self, CONNECTIONS, DURATION_BUCKETS, HIST_WORDS, LOAD_BUCKETS, M_CALLS, M_CANCELLED,
+    M_DURATION, M_IN_FLIGHT, M_INFERENCE, M_LOAD, M_QUEUE, M_QUEUE_DEPTH, M_ROWS, META_DRAIN,
+    META_LOADED, MODEL_WORDS, MODELS, ModelId, Protocol, ROW_BUCKETS, Region,
 };
 
 static REGION: OnceLock<Region> = OnceLock::new();
@@ -172,6 +172,17 @@ impl Recorder {
         } else {
             self.table[META_LOADED].fetch_or(1 << model.index(), Relaxed);
         }
+    }
+
+    /// A connection was accepted (`serve_connections_total`).
+    pub fn connection_accepted(&self) {
+        self.table[CONNECTIONS].fetch_add(1, Relaxed);
+    }
+
+    /// A connection past `--max-connection-age` was told to close
+    /// (`serve_connections_recycled_total`).
+    pub fn connection_recycled(&self) {
+        self.table[CONNECTIONS + 1].fetch_add(1, Relaxed);
     }
 
     /// This worker retires itself after `--max-requests` (the master reads it when it reaps

@@ -7,9 +7,10 @@
 //! table × slots          one per scoreboard slot, written only by that slot's worker
 //! table                  the retired figures: dead workers' tables added up by the master
 //! ```
-//! A table is `META` words (why the worker drains, which models it loaded), the request
-//! counter's label sets (key and count pairs, claimed by compare-and-swap on first use),
-//! then one block per model index: the request duration histogram per protocol, the queue,
+//! A table is `META` words (why the worker drains, which models it loaded), the worker's
+//! connection counters (accepted, recycled by `--max-connection-age`), the request counter's
+//! label sets (key and count pairs, claimed by compare-and-swap on first use), then one block
+//! per model index: the request duration histogram per protocol, the queue,
 //! inference, batch rows and load histograms, calls, cancellations and two gauges.
 //! Everything is a `u64` atomic; zero is a valid start for each, so fresh memory needs no
 //! initialisation. Gauges are stored as wrapping `u64` and read back as `i64` sums.
@@ -192,7 +193,9 @@ const HEADER_WORDS: usize = NAMES + MAX_MODELS * NAME_WORDS;
 pub(crate) const META_DRAIN: usize = 0; // 1: retiring after --max-requests
 pub(crate) const META_LOADED: usize = 1; // bit i: model i built in this worker
 const META_WORDS: usize = 8;
-pub(crate) const REQUESTS: usize = META_WORDS;
+pub(crate) const CONNECTIONS: usize = META_WORDS; // accepted, recycled
+const CONNECTION_WORDS: usize = 2;
+pub(crate) const REQUESTS: usize = CONNECTIONS + CONNECTION_WORDS;
 pub(crate) const MODELS: usize = REQUESTS + 2 * REQUEST_KEYS;
 // Within a model's block.
 pub(crate) const M_DURATION: usize = 0; // one histogram per protocol
@@ -403,6 +406,10 @@ impl Region {
         // A seqlock: readers retry when the sequence moved or is odd.
         seq.fetch_add(1, Ordering::Relaxed);
         fence(Ordering::Release);
+        for w in CONNECTIONS..CONNECTIONS + CONNECTION_WORDS {
+            let v = table[w].swap(0, Ordering::Relaxed);
+            retired[w].fetch_add(v, Ordering::Relaxed);
+        }
         for k in 0..REQUEST_KEYS {
             let key = table[REQUESTS + 2 * k].load(Ordering::Relaxed);
             let count = table[REQUESTS + 2 * k + 1].swap(0, Ordering::Relaxed);
@@ -545,6 +552,8 @@ pub struct Snapshot {
     pub(crate) requests: std::collections::BTreeMap<u64, u64>,
     /// The summed per-model words (gauges wrap back to their signed sums).
     pub(crate) models: Vec<u64>,
+    /// Connections accepted and recycled (`--max-connection-age`).
+    pub(crate) connections: [u64; CONNECTION_WORDS],
     pub(crate) restarts: [u64; 4],
     pub(crate) reloads: [u64; 2],
     pub(crate) names: Vec<(ModelId, String)>,
@@ -555,6 +564,7 @@ impl Snapshot {
         Snapshot {
             requests: Default::default(),
             models: vec![0; MAX_MODELS * MODEL_WORDS],
+            connections: [0; CONNECTION_WORDS],
             restarts: [0; 4],
             reloads: [0; 2],
             names: Vec::new(),
@@ -562,6 +572,9 @@ impl Snapshot {
     }
 
     fn add(&mut self, table: &[AtomicU64]) {
+        for (sum, w) in self.connections.iter_mut().zip(&table[CONNECTIONS..]) {
+            *sum += w.load(Ordering::Relaxed);
+        }
         for k in 0..REQUEST_KEYS {
             let key = table[REQUESTS + 2 * k].load(Ordering::Relaxed);
             if key != 0 {
@@ -652,13 +665,21 @@ mod tests {
                 r.request(iris, Protocol::V2, 200, Duration::from_micros(70));
             }
             r.queued(iris);
+            r.connection_accepted();
         }
+        Recorder::for_slot(region, 0).connection_recycled();
         let before = region.snapshot();
         assert_eq!(before.requests_of(iris), 10);
+        assert_eq!(before.connections, [2, 1]);
         assert_eq!(before.model(iris, M_IN_FLIGHT), 2);
         region.fold(0);
         let after = region.snapshot();
         assert_eq!(after.requests_of(iris), 10);
+        assert_eq!(
+            after.connections,
+            [2, 1],
+            "connection counters survive the fold"
+        );
         // The dead worker's gauges are gone with it.
         assert_eq!(after.model(iris, M_IN_FLIGHT), 1);
         let duration = after.histogram(iris, M_DURATION);

@@ -12,9 +12,17 @@ use crate::region::{
     ROW_BUCKETS, Region, Snapshot, split_key,
 };
 
-/// The exposition of everything the region holds, with the worker counts by state (which the
-/// scoreboard knows, not the region).
-pub fn render(region: &Region, format: Format, workers: &[(&str, u64)]) -> String {
+/// What the scoreboard knows of the workers, and the region does not.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Workers<'a> {
+    /// How many workers are in each state, by `state` label.
+    pub by_state: &'a [(&'a str, u64)],
+    /// Each live worker's open connections, by scoreboard slot.
+    pub connections: &'a [(usize, u64)],
+}
+
+/// The exposition of everything the region holds, with what the scoreboard knows.
+pub fn render(region: &Region, format: Format, workers: Workers<'_>) -> String {
     let snap = region.snapshot();
     let mut w = Writer::new(format);
     requests(&mut w, &snap);
@@ -23,9 +31,10 @@ pub fn render(region: &Region, format: Format, workers: &[(&str, u64)]) -> Strin
     model_counters(&mut w, &snap);
 
     w.family("serve_workers", Kind::Gauge, "Worker processes by state.");
-    for (state, n) in workers {
+    for (state, n) in workers.by_state {
         w.sample("serve_workers", &[("state", state)], n);
     }
+    connections(&mut w, &snap, workers.connections);
     w.family(
         "serve_worker_restarts_total",
         Kind::Counter,
@@ -56,6 +65,32 @@ pub fn render(region: &Region, format: Format, workers: &[(&str, u64)]) -> Strin
         1,
     );
     w.finish()
+}
+
+fn connections(w: &mut Writer, snap: &Snapshot, by_slot: &[(usize, u64)]) {
+    w.family(
+        "serve_worker_connections",
+        Kind::Gauge,
+        "Open connections of each worker, by scoreboard slot (reused by the worker that \
+         replaces it), on the listeners that share connections (all but --metrics-bind's).",
+    );
+    for (slot, n) in by_slot {
+        let slot = slot.to_string();
+        w.sample("serve_worker_connections", &[("slot", slot.as_str())], n);
+    }
+    w.family(
+        "serve_connections_total",
+        Kind::Counter,
+        "Connections accepted, every listener.",
+    );
+    w.sample("serve_connections_total", &[], snap.connections[0]);
+    w.family(
+        "serve_connections_recycled_total",
+        Kind::Counter,
+        "Keep-alive connections told to close past --max-connection-age (Connection: close, \
+         or GOAWAY on HTTP/2), so that their clients reconnect to the least loaded worker.",
+    );
+    w.sample("serve_connections_recycled_total", &[], snap.connections[1]);
 }
 
 fn names(snap: &Snapshot) -> impl Iterator<Item = (ModelId, &str)> {
@@ -249,16 +284,17 @@ mod tests {
         r.started(iris, Duration::from_micros(30));
         r.call(iris, 1, 1, 1, Duration::from_micros(40));
         r.loaded(iris, Duration::from_millis(30));
+        r.connection_accepted();
         region
     }
 
     #[test]
     fn every_pinned_family_is_there() {
-        let text = render(
-            &region_with_traffic(),
-            Format::Prometheus,
-            &[("serving", 2)],
-        );
+        let workers = Workers {
+            by_state: &[("serving", 2)],
+            connections: &[(0, 3), (1, 2)],
+        };
+        let text = render(&region_with_traffic(), Format::Prometheus, workers);
         for family in [
             "serve_requests_total",
             "serve_request_duration_seconds",
@@ -274,6 +310,9 @@ mod tests {
             "serve_reloads_total",
             "serve_model_load_seconds",
             "serve_build_info",
+            "serve_worker_connections",
+            "serve_connections_total",
+            "serve_connections_recycled_total",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {family} ")),
@@ -292,12 +331,19 @@ mod tests {
         assert!(text.contains("serve_model_calls_total{model=\"iris\"} 1\n"));
         assert!(text.contains("serve_requests_in_flight{model=\"iris\"} 0\n"));
         assert!(text.contains("serve_batch_rows_bucket{model=\"iris\",le=\"1.0\"} 1\n"));
+        assert!(text.contains("serve_worker_connections{slot=\"1\"} 2\n"));
+        assert!(text.contains("serve_connections_total 1\n"), "{text}");
+        assert!(text.contains("serve_connections_recycled_total 0\n"));
         assert!(!text.contains("_overflow"), "{text}");
     }
 
     #[test]
     fn openmetrics_ends_with_eof() {
-        let text = render(&region_with_traffic(), Format::OpenMetrics, &[]);
+        let text = render(
+            &region_with_traffic(),
+            Format::OpenMetrics,
+            Workers::default(),
+        );
         assert!(text.ends_with("# EOF\n"));
         assert!(text.contains("# TYPE serve_requests counter\n"));
         assert!(text.contains("serve_requests_total{"));

@@ -702,7 +702,7 @@ fn status_schema() -> Value {
             "workers": {"type": "array", "items": {
                 "type": "object",
                 "required": ["pid", "state", "generation", "age_seconds", "requests",
-                    "in_flight", "last_heartbeat_seconds_ago", "models_loaded"],
+                    "in_flight", "connections", "last_heartbeat_seconds_ago", "models_loaded"],
                 "properties": {
                     "pid": integer,
                     "state": {"enum": ["booting", "serving", "draining"]},
@@ -710,6 +710,8 @@ fn status_schema() -> Value {
                     "age_seconds": number,
                     "requests": integer,
                     "in_flight": integer,
+                    "connections": {"type": "integer", "description": "open connections \
+                        on the listeners that share connections (all but --metrics-bind's)"},
                     "last_heartbeat_seconds_ago": number,
                     "models_loaded": {"type": "array", "items": {"type": "string"}},
                 },

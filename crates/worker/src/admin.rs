@@ -73,13 +73,22 @@ fn text(content_type: &'static str, body: String) -> Response {
 
 fn metrics(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
     let format = Format::from_accept(accept);
-    let mut workers = STATES.map(|state| (state, 0u64));
-    for label in live(board).filter_map(|(_, slot)| state_label(slot.state())) {
-        if let Some((_, n)) = workers.iter_mut().find(|(state, _)| *state == label) {
+    let mut by_state = STATES.map(|state| (state, 0u64));
+    let mut connections = Vec::new();
+    for (i, slot) in live(board) {
+        let Some(label) = state_label(slot.state()) else {
+            continue;
+        };
+        if let Some((_, n)) = by_state.iter_mut().find(|(state, _)| *state == label) {
             *n += 1;
         }
+        connections.push((i, u64::from(slot.connections())));
     }
-    let body = serve_metrics::render::render(&region, format, &workers);
+    let workers = serve_metrics::render::Workers {
+        by_state: &by_state,
+        connections: &connections,
+    };
+    let body = serve_metrics::render::render(&region, format, workers);
     text(format.content_type(), body)
 }
 
@@ -108,6 +117,7 @@ struct Row {
     age_s: f64,
     requests: u64,
     in_flight: u64,
+    connections: u32,
     heartbeat_s: f64,
     models: Vec<String>,
 }
@@ -124,6 +134,7 @@ fn rows(board: &[Slot], region: Region) -> Vec<Row> {
             age_s: s.age_ms(now) as f64 / 1000.0,
             requests: s.requests(),
             in_flight: s.in_flight(),
+            connections: s.connections(),
             heartbeat_s: s.silence_ms(now) as f64 / 1000.0,
             models: region.names_in(region.loaded_in(i) | preloaded),
         })
@@ -155,6 +166,7 @@ fn status(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
                     "age_seconds": r.age_s,
                     "requests": r.requests,
                     "in_flight": r.in_flight,
+                    "connections": r.connections,
                     "last_heartbeat_seconds_ago": r.heartbeat_s,
                     "models_loaded": r.models,
                 })
@@ -188,7 +200,8 @@ fn status(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
          <dt>started</dt><dd>{started}</dd><dt>uptime</dt><dd>{uptime}</dd>\
          <dt>generation</dt><dd>{generation}</dd><dt>last reload</dt><dd>{reload}</dd></dl>\
          <table id=\"workers\"><thead><tr><th>pid</th><th>state</th><th>generation</th>\
-         <th>age</th><th>requests</th><th>in flight</th><th>last heartbeat</th>\
+         <th>age</th><th>requests</th><th>in flight</th><th>connections</th>\
+         <th>last heartbeat</th>\
          <th>models loaded</th></tr></thead><tbody>",
         version = env!("CARGO_PKG_VERSION"),
         pid = master.pid,
@@ -210,13 +223,14 @@ fn status(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
             html,
             "<tr data-pid=\"{pid}\"><td>{pid}</td><td class=\"{state}\">{state}</td>\
              <td>{generation}</td><td>{age}</td><td>{requests}</td><td>{in_flight}</td>\
-             <td>{heartbeat:.1} s ago</td><td>{models}</td></tr>",
+             <td>{connections}</td><td>{heartbeat:.1} s ago</td><td>{models}</td></tr>",
             pid = r.pid,
             state = r.state,
             generation = r.generation,
             age = human(r.age_s),
             requests = r.requests,
             in_flight = r.in_flight,
+            connections = r.connections,
             heartbeat = r.heartbeat_s,
         );
     }
@@ -278,6 +292,7 @@ mod tests {
         board[1].claim(1);
         board[1].set_pid(4242);
         board[1].set_state(State::Ready);
+        board[1].connection_accepted();
         serve_metrics::Recorder::for_slot(region, 1).loaded(id, std::time::Duration::ZERO);
         let res = status(None, &board, region);
         let html = std::str::from_utf8(res.body()).unwrap();
@@ -289,5 +304,6 @@ mod tests {
         assert_eq!(v["workers"][0]["pid"], 4242);
         assert_eq!(v["workers"][0]["state"], "serving");
         assert_eq!(v["workers"][0]["models_loaded"][0], "<iris>");
+        assert_eq!(v["workers"][0]["connections"], 1);
     }
 }

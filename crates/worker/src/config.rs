@@ -14,6 +14,9 @@ pub struct WorkerConfig {
     /// How long an idle keep-alive connection is kept (`--keep-alive`); 0 closes each
     /// connection after its response.
     pub keep_alive: Duration,
+    /// Keep-alive connections older than this (±10%) are asked to reconnect
+    /// (`--max-connection-age`); zero: never.
+    pub max_connection_age: Duration,
     /// Longest time to receive a request's head once its first byte arrived (slowloris).
     pub header_timeout: Duration,
     /// Longest time to receive a request's body once its head arrived.
@@ -40,6 +43,7 @@ impl Default for WorkerConfig {
             threads: 1,
             worker_connections: 1000,
             keep_alive: Duration::from_secs(2),
+            max_connection_age: Duration::ZERO,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             graceful_timeout: Duration::from_secs(30),

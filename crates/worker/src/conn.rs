@@ -11,10 +11,13 @@
 //!   `header_timeout`), gracefully, so hyper closes it only when no request is under way;
 //! - when the worker drains, HTTP/2 connections get GOAWAY at once, HTTP/1 connections answer
 //!   their next request with `Connection: close` (see the service) and idle ones close after a
-//!   short grace, so that a request already on the wire is answered rather than reset.
+//!   short grace, so that a request already on the wire is answered rather than reset;
+//! - past `--max-connection-age` (±10%, as gRPC's `MAX_CONNECTION_AGE`), the client is asked
+//!   to reconnect the same graceful way: GOAWAY on HTTP/2, `Connection: close` on the next
+//!   HTTP/1 answer. A client that holds its connections for long (a proxy's pool) then lands
+//!   again on whichever worker has the fewest (see `accept`).
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -23,21 +26,15 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::Shared;
+use crate::accept::{Accepted, Stream};
 use crate::service::Service;
 
 /// How long an idle HTTP/1 connection of a draining worker may wait for a last request.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(2);
-
-/// An accepted stream.
-pub(crate) enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
 
 /// Timestamps and counters shared by a connection's socket, its service and its driver.
 pub(crate) struct ConnWatch {
@@ -49,12 +46,19 @@ pub(crate) struct ConnWatch {
     /// Milliseconds after `opened`, plus one, when the first byte of a head arrived; 0: none.
     head_since: AtomicU64,
     http2: AtomicBool,
+    /// When the connection has lived long enough (`--max-connection-age`, jittered).
+    recycle_at: Option<Instant>,
+    /// The client was asked to reconnect (counted once).
+    recycled: AtomicBool,
 }
 
 impl ConnWatch {
-    fn new() -> Self {
+    fn new(max_age: Duration) -> Self {
+        let opened = Instant::now();
         ConnWatch {
-            opened: Instant::now(),
+            opened,
+            recycle_at: (!max_age.is_zero()).then(|| opened + jittered(max_age)),
+            recycled: AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
             served: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
@@ -81,6 +85,16 @@ impl ConnWatch {
         self.idle_since.store(self.elapsed_ms(), Relaxed);
         self.served.fetch_add(1, Relaxed);
         self.in_flight.fetch_sub(1, Relaxed);
+    }
+
+    /// Whether the connection has lived past its `--max-connection-age`.
+    pub(crate) fn past_age(&self) -> bool {
+        self.recycle_at.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// Marks the client as asked to reconnect; true the first time.
+    pub(crate) fn recycle(&self) -> bool {
+        !self.recycled.swap(true, Relaxed)
     }
 
     fn bytes_read(&self) {
@@ -126,6 +140,15 @@ enum Verdict {
     WaitUntil(Instant),
     CloseIdle,
     Abort,
+}
+
+/// `age` give or take 10%, so that connections opened together do not all reconnect together
+/// (gRPC's `MAX_CONNECTION_AGE` jitter).
+fn jittered(age: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    // A randomly keyed hash of nothing: a fresh random number without a generator to keep.
+    let r = std::collections::hash_map::RandomState::new().hash_one(()) as f64 / u64::MAX as f64;
+    age.mul_f64(0.9 + 0.2 * r)
 }
 
 /// The socket, noting when bytes arrive.
@@ -196,16 +219,24 @@ impl AsyncWrite for WatchedIo {
 }
 
 /// Serves one connection to its end. The permit counts it against `--worker-connections`
-/// and is returned when this returns, which is how a draining worker knows it is done.
+/// and is returned when this returns, which is how a draining worker knows it is done; the
+/// connection leaves the worker's count in the scoreboard at the same moment.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    stream: Stream,
-    peer: Option<SocketAddr>,
+    accepted: Accepted,
     admin: bool,
     _permit: OwnedSemaphorePermit,
 ) {
+    let Accepted {
+        stream,
+        peer,
+        counted: _counted,
+    } = accepted;
     let _open = OpenGuard::new(&shared);
-    let watch = Arc::new(ConnWatch::new());
+    if let Some(r) = &shared.recorder {
+        r.connection_accepted();
+    }
+    let watch = Arc::new(ConnWatch::new(shared.config.max_connection_age));
     let io = TokioIo::new(WatchedIo {
         stream,
         watch: watch.clone(),
@@ -221,8 +252,23 @@ pub(crate) async fn serve(
     let drain_started = shared.drain.started();
     tokio::pin!(drain_started);
     loop {
+        if !closing && watch.http2.load(Relaxed) && watch.past_age() {
+            // GOAWAY: streams under way finish, the client opens its next ones elsewhere.
+            conn.as_mut().graceful_shutdown();
+            closing = true;
+            hard_deadline = Some(Instant::now() + cfg.graceful_timeout);
+            if watch.recycle()
+                && let Some(r) = &shared.recorder
+            {
+                r.connection_recycled();
+            }
+        }
         let wake = match watch.verdict(cfg, draining) {
-            Verdict::WaitUntil(t) => t,
+            Verdict::WaitUntil(t) => match watch.recycle_at {
+                // An HTTP/2 connection is told at its age; an HTTP/1 one on its next answer.
+                Some(age) if !closing && age > Instant::now() => t.min(age),
+                _ => t,
+            },
             Verdict::Abort => {
                 tracing::debug!(?peer, "closing a connection whose request head is late");
                 return;

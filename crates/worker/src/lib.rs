@@ -10,6 +10,7 @@
 //! - [`scoreboard`]: the shared-memory slot through which the master watches this worker.
 //! - [`config`]: the worker's settings.
 //! - [`listener`]: the inherited sockets.
+//! - [`accept`]: which worker takes the next connection (the workers share them evenly).
 //! - [`drain`]: the one-way switch that stops a worker gracefully.
 //! - `conn`: a connection's life, with the idle, head and drain timeouts hyper lacks.
 //! - `service`: a request's life: limits, body, app, counters, access log.
@@ -21,6 +22,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod accept;
 mod admin;
 mod app_cell;
 mod body;
@@ -40,14 +42,14 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
+pub use accept::{Acceptor, Share};
 pub use config::{ForwardedAllow, NotAnAddress, WorkerConfig};
 pub use drain::{Drain, Reason};
 pub use listener::Listener;
-pub use scoreboard::{Slot, State};
+pub use scoreboard::{Board, Slot, State};
 
 /// The exit codes of serve's processes, master and workers (gunicorn's numbers). The one
 /// place they are defined; a process exits with [`ExitCode::code`].
@@ -99,18 +101,21 @@ pub struct WorkerArgs {
     pub preloaded: Option<Arc<dyn serve_app::App>>,
     /// Requests after which the worker recycles itself (jitter already applied); 0: never.
     pub max_requests: u64,
-    /// Every scoreboard slot, for `/status` and `serve_workers`.
-    pub board: &'static [Slot],
+    /// Every scoreboard slot: the other workers, to share connections with them, and
+    /// `/status` and `serve_workers`.
+    pub board: Board,
     /// With `--metrics-bind`: the listeners from this index on serve only `/metrics` and
     /// `/status`, and the others no longer serve them.
     pub admin_from: Option<usize>,
+    /// How many connections wait in a listener's queue, as the arbiter can read it.
+    pub queue_len: accept::QueueLen,
 }
 
 /// State shared by every connection of the worker.
 pub(crate) struct Shared {
     config: WorkerConfig,
     slot: &'static Slot,
-    board: &'static [Slot],
+    board: Board,
     /// Where this worker's figures go (none in a process without the master's region).
     recorder: Option<serve_metrics::Recorder>,
     /// See [`WorkerArgs::admin_from`].
@@ -195,6 +200,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         max_requests,
         board,
         admin_from,
+        queue_len,
     } = args;
     let pid = std::process::id();
 
@@ -238,9 +244,14 @@ async fn serve(args: WorkerArgs) -> i32 {
         config,
     });
 
+    slot.set_connection_limit(shared.config.worker_connections);
     let mut accepting = Vec::new();
-    for l in listeners {
-        match accept_on(l) {
+    for (index, l) in listeners.into_iter().enumerate() {
+        // The main listeners share their connections with the other workers; the
+        // `--metrics-bind` ones take whatever comes (scrapes and probes, not the load).
+        let share = (!shared.admin_listener(index))
+            .then(|| Share::new(board, slot, shared.config.heartbeat_interval, queue_len));
+        match Acceptor::new(l, share) {
             Ok(acceptor) => accepting.push(acceptor),
             Err(e) => {
                 tracing::error!("worker failed to boot: cannot use an inherited listener: {e}");
@@ -293,33 +304,15 @@ async fn serve(args: WorkerArgs) -> i32 {
     0
 }
 
-/// An inherited listener, registered with this worker's runtime.
-enum Acceptor {
-    Tcp(TcpListener),
-    Unix(UnixListener),
-}
-
-fn accept_on(listener: Listener) -> io::Result<Acceptor> {
-    Ok(match listener {
-        Listener::Tcp(l) => {
-            l.set_nonblocking(true)?;
-            Acceptor::Tcp(TcpListener::from_std(l)?)
-        }
-        Listener::Unix(l, _) => {
-            l.set_nonblocking(true)?;
-            Acceptor::Unix(UnixListener::from_std(l)?)
-        }
-    })
-}
-
 /// Accepts connections until the worker drains. A connection is accepted only when a
 /// `--worker-connections` permit is free, so past the limit connections wait in the kernel's
-/// queue, where another worker can take them. When the server stops, the listener's queue
-/// is emptied before the listener is let go (see [`take_queue`]).
+/// queue, where another worker can take them; and only when this worker's turn comes (see
+/// [`accept`]). When the server stops, the listener's queue is emptied before the listener is
+/// let go (see [`take_queue`]).
 async fn accept_loop(
     shared: Arc<Shared>,
     index: usize,
-    acceptor: Acceptor,
+    mut acceptor: Acceptor,
     connections: Arc<Semaphore>,
 ) {
     let drained = shared.drain.started();
@@ -336,12 +329,12 @@ async fn accept_loop(
         let accepted = tokio::select! {
             biased;
             _ = &mut drained => break,
-            a = accept(&acceptor) => a,
+            a = acceptor.accept() => a,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok(accepted) => {
                 let admin = shared.admin_listener(index);
-                tokio::spawn(conn::serve(shared.clone(), stream, peer, admin, permit));
+                tokio::spawn(conn::serve(shared.clone(), accepted, admin, permit));
             }
             Err(e) => {
                 // EMFILE and friends: the process is out of descriptors; back off rather
@@ -356,16 +349,11 @@ async fn accept_loop(
     }
 }
 
-/// A closing listener, out of tokio's hands.
-enum Queue {
-    Tcp(std::net::TcpListener),
-    Unix(std::os::unix::net::UnixListener),
-}
-
 /// The server stops and this listener closes for good: the master let no new connection
 /// into it, but the kernel may already have completed some whose clients sent their
 /// requests, and would reset them when the last descriptor closes. Take them all, as permits
-/// allow, and answer them like the connections already open (`Connection: close`).
+/// allow, whoever's turn it is, and answer them like the connections already open
+/// (`Connection: close`).
 async fn take_queue(
     shared: &Arc<Shared>,
     index: usize,
@@ -373,64 +361,26 @@ async fn take_queue(
     connections: &Arc<Semaphore>,
 ) {
     // Plain non-blocking accept(2) calls: tokio's readiness may lag behind the queue.
-    let queue = match acceptor {
-        Acceptor::Tcp(l) => l.into_std().map(Queue::Tcp),
-        Acceptor::Unix(l) => l.into_std().map(Queue::Unix),
-    };
-    let queue = match queue {
-        Ok(q) => q,
-        Err(e) => {
-            tracing::warn!("cannot empty a closing listener's queue: {e}");
-            return;
-        }
-    };
     let mut taken = 0usize;
     loop {
         let Ok(permit) = connections.clone().acquire_owned().await else {
             return;
         };
-        let accepted = match &queue {
-            Queue::Tcp(l) => l.accept().and_then(|(s, peer)| {
-                s.set_nonblocking(true)?;
-                s.set_nodelay(true)?;
-                Ok((conn::Stream::Tcp(TcpStream::from_std(s)?), Some(peer)))
-            }),
-            Queue::Unix(l) => l.accept().and_then(|(s, _)| {
-                s.set_nonblocking(true)?;
-                Ok((conn::Stream::Unix(UnixStream::from_std(s)?), None))
-            }),
-        };
-        match accepted {
-            Ok((stream, peer)) => {
+        match acceptor.accept_now() {
+            Ok(Some(accepted)) => {
                 taken += 1;
                 let admin = shared.admin_listener(index);
-                tokio::spawn(conn::serve(shared.clone(), stream, peer, admin, permit));
+                tokio::spawn(conn::serve(shared.clone(), accepted, admin, permit));
             }
+            Ok(None) => break,
             Err(e) => {
-                if e.kind() != io::ErrorKind::WouldBlock {
-                    tracing::warn!("emptying a closing listener's queue: accept failed: {e}");
-                }
+                tracing::warn!("emptying a closing listener's queue: accept failed: {e}");
                 break;
             }
         }
     }
     if taken > 0 {
         tracing::debug!("took {taken} connections left in a closing listener's queue");
-    }
-}
-
-async fn accept(acceptor: &Acceptor) -> io::Result<(conn::Stream, Option<std::net::SocketAddr>)> {
-    match acceptor {
-        Acceptor::Tcp(l) => {
-            let (s, peer) = l.accept().await?;
-            // Responses are small and whole: never wait for Nagle.
-            s.set_nodelay(true)?;
-            Ok((conn::Stream::Tcp(s), Some(peer)))
-        }
-        Acceptor::Unix(l) => {
-            let (s, _) = l.accept().await?;
-            Ok((conn::Stream::Unix(s), None))
-        }
     }
 }
 

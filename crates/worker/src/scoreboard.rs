@@ -4,7 +4,9 @@
 //! slot in it. Everything in a slot is an atomic, so the master reads it without locks while
 //! the worker writes it; the memory starts zeroed, which is a valid value for every field.
 //! The heartbeat is a `CLOCK_MONOTONIC` reading in milliseconds, a clock shared by every
-//! process of the machine. The same slots feed logs now and metrics and a status page later.
+//! process of the machine. The slots feed the master's supervision, `/status`, `/metrics`, and
+//! the workers themselves: each reads the others' connection counts to decide whether to take
+//! the next connection (see `accept`).
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 
@@ -24,7 +26,10 @@ pub enum State {
 
 const CURRENT_WORDS: usize = 8;
 
-/// One worker's row. 128-byte aligned so that two workers never write the same cache line.
+/// One worker's row: two 128-byte lines, so that two workers never write the same cache line
+/// (nor a pair of adjacent 64-byte lines, which x86 prefetches together). The first line is
+/// written per request; the second per connection, and read by the other workers each time
+/// they decide whether to accept.
 #[repr(C, align(128))]
 #[derive(Default)]
 pub struct Slot {
@@ -43,9 +48,24 @@ pub struct Slot {
     /// Set by the master when the server stops, bit `i` for listener `i`: the listeners that
     /// take no new connection and are destroyed when the workers let go of them, so that
     /// each worker first takes the connections their queues still hold.
-    /// (A slot stays one 128-byte line: 32 listeners are named; more are rare and are not
-    /// emptied.)
+    /// (32 listeners are named, so that the word fits the first line; more are rare and are
+    /// not emptied.)
     closing_listeners: AtomicU32,
+    /// The second line: what the other workers read to share connections.
+    balance: Balance,
+}
+
+/// A slot's second line (`align(128)` starts it on a line of its own).
+#[repr(C, align(128))]
+#[derive(Default)]
+struct Balance {
+    /// Open connections on the listeners that balance (every one but `--metrics-bind`'s).
+    connections: AtomicU32,
+    /// Connections accepted since the worker started (wrapping): a peer that leaves
+    /// connections to this worker sees from it whether this worker is taking any.
+    accepted: AtomicU32,
+    /// `--worker-connections` of this worker; 0 until it boots (no limit known yet).
+    limit: AtomicU32,
 }
 
 impl Slot {
@@ -64,6 +84,9 @@ impl Slot {
         }
         self.server_stopping.store(0, Relaxed);
         self.closing_listeners.store(0, Relaxed);
+        self.balance.connections.store(0, Relaxed);
+        self.balance.accepted.store(0, Relaxed);
+        self.balance.limit.store(0, Relaxed);
         self.set_state(State::Booting);
     }
 
@@ -172,6 +195,42 @@ impl Slot {
         self.requests.fetch_add(1, Relaxed);
     }
 
+    /// Open connections on the balancing listeners.
+    pub fn connections(&self) -> u32 {
+        self.balance.connections.load(Relaxed)
+    }
+
+    /// Counts a connection this worker just accepted.
+    pub(crate) fn connection_accepted(&self) {
+        self.balance.connections.fetch_add(1, Relaxed);
+        self.balance.accepted.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection that ended.
+    pub(crate) fn connection_closed(&self) {
+        self.balance.connections.fetch_sub(1, Relaxed);
+    }
+
+    /// Connections accepted since the worker started, wrapping.
+    pub(crate) fn accepted(&self) -> u32 {
+        self.balance.accepted.load(Relaxed)
+    }
+
+    /// Records the worker's `--worker-connections` (called by the worker as it boots).
+    pub fn set_connection_limit(&self, limit: usize) {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        self.balance.limit.store(limit, Relaxed);
+    }
+
+    /// Whether this worker can take one more connection: booting or serving, its event loop
+    /// alive (a heartbeat within `stale_ms`), below its `--worker-connections`.
+    pub(crate) fn takes_connections(&self, now: u64, stale_ms: u64) -> bool {
+        let limit = self.balance.limit.load(Relaxed);
+        matches!(self.state(), State::Booting | State::Ready)
+            && self.silence_ms(now) < stale_ms
+            && (limit == 0 || self.connections() < limit)
+    }
+
     /// The most recently started request's line and how long ago it started, for the report
     /// the master writes when it kills a hung worker. Concurrent requests may tear the text;
     /// it is a diagnostic, never parsed.
@@ -187,6 +246,47 @@ impl Slot {
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         let text = String::from_utf8_lossy(&bytes[..end]).into_owned();
         Some((text, now.saturating_sub(since)))
+    }
+}
+
+/// Every slot the master mapped, and how many of them were ever claimed. The master claims
+/// the lowest free slot each time, so every worker's slot is below that mark, and a reader
+/// (the accept policy, `/status`) looks at a handful of slots, not at the whole mapping.
+#[derive(Clone, Copy)]
+pub struct Board {
+    slots: &'static [Slot],
+    claimed: &'static AtomicU32,
+}
+
+impl Board {
+    /// The board over `slots`, with `claimed` the shared high-water mark (both zeroed, shared
+    /// memory the master mapped; or a process's own, in tests and tools).
+    pub fn new(slots: &'static [Slot], claimed: &'static AtomicU32) -> Board {
+        Board { slots, claimed }
+    }
+
+    /// A board of `n` slots of this process's own memory (tests, and tools that run workers
+    /// as threads).
+    pub fn private(n: usize) -> Board {
+        let slots: Vec<Slot> = (0..n).map(|_| Slot::default()).collect();
+        Board::new(Vec::leak(slots), Box::leak(Box::default()))
+    }
+
+    /// Every slot, claimed or not.
+    pub fn all(&self) -> &'static [Slot] {
+        self.slots
+    }
+
+    /// Raises the mark to cover slot `i` (called by the master as it claims the slot).
+    pub fn cover(&self, i: usize) {
+        let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        self.claimed.fetch_max(n, Relaxed);
+    }
+
+    /// The slots that ever held a worker: every live worker's slot is among them.
+    pub fn in_use(&self) -> &'static [Slot] {
+        let n = (self.claimed.load(Relaxed) as usize).min(self.slots.len());
+        &self.slots[..n]
     }
 }
 
@@ -222,7 +322,10 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_two_cache_lines() {
-        assert_eq!(std::mem::size_of::<Slot>(), 128);
+    fn a_slot_is_two_lines_and_the_balance_fields_start_the_second() {
+        assert_eq!(std::mem::size_of::<Slot>(), 256);
+        let slot = Slot::default();
+        let base = &slot as *const Slot as usize;
+        assert_eq!(&slot.balance as *const _ as usize - base, 128);
     }
 }

@@ -136,7 +136,7 @@ impl Service {
                         model: ModelId::NONE,
                         protocol: Protocol::Admin,
                     });
-                    admin::answer(&parts, shared.board)
+                    admin::answer(&parts, shared.board.in_use())
                 }
                 Ok(body) => {
                     let cx = Context {
@@ -165,9 +165,18 @@ impl Service {
                 "Autorestarting worker after current request ({served} requests, --max-requests)."
             );
         }
-        if shared.drain.is_draining() && !http2 {
-            res.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
+        if !http2 {
+            let recycle = !shared.drain.is_draining() && self.watch.past_age();
+            if recycle
+                && self.watch.recycle()
+                && let Some(r) = &shared.recorder
+            {
+                r.connection_recycled();
+            }
+            if recycle || shared.drain.is_draining() {
+                res.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
         }
         // Counted (when `in_flight` drops, as this returns) before hyper writes the answer:
         // a scrape that follows sees it.
