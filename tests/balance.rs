@@ -185,6 +185,44 @@ fn two_connections_on_two_workers_take_one_each_in_every_start() {
 }
 
 #[test]
+fn connections_that_arrive_while_the_workers_boot_spread_too() {
+    let _serial = common::serial();
+    for workers in [2, 4] {
+        for _ in 0..3 {
+            // A fixed port, so that the load can connect before the log says where: the
+            // master binds before it proves the model and forks, and the connections wait in
+            // the queue until the workers take them.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let bind = format!("127.0.0.1:{port}");
+            let w = workers.to_string();
+            let args = ["-w", &w, "-b", &bind, "--metrics-bind", "127.0.0.1:0"];
+            let mut server = Spawn::new(Bin::Serve, &args).spawn();
+            let bound = wait_until(PATIENCE, || std::net::TcpStream::connect(&bind).is_ok());
+            assert!(bound, "{}", server.log());
+            let l = load::start_post(&Addr::Tcp(bind.clone()), PREDICT, IRIS_V1, 64);
+            server.wait_booted();
+            let b = Balanced {
+                admin: server.metrics_addr(),
+                server,
+            };
+            assert!(l.wait_for(640, PATIENCE), "{}", b.server.log());
+            let during = b.wait_connections(64);
+            let stats = l.finish();
+            assert_eq!(stats.failed, 0, "{:?}", stats.errors);
+            assert!(
+                fair(&during, 64),
+                "-w {workers}: {:?}",
+                connections(&during)
+            );
+        }
+    }
+}
+
+#[test]
 fn unix_socket_connections_spread_too() {
     let _serial = common::serial();
     let dir = common::tempdir();

@@ -93,13 +93,29 @@ impl Arbiter {
         self.upgrade_child = None;
     }
 
-    /// Forks one worker of the current generation.
-    pub(crate) fn spawn_worker(&mut self) {
+    /// Forks `n` workers of the current generation. Their slots are all claimed first, so
+    /// that the first to boot already counts the others among the workers that share the
+    /// connections (and leaves them theirs), rather than taking the share of workers not
+    /// forked yet.
+    pub(crate) fn spawn_workers(&mut self, n: usize) {
+        let mut claimed = Vec::with_capacity(n);
+        for _ in 0..n {
+            match self.board.claim(self.generation) {
+                Some(slot) => claimed.push(slot),
+                None => {
+                    tracing::error!("Cannot spawn a worker: every scoreboard slot is taken");
+                    break;
+                }
+            }
+        }
+        for (slot_index, slot) in claimed {
+            self.spawn_worker(slot_index, slot);
+        }
+    }
+
+    /// Forks one worker of the current generation into a slot claimed for it.
+    fn spawn_worker(&mut self, slot_index: usize, slot: &'static serve_worker::Slot) {
         let generation = self.generation;
-        let Some((slot_index, slot)) = self.board.claim(generation) else {
-            tracing::error!("Cannot spawn a worker: every scoreboard slot is taken");
-            return;
-        };
         let max_requests = match self.settings.max_requests {
             0 => 0,
             n => n + self.random() % (self.settings.max_requests_jitter + 1),
@@ -365,9 +381,7 @@ impl Arbiter {
             } else {
                 missing
             };
-            for _ in 0..n {
-                self.spawn_worker();
-            }
+            self.spawn_workers(n);
         } else if current.len() > self.num_workers {
             current.sort();
             let surplus = current.len() - self.num_workers;
