@@ -44,7 +44,8 @@ RESULTS = os.path.join(HERE, "results")
 VENVS = os.environ.get("BENCH_VENVS", "/work/bench-venvs")
 CACHE = os.environ.get("BENCH_CACHE", "/work/bench-cache")
 TARGET = os.environ.get("BENCH_TARGET_DIR", "/work/target-bench")
-SERVE = os.path.join(TARGET, "release", "serve")
+# BENCH_SERVE: another serve binary (an older build, to compare) in place of this tree's.
+SERVE = os.environ.get("BENCH_SERVE") or os.path.join(TARGET, "release", "serve")
 CEILING = os.path.join(TARGET, "release", "ceiling")
 MODELS = os.path.join(CACHE, "models")
 
@@ -305,6 +306,17 @@ def wrk(port: int, path: str, body_file: str, conns: int, seconds: float) -> dic
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s",
            "--timeout", "30s",
            "-s", LUA, f"http://127.0.0.1:{port}{path}"]
+    return wrk_json(cmd, seconds, body_file)
+
+
+def wrk_json(cmd: list[str], seconds: float, body_file: str | None = None) -> dict:
+    """Runs a wrk command line with post.lua; its summary. Without `body_file`, the iris V1
+    row (scenario (i) sends only that)."""
+    if body_file is None:
+        body_file = os.path.join(RESULTS, "tmp", "iris_v1.json")
+        os.makedirs(os.path.dirname(body_file), exist_ok=True)
+        with open(body_file, "wb") as f:
+            f.write(json.dumps({"instances": [IRIS_ROW]}).encode())
     out = subprocess.run(cmd, env=dict(os.environ, WRK_BODY=body_file), capture_output=True,
                          text=True, timeout=seconds + 90)
     for line in out.stdout.splitlines():
@@ -1211,9 +1223,13 @@ def print_targets(ts) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs (iteration)")
-    ap.add_argument("--only", default="iris,titanic,heavy,cold,memory,cost",
+    ap.add_argument("--only", default="iris,titanic,heavy,cold,memory,cost,balance",
                     help="comma-separated groups: iris (a, c, e, batching, reuse-port), "
-                         "titanic (b), heavy (d), cold (f), memory (g), cost (h)")
+                         "titanic (b), heavy (d), cold (f), memory (g), cost (h), balance (i)")
+    ap.add_argument("--starts", type=int,
+                    help="(i) balance: fresh starts per configuration (default 5, quick 2)")
+    ap.add_argument("--before", metavar="SERVE_BINARY",
+                    help="(i) balance: an older serve binary to measure beside this one")
     ap.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
     ap.add_argument("--seconds", type=float, help="seconds per measured run (default 10, quick 3)")
     ap.add_argument("--warmup", type=float, help="seconds of warm-up before each run (2, quick 1)")
@@ -1249,8 +1265,10 @@ def main() -> int:
                    wait_load=args.wait_load)
     log(f"run {r.run_id}: {r.rounds} rounds x {r.seconds}s (+{r.warmup}s warm-up); "
         f"load average {results['machine']['load_average']}")
+    import balance
     groups = {"iris": r.scenario_iris, "titanic": r.scenario_titanic, "heavy": r.scenario_heavy,
-              "cold": r.scenario_cold, "memory": r.scenario_memory, "cost": r.scenario_cost}
+              "cold": r.scenario_cold, "memory": r.scenario_memory, "cost": r.scenario_cost,
+              "balance": lambda: balance.scenario(r)}
     for g in args.only.split(","):
         try:
             groups[g.strip()]()
@@ -1264,6 +1282,7 @@ def main() -> int:
     results["anomalies"] = r.anomalies
     results["targets"] = targets(results)
     table = print_tables(results)
+    table += balance.table(results)
     table += print_targets(results["targets"])
     if r.anomalies:
         print("\nAnomalies (errors, wrong answers, crashes):")
