@@ -261,6 +261,59 @@ fn after_a_reload_under_load_the_new_generation_is_balanced_the_same_way() {
     }
 }
 
+/// A killed worker's clients reconnect at once, before the master has reaped it: until then
+/// its slot still shows the connections it held, and the survivors take a share of the
+/// reconnections as if it would keep its own. The replacement takes the rest, and every
+/// connection after; `--max-connection-age` evens out the ones placed in that moment.
+#[test]
+fn the_clients_of_a_killed_worker_reconnect_to_its_replacement() {
+    let _serial = common::serial();
+    let b = Balanced::start(2, "127.0.0.1:0", &["--max-connection-age", "1"]);
+    let l = load::start_post(b.server.addr(), PREDICT, IRIS_V1, 64);
+    assert!(l.wait_for(640, PATIENCE), "{}", b.server.log());
+    let before = b.wait_connections(64);
+    let victim = b.server.workers()[0];
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), Signal::SIGKILL).unwrap();
+    // Its clients see their connections reset (failures of this load, not of serve's), and
+    // reconnect: to the replacement, which holds fewer.
+    assert!(wait_until(PATIENCE, || !b
+        .server
+        .workers()
+        .contains(&victim)));
+    b.wait_serving(2, 1);
+    let mut last = Vec::new();
+    let spread = wait_until(PATIENCE, || {
+        last = b.workers();
+        last.iter().map(|w| w.connections).sum::<i64>() == 64 && fair(&last, 64)
+    });
+    let _ = l.finish();
+    assert!(
+        spread,
+        "after the respawn: {:?} (before: {:?})",
+        connections(&last),
+        connections(&before)
+    );
+}
+
+#[test]
+fn the_clients_of_a_worker_retired_by_ttou_spread_over_the_others() {
+    let _serial = common::serial();
+    let b = Balanced::start(3, "127.0.0.1:0", &[]);
+    let l = load::start_post(b.server.addr(), PREDICT, IRIS_V1, 64);
+    assert!(l.wait_for(640, PATIENCE), "{}", b.server.log());
+    b.wait_connections(64);
+    b.server.signal(Signal::SIGTTOU);
+    b.wait_serving(2, 1);
+    let mut last = Vec::new();
+    let spread = wait_until(PATIENCE, || {
+        last = b.workers();
+        last.len() == 2 && last.iter().map(|w| w.connections).sum::<i64>() == 64 && fair(&last, 64)
+    });
+    let stats = l.finish();
+    assert!(spread, "{:?}", connections(&last));
+    assert_eq!(stats.failed, 0, "{:?}", stats.errors);
+}
+
 #[test]
 fn max_connection_age_recycles_connections_without_a_failure_and_fills_a_new_worker() {
     let _serial = common::serial();
