@@ -16,8 +16,9 @@ wrk for a fixed time without warm-up:
 
 The spread of a run is read while wrk's connections are open: connections per worker (serve's
 `/status` on a `--metrics-bind` listener, whose connections are not counted; the ceiling's
-`GET /workers` on one keep-alive connection opened before wrk, so that the reading's own
-connection is not in it), and requests per worker over the run. A spread is the largest
+`GET /workers`, less the reading's own connection, which the answer names), and requests per
+worker over the run. (Accept counts would not do: wrk opens a connection or two more than
+`-c` says.) A spread is the largest
 distance of a worker from its fair share, in percent of that share.
 """
 
@@ -71,7 +72,9 @@ def figures(reading: dict, serve: bool) -> dict:
         ws = sorted(reading["workers"], key=lambda w: w["pid"])
         conns = [w["connections"] for w in ws] if all("connections" in w for w in ws) else None
         return {"connections": conns, "accepted": None, "requests": [w["requests"] for w in ws]}
-    return {"connections": reading["open"], "accepted": reading["accepted"],
+    # The reading's own connection is open in the thread that answers: not wrk's.
+    open_ = [n - (i == reading["me"]) for i, n in enumerate(reading["open"])]
+    return {"connections": open_, "accepted": reading["accepted"],
             "requests": reading["requests"]}
 
 
@@ -109,7 +112,8 @@ def one_run(r, server: Server, serve: bool, conns: int, seconds: int, churn: boo
     requests = [a - b for a, b in zip(after["requests"], before["requests"])]
     accepted = (None if after["accepted"] is None else
                 [a - b for a, b in zip(after["accepted"], before["accepted"])])
-    # Keep-alive: the connections open mid-run; churn: the requests each worker answered.
+    # Keep-alive: the connections open in each worker mid-run (the older serve's /status has
+    # no connections: its requests, then); churn: the requests each worker answered.
     placed = requests if churn else (mid.get("connections") or requests)
     return {
         "rps": w["requests"] / secs if secs else 0.0, "p99_ms": lat["p99"] / 1000,
@@ -164,7 +168,7 @@ def scenario(r) -> None:
                         for _ in range(starts)]
                 s = summary(runs)
                 if conns == 2:
-                    s["one_each"] = sum(x["accepted"] == [1, 1] for x in runs)
+                    s["one_each"] = sum(x["connections_mid"] == [1, 1] for x in runs)
                 out["candidates"].append(dict(s, mode=mode, workers=workers, load=load,
                                               runs=runs))
                 log(f"   ceiling --accept {mode:9} -w {workers} {load:14} "

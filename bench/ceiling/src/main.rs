@@ -29,8 +29,9 @@
 //! - `reuseport` (or `--reuse-port`): a socket per thread with `SO_REUSEPORT`; the kernel
 //!   hashes each connection onto one of them.
 //!
-//! `GET /workers` answers each thread's connections accepted and open and requests served
-//! (`{"accepted":[..],"open":[..],"requests":[..]}`), so that the harness can see the spread.
+//! `GET /workers` answers each thread's connections accepted and open and requests served,
+//! and which thread answers (`{"accepted":[..],"open":[..],"requests":[..],"me":0}`: its
+//! `open` counts the connection asking), so that the harness can see the spread.
 //!
 //! The answer is the size and shape of serve's V1 iris answer for one row.
 
@@ -170,15 +171,16 @@ fn counts() -> &'static Counts {
     &COUNTS.get().expect("set before the threads start")[ME.get()]
 }
 
-/// `{"accepted":[..],"open":[..],"requests":[..]}`.
+/// `{"accepted":[..],"open":[..],"requests":[..],"me":N}`.
 fn report() -> String {
     let all = COUNTS.get().expect("set before the threads start");
     let list = |f: &dyn Fn(&Counts) -> String| all.iter().map(f).collect::<Vec<_>>().join(",");
     format!(
-        r#"{{"accepted":[{}],"open":[{}],"requests":[{}]}}"#,
+        r#"{{"accepted":[{}],"open":[{}],"requests":[{}],"me":{}}}"#,
         list(&|c| c.accepted.load(Relaxed).to_string()),
         list(&|c| c.open.load(Relaxed).to_string()),
         list(&|c| c.requests.load(Relaxed).to_string()),
+        ME.get(),
     )
 }
 
