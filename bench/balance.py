@@ -16,10 +16,10 @@ wrk for a fixed time without warm-up:
 
 The spread of a run is read while wrk's connections are open: connections per worker (serve's
 `/status` on a `--metrics-bind` listener, whose connections are not counted; the ceiling's
-`GET /workers`, less the reading's own connection, which the answer names), and requests per
-worker over the run. (Accept counts would not do: wrk opens a connection or two more than
-`-c` says.) A spread is the largest
-distance of a worker from its fair share, in percent of that share.
+`GET /workers`, less the reading's own connection, which the answer names; each reading on a
+connection of its own, closed before wrk connects), and requests per worker over the run.
+(Accept counts would not do: wrk opens a connection or two more than `-c` says.) A spread is
+the largest distance of a worker from its fair share, in percent of that share.
 """
 
 from __future__ import annotations
@@ -48,21 +48,15 @@ def wrk(port: int, conns: int, seconds: int, churn: bool) -> dict:
     return run.wrk_json(cmd, seconds)
 
 
-class Reader:
-    """Reads a server's per-worker figures on one keep-alive connection, opened before the
-    load so that reading does not add a connection to the counts."""
-
-    def __init__(self, port: int, path: str):
-        self.path = path
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def read(self) -> dict:
-        self.conn.request("GET", self.path, headers={"Accept": "application/json"})
-        r = self.conn.getresponse()
-        return json.loads(r.read())
-
-    def close(self) -> None:
-        self.conn.close()
+def read(port: int, path: str) -> dict:
+    """A server's per-worker figures, on a connection of their own (closed after: a reading
+    must not be a connection the workers share while wrk's arrive)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Accept": "application/json"})
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
 
 
 def figures(reading: dict, serve: bool) -> dict:
@@ -91,20 +85,19 @@ def one_run(r, server: Server, serve: bool, conns: int, seconds: int, churn: boo
     run.wait_port_free(server.port)
     server.start(r.logdir)
     try:
-        reader = Reader(server.admin_port if serve else server.port,
-                        "/status" if serve else "/workers")
-        before = figures(reader.read(), serve)
+        port, path = (server.admin_port, "/status") if serve else (server.port, "/workers")
+        before = figures(read(port, path), serve)
+        time.sleep(0.2)  # the reading's connection is closed on the server's side too
         mid: dict = {}
 
         def snapshot():
             time.sleep(seconds * 0.6)
-            mid.update(figures(reader.read(), serve))
+            mid.update(figures(read(port, path), serve))
         t = threading.Thread(target=snapshot)
         t.start()
         w = wrk(server.port, conns, seconds, churn)
         t.join()
-        after = figures(reader.read(), serve)
-        reader.close()
+        after = figures(read(port, path), serve)
     finally:
         server.stop()
     e, lat = w["errors"], w["latency_us"]

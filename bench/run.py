@@ -558,9 +558,10 @@ class Runner:
 
     # -- servers ------------------------------------------------------------------------------
 
-    def serve(self, name: str, model_args: list[str], ready, extra=(), workers=WORKERS) -> Server:
+    def serve(self, name: str, model_args: list[str], ready, extra=(), workers=WORKERS,
+              binary: str = SERVE) -> Server:
         port = self.port()
-        argv = [SERVE, "-w", str(workers), "-b", f"127.0.0.1:{port}", *extra, *model_args]
+        argv = [binary, "-w", str(workers), "-b", f"127.0.0.1:{port}", *extra, *model_args]
         return Server(name, argv, port, ready=ready,
                       describe="serve " + " ".join(argv[1:]).replace(REPO + "/", ""))
 
@@ -707,6 +708,16 @@ class Runner:
         peers = ["gunicorn-flask-sklearn", "gunicorn-flask-onnxruntime",
                  "granian-flask-onnxruntime"]
         cases = []
+        if self.args.before:
+            # The older build beside this one, in the same rounds: (a) and (c).
+            servers["serve-before"] = self.serve("serve-before", [IRIS_ONNX], rv1,
+                                                 binary=self.args.before)
+            cases += [Case("a-v1", "serve-before", "serve-before", v1, "iris_v1", 64,
+                           check_iris_v1),
+                      Case("a-v2", "serve-before", "serve-before", v2, "iris_v2", 64,
+                           check_iris_v2),
+                      Case("c-batch64", "serve-before", "serve-before", v2, "iris_v2_64", 64,
+                           check_v2_any)]
         for name in ["serve", "ceiling", *peers, "serve-nobatch", "serve-reuseport",
                      "ceiling-reuseport"]:
             chk = check_anything if name.startswith("ceiling") else check_iris_v1
@@ -743,6 +754,10 @@ class Runner:
                    "ceiling": self.ceiling("ceiling-1w", workers=1)}
         cases = [("serve V1", "serve", v1, "iris_v1"), ("serve V2", "serve", v2, "iris_v2"),
                  ("ceiling", "ceiling", v1, "iris_v1")]
+        if self.args.before:
+            servers["before"] = self.serve("serve-before-1w", [IRIS_ONNX], rv1, workers=1,
+                                           binary=self.args.before)
+            cases += [("before V1", "before", v1, "iris_v1"), ("before V2", "before", v2, "iris_v2")]
         perf = shutil.which("perf")
         probes, why = perf_malloc_probes(perf)
         if why:
@@ -1229,7 +1244,8 @@ def main() -> int:
     ap.add_argument("--starts", type=int,
                     help="(i) balance: fresh starts per configuration (default 5, quick 2)")
     ap.add_argument("--before", metavar="SERVE_BINARY",
-                    help="(i) balance: an older serve binary to measure beside this one")
+                    help="an older serve binary to measure beside this one, in the same rounds: "
+                         "(a) V1 and V2, (c), (h) and (i)")
     ap.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
     ap.add_argument("--seconds", type=float, help="seconds per measured run (default 10, quick 3)")
     ap.add_argument("--warmup", type=float, help="seconds of warm-up before each run (2, quick 1)")
