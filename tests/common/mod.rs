@@ -296,8 +296,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // Kill the whole tree, whatever state the test left it in.
-        for pid in procs::descendants(self.master) {
+        // Kill the whole tree, whatever state the test left it in, and wait until every
+        // process of it is dead: a worker that is still exiting holds the listeners, so the
+        // next test to bind the same address (a unix socket's path) would find it in use.
+        let tree = procs::descendants(self.master);
+        for &pid in &tree {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
@@ -305,6 +308,9 @@ impl Drop for Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        wait_until(Duration::from_secs(10), || {
+            tree.iter().all(|&pid| !procs::running(pid))
+        });
     }
 }
 
