@@ -2,7 +2,7 @@
 //!
 //! Every field is optional here so that the layers (command line, `SERVE_CMD_ARGS`, the config
 //! file) can be told apart and merged by precedence in [`crate::config`]. The settings that
-//! are plain values are declared once each in [`crate::settings`], their defaults with them;
+//! are plain values are declared once each in [`serve_settings::table`], their defaults with them;
 //! here are the app, the actions and the two settings whose defaults come from the
 //! environment.
 //!
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
-use crate::settings::Table;
+use serve_settings::Table;
 
 /// The flags; also what a config file's keys and `SERVE_CMD_ARGS` are parsed into.
 #[derive(Parser, Debug, Default, Clone)]
@@ -61,10 +61,16 @@ pub struct Opts {
     pub bind: Vec<String>,
 
     /// Worker processes, or `auto` for one per CPU. [default: $WEB_CONCURRENCY or 1]
-    #[arg(short = 'w', long, value_name = "N", help_heading = "Server")]
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Server"
+    )]
     pub workers: Option<String>,
 
-    // Every other setting: declared in crate::settings.
+    // Every other setting: declared in serve_settings::table.
     #[command(flatten)]
     pub settings: Table,
 }

@@ -9,32 +9,10 @@ use std::path::Path;
 
 use clap::{CommandFactory, Parser};
 
+use serve_settings::kinds::toml_text;
+use serve_settings::{ConfigError, Given};
+
 use crate::cli::Opts;
-
-/// The defaults of the two settings outside the table (the others are in
-/// [`crate::settings`]); `--help` says them, with the environment variables that come first.
-pub struct Defaults;
-
-impl Defaults {
-    pub const BIND: &'static str = "127.0.0.1:8000";
-    pub const WORKERS: usize = 1;
-}
-
-/// A configuration problem, shown as one line. `usage` errors (a bad flag) exit 2, others 1.
-#[derive(Debug)]
-pub struct ConfigError {
-    pub message: String,
-    pub usage: bool,
-}
-
-impl ConfigError {
-    pub fn new(message: impl Into<String>) -> Self {
-        ConfigError {
-            message: message.into(),
-            usage: false,
-        }
-    }
-}
 
 /// What `serve` was started with, kept so that a reload (HUP) can read it all again.
 #[derive(Clone)]
@@ -107,10 +85,15 @@ fn parse_args(args: &[OsString], origin: &str) -> Result<Opts, LoadError> {
                     .next()
                     .unwrap_or("bad arguments")
                     .trim_start_matches("error: ");
+                // clap's suggestion, kept: "did you mean '--workers'?".
+                let hint = match e.get(clap::error::ContextKind::SuggestedArg) {
+                    Some(clap::error::ContextValue::String(s)) => format!("; did you mean '{s}'?"),
+                    _ => String::new(),
+                };
                 let message = if origin == "the command line" {
-                    format!("{first}; see serve --help")
+                    format!("{first}{hint}; see serve --help")
                 } else {
-                    format!("{origin}: {first}; see serve --help")
+                    format!("{origin}: {first}{hint}; see serve --help")
                 };
                 LoadError::Config(ConfigError {
                     message,
@@ -122,6 +105,16 @@ fn parse_args(args: &[OsString], origin: &str) -> Result<Opts, LoadError> {
 }
 
 impl Opts {
+    /// What this layer gives, for [`serve_settings::Config::resolve`].
+    pub fn given(self) -> Given {
+        Given {
+            app: self.app,
+            bind: self.bind,
+            workers: self.workers,
+            table: self.settings,
+        }
+    }
+
     /// Takes each setting from `self`, or from `lower` where `self` has none.
     pub fn over(self, lower: Opts) -> Opts {
         Opts {
@@ -164,56 +157,48 @@ pub fn read_file(path: &Path) -> Result<Opts, ConfigError> {
         .filter_map(|a| a.get_long().map(|l| l.replace('-', "_")))
         .collect();
     let mut args: Vec<OsString> = Vec::new();
+    let mut app: Option<&str> = None;
     for (key, value) in &table {
         if key == "app" {
-            let v = value.as_str().ok_or_else(|| {
+            app = Some(value.as_str().ok_or_else(|| {
                 ConfigError::new(format!(
                     "config file {where_}: app must be a string (a path)"
                 ))
-            })?;
-            args.push("--".into());
-            args.push(v.into());
+            })?);
             continue;
         }
         if NOT_IN_FILE.contains(&key.as_str()) || !known.contains(key) {
+            let hint = known
+                .iter()
+                .filter(|k| !NOT_IN_FILE.contains(&k.as_str()))
+                .map(|k| (strsim::jaro(k, key), k))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, k)| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
             return Err(ConfigError::new(format!(
-                "config file {where_}: unknown setting {key:?}; settings are the long flag names \
-                 with _ (keep_alive, max_requests, bind = [...]), see serve --help"
+                "config file {where_}: unknown setting {key:?}{hint}; settings are the long flag \
+                 names with _ (keep_alive, max_requests, bind = [...]), see serve --help"
             )));
         }
-        let flag = format!("--{}", key.replace('_', "-"));
         let values: Vec<&toml::Value> = match value {
             toml::Value::Array(items) => items.iter().collect(),
             v => vec![v],
         };
         for v in values {
-            match v {
-                toml::Value::Boolean(true) => args.push(flag.clone().into()),
-                toml::Value::Boolean(false) => args.push(format!("{flag}=false").into()),
-                toml::Value::String(s) => {
-                    args.push(flag.clone().into());
-                    args.push(s.into());
-                }
-                toml::Value::Integer(i) => {
-                    args.push(flag.clone().into());
-                    args.push(i.to_string().into());
-                }
-                toml::Value::Float(f) => {
-                    args.push(flag.clone().into());
-                    args.push(f.to_string().into());
-                }
-                other => {
-                    return Err(ConfigError::new(format!(
-                        "config file {where_}: {key} = {other}: expected a string, number or boolean"
-                    )));
-                }
-            }
+            // `--flag=VALUE`, so that a value is never read as a flag (`-1`, `-`).
+            let text = toml_text(v).ok_or_else(|| {
+                ConfigError::new(format!(
+                    "config file {where_}: {key} = {v}: expected a string, number or boolean"
+                ))
+            })?;
+            args.push(format!("--{}={text}", key.replace('_', "-")).into());
         }
     }
     // `app` goes last, after `--`, so that its path is never read as a flag.
-    if let Some(pos) = args.iter().position(|a| a == "--") {
-        let tail: Vec<OsString> = args.drain(pos..).collect();
-        args.extend(tail);
+    if let Some(app) = app {
+        args.push("--".into());
+        args.push(app.into());
     }
     match parse_args(&args, &format!("config file {where_}")) {
         Ok(opts) => Ok(opts),

@@ -3,15 +3,16 @@
 //! This crate is thin: it reads the configuration and hands it to the parts that do the work.
 //!
 //! # Layout
-//! - [`cli`]: the flags, named as gunicorn's.
+//! - [`cli`]: the flags, named as gunicorn's; the table's are `serve-settings`'s.
 //! - [`config`]: the layers (command line, `SERVE_CMD_ARGS`, config file) and their merge.
-//! - [`settings`]: the settings table, each setting declared once (flag, default, help, kind).
-//! - [`resolve`]: defaults, units and names resolved into [`resolve::Config`].
+//! - [`settings`] (the `serve-settings` crate): the settings table, each setting declared once
+//!   (flag, default, help, kind), resolved into one [`Config`] that every crate reads.
 //! - [`main_with`]: the one place where errors become messages and exit codes.
 //!
 //! The work is done by the library crates, in one direction:
 //! `serve` → `serve-arbiter` (the master) → `serve-worker` (a worker) → `serve-app` (the App
-//! trait) ← `serve-model` (ONNX models over KServe V2, V1 and manifest routes).
+//! trait) ← `serve-model` (ONNX models over KServe V2, V1 and manifest routes), all reading
+//! `serve-settings`.
 //!
 //! A Rust user writes their own app against `serve_app::App` and runs it with the same
 //! master and flags by calling [`main_with`] from their own `main` (see examples/custom-app).
@@ -20,17 +21,17 @@
 pub mod cli;
 pub mod config;
 pub mod probe;
-pub mod resolve;
-pub mod settings;
 
 use std::sync::Arc;
 
 pub use serve_app as app;
 use serve_app::AppFactory;
 use serve_arbiter::{Arbiter, ExitCode, Settings};
+pub use serve_settings as settings;
+pub use serve_settings::Config;
+use serve_settings::Env;
 
 use crate::config::{LoadError, Sources};
-use crate::resolve::{Config, Env};
 
 /// Builds the app factory from the resolved configuration; called at start and on every reload.
 pub type MakeApp = fn(&Config) -> Result<Arc<dyn AppFactory>, String>;
@@ -56,9 +57,7 @@ pub fn main_with(make_app: MakeApp) -> i32 {
     let check_config = config.check_config;
     let config = config.config;
     if let Err(e) = serve_log::configure(&config.log()) {
-        eprintln!(
-            "serve: error: {e}; pass --error-logfile or --access-logfile with a writable path"
-        );
+        eprintln!("serve: error: {e}");
         return ExitCode::Config.code();
     }
     install_panic_hook();
@@ -93,7 +92,7 @@ pub fn main_with(make_app: MakeApp) -> i32 {
             LoadError::Info(_) => "the configuration asks for help or version".to_string(),
             LoadError::Config(e) => e.message,
         })?;
-        let config = Config::resolve(opts, &Env::from_process()).map_err(|e| e.message)?;
+        let config = Config::resolve(opts.given(), &Env::from_process()).map_err(|e| e.message)?;
         build_settings(&config, make_app)
     });
     match Arbiter::start(settings, reloader) {
@@ -128,7 +127,7 @@ fn load(sources: &Sources) -> Result<Loaded, Exit> {
         }
     };
     let (print_config, check_config, probe) = (opts.print_config, opts.check_config, opts.probe);
-    match Config::resolve(opts, &Env::from_process()) {
+    match Config::resolve(opts.given(), &Env::from_process()) {
         Ok(config) => Ok(Loaded {
             config,
             print_config,
@@ -145,24 +144,8 @@ fn load(sources: &Sources) -> Result<Loaded, Exit> {
 /// The master's settings for this configuration.
 fn build_settings(config: &Config, make_app: MakeApp) -> Result<Settings, String> {
     Ok(Settings {
-        binds: config.binds.clone(),
-        metrics_binds: config.metrics_bind.clone().unwrap_or_default(),
-        workers: config.workers,
-        timeout: config.timeout,
-        graceful_timeout: config.graceful_timeout,
-        backlog: config.backlog,
-        reuse_port: config.reuse_port,
-        preload: config.preload,
-        pidfile: config.pid.clone(),
-        user: config.user.as_ref().map(|u| u.1),
-        group: config.group.as_ref().map(|g| g.1),
-        umask: config.umask,
-        name: config.name.clone(),
-        max_requests: config.max_requests,
-        max_requests_jitter: config.max_requests_jitter,
-        worker: config.worker(),
-        log: config.log(),
         app: make_app(config)?,
+        config: Arc::new(config.clone()),
     })
 }
 
@@ -189,12 +172,8 @@ fn install_panic_hook() {
 
 /// The model app: the `serve` binary's app, built from APP and the model flags.
 pub fn model_app(config: &Config) -> Result<Arc<dyn AppFactory>, String> {
-    let options = serve_model::ModelOptions {
-        app: config.app.clone(),
-        request_timeout: (!config.request_timeout.is_zero()).then_some(config.request_timeout),
-        max_queue: config.max_queue,
-        max_batch_size: config.max_batch_size,
-        batch_timeout: std::time::Duration::from_micros(config.batch_timeout_us),
-    };
-    Ok(Arc::new(serve_model::ModelAppFactory::new(options)))
+    Ok(Arc::new(serve_model::ModelAppFactory::new(
+        config.app.clone(),
+        &config.values,
+    )))
 }

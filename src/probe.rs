@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use serve_arbiter::Bind;
+use serve_settings::Bind;
 
 /// How long the probe waits to connect, and then for the whole answer.
 const TIMEOUT: Duration = Duration::from_secs(5);

@@ -135,9 +135,9 @@ fn species(body: &[u8]) -> Option<(&'static str, f64)> {
     Some((SPECIES.get(label)?, p))
 }
 
-fn make_app(_config: &serve::resolve::Config) -> Result<Arc<dyn AppFactory>, String> {
+fn make_app(_config: &serve::Config) -> Result<Arc<dyn AppFactory>, String> {
     Ok(Arc::new(SpeciesFactory {
-        model: serve_model::ModelAppFactory::new(serve_model::ModelOptions::default()),
+        model: serve_model::ModelAppFactory::new(None, &serve_settings::Values::default()),
     }))
 }
 

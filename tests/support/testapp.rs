@@ -124,7 +124,7 @@ impl App for TestApp {
     }
 }
 
-fn make_app(config: &serve::resolve::Config) -> Result<Arc<dyn AppFactory>, String> {
+fn make_app(config: &serve::Config) -> Result<Arc<dyn AppFactory>, String> {
     let words = match &config.app {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the test app's file {}: {e}", path.display()))?,

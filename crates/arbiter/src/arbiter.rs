@@ -18,7 +18,9 @@ use serve_worker::{ExitCode, Listener};
 
 use crate::process::{self, PidFile};
 use crate::scoreboard::Scoreboard;
-use crate::settings::{Bind, Settings};
+use serve_settings::Bind;
+
+use crate::settings::Settings;
 use crate::signals::SignalPipe;
 use crate::sockets::{self, BindOptions, Bound};
 use crate::supervise::{Backoff, Worker};
@@ -111,7 +113,7 @@ impl Arbiter {
             message: format!("cannot load the app: {e}"),
         })?;
 
-        process::raise_nofile(settings.worker.worker_connections as u64 + 64);
+        process::raise_nofile(settings.worker_connections as u64 + 64);
         let (mut inherited, source) = sockets::inherited().map_err(StartError::config)?;
         let old_master = match source {
             Some(sockets::SERVE_FDS) => std::env::var("SERVE_MASTER_PID")
@@ -129,7 +131,7 @@ impl Arbiter {
             inherited
                 .drain(..)
                 .map(|listener| Bound {
-                    bind: crate::settings::Bind::Fd(sockets::fd_of(&listener)),
+                    bind: Bind::Fd(sockets::fd_of(&listener)),
                     listener,
                 })
                 .collect()
@@ -140,7 +142,7 @@ impl Arbiter {
         let mut listeners = listeners;
         listeners.extend(
             sockets::bind_all(
-                &settings.metrics_binds,
+                settings.metrics_binds(),
                 &mut inherited,
                 &bind_options(&settings),
             )
@@ -150,7 +152,7 @@ impl Arbiter {
             tracing::info!("Closing an inherited socket no --bind asks for: {stale}");
         }
 
-        let pidfile = match &settings.pidfile {
+        let pidfile = match &settings.pid {
             None => None,
             Some(path) => {
                 let path = match old_master {
@@ -187,7 +189,7 @@ impl Arbiter {
             .map_err(|e| StartError::config(format!("cannot install signal handlers: {e}")))?;
         process::set_name(&format!("{}: master", settings.name));
 
-        let admin_from = listeners.len() - settings.metrics_binds.len();
+        let admin_from = listeners.len() - settings.metrics_binds().len();
         for (i, l) in listeners.iter().enumerate() {
             if i < admin_from {
                 tracing::info!("Listening at: {} ({pid})", l.listener);
@@ -195,7 +197,7 @@ impl Arbiter {
                 tracing::info!("Metrics and status at: {} ({pid})", l.listener);
             }
         }
-        let threads = settings.worker.threads;
+        let threads = settings.threads;
         if threads > 1 {
             tracing::info!("Using worker: tokio multi-thread runtime, {threads} threads");
         } else {
@@ -546,7 +548,7 @@ pub(crate) fn bind_options(settings: &Settings) -> BindOptions {
         backlog: settings.backlog,
         reuse_port: settings.reuse_port,
         umask: settings.umask,
-        owner: (settings.user, settings.group),
+        owner: (settings.uid(), settings.gid()),
     }
 }
 

@@ -29,5 +29,5 @@ mod upgrade;
 
 pub use arbiter::{Arbiter, Reloader, StartError};
 pub use serve_worker::ExitCode;
-pub use settings::{Bind, BindError, DEFAULT_PORT, Settings};
+pub use settings::Settings;
 pub use sockets::accept_queue;

@@ -163,7 +163,7 @@ impl PidFile {
         let tmp = self.path.with_extension("tmp");
         std::fs::write(&tmp, format!("{}\n", std::process::id()))
             .and_then(|_| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| format!("cannot write pid file {}: {e}", self.path.display()))
+            .map_err(|e| serve_log::unwritable("--pid", &self.path, &e))
     }
 
     /// The file's path.

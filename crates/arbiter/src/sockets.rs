@@ -15,7 +15,7 @@ use nix::sys::stat::{Mode, umask};
 use nix::unistd::{Gid, Uid, chown};
 use socket2::{Domain, Socket, Type};
 
-use crate::settings::Bind;
+use serve_settings::Bind;
 use serve_worker::Listener;
 
 /// The environment variable naming listener fds handed over by an upgrading master.

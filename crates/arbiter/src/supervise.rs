@@ -125,17 +125,17 @@ impl Arbiter {
             self.forget_master_state();
             process::follow_parent(master);
             process::set_name(&format!("{}: worker", self.settings.name));
-            if let Err(e) = process::drop_privileges(self.settings.user, self.settings.group) {
+            if let Err(e) = process::drop_privileges(self.settings.uid(), self.settings.gid()) {
                 tracing::error!("Worker failed to boot: {e}");
                 return ExitCode::WorkerBoot.code();
             }
             tracing::info!("Booting worker with pid: {}", std::process::id());
             slot.set_pid(std::process::id() as i32);
             serve_metrics::record_into(serve_metrics::Target::Slot(slot_index));
-            let admin_from = (!self.settings.metrics_binds.is_empty()).then(|| {
+            let admin_from = (!self.settings.metrics_binds().is_empty()).then(|| {
                 self.listeners
                     .len()
-                    .saturating_sub(self.settings.metrics_binds.len())
+                    .saturating_sub(self.settings.metrics_binds().len())
             });
             let listeners = std::mem::take(&mut self.listeners)
                 .into_iter()
@@ -144,7 +144,7 @@ impl Arbiter {
             serve_worker::run(WorkerArgs {
                 listeners,
                 slot,
-                config: self.settings.worker.clone(),
+                config: self.settings.config.clone(),
                 factory: self.settings.app.clone(),
                 preloaded: self.preloaded.clone(),
                 max_requests,

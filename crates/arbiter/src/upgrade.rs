@@ -47,7 +47,7 @@ pub(crate) fn fork_prover(
         serve_metrics::record_into(serve_metrics::Target::Nowhere);
         process::follow_parent(master);
         process::set_name(name);
-        let proved = process::drop_privileges(settings.user, settings.group)
+        let proved = process::drop_privileges(settings.uid(), settings.gid())
             .map_err(serve_app::AppError::from)
             .and_then(|()| settings.app.build())
             .and_then(|app| app.warm());
@@ -216,7 +216,7 @@ impl Arbiter {
         // Each bind is matched among the open listeners of its own kind: the app's, then
         // `--metrics-bind`'s (the current settings say how many), so that the same address
         // in both lists (two `:0`) is never one socket.
-        let reuse = |binds: &[crate::settings::Bind], open: &[Bound]| {
+        let reuse = |binds: &[serve_settings::Bind], open: &[Bound]| {
             binds
                 .iter()
                 .map(|bind| match open.iter().find(|b| &b.bind == bind) {
@@ -231,7 +231,7 @@ impl Arbiter {
         let split = self
             .listeners
             .len()
-            .saturating_sub(self.settings.metrics_binds.len());
+            .saturating_sub(self.settings.metrics_binds().len());
         let (app_open, metrics_open) = self.listeners.split_at(split);
         let mut listeners = if self.systemd_sockets {
             app_open
@@ -241,7 +241,7 @@ impl Arbiter {
         } else {
             reuse(&settings.binds, app_open)?
         };
-        listeners.extend(reuse(&settings.metrics_binds, metrics_open)?);
+        listeners.extend(reuse(settings.metrics_binds(), metrics_open)?);
         Ok(listeners)
     }
 
@@ -276,7 +276,7 @@ impl Arbiter {
 
     /// Switches to the proven settings: a new generation starts; the old one serves on.
     fn switch(&mut self, next: Next, preloaded: Option<Arc<dyn App>>, started: Instant) {
-        if let Err(e) = serve_log::configure(&next.settings.log) {
+        if let Err(e) = serve_log::configure(&next.settings.log()) {
             return self.reload_failed(&format!("cannot open the new log files: {e}"));
         }
         let previous = Box::new(Previous {
@@ -385,7 +385,7 @@ impl Arbiter {
                 self.generation = old;
                 self.board.metrics().set_generation(old);
                 self.num_workers = num_workers;
-                let _ = serve_log::configure(&self.settings.log);
+                let _ = serve_log::configure(&self.settings.log());
                 let now = Instant::now();
                 for (pid, w) in &mut self.workers {
                     if w.generation == generation {
@@ -475,7 +475,7 @@ impl Arbiter {
     }
 
     fn restore_pidfile(&mut self) {
-        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), self.settings.pidfile.clone()) {
+        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), self.settings.pid.clone()) {
             p.rename(path);
         }
     }
@@ -488,7 +488,7 @@ impl Arbiter {
         }
         tracing::info!("Master has been promoted: the old master (pid {old}) exited");
         self.old_master = None;
-        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), self.settings.pidfile.clone()) {
+        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), self.settings.pid.clone()) {
             p.rename(path);
         }
     }

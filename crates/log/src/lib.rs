@@ -22,18 +22,17 @@ pub mod error_log;
 pub mod sink;
 pub mod time;
 
-pub use access::{AccessFormat, AccessRecord, FormatError};
+pub use access::{AccessFormat, AccessRecord, DEFAULT_FORMAT, FormatError};
 pub use error_log::{Level, UnknownLevel};
-pub use sink::Target;
+pub use sink::{Target, unwritable};
 
 use std::io;
 use std::sync::{Mutex, MutexGuard};
 
 /// How lines are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// gunicorn's text lines.
-    #[default]
     Text,
     /// One JSON object per line.
     Json,
@@ -54,18 +53,6 @@ pub struct LogConfig {
     pub access_format: AccessFormat,
 }
 
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            level: Level::Info,
-            format: Format::Text,
-            error_log: Target::Stderr,
-            access_log: None,
-            access_format: AccessFormat::default(),
-        }
-    }
-}
-
 struct Logs {
     format: Format,
     error: sink::Sink,
@@ -82,9 +69,12 @@ fn logs() -> MutexGuard<'static, Option<Logs>> {
 /// Installs the logs, or replaces their configuration when already installed (on reload).
 /// Files are opened here, so an unwritable log file is an error at start, not a silent loss.
 pub fn configure(cfg: &LogConfig) -> io::Result<()> {
-    let error = sink::Sink::open(&cfg.error_log)?;
+    let error = sink::Sink::open(&cfg.error_log, "--error-logfile")?;
     let access = match &cfg.access_log {
-        Some(t) => Some((sink::Sink::open(t)?, cfg.access_format.clone())),
+        Some(t) => Some((
+            sink::Sink::open(t, "--access-logfile")?,
+            cfg.access_format.clone(),
+        )),
         None => None,
     };
     *logs() = Some(Logs {

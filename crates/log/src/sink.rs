@@ -3,7 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// A log destination as the user names it: `-` (stderr for the error log, stdout for the access
@@ -61,14 +61,14 @@ impl Sink {
         }
     }
 
-    pub(crate) fn open(target: &Target) -> io::Result<Sink> {
+    /// Opens the target of `flag` (`--error-logfile`, `--access-logfile`); the error says
+    /// which flag, the path, the cause and the fix.
+    pub(crate) fn open(target: &Target, flag: &str) -> io::Result<Sink> {
         let file = match target {
-            Target::File(path) => Some(open_append(path).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot open log file {}: {e}", path.display()),
-                )
-            })?),
+            Target::File(path) => Some(
+                open_append(path)
+                    .map_err(|e| io::Error::new(e.kind(), unwritable(flag, path, &e)))?,
+            ),
             _ => None,
         };
         Ok(Sink {
@@ -101,4 +101,44 @@ fn open_append(path: &std::path::Path) -> io::Result<File> {
         .append(true)
         .mode(0o640)
         .open(path)
+}
+
+/// Why the file a flag names cannot be written, and what to do, as one line:
+/// `--pid /run/x/serve.pid: cannot write it: the directory /run/x does not exist; create it,
+/// or pass --pid with a writable path`.
+pub fn unwritable(flag: &str, path: &Path, e: &io::Error) -> String {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let cause = match e.kind() {
+        io::ErrorKind::NotFound if !dir.is_dir() => {
+            format!("the directory {} does not exist; create it", dir.display())
+        }
+        io::ErrorKind::PermissionDenied => format!(
+            "permission denied (serve runs as uid {}); make {} writable for it",
+            uid(),
+            if path.exists() {
+                path.display().to_string()
+            } else {
+                dir.display().to_string()
+            }
+        ),
+        io::ErrorKind::ReadOnlyFilesystem => format!(
+            "{} is on a read-only file system; choose a writable place (a volume, /tmp)",
+            dir.display()
+        ),
+        io::ErrorKind::IsADirectory => "it is a directory; name a file".to_string(),
+        _ => e.to_string(),
+    };
+    format!(
+        "{flag} {}: cannot write it: {cause}, or pass {flag} with a writable path",
+        path.display()
+    )
+}
+
+fn uid() -> String {
+    // The owner of /proc/self is this process's effective uid (this crate has no libc).
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or_else(|_| "?".into(), |m| m.uid().to_string())
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serve_app::{App, AppFactory, Context};
 use serve_model::metadata::ModelMeta;
-use serve_model::{ModelAppFactory, ModelOptions, v2_request};
+use serve_model::{ModelAppFactory, v2_request};
+use serve_settings::Values;
 use tract_onnx::prelude::*;
 
 fn per_iter(label: &str, iters: u32, mut f: impl FnMut()) -> Duration {
@@ -53,8 +54,8 @@ fn cx() -> Context {
     }
 }
 
-fn build(opts: ModelOptions) -> Arc<dyn App> {
-    let app = ModelAppFactory::new(opts).build().unwrap();
+fn build(path: Option<std::path::PathBuf>, values: &Values) -> Arc<dyn App> {
+    let app = ModelAppFactory::new(path, values).build().unwrap();
     app.warm().unwrap();
     app
 }
@@ -158,7 +159,7 @@ fn main() {
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         println!("-- App::call, one at a time (decode, executor, tract, encode)");
-        let app = build(ModelOptions::default());
+        let app = build(None, &Values::default());
         sequential(
             "iris V2 JSON, batch 1",
             &app,
@@ -184,10 +185,7 @@ fn main() {
         )
         .await;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/titanic");
-        let titanic = build(ModelOptions {
-            app: Some(root),
-            ..ModelOptions::default()
-        });
+        let titanic = build(Some(root), &Values::default());
         let passenger = r#"{"Age":22,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":3}"#;
         sequential(
             "titanic POST /model, one record",
@@ -200,10 +198,13 @@ fn main() {
 
         println!("-- App::call, 64 concurrent requests on one runtime");
         let body = iris_body(1);
-        let off = build(ModelOptions {
-            max_batch_size: 1,
-            ..ModelOptions::default()
-        });
+        let off = build(
+            None,
+            &Values {
+                max_batch_size: 1,
+                ..Values::default()
+            },
+        );
         concurrent("iris V2 JSON, batching off", &off, &body, 64, 1_000).await;
         concurrent("iris V2 JSON, batching on (max 64)", &app, &body, 64, 1_000).await;
     });

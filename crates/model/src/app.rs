@@ -11,13 +11,12 @@
 //! manifest routes; it builds no plan. That is the check, each worker's build, and, followed
 //! by [`App::warm`] which builds every plan, what `--preload` and the reload proof run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use serve_app::{App, AppError, AppFactory, BoxFuture, Context, Request, Response};
+use serve_settings::Values;
 
-use crate::ModelOptions;
 use crate::executor::Settings;
 use crate::observe::Metrics;
 use crate::registry::{Model, Registry};
@@ -34,7 +33,9 @@ impl ModelApp {
     /// Builds the app (metadata only; plans are built lazily or by [`App::warm`]) from a
     /// resolved APP, whose model bytes are already in memory: [`ModelAppFactory`] is the way
     /// in.
-    fn from_spec(spec: &AppSpec, opts: &ModelOptions) -> Result<ModelApp, String> {
+    fn from_spec(spec: &AppSpec, values: &Values) -> Result<ModelApp, String> {
+        // `--request-timeout`: a request still waiting or running past it is answered 504.
+        let request_timeout = (!values.request_timeout.is_zero()).then_some(values.request_timeout);
         let mut registry = Registry::default();
         for m in &spec.models {
             let model = Model::new(
@@ -42,7 +43,7 @@ impl ModelApp {
                     m.name.clone(),
                     m.source.clone(),
                     m.settings.clone(),
-                    opts.request_timeout,
+                    request_timeout,
                 )?
                 .with_version(m.version.clone())
                 .observed_by(Arc::new(Metrics(serve_app::metrics::model_id(&m.name)))),
@@ -83,18 +84,6 @@ fn in_manifest(spec: &AppSpec, e: String) -> String {
     }
 }
 
-/// The executor settings the command line gives every model (a manifest may override them).
-fn settings(opts: &ModelOptions) -> Settings {
-    Settings {
-        max_batch_size: opts.max_batch_size.max(1),
-        batch_timeout: opts.batch_timeout,
-        max_queue: opts.max_queue.max(1),
-        inline_below: Duration::from_millis(1),
-        measure: true,
-        batch_dim: true,
-    }
-}
-
 impl App for ModelApp {
     fn call(&self, req: Request, cx: Context) -> BoxFuture<Response> {
         let inner = self.inner.clone();
@@ -122,16 +111,22 @@ impl App for ModelApp {
 /// The recipe the `serve` binary gives the master: [`AppFactory::check`] at start,
 /// [`AppFactory::build`] in each worker (or once before forking with `--preload`).
 pub struct ModelAppFactory {
-    opts: ModelOptions,
+    /// APP: an `.onnx` file, a model repository or app directory, an `app.toml`; `None`
+    /// serves the iris model embedded in the binary.
+    app: Option<PathBuf>,
+    /// The settings: the model ones are every model's unless its manifest entry says
+    /// otherwise.
+    values: Values,
     /// APP resolved and its model files read, by the first call (see the module's doc).
     sealed: OnceLock<Result<AppSpec, String>>,
 }
 
 impl ModelAppFactory {
-    /// A factory for these options. Nothing is read until it is first used.
-    pub fn new(opts: ModelOptions) -> Self {
+    /// A factory for APP under these settings. Nothing is read until it is first used.
+    pub fn new(app: Option<PathBuf>, values: &Values) -> Self {
         ModelAppFactory {
-            opts,
+            app,
+            values: values.clone(),
             sealed: OnceLock::new(),
         }
     }
@@ -139,18 +134,13 @@ impl ModelAppFactory {
     /// APP as resolved on first use, its model bytes in memory.
     fn spec(&self) -> Result<&AppSpec, String> {
         self.sealed
-            .get_or_init(|| resolve(self.opts.app.as_deref(), &settings(&self.opts)))
+            .get_or_init(|| resolve(self.app.as_deref(), &Settings::from_values(&self.values)))
             .as_ref()
             .map_err(Clone::clone)
     }
 
     fn app(&self) -> Result<ModelApp, String> {
-        ModelApp::from_spec(self.spec()?, &self.opts)
-    }
-
-    /// The options it was made with.
-    pub fn options(&self) -> &ModelOptions {
-        &self.opts
+        ModelApp::from_spec(self.spec()?, &self.values)
     }
 }
 
@@ -160,7 +150,7 @@ impl AppFactory for ModelAppFactory {
         match self.spec() {
             Ok(spec) => {
                 let names: Vec<&str> = spec.models.iter().map(|m| m.name.as_str()).collect();
-                let from = match (&spec.manifest, self.opts.app.as_deref()) {
+                let from = match (&spec.manifest, self.app.as_deref()) {
                     (Some(m), _) => source(m),
                     (None, Some(app)) => source(app),
                     (None, None) => "embedded".into(),
@@ -168,7 +158,7 @@ impl AppFactory for ModelAppFactory {
                 let s = if names.len() == 1 { "" } else { "s" };
                 format!("model{s} {} ({from})", names.join(", "))
             }
-            Err(_) => match self.opts.app.as_deref() {
+            Err(_) => match self.app.as_deref() {
                 Some(app) => format!("model app {}", source(app)),
                 None => "model iris (embedded)".into(),
             },

@@ -2,7 +2,7 @@
 //!
 //! This crate is the application the `serve` server runs (the Flask `app.py` of the
 //! gunicorn world, written once): it knows models and protocols and nothing of processes.
-//! The binary builds a [`ModelAppFactory`] from [`ModelOptions`]; the master checks it at
+//! The binary builds a [`ModelAppFactory`] from APP and the settings; the master checks it at
 //! start, each worker builds the [`ModelApp`] and calls it for every request.
 //!
 //! # Layout
@@ -50,9 +50,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 pub mod app;
 // The runtime's modules, where this crate and its users have always found them.
 pub use serve_runtime::{datatype, executor, inputs, loader, metadata, model, outputs, run_error};
@@ -79,35 +76,3 @@ pub mod v2_request;
 mod fixtures;
 
 pub use app::{ModelApp, ModelAppFactory};
-
-/// What the `serve` command line decides about the model app.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelOptions {
-    /// APP: an `.onnx` file, a model repository or app directory, an `app.toml`; `None`
-    /// serves the iris model embedded in the binary.
-    pub app: Option<PathBuf>,
-    /// `--request-timeout`: a request still waiting or running past it is answered 504
-    /// (the worker lives on; a call already running on the blocking pool finishes unseen).
-    pub request_timeout: Option<Duration>,
-    /// `--max-queue`: requests waiting for one model in one worker; past it, 503 with
-    /// `Retry-After: 1`.
-    pub max_queue: usize,
-    /// `--max-batch-size`: the most rows one tract call takes when requests are merged;
-    /// 1 turns dynamic batching off.
-    pub max_batch_size: usize,
-    /// `--batch-timeout-us`: how long a batch waits for more requests; zero merges only
-    /// the requests already waiting, adding no delay.
-    pub batch_timeout: Duration,
-}
-
-impl Default for ModelOptions {
-    fn default() -> Self {
-        ModelOptions {
-            app: None,
-            request_timeout: None,
-            max_queue: 1024,
-            max_batch_size: 64,
-            batch_timeout: Duration::ZERO,
-        }
-    }
-}

@@ -71,6 +71,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serve_settings::kinds::{self, per_model};
 
 /// A parsed `app.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -92,11 +93,15 @@ pub struct ModelEntry {
     pub name: Option<String>,
     /// The `.onnx` file, relative to the manifest.
     pub path: Option<PathBuf>,
-    /// Rows per tract call (1 = no batching).
+    /// Rows per tract call (1 = no batching); read as `--max-batch-size` is.
+    #[serde(default, deserialize_with = "max_batch_size")]
     pub max_batch_size: Option<usize>,
-    /// How long a batch waits for more requests, in microseconds.
+    /// How long a batch waits for more requests, in microseconds; read as
+    /// `--batch-timeout-us` is.
+    #[serde(default, deserialize_with = "batch_timeout_us")]
     pub batch_timeout_us: Option<u64>,
-    /// Requests waiting for the model before 503.
+    /// Requests waiting for the model before 503; read as `--max-queue` is.
+    #[serde(default, deserialize_with = "max_queue")]
     pub max_queue: Option<usize>,
     /// Whether the inputs' first dimensions are one batch (default true).
     pub batch: Option<bool>,
@@ -104,6 +109,19 @@ pub struct ModelEntry {
     pub version: Option<Version>,
     /// One row of each input, by input name: the front page's and OpenAPI's example.
     pub example: Option<toml::Table>,
+}
+
+// The per-model keys, read with the kinds of the flags they override.
+fn max_batch_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    per_model::<kinds::Rows, D>("max_batch_size", d)
+}
+
+fn batch_timeout_us<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    per_model::<kinds::Micros, D>("batch_timeout_us", d)
+}
+
+fn max_queue<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    per_model::<kinds::AtLeastOne, D>("max_queue", d)
 }
 
 /// A `version`: a number or a string, as written.
@@ -232,6 +250,26 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for Ordered<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_model_keys_are_read_as_their_flags_are() {
+        let bad = |toml: &str| parse(&format!("[[model]]\n{toml}\n"), Path::new("app.toml"));
+        let e = bad("max_batch_size = 0").unwrap_err();
+        assert!(
+            e.contains("max_batch_size") && e.contains("expected 1 (no batching) or more"),
+            "{e}"
+        );
+        let e = bad("max_queue = 0").unwrap_err();
+        assert!(
+            e.contains("max_queue") && e.contains("expected 1 or more"),
+            "{e}"
+        );
+        let e = bad("batch_timeout_us = -5").unwrap_err();
+        assert!(e.contains("batch_timeout_us") && e.contains("-5"), "{e}");
+        let m = bad("max_batch_size = \"8\"\nbatch_timeout_us = 250").unwrap();
+        assert_eq!(m.models[0].max_batch_size, Some(8));
+        assert_eq!(m.models[0].batch_timeout_us, Some(250));
+    }
 
     #[test]
     fn the_documented_example_parses() {

@@ -184,14 +184,11 @@ fn manifest_model(
         None => file_model_name(&path)?,
     };
     let settings = Settings {
-        max_batch_size: entry
-            .max_batch_size
-            .unwrap_or(defaults.max_batch_size)
-            .max(1),
+        max_batch_size: entry.max_batch_size.unwrap_or(defaults.max_batch_size),
         batch_timeout: entry
             .batch_timeout_us
             .map_or(defaults.batch_timeout, Duration::from_micros),
-        max_queue: entry.max_queue.unwrap_or(defaults.max_queue).max(1),
+        max_queue: entry.max_queue.unwrap_or(defaults.max_queue),
         inline_below: defaults.inline_below,
         measure: defaults.measure,
         batch_dim: entry.batch.unwrap_or(defaults.batch_dim),

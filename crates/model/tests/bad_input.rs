@@ -361,7 +361,7 @@ fn corpus() -> Vec<Case> {
 #[tokio::test]
 async fn every_bad_input_is_answered_with_its_status_and_cause() {
     let titanic = app_for(example("titanic"));
-    let iris = app(serve_model::ModelOptions::default());
+    let iris = app(None, &serve_settings::Values::default());
     for c in corpus() {
         let app = if c.path.contains("iris") {
             &iris

@@ -79,7 +79,7 @@ async fn iris_matches_onnxruntime() {
 
 #[tokio::test]
 async fn the_embedded_iris_matches_onnxruntime() {
-    check_v2("iris", &app(serve_model::ModelOptions::default())).await;
+    check_v2("iris", &app(None, &serve_settings::Values::default())).await;
 }
 
 #[tokio::test]
@@ -89,7 +89,7 @@ async fn titanic_matches_onnxruntime() {
 
 #[tokio::test]
 async fn iris_labels_setosa_and_virginica_over_v2_and_v1() {
-    let app = app(serve_model::ModelOptions::default());
+    let app = app(None, &serve_settings::Values::default());
     for (row, label) in [([5.1, 3.5, 1.4, 0.2], 0), ([6.7, 3.0, 5.2, 2.3], 2)] {
         let body = json!({"inputs": [input("input", "FP32", &[1, 4], json!(row))]});
         let v = call(&app, "POST", "/v2/models/iris/infer", body.to_string())

@@ -10,7 +10,8 @@ use common::*;
 use fixtures::TempDir;
 use serde_json::{Value, json};
 use serve_app::AppFactory;
-use serve_model::{ModelAppFactory, ModelOptions};
+use serve_model::ModelAppFactory;
+use serve_settings::Values;
 
 /// Sends every request body example of the document to its path; returns how many.
 async fn every_example_answers(app: &std::sync::Arc<dyn serve_app::App>) -> usize {
@@ -34,7 +35,7 @@ async fn every_example_answers(app: &std::sync::Arc<dyn serve_app::App>) -> usiz
 async fn the_examples_of_every_example_app_answer() {
     // The embedded iris: V2, V1, the repository index.
     assert_eq!(
-        every_example_answers(&app(ModelOptions::default())).await,
+        every_example_answers(&app(None, &Values::default())).await,
         3
     );
     // iris: + /predict; titanic: two models and two routes; both: all of it.
@@ -50,7 +51,7 @@ async fn the_examples_of_every_example_app_answer() {
 
 #[tokio::test]
 async fn the_embedded_iris_example_is_a_setosa() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let doc = call(&app, "GET", "/openapi.json", "").await.json();
     let body = &doc["paths"]["/v2/models/iris/infer"]["post"]["requestBody"]["content"]["application/json"]
         ["example"];
@@ -121,10 +122,7 @@ fn a_wrong_example_fails_the_start_check_naming_the_key() {
         let d = TempDir::new("front-example");
         d.file("model.onnx", serve_model::resolve::EMBEDDED_IRIS);
         d.file("app.toml", manifest.as_bytes());
-        let f = ModelAppFactory::new(ModelOptions {
-            app: Some(d.0.clone()),
-            ..ModelOptions::default()
-        });
+        let f = ModelAppFactory::new(Some(d.0.clone()), &Values::default());
         let e = f.check().unwrap_err().to_string();
         assert!(e.contains(want), "{e}\n  want: {want}");
         assert!(!e.contains('\n'), "{e}");

@@ -11,7 +11,8 @@ use common::*;
 use fixtures::TempDir;
 use serde_json::{Value, json};
 use serve_app::AppFactory;
-use serve_model::{ModelAppFactory, ModelOptions};
+use serve_model::ModelAppFactory;
+use serve_settings::Values;
 
 fn repo(models: &[(&str, Vec<u8>)]) -> TempDir {
     let d = TempDir::new(&format!(
@@ -31,7 +32,7 @@ fn iris_body(rows: &[[f32; 4]]) -> String {
 
 #[tokio::test]
 async fn health_and_server_metadata() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let a = call(&app, "GET", "/v2/health/live", "").await;
     assert_eq!((a.status, a.json()), (200, json!({"live": true})));
     let a = call(&app, "GET", "/v2/health/ready", "").await;
@@ -99,7 +100,7 @@ async fn the_repository_index_lists_every_model_and_its_state() {
 
 #[tokio::test]
 async fn a_stopping_server_is_not_ready() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let a = call_with(&app, "GET", "/v2/health/ready", &[], "", true).await;
     assert_eq!(a.status, 503);
     assert_eq!(a.json()["ready"], false);
@@ -112,7 +113,7 @@ async fn a_stopping_server_is_not_ready() {
 
 #[tokio::test]
 async fn metadata_is_read_without_loading_and_says_when_loaded() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let v = call(&app, "GET", "/v2/models/iris", "").await.json();
     assert_eq!(
         v,
@@ -189,10 +190,7 @@ async fn a_manifest_version_is_the_version_every_protocol_answers() {
         "app.toml",
         b"[[model]]\nname = \"iris\"\npath = \"iris.onnx\"\nversion = \"a/b\"\n",
     );
-    let f = ModelAppFactory::new(ModelOptions {
-        app: Some(d.0.clone()),
-        ..ModelOptions::default()
-    });
+    let f = ModelAppFactory::new(Some(d.0.clone()), &Values::default());
     let e = f.check().unwrap_err().to_string();
     assert!(
         e.contains("version \"a/b\" must be one path segment"),
@@ -202,7 +200,7 @@ async fn a_manifest_version_is_the_version_every_protocol_answers() {
 
 #[tokio::test]
 async fn versions_other_than_1_are_404() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let a = call(
         &app,
         "POST",
@@ -232,7 +230,7 @@ async fn versions_other_than_1_are_404() {
 
 #[tokio::test]
 async fn unknown_models_paths_and_methods() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let a = call(
         &app,
         "POST",
@@ -261,7 +259,7 @@ async fn unknown_models_paths_and_methods() {
 
 #[tokio::test]
 async fn infer_echoes_the_id_and_selects_outputs() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let body = json!({
         "id": "42",
         "inputs": [input("input", "FP32", &[2, 4], json!([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]))],
@@ -289,7 +287,7 @@ async fn infer_echoes_the_id_and_selects_outputs() {
 
 #[tokio::test]
 async fn a_zero_batch_answers_empty_outputs() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let body = json!({"inputs": [input("input", "FP32", &[0, 4], json!([]))]});
     let a = call(&app, "POST", "/v2/models/iris/infer", body.to_string()).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
@@ -314,7 +312,7 @@ fn split_binary(a: &Answer) -> (Value, Vec<u8>) {
 
 #[tokio::test]
 async fn binary_inputs_and_outputs_like_tritonclient() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let header = json!({
         "inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32",
                     "parameters": {"binary_data_size": 32}}],
@@ -347,7 +345,7 @@ async fn binary_inputs_and_outputs_like_tritonclient() {
 
 #[tokio::test]
 async fn one_output_in_binary_the_other_in_json() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     let body = json!({
         "inputs": [input("input", "FP32", &[1, 4], json!([5.1, 3.5, 1.4, 0.2]))],
         "outputs": [{"name": "label", "parameters": {"binary_data": true}}, {"name": "probabilities"}]
@@ -547,10 +545,7 @@ fn log_lines_about(model: &str) -> Vec<(tracing::Level, String)> {
 async fn a_model_tract_cannot_build_answers_503_with_the_cause_and_logs_it_once() {
     log_lines_about("");
     let d = repo(&[("fancy", fixtures::unimplemented_op())]);
-    let factory = ModelAppFactory::new(ModelOptions {
-        app: Some(d.0.clone()),
-        ..ModelOptions::default()
-    });
+    let factory = ModelAppFactory::new(Some(d.0.clone()), &Values::default());
     factory
         .check()
         .expect("it parses, so the start-time check passes");
@@ -660,11 +655,14 @@ async fn a_model_file_that_breaks_or_disappears_changes_nothing_until_a_reload()
 // timeout raced the first call on the blocking pool, and sometimes lost).
 #[tokio::test(start_paused = true)]
 async fn past_the_request_timeout_is_504_and_the_app_lives_on() {
-    let app = app(ModelOptions {
-        request_timeout: Some(Duration::from_millis(10)),
-        batch_timeout: Duration::from_secs(10),
-        ..ModelOptions::default()
-    });
+    let app = app(
+        None,
+        &Values {
+            request_timeout: Duration::from_millis(10),
+            batch_timeout_us: 10_000_000,
+            ..Values::default()
+        },
+    );
     app.warm().unwrap();
     let a = call(
         &app,
@@ -680,10 +678,13 @@ async fn past_the_request_timeout_is_504_and_the_app_lives_on() {
 
 #[tokio::test]
 async fn a_full_queue_is_503_with_retry_after() {
-    let app = app(ModelOptions {
-        max_queue: 1,
-        ..ModelOptions::default()
-    });
+    let app = app(
+        None,
+        &Values {
+            max_queue: 1,
+            ..Values::default()
+        },
+    );
     app.warm().unwrap();
     let body = iris_body(&[[1.0; 4]]);
     let (a, b) = tokio::join!(
@@ -698,7 +699,7 @@ async fn a_full_queue_is_503_with_retry_after() {
 
 #[tokio::test]
 async fn concurrent_requests_are_answered_separately_when_batched() {
-    let app = app(ModelOptions::default());
+    let app = app(None, &Values::default());
     app.warm().unwrap();
     let rows = [
         [5.1, 3.5, 1.4, 0.2],
@@ -760,10 +761,7 @@ fn start_time_check_errors_are_one_line_naming_the_file() {
         (sequence, "sequence.onnx: output \"probs\" is not a tensor"),
     ];
     for (path, want) in cases {
-        let f = ModelAppFactory::new(ModelOptions {
-            app: Some(path),
-            ..ModelOptions::default()
-        });
+        let f = ModelAppFactory::new(Some(path), &Values::default());
         let e = f.check().unwrap_err().to_string();
         assert!(!e.contains('\n'), "{e}");
         assert!(e.contains(want), "{e}\n  want: {want}");
@@ -774,10 +772,7 @@ fn start_time_check_errors_are_one_line_naming_the_file() {
         "app.toml",
         b"[[route]]\npath = \"/model\"\n[route.outputs]\nx = \"nope\"\n",
     );
-    let f = ModelAppFactory::new(ModelOptions {
-        app: Some(app_dir.0.clone()),
-        ..ModelOptions::default()
-    });
+    let f = ModelAppFactory::new(Some(app_dir.0.clone()), &Values::default());
     let e = f.check().unwrap_err().to_string();
     assert!(
         e.contains("app.toml: route POST /model: unknown output \"nope\""),
@@ -787,12 +782,9 @@ fn start_time_check_errors_are_one_line_naming_the_file() {
 
 #[test]
 fn describe_names_the_models_and_their_source() {
-    let f = ModelAppFactory::new(ModelOptions::default());
+    let f = ModelAppFactory::new(None, &Values::default());
     assert_eq!(f.describe(), "model iris (embedded)");
-    let f = ModelAppFactory::new(ModelOptions {
-        app: Some(example("titanic")),
-        ..ModelOptions::default()
-    });
+    let f = ModelAppFactory::new(Some(example("titanic")), &Values::default());
     assert!(
         f.describe()
             .starts_with("models titanic, titanic_sklearn ("),

@@ -66,16 +66,25 @@ pub struct Settings {
     pub batch_dim: bool,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
+impl Settings {
+    /// What the settings give every model (`--max-batch-size`, `--batch-timeout-us`,
+    /// `--max-queue`), with the executor's own defaults; a manifest entry overrides some.
+    pub fn from_values(values: &serve_settings::Values) -> Settings {
         Settings {
-            max_batch_size: 64,
-            batch_timeout: Duration::ZERO,
-            max_queue: 1024,
+            max_batch_size: values.max_batch_size,
+            batch_timeout: Duration::from_micros(values.batch_timeout_us),
+            max_queue: values.max_queue,
             inline_below: Duration::from_millis(1),
             measure: true,
             batch_dim: true,
         }
+    }
+}
+
+/// The table's defaults ([`Settings::from_values`] of the default values).
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_values(&serve_settings::Values::default())
     }
 }
 
@@ -138,8 +147,8 @@ impl Executor {
         estimate: Estimate,
         server: Option<Arc<dyn Observer>>,
     ) -> Executor {
-        let (tx, rx) = mpsc::channel(settings.max_queue.max(1));
-        let max_queue = settings.max_queue.max(1);
+        let (tx, rx) = mpsc::channel(settings.max_queue);
+        let max_queue = settings.max_queue;
         let observers = Arc::new(Observers {
             activity: Arc::new(Activity::default()),
             server,

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serve_app::{Response, error_response};
 
-use crate::WorkerConfig;
+use serve_settings::Values;
 
 /// Bodies smaller than this are decompressed on the I/O thread; larger ones off it.
 const INLINE_DECOMPRESS: usize = 256 << 10;
@@ -31,7 +31,7 @@ enum Encoding {
 pub(crate) async fn read(
     parts: &mut http::request::Parts,
     body: Incoming,
-    cfg: &WorkerConfig,
+    cfg: &Values,
 ) -> Result<Bytes, Response> {
     let encoding = encoding(&parts.headers)?;
     let limit = if cfg.max_body_size == 0 {
@@ -128,7 +128,7 @@ where
     })
 }
 
-fn too_large(cfg: &WorkerConfig, size: &str) -> Response {
+fn too_large(cfg: &Values, size: &str) -> Response {
     error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(

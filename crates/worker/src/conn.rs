@@ -103,7 +103,7 @@ impl ConnWatch {
         }
     }
 
-    fn verdict(&self, cfg: &crate::WorkerConfig, draining: bool) -> Verdict {
+    fn verdict(&self, cfg: &serve_settings::Values, draining: bool) -> Verdict {
         let now = self.elapsed_ms();
         let at = |ms: u64| self.opened + Duration::from_millis(ms);
         if self.in_flight.load(Relaxed) > 0 {

@@ -4,11 +4,11 @@
 //! the listeners it inherited, serves HTTP/1.1 and h2c with hyper, writes its heartbeat and
 //! counters in its scoreboard slot, and runs the [`serve_app::App`]. It stops accepting on
 //! SIGTERM or after `--max-requests`, finishes what it has, and returns an exit code; the
-//! caller (the arbiter's fork) exits the process with it.
+//! caller (the arbiter's fork) exits the process with it. Its settings are
+//! [`serve_settings::Config`], as the master resolved them.
 //!
 //! # Layout
 //! - [`scoreboard`]: the shared-memory slot through which the master watches this worker.
-//! - [`config`]: the worker's settings.
 //! - [`listener`]: the inherited sockets.
 //! - [`accept`]: which worker takes the next connection (the workers share them evenly).
 //! - [`drain`]: the one-way switch that stops a worker gracefully.
@@ -27,7 +27,6 @@ mod admin;
 mod app_cell;
 mod body;
 mod catch;
-pub mod config;
 mod conn;
 pub mod drain;
 mod limits;
@@ -46,7 +45,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
 pub use accept::{Acceptor, Share};
-pub use config::{ForwardedAllow, NotAnAddress, WorkerConfig};
 pub use drain::{Drain, Reason};
 pub use listener::Listener;
 pub use scoreboard::{Board, Slot, State};
@@ -93,8 +91,8 @@ pub struct WorkerArgs {
     pub listeners: Vec<Listener>,
     /// This worker's scoreboard slot.
     pub slot: &'static Slot,
-    /// Settings.
-    pub config: WorkerConfig,
+    /// Every setting, as the master resolved them.
+    pub config: Arc<serve_settings::Config>,
     /// The app's factory: builds the app on the first request unless it was preloaded.
     pub factory: Arc<dyn serve_app::AppFactory>,
     /// The app the master built before forking (`--preload`).
@@ -113,7 +111,7 @@ pub struct WorkerArgs {
 
 /// State shared by every connection of the worker.
 pub(crate) struct Shared {
-    config: WorkerConfig,
+    config: Arc<serve_settings::Config>,
     slot: &'static Slot,
     board: Board,
     /// Where this worker's figures go (none in a process without the master's region).
@@ -164,7 +162,7 @@ pub fn run(args: WorkerArgs) -> i32 {
         tracing::error!("Worker failed to boot: {e}");
         return ExitCode::WorkerBoot.code();
     }
-    let threads = args.config.threads.max(1);
+    let threads = args.config.threads;
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -250,7 +248,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         // The main listeners share their connections with the other workers; the
         // `--metrics-bind` ones take whatever comes (scrapes and probes, not the load).
         let share = (!shared.admin_listener(index))
-            .then(|| Share::new(board, slot, shared.config.heartbeat_interval, queue_len));
+            .then(|| Share::new(board, slot, shared.config.heartbeat_interval(), queue_len));
         match Acceptor::new(l, share) {
             Ok(acceptor) => accepting.push(acceptor),
             Err(e) => {
@@ -265,7 +263,7 @@ async fn serve(args: WorkerArgs) -> i32 {
     }
 
     tokio::spawn(heartbeat(shared.clone()));
-    let connections = Arc::new(Semaphore::new(shared.config.worker_connections.max(1)));
+    let connections = Arc::new(Semaphore::new(shared.config.worker_connections));
     let accept_loops: Vec<_> = accepting
         .into_iter()
         .enumerate()
@@ -285,7 +283,7 @@ async fn serve(args: WorkerArgs) -> i32 {
     slot.set_state(State::Draining);
     let open = shared.open_connections.load(Relaxed);
     tracing::info!("Worker exiting (pid: {pid}), {open} connections to finish");
-    let all = u32::try_from(shared.config.worker_connections.max(1)).unwrap_or(u32::MAX);
+    let all = u32::try_from(shared.config.worker_connections).unwrap_or(u32::MAX);
     let finished = tokio::time::timeout(shared.config.graceful_timeout, async {
         // The accept loops first: emptying a closing listener's queue takes permits.
         for l in accept_loops {
@@ -387,7 +385,7 @@ async fn take_queue(
 /// Writes the heartbeat from the event loop: if the loop is stuck, the heartbeat stops, and
 /// the master notices after `--timeout`.
 async fn heartbeat(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
+    let mut tick = tokio::time::interval(shared.config.heartbeat_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

@@ -10,11 +10,11 @@
 use http::StatusCode;
 use serve_app::{Response, error_response};
 
-use crate::WorkerConfig;
+use serve_settings::Values;
 
 /// Checks the request line and header fields against the configured limits.
 #[allow(clippy::result_large_err)] // the error is the answer, made on a cold path
-pub(crate) fn check_head(parts: &http::request::Parts, cfg: &WorkerConfig) -> Result<(), Response> {
+pub(crate) fn check_head(parts: &http::request::Parts, cfg: &Values) -> Result<(), Response> {
     if parts.version == http::Version::HTTP_11 {
         let hosts = parts.headers.get_all(http::header::HOST).iter().count();
         if hosts != 1 {
@@ -80,7 +80,7 @@ fn request_line_len(parts: &http::request::Parts) -> usize {
 pub(crate) const UNLIMITED_FIELDS: usize = 10_000;
 
 /// The largest head hyper must buffer for these limits (it needs at least 8 KiB).
-pub(crate) fn head_buffer_size(cfg: &WorkerConfig) -> Option<usize> {
+pub(crate) fn head_buffer_size(cfg: &Values) -> Option<usize> {
     if cfg.limit_request_line == 0
         || cfg.limit_request_fields == 0
         || cfg.limit_request_field_size == 0
@@ -104,12 +104,12 @@ mod tests {
         b.body(()).unwrap().into_parts().0
     }
 
-    fn cfg() -> WorkerConfig {
-        WorkerConfig {
+    fn cfg() -> Values {
+        Values {
             limit_request_line: 40,
             limit_request_fields: 2,
             limit_request_field_size: 20,
-            ..WorkerConfig::default()
+            ..Values::default()
         }
     }
 
@@ -165,11 +165,11 @@ mod tests {
 
     #[test]
     fn zero_disables_a_limit() {
-        let cfg = WorkerConfig {
+        let cfg = Values {
             limit_request_line: 0,
             limit_request_fields: 0,
             limit_request_field_size: 0,
-            ..WorkerConfig::default()
+            ..Values::default()
         };
         let p = parts(
             &format!("/{}", "a".repeat(10_000)),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serve_app::{App, AppFactory, Context};
-use serve_model::{ModelAppFactory, ModelOptions};
+use serve_model::ModelAppFactory;
+use serve_settings::Values;
 
 /// The repository's root (for `examples/`).
 pub fn root() -> PathBuf {
@@ -20,16 +21,15 @@ pub fn example(rel: &str) -> PathBuf {
 }
 
 /// Builds the app as a worker does.
-pub fn app(opts: ModelOptions) -> Arc<dyn App> {
-    ModelAppFactory::new(opts).build().expect("the app builds")
+pub fn app(path: Option<PathBuf>, values: &Values) -> Arc<dyn App> {
+    ModelAppFactory::new(path, values)
+        .build()
+        .expect("the app builds")
 }
 
 /// The app of one APP path with default options.
 pub fn app_for(path: impl Into<PathBuf>) -> Arc<dyn App> {
-    app(ModelOptions {
-        app: Some(path.into()),
-        ..ModelOptions::default()
-    })
+    app(Some(path.into()), &Values::default())
 }
 
 /// An answer, with its body parsed as JSON when it is JSON.

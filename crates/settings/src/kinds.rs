@@ -1,30 +1,18 @@
-//! The settings table: each setting is one line of `settings!`, from which come its flag
-//! (and so its config-file key and its `SERVE_CMD_ARGS` word), its `--help` text with the
-//! default, the default itself, how its value is parsed and checked, its field in
-//! [`Values`], the layer merge and its `--print-config` line.
-//!
-//! A setting's kind (a type implementing [`Kind`]) says what a value looks like: how it is
-//! parsed, what a wrong one is told, and how it is written back as TOML. Every layer carries
-//! the text as given (`Option<String>`), so a layer that does not set a value is told apart
-//! from one that sets the default, and every value is checked once, with one message,
-//! whichever layer it came from.
-//!
-//! Outside the table are what is not a plain value: the app path, the actions (`--config`,
-//! `--check-config`, `--print-config`, `--probe`), and the two settings whose default comes
-//! from the environment (`--bind` from `$PORT`, `--workers` from `$WEB_CONCURRENCY`); see
-//! [`crate::cli`].
+//! What a setting's value looks like: a [`Kind`] says how a value is parsed, what a wrong
+//! one is told, and how it is written back as TOML. Every place that reads a setting's text
+//! (the command line, `SERVE_CMD_ARGS`, a config file, a manifest's per-model keys) parses it
+//! with its kind, so one setting has one message wherever it was given.
 
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::ArgAction;
 use clap::builder::ValueRange;
 use nix::unistd::{Gid, Group, Uid, User};
 use serve_log::{AccessFormat, Format, Level};
-use serve_worker::ForwardedAllow;
 
-use crate::config::ConfigError;
+use crate::bind::Bind;
+use crate::forwarded::{ForwardedAllow, NotAnAddress};
 
 /// What a setting's value looks like.
 pub trait Kind {
@@ -72,6 +60,52 @@ fn int(n: u64) -> Option<toml::Value> {
     Some(toml::Value::Integer(n.min(i64::MAX as u64) as i64))
 }
 
+/// A value of a config file (or a manifest) as the command line would give it: the text
+/// its kind parses. `None` for a table or a date, which no setting takes.
+pub fn toml_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Deserializes a manifest's per-model key (`max_batch_size = 64`) with the kind of the
+/// setting it overrides, so that it is checked, and a wrong one told, as the flag is
+/// (`max_batch_size: 0 is not allowed here; expected 1 (no batching) or more`). A manifest
+/// calls it from one small function per key (serde's `deserialize_with`).
+pub fn per_model<'de, K: Kind, D: serde::Deserializer<'de>>(
+    key: &str,
+    d: D,
+) -> Result<Option<K::Value>, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error;
+    let value = toml::Value::deserialize(d)?;
+    let text = toml_text(&value).ok_or_else(|| {
+        D::Error::custom(format!(
+            "{key}: {value} is not a value; expected a number or a string"
+        ))
+    })?;
+    K::parse(&text)
+        .map(Some)
+        .map_err(|e| D::Error::custom(format!("{key}: {e}")))
+}
+
+/// A whole number from `min`: a number below it (a negative one too) is told what is
+/// allowed; anything else, what a number looks like.
+fn whole<N: std::str::FromStr>(text: &str, min: u64, example: &str) -> Result<N, String> {
+    let t = text.trim();
+    let low = || format!("{t} is not allowed here; expected {min} or more");
+    match t.parse::<i128>() {
+        Ok(n) if n < i128::from(min) => Err(low()),
+        _ => t.parse::<N>().map_err(|_| {
+            format!("{text:?} is not a number; expected a whole number, as {example}")
+        }),
+    }
+}
+
 /// On or off.
 pub struct Switch;
 
@@ -101,6 +135,7 @@ impl Kind for Seconds {
         let t = text.trim().trim_end_matches('s');
         match t.parse::<f64>() {
             Ok(v) if v.is_finite() && (0.0..=1e9).contains(&v) => Ok(Duration::from_secs_f64(v)),
+            Ok(v) if v < 0.0 => Err(format!("{} is not allowed here; expected 0 or more", t)),
             _ => Err(format!(
                 "{text:?} is not a duration; expected a number of seconds, as 30 or 0.5"
             )),
@@ -119,7 +154,10 @@ impl Kind for PositiveSeconds {
     const VALUE_NAME: &'static str = "SECONDS";
     fn parse(text: &str) -> Result<Duration, String> {
         match Seconds::parse(text)? {
-            d if d.is_zero() => Err("expected more than 0 seconds".into()),
+            d if d.is_zero() => Err(format!(
+                "{} is not allowed here; expected more than 0 seconds",
+                text.trim()
+            )),
             d => Ok(d),
         }
     }
@@ -135,9 +173,7 @@ impl Kind for Count {
     type Value = usize;
     const VALUE_NAME: &'static str = "N";
     fn parse(text: &str) -> Result<usize, String> {
-        text.trim()
-            .parse()
-            .map_err(|_| format!("{text:?} is not a number; expected a whole number, as 100"))
+        whole(text, 0, "100")
     }
     fn to_toml(value: &usize) -> Option<toml::Value> {
         int(*value as u64)
@@ -176,10 +212,7 @@ impl Kind for AtLeastOne {
     type Value = usize;
     const VALUE_NAME: &'static str = "N";
     fn parse(text: &str) -> Result<usize, String> {
-        match Count::parse(text)? {
-            0 => Err("0 is not allowed here; expected 1 or more".into()),
-            n => Ok(n),
-        }
+        whole(text, 1, "4")
     }
     fn to_toml(value: &usize) -> Option<toml::Value> {
         Count::to_toml(value)
@@ -193,10 +226,7 @@ impl Kind for Rows {
     type Value = usize;
     const VALUE_NAME: &'static str = "ROWS";
     fn parse(text: &str) -> Result<usize, String> {
-        match Count::parse(text)? {
-            0 => Err("expected 1 (no batching) or more".into()),
-            n => Ok(n),
-        }
+        whole(text, 1, "64").map_err(|e| e.replace("1 or more", "1 (no batching) or more"))
     }
     fn to_toml(value: &usize) -> Option<toml::Value> {
         Count::to_toml(value)
@@ -210,9 +240,7 @@ impl Kind for Requests {
     type Value = u64;
     const VALUE_NAME: &'static str = "N";
     fn parse(text: &str) -> Result<u64, String> {
-        text.trim()
-            .parse()
-            .map_err(|_| format!("{text:?} is not a number; expected a whole number, as 1000"))
+        whole(text, 0, "1000")
     }
     fn to_toml(value: &u64) -> Option<toml::Value> {
         int(*value)
@@ -345,10 +373,10 @@ impl Kind for File {
 pub struct Listen;
 
 impl Kind for Listen {
-    type Value = Vec<serve_arbiter::Bind>;
+    type Value = Vec<Bind>;
     const VALUE_NAME: &'static str = "ADDRESS";
     fn parse(text: &str) -> Result<Self::Value, String> {
-        serve_arbiter::Bind::parse(text).map_err(|e| e.to_string())
+        Bind::parse(text).map_err(|e| e.to_string())
     }
     fn to_toml(value: &Self::Value) -> Option<toml::Value> {
         let text: Vec<String> = value.iter().map(ToString::to_string).collect();
@@ -410,8 +438,7 @@ impl Kind for Peers {
     type Value = ForwardedAllow;
     const VALUE_NAME: &'static str = "IPS";
     fn parse(text: &str) -> Result<ForwardedAllow, String> {
-        text.parse()
-            .map_err(|e: serve_worker::NotAnAddress| e.to_string())
+        text.parse().map_err(|e: NotAnAddress| e.to_string())
     }
     fn to_toml(value: &ForwardedAllow) -> Option<toml::Value> {
         Some(value.to_string().into())
@@ -490,168 +517,6 @@ impl<K: Kind> Kind for Optional<K> {
     }
 }
 
-/// Resolves one setting: the text given, else its default, else its kind's absent value.
-fn resolve<K: Kind>(
-    flag: &str,
-    given: Option<&str>,
-    default: Option<&str>,
-) -> Result<K::Value, ConfigError> {
-    match given.or(default) {
-        Some(text) => K::parse(text).map_err(|e| ConfigError::new(format!("--{flag}: {e}"))),
-        None => K::absent().ok_or_else(|| {
-            ConfigError::new(format!(
-                "--{flag}: no value, and the setting has no default"
-            ))
-        }),
-    }
-}
-
-/// Declares the table. Each line: `field: Kind = default, "Heading", "help"`, with
-/// `short 'x'` or `alias "name"` before the `=` where the flag has them; `default` is a
-/// string as typed on the command line (`Some("30")`) or `None` for a setting absent unless
-/// given (its kind is then `Optional<_>`).
-macro_rules! settings {
-    ($(
-        $field:ident : $kind:ty $(, short $short:literal)? $(, alias $alias:literal)?
-            = $default:expr, $heading:literal, $help:literal;
-    )*) => {
-        /// The settings as one layer gives them: the text of each, or `None` when this layer
-        /// does not set it.
-        #[derive(clap::Args, Debug, Default, Clone)]
-        pub struct Table {
-            $(
-                #[arg(
-                    long $(, short = $short)? $(, alias = $alias)?,
-                    value_name = <$kind as Kind>::VALUE_NAME,
-                    num_args = num_args::<$kind>(),
-                    require_equals = <$kind as Kind>::SWITCH,
-                    default_missing_value = missing_value::<$kind>(),
-                    action = ArgAction::Set,
-                    help_heading = $heading,
-                    help = help($help, $default),
-                )]
-                pub $field: Option<String>,
-            )*
-        }
-
-        /// Every setting of the table, resolved.
-        #[derive(Clone, Debug)]
-        pub struct Values {
-            $(
-                #[doc = $help]
-                pub $field: <$kind as Kind>::Value,
-            )*
-        }
-
-        impl Table {
-            /// Each setting from `self`, or from `lower` where `self` has none.
-            pub fn over(self, lower: Table) -> Table {
-                Table {
-                    $($field: self.$field.or(lower.$field),)*
-                }
-            }
-
-            /// Every setting: given, or its default; checked.
-            pub fn resolve(&self) -> Result<Values, ConfigError> {
-                Ok(Values {
-                    $(
-                        $field: {
-                            let flag = stringify!($field).replace('_', "-");
-                            resolve::<$kind>(&flag, self.$field.as_deref(), $default)?
-                        },
-                    )*
-                })
-            }
-        }
-
-        impl Values {
-            /// Writes every setting as a config file says it (`--print-config`).
-            pub fn to_toml(&self, t: &mut toml::Table) {
-                $(
-                    if let Some(v) = <$kind as Kind>::to_toml(&self.$field) {
-                        t.insert(stringify!($field).into(), v);
-                    }
-                )*
-            }
-        }
-    };
-}
-
-settings! {
-    threads: AtLeastOne = Some("1"), "Server",
-        "Runtime threads per worker: 1 runs a single-threaded event loop.";
-    worker_connections: AtLeastOne = Some("1000"), "Server",
-        "Most simultaneous connections per worker.";
-    backlog: Backlog = Some("2048"), "Server",
-        "Length of the listen queue.";
-    reuse_port: Switch = Some("false"), "Server",
-        "Set SO_REUSEPORT on the listeners, so that another server may bind the same address.";
-    preload: Switch = Some("false"), "Server",
-        "Load the app once in the master before forking; workers share its memory.";
-    metrics_bind: Optional<Listen> = None, "Server",
-        "Serve /metrics and /status on this address only, and no longer on the --bind ones. \
-         [default: on every --bind address]";
-    timeout: Seconds, short 't' = Some("30"), "Timeouts",
-        "A worker whose event loop is silent this long is killed and replaced; 0 disables.";
-    graceful_timeout: Seconds = Some("30"), "Timeouts",
-        "How long stopping workers may take to finish their requests.";
-    keep_alive: Seconds = Some("2"), "Timeouts",
-        "How long an idle keep-alive connection is kept; 0 closes after each response.";
-    max_connection_age: Seconds = Some("0"), "Timeouts",
-        "Ask a keep-alive connection older than this (give or take 10%) to reconnect: \
-         Connection: close on its next HTTP/1.1 answer, GOAWAY on HTTP/2, so that a client \
-         that holds its connections (a proxy's pool) spreads them over the workers again; \
-         0 never does.";
-    header_timeout: PositiveSeconds = Some("30"), "Timeouts",
-        "Longest time to receive a request's head (slowloris).";
-    body_timeout: PositiveSeconds = Some("60"), "Timeouts",
-        "Longest time to receive a request's body.";
-    request_timeout: Seconds = Some("0"), "Timeouts",
-        "Answer 504 to an inference that runs longer; 0 disables.";
-    max_requests: Requests = Some("0"), "Workers",
-        "Requests after which a worker is replaced (drained first); 0 disables.";
-    max_requests_jitter: Requests = Some("0"), "Workers",
-        "A random 0..=N added to --max-requests per worker, so workers do not restart together.";
-    limit_request_line: Bytes = Some("4094"), "Limits",
-        "Longest request line; 414 past it; 0 is unlimited.";
-    limit_request_fields: Count = Some("100"), "Limits",
-        "Most header fields in a request; 431 past it; 0 is unlimited.";
-    limit_request_field_size: Bytes = Some("8190"), "Limits",
-        "Longest header field; 431 past it; 0 is unlimited.";
-    max_body_size: Size = Some("64M"), "Limits",
-        "Largest request body, after decompression; 413 past it; 0 is unlimited.";
-    max_queue: AtLeastOne = Some("1024"), "Models",
-        "Requests waiting per model in a worker; past it, 503 with Retry-After.";
-    max_batch_size: Rows = Some("64"), "Models",
-        "Dynamic batching: most rows merged into one model call; 1 disables.";
-    batch_timeout_us: Micros = Some("0"), "Models",
-        "Dynamic batching: how long a batch may wait for more requests; 0 merges only the \
-         requests already waiting, adding no delay.";
-    pid: Optional<File>, short 'p' = None, "Process",
-        "Write the master's pid to this file.";
-    user: Optional<UserName>, short 'u' = None, "Process",
-        "Workers run as this user (name or uid); the master keeps its user to rebind and upgrade.";
-    group: Optional<GroupName>, short 'g' = None, "Process",
-        "Workers run as this group (name or gid).";
-    umask: Umask = Some("0"), "Process",
-        "The umask for unix sockets and files serve creates (octal as 0o22 or 022).";
-    name: ProcessName, short 'n' = Some("serve"), "Process",
-        "The process name shown by ps: NAME: master, NAME: worker.";
-    forwarded_allow_ips: Peers = Some("127.0.0.1,::1"), "Process",
-        "Peers trusted to set X-Forwarded-For: comma-separated addresses, or `*`.";
-    access_logfile: Optional<LogFile> = None, "Logging",
-        "The access log: a file, or `-` for stdout. [default: none]";
-    access_log_format: AccessLogFormat
-        = Some(r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#), "Logging",
-        "The access log's format, gunicorn's atoms.";
-    error_logfile: LogFile, alias "log-file" = Some("-"), "Logging",
-        "The error log: a file, or `-` for stderr.";
-    log_level: LogLevel = Some("info"), "Logging",
-        "debug, info, warning, error or critical.";
-    log_format: LogFormat = Some("text"), "Logging",
-        "text (gunicorn's lines) or json (one object per line), for both logs.";
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,38 +536,5 @@ mod tests {
         assert_eq!(Umask::parse("18").unwrap(), 18);
         assert!(AtLeastOne::parse("0").is_err());
         assert!(Switch::parse("yes").is_err());
-    }
-
-    #[test]
-    fn every_default_resolves_and_an_error_names_the_flag() {
-        let values = Table::default().resolve().unwrap();
-        assert_eq!(values.timeout, Duration::from_secs(30));
-        assert_eq!(values.max_body_size, 64 << 20);
-        assert!(values.pid.is_none() && !values.preload);
-        let bad = Table {
-            max_body_size: Some("1T".into()),
-            ..Table::default()
-        };
-        let e = bad.resolve().unwrap_err().message;
-        assert!(
-            e.starts_with("--max-body-size: \"1T\" is not a size"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_higher_layer_wins_setting_by_setting() {
-        let cli = Table {
-            timeout: Some("5".into()),
-            ..Table::default()
-        };
-        let file = Table {
-            timeout: Some("9".into()),
-            preload: Some("true".into()),
-            ..Table::default()
-        };
-        let merged = cli.over(file).resolve().unwrap();
-        assert_eq!(merged.timeout, Duration::from_secs(5));
-        assert!(merged.preload);
     }
 }

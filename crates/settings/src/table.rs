@@ -1,0 +1,215 @@
+//! The settings table: each setting is one line of `settings!`, from which come its flag
+//! (and so its config-file key and its `SERVE_CMD_ARGS` word), its `--help` text with the
+//! default, the default itself, how its value is parsed and checked (its [`Kind`]), its field
+//! in [`Values`], the layer merge and its `--print-config` line.
+//!
+//! Every layer carries the text as given (`Option<String>`), so a layer that does not set a
+//! value is told apart from one that sets the default, and every value is checked once, with
+//! one message, whichever layer it came from.
+
+use clap::ArgAction;
+
+use crate::config::ConfigError;
+use crate::kinds::*;
+
+/// Resolves one setting: the text given, else its default, else its kind's absent value.
+fn resolve<K: Kind>(
+    flag: &str,
+    given: Option<&str>,
+    default: Option<&str>,
+) -> Result<K::Value, ConfigError> {
+    match given.or(default) {
+        Some(text) => K::parse(text).map_err(|e| ConfigError::new(format!("--{flag}: {e}"))),
+        None => K::absent().ok_or_else(|| {
+            ConfigError::new(format!(
+                "--{flag}: no value, and the setting has no default"
+            ))
+        }),
+    }
+}
+
+/// Declares the table. Each line: `field: Kind = default, "Heading", "help"`, with
+/// `short 'x'` or `alias "name"` before the `=` where the flag has them; `default` is a
+/// string as typed on the command line (`Some("30")`) or `None` for a setting absent unless
+/// given (its kind is then `Optional<_>`).
+macro_rules! settings {
+    ($(
+        $field:ident : $kind:ty $(, short $short:literal)? $(, alias $alias:literal)?
+            = $default:expr, $heading:literal, $help:literal;
+    )*) => {
+        /// The settings as one layer gives them: the text of each, or `None` when this layer
+        /// does not set it.
+        #[derive(clap::Args, Debug, Default, Clone)]
+        pub struct Table {
+            $(
+                #[arg(
+                    long $(, short = $short)? $(, alias = $alias)?,
+                    value_name = <$kind as Kind>::VALUE_NAME,
+                    num_args = num_args::<$kind>(),
+                    require_equals = <$kind as Kind>::SWITCH,
+                    allow_negative_numbers = true,
+                    default_missing_value = missing_value::<$kind>(),
+                    action = ArgAction::Set,
+                    help_heading = $heading,
+                    help = help($help, $default),
+                )]
+                pub $field: Option<String>,
+            )*
+        }
+
+        /// Every setting of the table, resolved.
+        #[derive(Clone, Debug)]
+        pub struct Values {
+            $(
+                #[doc = $help]
+                pub $field: <$kind as Kind>::Value,
+            )*
+        }
+
+        impl Table {
+            /// Each setting from `self`, or from `lower` where `self` has none.
+            pub fn over(self, lower: Table) -> Table {
+                Table {
+                    $($field: self.$field.or(lower.$field),)*
+                }
+            }
+
+            /// Every setting: given, or its default; checked.
+            pub fn resolve(&self) -> Result<Values, ConfigError> {
+                Ok(Values {
+                    $(
+                        $field: {
+                            let flag = stringify!($field).replace('_', "-");
+                            resolve::<$kind>(&flag, self.$field.as_deref(), $default)?
+                        },
+                    )*
+                })
+            }
+        }
+
+        impl Values {
+            /// Writes every setting as a config file says it (`--print-config`).
+            pub fn to_toml(&self, t: &mut toml::Table) {
+                $(
+                    if let Some(v) = <$kind as Kind>::to_toml(&self.$field) {
+                        t.insert(stringify!($field).into(), v);
+                    }
+                )*
+            }
+        }
+    };
+}
+
+settings! {
+    threads: AtLeastOne = Some("1"), "Server",
+        "Runtime threads per worker: 1 runs a single-threaded event loop.";
+    worker_connections: AtLeastOne = Some("1000"), "Server",
+        "Most simultaneous connections per worker.";
+    backlog: Backlog = Some("2048"), "Server",
+        "Length of the listen queue.";
+    reuse_port: Switch = Some("false"), "Server",
+        "Set SO_REUSEPORT on the listeners, so that another server may bind the same address.";
+    preload: Switch = Some("false"), "Server",
+        "Load the app once in the master before forking; workers share its memory.";
+    metrics_bind: Optional<Listen> = None, "Server",
+        "Serve /metrics and /status on this address only, and no longer on the --bind ones. \
+         [default: on every --bind address]";
+    timeout: Seconds, short 't' = Some("30"), "Timeouts",
+        "A worker whose event loop is silent this long is killed and replaced; 0 disables.";
+    graceful_timeout: Seconds = Some("30"), "Timeouts",
+        "How long stopping workers may take to finish their requests.";
+    keep_alive: Seconds = Some("2"), "Timeouts",
+        "How long an idle keep-alive connection is kept; 0 closes after each response.";
+    max_connection_age: Seconds = Some("0"), "Timeouts",
+        "Ask a keep-alive connection older than this (give or take 10%) to reconnect: \
+         Connection: close on its next HTTP/1.1 answer, GOAWAY on HTTP/2, so that a client \
+         that holds its connections (a proxy's pool) spreads them over the workers again; \
+         0 never does.";
+    header_timeout: PositiveSeconds = Some("30"), "Timeouts",
+        "Longest time to receive a request's head (slowloris).";
+    body_timeout: PositiveSeconds = Some("60"), "Timeouts",
+        "Longest time to receive a request's body.";
+    request_timeout: Seconds = Some("0"), "Timeouts",
+        "Answer 504 to an inference that runs longer; 0 disables.";
+    max_requests: Requests = Some("0"), "Workers",
+        "Requests after which a worker is replaced (drained first); 0 disables.";
+    max_requests_jitter: Requests = Some("0"), "Workers",
+        "A random 0..=N added to --max-requests per worker, so workers do not restart together.";
+    limit_request_line: Bytes = Some("4094"), "Limits",
+        "Longest request line; 414 past it; 0 is unlimited.";
+    limit_request_fields: Count = Some("100"), "Limits",
+        "Most header fields in a request; 431 past it; 0 is unlimited.";
+    limit_request_field_size: Bytes = Some("8190"), "Limits",
+        "Longest header field; 431 past it; 0 is unlimited.";
+    max_body_size: Size = Some("64M"), "Limits",
+        "Largest request body, after decompression; 413 past it; 0 is unlimited.";
+    max_queue: AtLeastOne = Some("1024"), "Models",
+        "Requests waiting per model in a worker; past it, 503 with Retry-After.";
+    max_batch_size: Rows = Some("64"), "Models",
+        "Dynamic batching: most rows merged into one model call; 1 disables.";
+    batch_timeout_us: Micros = Some("0"), "Models",
+        "Dynamic batching: how long a batch may wait for more requests; 0 merges only the \
+         requests already waiting, adding no delay.";
+    pid: Optional<File>, short 'p' = None, "Process",
+        "Write the master's pid to this file.";
+    user: Optional<UserName>, short 'u' = None, "Process",
+        "Workers run as this user (name or uid); the master keeps its user to rebind and upgrade.";
+    group: Optional<GroupName>, short 'g' = None, "Process",
+        "Workers run as this group (name or gid).";
+    umask: Umask = Some("0"), "Process",
+        "The umask for unix sockets and files serve creates (octal as 0o22 or 022).";
+    name: ProcessName, short 'n' = Some("serve"), "Process",
+        "The process name shown by ps: NAME: master, NAME: worker.";
+    forwarded_allow_ips: Peers = Some("127.0.0.1,::1"), "Process",
+        "Peers trusted to set X-Forwarded-For: comma-separated addresses, or `*`.";
+    access_logfile: Optional<LogFile> = None, "Logging",
+        "The access log: a file, or `-` for stdout. [default: none]";
+    access_log_format: AccessLogFormat = Some(serve_log::DEFAULT_FORMAT), "Logging",
+        "The access log's format, gunicorn's atoms.";
+    error_logfile: LogFile, alias "log-file" = Some("-"), "Logging",
+        "The error log: a file, or `-` for stderr.";
+    log_level: LogLevel = Some("info"), "Logging",
+        "debug, info, warning, error or critical.";
+    log_format: LogFormat = Some("text"), "Logging",
+        "text (gunicorn's lines) or json (one object per line), for both logs.";
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn every_default_resolves_and_an_error_names_the_flag() {
+        let values = Table::default().resolve().unwrap();
+        assert_eq!(values.timeout, Duration::from_secs(30));
+        assert_eq!(values.max_body_size, 64 << 20);
+        assert!(values.pid.is_none() && !values.preload);
+        let bad = Table {
+            max_body_size: Some("1T".into()),
+            ..Table::default()
+        };
+        let e = bad.resolve().unwrap_err().message;
+        assert!(
+            e.starts_with("--max-body-size: \"1T\" is not a size"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_higher_layer_wins_setting_by_setting() {
+        let cli = Table {
+            timeout: Some("5".into()),
+            ..Table::default()
+        };
+        let file = Table {
+            timeout: Some("9".into()),
+            preload: Some("true".into()),
+            ..Table::default()
+        };
+        let merged = cli.over(file).resolve().unwrap();
+        assert_eq!(merged.timeout, Duration::from_secs(5));
+        assert!(merged.preload);
+    }
+}
