@@ -6,7 +6,7 @@
 //! (the REST mapping is in `serve-model`; gRPC will map the same enum).
 //!
 //! - [`metadata`]: inputs and outputs read from the protobuf without building, skipping
-//!   the weights.
+//!   the weights, with the ONNX messages of [`onnx_pb`] (no engine's types).
 //! - [`model`]: one model in one worker: its plan built lazily once (one request builds,
 //!   the others wait), its executor, its readiness; a failed build remembered.
 //! - [`loader`]: ONNX bytes → tract plans: one for any batch size, one for a single row
@@ -35,6 +35,7 @@ pub mod io_error;
 pub mod loader;
 pub mod metadata;
 pub mod model;
+pub mod onnx_pb;
 pub mod outputs;
 pub mod run_error;
 

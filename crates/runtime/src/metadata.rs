@@ -12,9 +12,8 @@
 use std::collections::HashSet;
 use std::io::{Read, Seek};
 
-use tract_onnx::pb;
-
 use crate::datatype::DataType;
+use crate::onnx_pb as pb;
 
 /// Why a model cannot be opened: its bytes read, its interface understood. Each variant
 /// holds the one-line message a user sees (the cause and, where there is one, the fix).
@@ -326,22 +325,35 @@ fn output_meta(info: &pb::ValueInfoProto, zipmaps: &[pb::NodeProto]) -> Result<T
     })
 }
 
-/// A ZipMap node's labels, read as serve-onnx-ml's ZipMap reads them.
+/// A ZipMap node's labels: exactly one of `classlabels_int64s` and `classlabels_strings`
+/// (the rule the engines' ZipMap applies when it runs, e.g. serve-onnx-ml's for tract).
 fn zipmap_classes(node: &pb::NodeProto) -> Result<Classes, String> {
-    match serve_onnx_ml::zipmap::labels(node).map_err(|e| e.to_string())? {
-        serve_onnx_ml::Labels::Ints(v) => Ok(Classes::Ints(v)),
-        serve_onnx_ml::Labels::Strings(v) => Ok(Classes::Strings(v)),
+    match (
+        node.attribute("classlabels_int64s"),
+        node.attribute("classlabels_strings"),
+    ) {
+        (Some(ints), None) => Ok(Classes::Ints(ints.ints.clone())),
+        (None, Some(strings)) => strings
+            .strings
+            .iter()
+            .map(|s| {
+                String::from_utf8(s.clone()).map_err(|_| {
+                    format!("ZipMap node \"{}\": a class label is not UTF-8", node.name)
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Classes::Strings),
+        _ => Err(format!(
+            "ZipMap node \"{}\" needs exactly one of classlabels_int64s and classlabels_strings",
+            node.name
+        )),
     }
 }
 
 /// A tensor's interface; `None` when the value is not a tensor.
 fn tensor_meta(info: &pb::ValueInfoProto, kind: &str) -> Option<Result<TensorMeta, String>> {
     let name = &info.name;
-    let Some(pb::type_proto::Value::TensorType(t)) =
-        info.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
-        return None;
-    };
+    let t = info.r#type.as_ref().and_then(|t| t.tensor_type.as_ref())?;
     let Some(datatype) = DataType::from_onnx(t.elem_type) else {
         return Some(Err(format!(
             "{kind} \"{name}\" has type {}, which serve cannot carry",
@@ -357,13 +369,13 @@ fn tensor_meta(info: &pb::ValueInfoProto, kind: &str) -> Option<Result<TensorMet
     }))
 }
 
-fn dim(d: &pb::tensor_shape_proto::Dimension) -> Dim {
-    use pb::tensor_shape_proto::dimension::Value;
+fn dim(d: &pb::Dimension) -> Dim {
+    use pb::DimensionValue as Value;
     match &d.value {
-        Some(Value::DimValue(v)) if *v > 0 => Dim::Fixed(*v as usize),
+        Some(Value::Value(v)) if *v > 0 => Dim::Fixed(*v as usize),
         // 0 or negative sizes are how some exporters spell "variable".
-        Some(Value::DimValue(_)) => Dim::Var(None),
-        Some(Value::DimParam(p)) if !p.is_empty() && p != "?" => Dim::Var(Some(p.clone())),
+        Some(Value::Value(_)) => Dim::Var(None),
+        Some(Value::Param(p)) if !p.is_empty() && p != "?" => Dim::Var(Some(p.clone())),
         _ => Dim::Var(None),
     }
 }
@@ -377,7 +389,8 @@ mod scan {
     use std::io::{BufReader, Read, Seek, SeekFrom};
 
     use prost::Message;
-    use tract_onnx::pb;
+
+    use crate::onnx_pb as pb;
 
     /// What the walk found in the graph.
     #[derive(Default)]
