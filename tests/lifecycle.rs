@@ -578,3 +578,117 @@ fn hup_moves_to_the_new_addresses_of_the_config_file() {
     let refused = open(a).err().map(|e| e.kind());
     assert_eq!(refused, Some(std::io::ErrorKind::ConnectionRefused));
 }
+
+fn restarts_for_memory(server: &common::Server) -> u64 {
+    let metrics = server.get("/metrics").text();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("serve_worker_restarts_total{cause=\"memory\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no memory restarts counter in:\n{metrics}"))
+}
+
+#[test]
+fn max_worker_memory_replaces_the_worker_that_grew_under_load_and_drops_nothing() {
+    let _serial = serial();
+    let server = Spawn::new(
+        Bin::TestApp,
+        &[
+            "-w",
+            "2",
+            "-b",
+            "127.0.0.1:0",
+            "--max-worker-memory",
+            "48M",
+            "--log-level",
+            "debug",
+        ],
+    )
+    .start();
+    let first: BTreeSet<i32> = server.wait_workers(2).into_iter().collect();
+    let l = load::start(server.addr(), "/pid", 8);
+    assert!(l.wait_for(400, PATIENCE));
+    // Each worker has served and read its floor (a few MiB), well under the limit.
+    assert!(
+        common::wait_until(PATIENCE, || server.count_log("memory floor:") >= 2),
+        "{}",
+        server.log()
+    );
+    assert_eq!(restarts_for_memory(&server), 0);
+
+    // One worker keeps 96 MiB, as an engine's arena keeps its largest call.
+    let held = server.get("/hold?mib=96");
+    assert_eq!(held.status, 200);
+    let grown = held.json()["pid"].as_i64().unwrap() as i32;
+    assert!(first.contains(&grown));
+    assert!(
+        common::wait_until(PATIENCE, || !procs::alive(grown)),
+        "the grown worker retires; log:\n{}",
+        server.log()
+    );
+    keep_flowing(&l, &server);
+    let stats = l.finish();
+    assert_eq!(stats.failed, 0, "{:?}", stats.errors);
+    let now: BTreeSet<i32> = server.wait_workers(2).into_iter().collect();
+    assert!(!now.contains(&grown));
+    assert_eq!(
+        now.intersection(&first).count(),
+        1,
+        "the other worker serves on"
+    );
+    assert_eq!(restarts_for_memory(&server), 1);
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("Autorestarting worker after current requests: its own memory"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains(&format!("[{grown}]"))
+            && line.contains("passed --max-worker-memory (48.0 MiB)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_memory_limit_below_what_a_worker_needs_is_logged_once_and_not_a_restart_loop() {
+    let _serial = serial();
+    let server = Spawn::new(
+        Bin::TestApp,
+        &[
+            "-w",
+            "1",
+            "-b",
+            "127.0.0.1:0",
+            "--max-worker-memory",
+            "64K",
+            "--timeout",
+            "1",
+        ],
+    )
+    .start();
+    let worker = server.wait_workers(1)[0];
+    let l = load::start(server.addr(), "/pid", 4);
+    assert!(l.wait_for(200, PATIENCE));
+    assert!(
+        common::wait_until(PATIENCE, || server.count_log("the limit cannot be met")
+            == 1),
+        "{}",
+        server.log()
+    );
+    // Several heartbeats (200 ms apart with --timeout 1) pass while a request sleeps.
+    assert_eq!(server.get("/sleep?ms=1500").status, 200);
+    let stats = l.finish();
+    assert_eq!(stats.failed, 0, "{:?}", stats.errors);
+    assert_eq!(server.count_log("the limit cannot be met"), 1);
+    assert_eq!(server.workers(), vec![worker], "{}", server.log());
+    assert_eq!(restarts_for_memory(&server), 0);
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("the limit cannot be met"))
+        .unwrap();
+    assert!(
+        line.contains("[WARNING]") && line.contains("more than --max-worker-memory (0.1 MiB)"),
+        "{line}"
+    );
+}

@@ -1,5 +1,5 @@
-//! The test-only app: routes that sleep, hang their thread, crash, panic and name the worker
-//! that answered. Built by `cargo test` as an example, never installed or shipped, so no
+//! The test-only app: routes that sleep, hang their thread, hold memory, crash, panic and name
+//! the worker that answered. Built by `cargo test` as an example, never installed or shipped, so no
 //! production build can expose these routes.
 //!
 //! It runs under the real master with the real flags (`serve::main_with`). APP, when given,
@@ -16,6 +16,9 @@ use serve::app::{
     App, AppError, AppFactory, BoxFuture, Bytes, Context, Request, Response, error_response,
     json_response,
 };
+
+/// What `/hold` keeps.
+static HELD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 
 struct TestFactory {
     words: String,
@@ -97,6 +100,18 @@ impl App for TestApp {
                 (Method::GET, "/sleeping") => json(
                     serde_json::json!({"pid": pid, "sleeping": sleeping.load(Ordering::SeqCst)}),
                 ),
+                (Method::GET, "/hold") => {
+                    // Keeps `mib` MiB written and resident for the worker's life, as an
+                    // engine's arena keeps the peak of its largest call.
+                    let mib = req
+                        .uri()
+                        .query()
+                        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("mib=")))
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(64);
+                    HELD.lock().unwrap().push(vec![1u8; mib << 20]);
+                    json(serde_json::json!({"pid": pid, "held_mib": mib}))
+                }
                 (Method::GET, "/crash") => std::process::exit(13),
                 (Method::GET, "/panic") => panic!("the test app panicked on purpose"),
                 (Method::POST, "/echo") => {

@@ -274,8 +274,8 @@ impl Arbiter {
             return Some(Cause::Timeout);
         }
         // Even when it had to be killed at the end of its graceful timeout.
-        if self.board.metrics().retired_itself(w.slot) {
-            return Some(Cause::MaxRequests);
+        if let Some(cause) = self.board.metrics().retired_itself(w.slot) {
+            return Some(cause);
         }
         let asked = w.stopping_since.is_some() || w.killed;
         if !asked && code != Some(0) {

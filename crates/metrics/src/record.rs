@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::region::{
-    self, CONNECTIONS, DURATION_BUCKETS, HIST_WORDS, LOAD_BUCKETS, M_CALLS, M_CANCELLED,
+    self, CONNECTIONS, Cause, DURATION_BUCKETS, HIST_WORDS, LOAD_BUCKETS, M_CALLS, M_CANCELLED,
     M_DURATION, M_IN_FLIGHT, M_INFERENCE, M_LOAD, M_QUEUE, M_QUEUE_DEPTH, M_ROWS, META_DRAIN,
     META_LOADED, MODEL_WORDS, MODELS, ModelId, Protocol, ROW_BUCKETS, Region,
 };
@@ -185,10 +185,10 @@ impl Recorder {
         self.table[CONNECTIONS + 1].fetch_add(1, Relaxed);
     }
 
-    /// This worker retires itself after `--max-requests` (the master reads it when it reaps
-    /// the worker, to count the restart under its cause).
-    pub fn retiring_after_max_requests(&self) {
-        self.table[META_DRAIN].store(1, Relaxed);
+    /// This worker retires itself, after `--max-requests` or past `--max-worker-memory`
+    /// (the master reads it when it reaps the worker, to count the restart under its cause).
+    pub fn retiring(&self, cause: Cause) {
+        self.table[META_DRAIN].store(cause as u64 + 1, Relaxed);
     }
 }
 

@@ -150,18 +150,21 @@ pub enum Cause {
     MaxRequests = 2,
     /// A reload (HUP) retired it in favour of the new generation.
     Reload = 3,
+    /// It retired itself when its own memory passed `--max-worker-memory`.
+    Memory = 4,
 }
 
 impl Cause {
-    const ALL: [Cause; 4] = [
+    const ALL: [Cause; 5] = [
         Cause::Crash,
         Cause::Timeout,
         Cause::MaxRequests,
         Cause::Reload,
+        Cause::Memory,
     ];
 
     fn label(self) -> &'static str {
-        ["crash", "timeout", "max_requests", "reload"][self as usize]
+        ["crash", "timeout", "max_requests", "reload", "memory"][self as usize]
     }
 }
 
@@ -180,17 +183,17 @@ const TABLES_USED: usize = 1;
 const MASTER_PID: usize = 2;
 const STARTED_UNIX_MS: usize = 3;
 const GENERATION: usize = 4;
-const RESTARTS: usize = 5; // 4 words, by Cause
-const RELOADS: usize = 9; // 2 words: ok, failed
-const LAST_RELOAD: usize = 11; // ReloadResult, 0 before the first
-const LAST_RELOAD_UNIX_MS: usize = 12;
-const PRELOADED: usize = 13; // bit i: model i was built in the master (--preload)
-const NAMES_COUNT: usize = 14;
+const RESTARTS: usize = 5; // 5 words, by Cause
+const RELOADS: usize = 10; // 2 words: ok, failed
+const LAST_RELOAD: usize = 12; // ReloadResult, 0 before the first
+const LAST_RELOAD_UNIX_MS: usize = 13;
+const PRELOADED: usize = 14; // bit i: model i was built in the master (--preload)
+const NAMES_COUNT: usize = 15;
 const NAMES: usize = 16;
 const HEADER_WORDS: usize = NAMES + MAX_MODELS * NAME_WORDS;
 
 // A table, word by word.
-pub(crate) const META_DRAIN: usize = 0; // 1: retiring after --max-requests
+pub(crate) const META_DRAIN: usize = 0; // the Cause it retires itself for, plus 1; 0: none
 pub(crate) const META_LOADED: usize = 1; // bit i: model i built in this worker
 const META_WORDS: usize = 8;
 pub(crate) const CONNECTIONS: usize = META_WORDS; // accepted, recycled
@@ -391,10 +394,14 @@ impl Region {
             .chain(Some(ModelId::OVERFLOW))
     }
 
-    /// Whether slot `i`'s worker said it retires after `--max-requests` (read by the master
-    /// when it reaps the worker, before [`Region::fold`]).
-    pub fn retired_itself(&self, i: usize) -> bool {
-        self.table(i)[META_DRAIN].load(Ordering::Relaxed) != 0
+    /// Why slot `i`'s worker said it retires itself (`--max-requests`,
+    /// `--max-worker-memory`), if it did (read by the master when it reaps the worker, before
+    /// [`Region::fold`]).
+    pub fn retired_itself(&self, i: usize) -> Option<Cause> {
+        match self.table(i)[META_DRAIN].load(Ordering::Relaxed) {
+            0 => None,
+            n => Cause::ALL.get(n as usize - 1).copied(),
+        }
     }
 
     /// Adds a reaped worker's table into the retired one and zeroes it, so that the slot can be
@@ -554,7 +561,7 @@ pub struct Snapshot {
     pub(crate) models: Vec<u64>,
     /// Connections accepted and recycled (`--max-connection-age`).
     pub(crate) connections: [u64; CONNECTION_WORDS],
-    pub(crate) restarts: [u64; 4],
+    pub(crate) restarts: [u64; 5],
     pub(crate) reloads: [u64; 2],
     pub(crate) names: Vec<(ModelId, String)>,
 }
@@ -565,7 +572,7 @@ impl Snapshot {
             requests: Default::default(),
             models: vec![0; MAX_MODELS * MODEL_WORDS],
             connections: [0; CONNECTION_WORDS],
-            restarts: [0; 4],
+            restarts: [0; 5],
             reloads: [0; 2],
             names: Vec::new(),
         }

@@ -135,6 +135,11 @@ settings! {
         "Requests after which a worker is replaced (drained first); 0 disables.";
     max_requests_jitter: Requests = Some("0"), "Workers",
         "A random 0..=N added to --max-requests per worker, so workers do not restart together.";
+    max_worker_memory: Size = Some("0"), "Workers",
+        "A worker whose own memory (RssAnon: not the pages it shares with the master or the \
+         binary's) passes this, read every heartbeat, finishes its requests and is replaced, \
+         as after --max-requests; 0 disables. A limit that a worker passes as soon as it has \
+         served is logged once by that worker and not applied.";
     limit_request_line: Bytes = Some("4094"), "Limits",
         "Longest request line; 414 past it; 0 is unlimited.";
     limit_request_fields: Count = Some("100"), "Limits",

@@ -14,6 +14,8 @@ pub enum Reason {
     Signal,
     /// `--max-requests` reached: the worker recycles itself.
     MaxRequests,
+    /// Its own memory passed `--max-worker-memory`: the worker recycles itself.
+    Memory,
 }
 
 /// A cloneable handle on the worker's drain switch.

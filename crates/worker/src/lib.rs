@@ -17,6 +17,7 @@
 //! - `admin`: `/metrics` and `/status`, read from the shared memory of every worker.
 //! - `limits`, `body`: gunicorn's request limits; body size, time and decompression.
 //! - `app_cell`: the app, preloaded or built on the first request.
+//! - `memory`: `--max-worker-memory`, the worker's own memory read on the heartbeat.
 //! - `catch`: panics in the app become 500s.
 
 #![deny(missing_docs)]
@@ -31,6 +32,7 @@ mod conn;
 pub mod drain;
 mod limits;
 pub mod listener;
+mod memory;
 pub mod scoreboard;
 mod service;
 
@@ -384,12 +386,28 @@ async fn take_queue(
 
 /// Writes the heartbeat from the event loop: if the loop is stuck, the heartbeat stops, and
 /// the master notices after `--timeout`.
+/// On the same tick, `--max-worker-memory` reads the worker's own memory.
 async fn heartbeat(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.config.heartbeat_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut memory = memory::Watch::new(shared.config.max_worker_memory);
     loop {
         tick.tick().await;
         shared.slot.beat();
+        if let Some(own) = memory.past_limit(shared.served.load(Relaxed))
+            && shared.drain.start(Reason::Memory)
+        {
+            if let Some(r) = &shared.recorder {
+                r.retiring(serve_metrics::Cause::Memory);
+            }
+            tracing::info!(
+                "Autorestarting worker after current requests: its own memory ({}) passed \
+                 --max-worker-memory ({}) after {} requests.",
+                memory::mib(own),
+                memory::mib(shared.config.max_worker_memory),
+                shared.served.load(Relaxed)
+            );
+        }
     }
 }
 

@@ -159,7 +159,7 @@ impl Service {
             && shared.drain.start(Reason::MaxRequests)
         {
             if let Some(r) = &shared.recorder {
-                r.retiring_after_max_requests();
+                r.retiring(serve_metrics::Cause::MaxRequests);
             }
             tracing::info!(
                 "Autorestarting worker after current request ({served} requests, --max-requests)."
