@@ -2,7 +2,8 @@
 //! sample of the corpus (corpus/sklearn: each model with onnxruntime's answers) in one model
 //! repository, asked over KServe V2 in JSON and in the binary tensor extension, and over V1,
 //! and compared with onnxruntime. The ZipMap classifier with string labels answers its labels
-//! as BYTES in V2 and as JSON strings in V1, its probabilities keyed by label.
+//! as BYTES in V2 and as JSON strings in V1, its probabilities keyed by label. The shapes of
+//! the heavy models (corpus/torch) are served the same way and compared with torch.
 
 mod common;
 
@@ -26,22 +27,37 @@ const SAMPLE: &[&str] = &[
 /// Rows of each case sent per request.
 const ROWS: usize = 7;
 
-fn corpus(name: &str) -> PathBuf {
+/// The shapes of the heavy models, with torch's answers: a ResNet-shaped CNN, a 2-layer
+/// GRU, and a BERT-style encoder whose batch and sequence are both dynamic (planned for one
+/// row on tract, so its rows run one by one).
+const HEAVY: &[&str] = &["resnet", "gru", "bert"];
+
+fn corpus_in(dir: &str, name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus/sklearn")
+        .join("corpus")
+        .join(dir)
         .join(name)
 }
 
 fn expected(name: &str) -> Value {
-    let text = std::fs::read_to_string(corpus(&format!("{name}.json"))).unwrap();
+    expected_in("sklearn", name)
+}
+
+fn expected_in(dir: &str, name: &str) -> Value {
+    let text = std::fs::read_to_string(corpus_in(dir, &format!("{name}.json"))).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 /// A repository holding the sample, served by 2 workers.
 fn serve_sample() -> (tempfile::TempDir, common::Server) {
+    serve_cases("sklearn", SAMPLE)
+}
+
+/// A repository holding these cases of corpus/DIR, served by 2 workers.
+fn serve_cases(corpus_dir: &str, names: &[&str]) -> (tempfile::TempDir, common::Server) {
     let dir = common::tempdir();
-    for name in SAMPLE {
-        let from = corpus(&format!("{name}.onnx"));
+    for name in names {
+        let from = corpus_in(corpus_dir, &format!("{name}.onnx"));
         std::fs::copy(&from, dir.path().join(format!("{name}.onnx")))
             .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
     }
@@ -108,7 +124,7 @@ fn every_output<'a>(answer: &'a Value, case: &Value, name: &str) -> &'a [Value] 
 fn assert_output(case: &str, name: &str, got: &[Value], want: &[Value]) {
     assert_eq!(got.len(), want.len(), "{case} {name}: {got:?}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(same(g, w), "{case} {name}[{i}]: serve {g}, onnxruntime {w}");
+        assert!(same(g, w), "{case} {name}[{i}]: serve {g}, reference {w}");
     }
 }
 
@@ -157,6 +173,28 @@ fn the_corpus_sample_answers_as_onnxruntime_over_v2_json() {
     }
     // Only the imputer's rows hold NaN, which JSON cannot carry.
     assert_eq!(asked, SAMPLE.len() - 1);
+}
+
+#[test]
+fn the_heavy_model_shapes_answer_as_torch_over_v2_json() {
+    let (_dir, server) = serve_cases("torch", HEAVY);
+    for name in HEAVY {
+        let case = expected_in("torch", name);
+        let body = v2_json_body(&case, 8).expect("finite inputs");
+        let res = post(
+            &server,
+            &format!("/v2/models/{name}/infer"),
+            &[],
+            body.as_bytes(),
+        );
+        let answer = res.json();
+        for out in every_output(&answer, &case, name) {
+            let out_name = out["name"].as_str().unwrap();
+            let (shape, want) = head(&case["outputs"][out_name], 8);
+            assert_eq!(out["shape"], json!(shape), "{name} {out_name}");
+            assert_output(name, out_name, out["data"].as_array().unwrap(), &want);
+        }
+    }
 }
 
 /// Little-endian bytes of a stored tensor's first rows, as the binary extension carries

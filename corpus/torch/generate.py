@@ -29,6 +29,19 @@ The cases:
 - `cnn_view`: the same layers flattened the way many tutorials write it,
   `x.view(x.size(0), -1)` after the second convolution, then Linear: the exporter computes
   the target shape from Shape/Gather at run time.
+
+The shapes of the heavy models users serve (CNNs, RNNs, transformers), narrow enough to
+commit (random weights, seeded; nothing of anyone's trained model), the full-size ones
+being the bench's:
+- `resnet`: a ResNet-shaped CNN on 3x32x32 images: a 3x3 stem with BatchNorm, two basic
+  residual blocks (the second with stride 2 and a 1x1 projection), global average pooling,
+  Linear: `logits` [N, 10].
+- `gru`: a 2-layer GRU over 50 steps of 32 features (batch first), its last step through
+  Linear: `logits` [N, 4].
+- `bert`: a BERT-style encoder from transformers (`BertForSequenceClassification` of a
+  `BertConfig`: 2 layers, 2 heads, 32 wide, a vocabulary of 100), `input_ids` and
+  `attention_mask` INT64 [N, S] with both the batch and the sequence dynamic
+  (`dynamic_axes` {0: "batch", 1: "sequence"}), some rows padded: `logits` [N, 3].
 """
 
 import os
@@ -74,14 +87,15 @@ def train(model, x, y, epochs, lr=0.01, batch=32):
     return model
 
 
-def export(model, example, input_names, output_names):
-    """torch.onnx.export with the TorchScript exporter and a dynamic batch; the file's bytes."""
-    axes = {name: {0: "batch"} for name in input_names + output_names}
+def export(model, examples, input_names, output_names, axes=None):
+    """torch.onnx.export with the TorchScript exporter and a dynamic batch (or the `axes`
+    given); the file's bytes."""
+    axes = axes or {name: {0: "batch"} for name in input_names + output_names}
     with tempfile.TemporaryDirectory() as workdir:
         path = os.path.join(workdir, "model.onnx")
         torch.onnx.export(
             model,
-            (torch.from_numpy(example),),
+            tuple(torch.from_numpy(e) for e in examples),
             path,
             dynamo=False,
             input_names=input_names,
@@ -94,17 +108,23 @@ def export(model, example, input_names, output_names):
 
 def label_and_write(name, model, input_name, rows, output_names):
     """Exports `model`, asks it for all the rows and for each row, and writes the case."""
-    onnx_bytes = export(model, rows[:1], [input_name], output_names)
+    label_and_write_feeds(name, model, {input_name: rows}, output_names)
 
-    def answer(x):
+
+def label_and_write_feeds(name, model, feeds, output_names, axes=None):
+    """As label_and_write, for a model of several inputs (`feeds`, in forward's order)."""
+    names = list(feeds)
+    onnx_bytes = export(model, [feeds[k][:1] for k in names], names, output_names, axes)
+
+    def answer(f):
         with torch.no_grad():
-            out = model(torch.from_numpy(x))
+            out = model(*(torch.from_numpy(f[k]) for k in names))
         out = out if isinstance(out, tuple) else (out,)
         return {k: v.numpy() for k, v in zip(output_names, out, strict=True)}
 
-    feeds = {input_name: rows}
-    outputs = answer(rows)
-    per_row = [answer(batch_of(feeds, r)[input_name]) for r in range(len(rows))]
+    rows = len(feeds[names[0]])
+    outputs = answer(feeds)
+    per_row = [answer(batch_of(feeds, r)) for r in range(rows)]
     write_case(HERE, name, onnx_bytes, feeds, outputs, per_row)
 
 
@@ -183,6 +203,115 @@ def cnn():
 @case
 def cnn_view():
     cnn_case("cnn_view", view=True)
+
+
+class Block(nn.Module):
+    """ResNet's basic block: two 3x3 convolutions with BatchNorm, and the shortcut (a 1x1
+    projection when the shape changes)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+        )
+        self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+@case
+def resnet():
+    rng = seed()
+    x = rng.normal(size=(256, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, 256).astype(np.int64)
+    # A little training, so that BatchNorm's running statistics are not the defaults.
+    model = train(ResNet(), x, y, epochs=1)
+    rows = np.concatenate([x[:6], np.zeros((1, 3, 32, 32)), np.full((1, 3, 32, 32), 3.0)])
+    label_and_write("resnet", model, "image", rows.astype(np.float32), ["logits"])
+
+
+class Gru(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(32, 32, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(32, 4)
+
+    def forward(self, x):
+        out, _ = self.gru(x)
+        return self.fc(out[:, -1, :])
+
+
+@case
+def gru():
+    rng = seed()
+    x = rng.normal(size=(128, 50, 32)).astype(np.float32)
+    y = rng.integers(0, 4, 128).astype(np.int64)
+    model = train(Gru(), x, y, epochs=1)
+    rows = np.concatenate([x[:7], np.zeros((1, 50, 32))]).astype(np.float32)
+    label_and_write("gru", model, "sequence", rows, ["logits"])
+
+
+class Bert(nn.Module):
+    """BertForSequenceClassification's logits, as an exporter of a transformers model gives
+    them (the module returns a ModelOutput)."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import BertConfig, BertForSequenceClassification
+
+        config = BertConfig(
+            vocab_size=100,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            num_labels=3,
+        )
+        self.bert = BertForSequenceClassification(config)
+
+    def forward(self, input_ids, attention_mask):
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+@case
+def bert():
+    rng = seed()
+    model = Bert().eval()
+    ids = rng.integers(1, 100, size=(8, 16)).astype(np.int64)
+    mask = np.ones((8, 16), dtype=np.int64)
+    for row, length in enumerate([16, 16, 12, 9, 16, 5, 14, 1]):
+        ids[row, length:] = 0
+        mask[row, length:] = 0
+    axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "logits": {0: "batch"},
+    }
+    label_and_write_feeds(
+        "bert", model, {"input_ids": ids, "attention_mask": mask}, ["logits"], axes
+    )
 
 
 if __name__ == "__main__":
