@@ -145,6 +145,25 @@ fn v2_json_body(case: &Value, rows: usize) -> Option<String> {
     Some(json!({"inputs": inputs}).to_string())
 }
 
+/// Posts a case's V2 JSON request of its first `rows` rows and checks every output against
+/// the stored answer: shape, datatype and values.
+fn infer_as_stored(server: &common::Server, name: &str, case: &Value, body: &str, rows: usize) {
+    let res = post(
+        server,
+        &format!("/v2/models/{name}/infer"),
+        &[],
+        body.as_bytes(),
+    );
+    let answer = res.json();
+    for out in every_output(&answer, case, name) {
+        let out_name = out["name"].as_str().unwrap();
+        let (shape, want) = head(&case["outputs"][out_name], rows);
+        assert_eq!(out["shape"], json!(shape), "{name} {out_name}");
+        assert_eq!(out["datatype"], case["outputs"][out_name]["datatype"]);
+        assert_output(name, out_name, out["data"].as_array().unwrap(), &want);
+    }
+}
+
 #[test]
 fn the_corpus_sample_answers_as_onnxruntime_over_v2_json() {
     let (_dir, server) = serve_sample();
@@ -155,21 +174,7 @@ fn the_corpus_sample_answers_as_onnxruntime_over_v2_json() {
             continue;
         };
         asked += 1;
-        let res = post(
-            &server,
-            &format!("/v2/models/{name}/infer"),
-            &[],
-            body.as_bytes(),
-        );
-        let answer = res.json();
-        let outputs = every_output(&answer, &case, name);
-        for out in outputs {
-            let out_name = out["name"].as_str().unwrap();
-            let (shape, want) = head(&case["outputs"][out_name], ROWS);
-            assert_eq!(out["shape"], json!(shape), "{name} {out_name}");
-            assert_eq!(out["datatype"], case["outputs"][out_name]["datatype"]);
-            assert_output(name, out_name, out["data"].as_array().unwrap(), &want);
-        }
+        infer_as_stored(&server, name, &case, &body, ROWS);
     }
     // Only the imputer's rows hold NaN, which JSON cannot carry.
     assert_eq!(asked, SAMPLE.len() - 1);
@@ -181,19 +186,7 @@ fn the_heavy_model_shapes_answer_as_torch_over_v2_json() {
     for name in HEAVY {
         let case = expected_in("torch", name);
         let body = v2_json_body(&case, 8).expect("finite inputs");
-        let res = post(
-            &server,
-            &format!("/v2/models/{name}/infer"),
-            &[],
-            body.as_bytes(),
-        );
-        let answer = res.json();
-        for out in every_output(&answer, &case, name) {
-            let out_name = out["name"].as_str().unwrap();
-            let (shape, want) = head(&case["outputs"][out_name], 8);
-            assert_eq!(out["shape"], json!(shape), "{name} {out_name}");
-            assert_output(name, out_name, out["data"].as_array().unwrap(), &want);
-        }
+        infer_as_stored(&server, name, &case, &body, 8);
     }
 }
 
