@@ -94,12 +94,16 @@ pub fn per_model<'de, K: Kind, D: serde::Deserializer<'de>>(
 }
 
 /// A whole number from `min`: a number below it (a negative one too) is told what is
-/// allowed; anything else, what a number looks like.
-fn whole<N: std::str::FromStr>(text: &str, min: u64, example: &str) -> Result<N, String> {
+/// allowed (`allowed`, as "1 or more"); anything else, what a number looks like.
+fn whole<N: std::str::FromStr>(
+    text: &str,
+    min: u64,
+    allowed: &str,
+    example: &str,
+) -> Result<N, String> {
     let t = text.trim();
-    let low = || format!("{t} is not allowed here; expected {min} or more");
     match t.parse::<i128>() {
-        Ok(n) if n < i128::from(min) => Err(low()),
+        Ok(n) if n < i128::from(min) => Err(format!("{t} is not allowed here; expected {allowed}")),
         _ => t.parse::<N>().map_err(|_| {
             format!("{text:?} is not a number; expected a whole number, as {example}")
         }),
@@ -173,7 +177,7 @@ impl Kind for Count {
     type Value = usize;
     const VALUE_NAME: &'static str = "N";
     fn parse(text: &str) -> Result<usize, String> {
-        whole(text, 0, "100")
+        whole(text, 0, "0 or more", "100")
     }
     fn to_toml(value: &usize) -> Option<toml::Value> {
         int(*value as u64)
@@ -212,7 +216,7 @@ impl Kind for AtLeastOne {
     type Value = usize;
     const VALUE_NAME: &'static str = "N";
     fn parse(text: &str) -> Result<usize, String> {
-        whole(text, 1, "4")
+        whole(text, 1, "1 or more", "4")
     }
     fn to_toml(value: &usize) -> Option<toml::Value> {
         Count::to_toml(value)
@@ -226,7 +230,7 @@ impl Kind for Rows {
     type Value = usize;
     const VALUE_NAME: &'static str = "ROWS";
     fn parse(text: &str) -> Result<usize, String> {
-        whole(text, 1, "64").map_err(|e| e.replace("1 or more", "1 (no batching) or more"))
+        whole(text, 1, "1 (no batching) or more", "64")
     }
     fn to_toml(value: &usize) -> Option<toml::Value> {
         Count::to_toml(value)
@@ -240,7 +244,7 @@ impl Kind for Requests {
     type Value = u64;
     const VALUE_NAME: &'static str = "N";
     fn parse(text: &str) -> Result<u64, String> {
-        whole(text, 0, "1000")
+        whole(text, 0, "0 or more", "1000")
     }
     fn to_toml(value: &u64) -> Option<toml::Value> {
         int(*value)
