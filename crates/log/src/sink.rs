@@ -109,7 +109,7 @@ fn open_append(path: &std::path::Path) -> io::Result<File> {
 pub fn unwritable(flag: &str, path: &Path, e: &io::Error) -> String {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+        _ => PathBuf::from("."),
     };
     let cause = match e.kind() {
         io::ErrorKind::NotFound if !dir.is_dir() => {

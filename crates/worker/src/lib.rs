@@ -132,6 +132,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Starts draining because the worker retires itself (`--max-requests`,
+    /// `--max-worker-memory`), and tells the master why, so that it counts the restart under
+    /// `cause`; true the first time only.
+    fn retire(&self, reason: Reason, cause: serve_metrics::Cause) -> bool {
+        let first = self.drain.start(reason);
+        if let (true, Some(r)) = (first, &self.recorder) {
+            r.retiring(cause);
+        }
+        first
+    }
+
     /// Whether listener `index` is a `--metrics-bind` one.
     fn admin_listener(&self, index: usize) -> bool {
         self.admin_from.is_some_and(|from| index >= from)
@@ -386,6 +397,7 @@ async fn take_queue(
 
 /// Writes the heartbeat from the event loop: if the loop is stuck, the heartbeat stops, and
 /// the master notices after `--timeout`.
+///
 /// On the same tick, `--max-worker-memory` reads the worker's own memory.
 async fn heartbeat(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.config.heartbeat_interval());
@@ -395,11 +407,8 @@ async fn heartbeat(shared: Arc<Shared>) {
         tick.tick().await;
         shared.slot.beat();
         if let Some(own) = memory.past_limit(shared.served.load(Relaxed))
-            && shared.drain.start(Reason::Memory)
+            && shared.retire(Reason::Memory, serve_metrics::Cause::Memory)
         {
-            if let Some(r) = &shared.recorder {
-                r.retiring(serve_metrics::Cause::Memory);
-            }
             tracing::info!(
                 "Autorestarting worker after current requests: its own memory ({}) passed \
                  --max-worker-memory ({}) after {} requests.",

@@ -49,12 +49,11 @@ impl Watch {
     }
 
     fn judge(&mut self, served: u64, read: impl FnOnce() -> Option<u64>) -> Option<u64> {
-        if self.limit == 0 || served == 0 {
+        if self.limit == 0 || served == 0 || self.floor.is_some_and(|f| f > self.limit) {
             return None;
         }
         let own = read()?;
         match self.floor {
-            Some(floor) if floor > self.limit => None,
             Some(_) => (own > self.limit).then_some(own),
             None => {
                 self.floor = Some(own);

@@ -156,11 +156,8 @@ impl Service {
         let served = shared.served.fetch_add(1, Relaxed) + 1;
         if shared.max_requests > 0
             && served >= shared.max_requests
-            && shared.drain.start(Reason::MaxRequests)
+            && shared.retire(Reason::MaxRequests, serve_metrics::Cause::MaxRequests)
         {
-            if let Some(r) = &shared.recorder {
-                r.retiring(serve_metrics::Cause::MaxRequests);
-            }
             tracing::info!(
                 "Autorestarting worker after current request ({served} requests, --max-requests)."
             );
