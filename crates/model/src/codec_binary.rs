@@ -88,7 +88,7 @@ fn decode_strings(mut bytes: &[u8], count: usize, label: &str) -> Result<Column,
         let (s, rest) = rest.split_at(len);
         let s = std::str::from_utf8(s).map_err(|_| {
             ApiError::bad_request(format!(
-                "input \"{label}\": BYTES element {} is not UTF-8 (tract carries strings)",
+                "input \"{label}\": BYTES element {} is not UTF-8 (serve carries BYTES elements as text)",
                 out.len()
             ))
         })?;
@@ -113,8 +113,8 @@ pub fn encode(buf: &mut Vec<u8>, view: &OutView<'_>) -> Result<usize, ApiError> 
 mod tests {
     use super::*;
     use crate::outputs::Outputs;
+    use crate::tensor::Tensor;
     use std::sync::Arc;
-    use tract_onnx::prelude::*;
 
     #[test]
     fn fixed_size_types_round_trip() {
@@ -172,7 +172,7 @@ mod tests {
         let h = half::f16::from_f32(0.5).to_le_bytes();
         let col = decode(DataType::F16, &h, 1, "h").unwrap();
         assert_eq!(col, Column::F16(vec![half::f16::from_f32(0.5)]));
-        let t = tensor1(&[true, false]);
+        let t = Tensor::new(&[2], vec![true, false]).unwrap();
         let out = Outputs::whole(Arc::new(vec![t]));
         let mut buf = vec![];
         encode(&mut buf, &out.view(0).unwrap()).unwrap();

@@ -12,8 +12,8 @@
 
 use std::fmt;
 
+use crate::Few;
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
-use tract_onnx::prelude::TVec;
 
 use crate::column::Column;
 use crate::error::ApiError;
@@ -49,7 +49,7 @@ pub struct Walk<'a> {
     /// For error messages.
     pub label: Label<'a>,
     /// The length of the arrays met at each depth (all arrays at a depth must agree).
-    dims: TVec<Option<usize>>,
+    dims: Few<Option<usize>>,
     /// The depth at which scalars were met.
     leaf: Option<usize>,
     start: usize,
@@ -72,7 +72,7 @@ impl<'a> Walk<'a> {
             col,
             limit,
             label,
-            dims: TVec::new(),
+            dims: Few::new(),
             leaf: None,
             start,
         }
@@ -103,7 +103,7 @@ impl<'a> Walk<'a> {
 
     /// The shape of the nested arrays walked: `[]` for a scalar, `[4]` for a flat list,
     /// `[2, 4]` for a list of lists.
-    pub fn shape(&self) -> TVec<usize> {
+    pub fn shape(&self) -> Few<usize> {
         let depth = self.leaf.unwrap_or(self.dims.len());
         self.dims.iter().take(depth).map_while(|d| *d).collect()
     }

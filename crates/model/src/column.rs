@@ -7,7 +7,7 @@
 //! string where a number belongs, 300 for INT8, 1e39 for FP32, 2.5 for INT64).
 
 use half::f16;
-use tract_onnx::prelude::{Tensor, tract_ndarray};
+use serve_runtime::tensor::Tensor;
 
 use crate::datatype::DataType;
 
@@ -282,10 +282,7 @@ impl Column {
     /// The tensor of this shape holding these elements. The caller has checked that the
     /// shape's volume equals the number of elements.
     pub fn into_tensor(self, shape: &[usize]) -> Result<Tensor, String> {
-        let shape = tract_ndarray::IxDyn(shape);
-        each!(self, v => tract_ndarray::ArrayD::from_shape_vec(shape, v)
-            .map(Tensor::from)
-            .map_err(|e| e.to_string()))
+        each!(self, v => Tensor::new(shape, v))
     }
 }
 

@@ -94,7 +94,7 @@ impl ApiError {
         Self::new(StatusCode::GATEWAY_TIMEOUT, message)
     }
 
-    /// 500: inference failed inside the model (tract's message is kept).
+    /// 500: inference failed inside the model (the engine's message is kept).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }

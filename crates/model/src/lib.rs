@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //!
-//! A request goes router → protocol decoder → executor → tract → encoder. One module per
+//! A request goes router → protocol decoder → executor → engine (tract) → encoder. One module per
 //! step:
 //!
 //! - [`app`]: the [`App`](serve_app::App) and [`AppFactory`](serve_app::AppFactory)
@@ -19,9 +19,10 @@
 //! - [`registry`]: the models by name, each the runtime's [`model`] with the records spec
 //!   V1 needs beside it.
 //! - From `serve-runtime`, re-exported here: [`model`] (one model's lifecycle: its plan
-//!   built lazily once, its executor, its readiness), [`loader`] (ONNX bytes → tract plans),
-//!   [`metadata`] (inputs and outputs read from the protobuf), [`inputs`] (a request's
-//!   tensors, what the decoders produce), [`executor`] (per model, a
+//!   built lazily once, its executor, its readiness), [`engine`] (what an engine is to the
+//!   runtime), [`loader`] (the tract engine: ONNX bytes → tract plans), [`tensor`] (the
+//!   runtime's tensors, what the decoders produce and engines take), [`metadata`] (inputs
+//!   and outputs read from the protobuf), [`inputs`] (a request's tensors), [`executor`] (per model, a
 //!   bounded queue and dynamic batching), [`outputs`] (a request's rows of the outputs,
 //!   written as JSON or bytes), [`datatype`], [`run_error`] (why the runtime could not answer,
 //!   mapped to a status in [`error`]).
@@ -40,11 +41,11 @@
 //!
 //! # Why it is shaped this way
 //!
-//! Speed: at the size of the example models a tract call costs about as much as the HTTP
+//! Speed: at the size of the example models an engine call costs about as much as the HTTP
 //! request, so the decoders write JSON numbers straight into the tensor buffer, the
 //! encoders write outputs straight into the response, the plans are built once and shared,
 //! nothing on the request path takes a lock shared between connections, and concurrent
-//! requests ride together on one tract call (dynamic batching). Safety: every number a
+//! requests ride together on one engine call (dynamic batching). Safety: every number a
 //! client declares is checked against the bytes it sent before anything is allocated from
 //! it, and no input can panic the worker (property tests feed the decoders arbitrary bytes).
 #![forbid(unsafe_code)]
@@ -52,7 +53,9 @@
 
 pub mod app;
 // The runtime's modules, where this crate and its users have always found them.
-pub use serve_runtime::{datatype, executor, inputs, loader, metadata, model, outputs, run_error};
+pub use serve_runtime::{
+    datatype, engine, executor, inputs, loader, metadata, model, outputs, run_error, tensor,
+};
 pub mod codec_binary;
 pub mod codec_json;
 pub mod column;
@@ -76,3 +79,7 @@ pub mod v2_request;
 mod fixtures;
 
 pub use app::{ModelApp, ModelAppFactory};
+
+/// A short list, inline up to four (inputs, a shape's dimensions, requested outputs): no
+/// allocation for the usual counts.
+pub(crate) type Few<T> = smallvec::SmallVec<[T; 4]>;

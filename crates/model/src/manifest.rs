@@ -93,7 +93,7 @@ pub struct ModelEntry {
     pub name: Option<String>,
     /// The `.onnx` file, relative to the manifest.
     pub path: Option<PathBuf>,
-    /// Rows per tract call (1 = no batching); read as `--max-batch-size` is.
+    /// Rows per engine call (1 = no batching); read as `--max-batch-size` is.
     #[serde(default, deserialize_with = "max_batch_size")]
     pub max_batch_size: Option<usize>,
     /// How long a batch waits for more requests, in microseconds; read as

@@ -13,7 +13,9 @@
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use tract_onnx::prelude::{TVec, tvec};
+use smallvec::smallvec;
+
+use crate::Few;
 
 use crate::codec_json::{Label, Walk, json_error};
 use crate::column::Column;
@@ -128,12 +130,12 @@ impl RecordSpec {
 pub struct Rows<'m> {
     meta: &'m ModelMeta,
     spec: &'m RecordSpec,
-    cols: TVec<Column>,
-    scratch: TVec<Column>,
-    scratch_shape: TVec<TVec<usize>>,
-    seen: TVec<bool>,
+    cols: Few<Column>,
+    scratch: Few<Column>,
+    scratch_shape: Few<Few<usize>>,
+    seen: Few<bool>,
     /// The shape of a row of each input, once known.
-    row_shapes: TVec<Option<TVec<usize>>>,
+    row_shapes: Few<Option<Few<usize>>>,
     rows: usize,
 }
 
@@ -158,7 +160,7 @@ impl<'m> Rows<'m> {
                 .iter()
                 .map(|&i| col(meta.inputs[i].datatype))
                 .collect(),
-            scratch_shape: (0..spec.keys.len()).map(|_| TVec::new()).collect(),
+            scratch_shape: (0..spec.keys.len()).map(|_| Few::new()).collect(),
             seen: (0..spec.keys.len()).map(|_| false).collect(),
             row_shapes: meta
                 .inputs
@@ -233,7 +235,7 @@ impl<'m> Rows<'m> {
                 )
             } else {
                 let n = keys.iter().map(|&k| self.scratch[k].len()).sum();
-                (tvec![n], n)
+                (smallvec![n], n)
             };
             let label = Label::Record(r, &self.spec.keys[keys[0]]);
             self.check_row(i, &shape, count, label)
@@ -324,7 +326,7 @@ impl<'m> Rows<'m> {
             .into_iter()
             .zip(self.row_shapes)
             .map(|(col, row)| {
-                let mut shape: TVec<usize> = tvec![rows];
+                let mut shape: Few<usize> = smallvec![rows];
                 // No rows: a variable row shape is unknown; 0 for each such dimension.
                 shape.extend(row.unwrap_or_default());
                 col.into_tensor(&shape).map_err(ApiError::internal)
@@ -453,7 +455,7 @@ pub fn write_objects<K: AsRef<str>>(
     let views = keys
         .iter()
         .map(|(_, i)| outputs.view_of(meta, *i))
-        .collect::<Result<TVec<_>, _>>()?;
+        .collect::<Result<Few<_>, _>>()?;
     let rows = views.first().map_or(0, |v| v.row_count());
     if !single {
         buf.push(b'[');
@@ -519,8 +521,7 @@ mod tests {
         .unwrap();
         assert!(!single);
         assert_eq!(inputs.rows, 2);
-        let class = inputs.tensors[2].try_as_plain_ram().unwrap();
-        assert_eq!(class.as_slice::<i64>().unwrap(), &[1, 3]);
+        assert_eq!(inputs.tensors[2].as_slice::<i64>().unwrap(), &[1, 3]);
     }
 
     #[test]
@@ -600,8 +601,8 @@ mod tests {
         .unwrap();
         let body = r#"{"petal_width":0.2,"sepal_length":5.1,"petal_length":1.4,"sepal_width":3.5}"#;
         let (inputs, _) = decode_str(body, &m, &spec).unwrap();
-        let x = inputs.tensors[0].try_as_plain_ram().unwrap();
-        assert_eq!(x.as_slice::<f32>().unwrap(), &[5.1, 3.5, 1.4, 0.2]);
+        let x = inputs.tensors[0].as_slice::<f32>().unwrap();
+        assert_eq!(x, &[5.1, 3.5, 1.4, 0.2]);
         assert_eq!(inputs.tensors[0].shape(), &[1, 4]);
     }
 

@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
+use crate::Few;
 use http::Method;
 use serve_app::{Context, ModelId, Observed, Protocol, Request, Response};
-use tract_onnx::prelude::TVec;
 
 use crate::error::ApiError;
 use crate::registry::{Model, Registry};
@@ -94,7 +94,7 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
                 Some((last, verb)) => (last, Some(verb)),
                 None => (last[0], None),
             };
-            let mut parts: TVec<&str> = head.into();
+            let mut parts: Few<&str> = head.into();
             parts.push(last);
             let model = find(app, parts[0])?;
             serve_app::observe(observed(Protocol::V1, Some(&model)));

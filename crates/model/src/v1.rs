@@ -13,7 +13,9 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serve_app::{Response, json_response};
-use tract_onnx::prelude::{TVec, Tensor};
+use serve_runtime::tensor::Tensor;
+
+use crate::Few;
 
 use crate::codec_json::{Field, Label, Walk, json_error};
 use crate::column::Column;
@@ -206,21 +208,21 @@ impl<'de> Visitor<'de> for InstanceSeed<'_, '_> {
 struct ColumnarSeed<'m>(&'m ModelMeta);
 
 impl<'de> DeserializeSeed<'de> for ColumnarSeed<'_> {
-    type Value = TVec<Tensor>;
+    type Value = Few<Tensor>;
 
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<TVec<Tensor>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Few<Tensor>, D::Error> {
         de.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for ColumnarSeed<'_> {
-    type Value = TVec<Tensor>;
+    type Value = Few<Tensor>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a tensor (nested arrays) or an object of tensors keyed by input name")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TVec<Tensor>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Few<Tensor>, A::Error> {
         let meta = self.0;
         let mut found: Vec<Option<Tensor>> = meta.inputs.iter().map(|_| None).collect();
         while let Some(name) = map.next_key::<String>()? {
@@ -249,7 +251,7 @@ impl<'de> Visitor<'de> for ColumnarSeed<'_> {
         Ok(found.into_iter().flatten().collect())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TVec<Tensor>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Few<Tensor>, A::Error> {
         let meta = self.0;
         if meta.inputs.len() != 1 {
             return Err(de::Error::custom(format_args!(
@@ -309,7 +311,7 @@ fn write_predictions(
     if outputs.len() == 1 {
         return Ok(outputs.view_of(meta, 0)?.write_rows(buf)?);
     }
-    let keys: TVec<(&str, usize)> = meta
+    let keys: Few<(&str, usize)> = meta
         .outputs
         .iter()
         .enumerate()

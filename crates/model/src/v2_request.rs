@@ -14,7 +14,9 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use tract_onnx::prelude::{TVec, Tensor};
+use serve_runtime::tensor::Tensor;
+
+use crate::Few;
 
 use crate::codec_binary;
 use crate::codec_json::{Field, Label, Walk, json_error};
@@ -30,7 +32,7 @@ pub struct Header {
     /// Echoed in the response.
     pub id: Option<String>,
     /// The inputs, in request order.
-    pub inputs: TVec<RawInput>,
+    pub inputs: Few<RawInput>,
     /// The outputs asked for; empty for all.
     pub outputs: Vec<OutputRequest>,
     /// `parameters.binary_data_output`: answer every output in binary by default.
@@ -93,7 +95,7 @@ pub struct Request {
     /// The tensors, in the model's input order.
     pub inputs: Inputs,
     /// `(output index, binary)` in answer order.
-    pub outputs: TVec<(usize, bool)>,
+    pub outputs: Few<(usize, bool)>,
 }
 
 /// Decodes a whole request body: `json_len` is `Inference-Header-Content-Length` when the
@@ -184,22 +186,22 @@ struct InputsSeed<'m> {
 }
 
 impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
-    type Value = TVec<RawInput>;
+    type Value = Few<RawInput>;
 
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<TVec<RawInput>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Few<RawInput>, D::Error> {
         de.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for InputsSeed<'_> {
-    type Value = TVec<RawInput>;
+    type Value = Few<RawInput>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of inputs")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TVec<RawInput>, A::Error> {
-        let mut inputs = TVec::new();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Few<RawInput>, A::Error> {
+        let mut inputs = Few::new();
         while let Some(input) = seq.next_element_seed(InputSeed {
             meta: self.meta,
             body_len: self.body_len,
@@ -355,7 +357,7 @@ pub fn assemble(header: Header, binary: &[u8], meta: &ModelMeta) -> Result<Reque
             meta.input_names()
         )));
     }
-    let mut tensors: TVec<Option<Tensor>> = meta.inputs.iter().map(|_| None).collect();
+    let mut tensors: Few<Option<Tensor>> = meta.inputs.iter().map(|_| None).collect();
     let mut cursor = 0usize;
     for raw in header.inputs {
         let input = &meta.inputs[raw.index];
@@ -390,7 +392,7 @@ pub fn assemble(header: Header, binary: &[u8], meta: &ModelMeta) -> Result<Reque
             binary.len()
         )));
     }
-    let tensors: TVec<Tensor> = tensors.into_iter().flatten().collect();
+    let tensors: Few<Tensor> = tensors.into_iter().flatten().collect();
     check_batch(meta, &tensors)?;
     Ok(Request {
         id: header.id,
@@ -466,8 +468,8 @@ fn input_tensor(
 }
 
 /// The received shape as sizes, if it fits the model's declared shape.
-fn check_shape(input: &TensorMeta, declared: &[i64]) -> Result<TVec<usize>, ApiError> {
-    let shape: TVec<usize> = declared
+fn check_shape(input: &TensorMeta, declared: &[i64]) -> Result<Few<usize>, ApiError> {
+    let shape: Few<usize> = declared
         .iter()
         .map(|&d| usize::try_from(d))
         .collect::<Result<_, _>>()
@@ -484,7 +486,7 @@ fn check_shape(input: &TensorMeta, declared: &[i64]) -> Result<TVec<usize>, ApiE
     Err(ApiError::bad_request(shape_mismatch(input, declared)))
 }
 
-/// Inputs that share the batch dimension must agree on its size, or tract fails obscurely.
+/// Inputs that share the batch dimension must agree on its size, or the engine fails obscurely.
 fn check_batch(meta: &ModelMeta, tensors: &[Tensor]) -> Result<(), ApiError> {
     let mut first: Option<(&str, usize)> = None;
     for (input, t) in meta.inputs.iter().zip(tensors) {
@@ -511,7 +513,7 @@ fn outputs(
     meta: &ModelMeta,
     asked: Vec<OutputRequest>,
     binary: bool,
-) -> Result<TVec<(usize, bool)>, ApiError> {
+) -> Result<Few<(usize, bool)>, ApiError> {
     if asked.is_empty() {
         return Ok((0..meta.outputs.len()).map(|i| (i, binary)).collect());
     }
@@ -744,8 +746,8 @@ mod tests {
         let r = decode(&body, Some(n), &m).unwrap();
         assert_eq!(r.inputs.rows, 2);
         assert_eq!(&*r.outputs, &[(0, true)]);
-        let age = r.inputs.tensors[0].try_as_plain_ram().unwrap();
-        assert_eq!(age.as_slice::<f32>().unwrap(), &[22.0, 30.0]);
+        let age = r.inputs.tensors[0].as_slice::<f32>().unwrap();
+        assert_eq!(age, &[22.0, 30.0]);
         // Too few bytes, too many bytes, a header length past the body.
         assert!(decode(&body[..body.len() - 1], Some(n), &m).is_err());
         let (long, n2) = binary_body(json, &[tail.clone(), vec![0]].concat());

@@ -6,10 +6,11 @@
 //! outputs, and models converted from Keras by tf2onnx (corpus/keras) and exported by
 //! torch (corpus/torch), whose expected outputs are the framework's own answers;
 //! corpus/README.md says how they are made. This test needs only those files, never
-//! Python. Each model is built as serve builds it ([`build`] with [`ModelMeta::from_onnx`]),
-//! run on the plan for any batch size with every stored row at once, then, when the model is
-//! batchable and has a plan for one row, row by row on that plan (what serve runs for a
-//! one-row request). A model tract can plan only for one row (serve pins its batch to 1 and
+//! Python. Each model is built as serve builds it (the engine's `build` with the metadata
+//! `Source::read_meta` gives) and run through the engine's `Plan::run` as the executor
+//! runs it: on the form for any batch size with every stored row at once, then, when the
+//! model is batchable and has a form for one row, row by row on that one (what serve runs
+//! for a one-row request). A model tract can plan only for one row (serve pins its batch to 1 and
 //! runs a request's rows one by one) is checked row by row only, and listed as pinned. Labels (integers, strings) must be equal; floats within a relative
 //! 1e-5 and an absolute 1e-6, NaN equal to NaN. A ZipMap output's class labels, which the
 //! metadata reads from the file, must be the ones onnxruntime keyed its maps with.
@@ -19,14 +20,13 @@
 //! name (`sklearn/rf_...`, `ops/tree_...`) starts with the prefix.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde_json::Value;
 use serve_model::datatype::DataType;
-use serve_model::loader::{Plan, Source, build};
+use serve_model::engine::{Engine, On, OutputSet, Plan, TensorList};
+use serve_model::loader::{Source, Tract};
 use serve_model::metadata::ModelMeta;
-use tract_onnx::prelude::*;
-use tract_onnx::tract_hir::internal::tract_ndarray::{ArrayD, IxDyn};
+use serve_model::tensor::{Elements, Slice, Tensor, TensorView};
 
 const RTOL: f64 = 1e-5;
 const ATOL: f64 = 1e-6;
@@ -119,7 +119,7 @@ fn check(onnx: &Path) -> Result<Planned, String> {
     let case = Case::load(onnx)?;
     case.check_classes()?;
     if case.plan.pinned().is_some() {
-        if case.plan.row_by_row().is_none() {
+        if !case.plan.batching().row_by_row {
             return Err("pinned to one row, but its rows cannot be run one by one".into());
         }
         case.check_each_row()?;
@@ -133,7 +133,7 @@ fn check(onnx: &Path) -> Result<Planned, String> {
 /// A corpus case, built.
 struct Case {
     meta: ModelMeta,
-    plan: Plan,
+    plan: Box<dyn Plan>,
     /// The stored inputs, in the metadata's order (the plan's).
     inputs: Vec<Tensor>,
     /// onnxruntime's outputs, in the metadata's order.
@@ -150,7 +150,9 @@ impl Case {
         let labels: Value = serde_json::from_str(&text).map_err(|e| format!("bad labels: {e}"))?;
         let meta = source.read_meta().map_err(|e| format!("metadata: {e}"))?;
         // The batch dimension is on, as serve's default settings have it.
-        let plan = build(&source, &meta, true).map_err(|e| format!("load: {e}"))?;
+        let plan = Tract
+            .build(&source, &meta, true)
+            .map_err(|e| format!("load: {e}"))?;
         let inputs = meta
             .inputs
             .iter()
@@ -191,46 +193,50 @@ impl Case {
         Ok(())
     }
 
-    /// Every row at once, on the plan for any batch size.
+    /// Every row at once, on the form for any batch size.
     fn check_all_rows(&self) -> Result<(), String> {
-        let general = self.plan.any_batch().ok_or_else(|| {
-            format!(
+        if !self.plan.batching().any_batch {
+            return Err(format!(
                 "no plan for any batch size ({})",
                 self.plan.pinned().unwrap_or("?")
-            )
-        })?;
-        let outputs = run(general, &self.inputs).map_err(|e| format!("run: {e}"))?;
-        self.compare(&outputs, None).map_err(|e| self.explain(e))
+            ));
+        }
+        let inputs: TensorList = self.inputs.iter().cloned().collect();
+        let outputs = self
+            .plan
+            .run(On::AnyBatch, inputs)
+            .map_err(|e| format!("run: {e}"))?;
+        self.compare(&*outputs, None).map_err(|e| self.explain(e))
     }
 
-    /// Each row alone, on the plan for one row, when the model has one and is batchable.
+    /// Each row alone, on the form for one row, when the model has one and is batchable.
     fn check_each_row(&self) -> Result<(), String> {
-        let Some(single) = self.plan.row_by_row() else {
+        if !self.plan.batching().row_by_row {
             return Ok(());
-        };
+        }
         let rows = self.inputs.first().map_or(0, |t| t.shape()[0]);
         for row in 0..rows {
-            let one = self
-                .inputs
-                .iter()
-                .map(|t| t.slice(0, row, row + 1))
-                .collect::<TractResult<Vec<_>>>()
-                .map_err(|e| e.to_string())?;
-            let outputs = run(single, &one)
+            let one = self.inputs.iter().map(|t| t.view().rows(row, row + 1));
+            let outputs = self
+                .plan
+                .run(On::OneRow, one.collect())
                 .map_err(|e| format!("run on the one-row plan, row {row}: {e}"))?;
-            self.compare(&outputs, Some(row))
+            self.compare(&*outputs, Some(row))
                 .map_err(|e| format!("one-row plan: {}", self.explain(e)))?;
         }
         Ok(())
     }
 
     /// Compares every output to onnxruntime's: all rows, or only `row` (a one-row run).
-    fn compare(&self, got: &[TValue], row: Option<usize>) -> Result<(), Mismatch> {
+    fn compare(&self, got: &dyn OutputSet, row: Option<usize>) -> Result<(), Mismatch> {
         if got.len() != self.expected.len() {
             let n = self.expected.len();
             return Err(format!("{} outputs, onnxruntime has {n}", got.len()).into());
         }
-        for ((o, got), want) in self.meta.outputs.iter().zip(got).zip(&self.expected) {
+        for (i, (o, want)) in self.meta.outputs.iter().zip(&self.expected).enumerate() {
+            let got = got
+                .get(i)
+                .map_err(|e| format!("output \"{}\": {e}", o.name))?;
             compare_output(got, want, row).map_err(|mut m| {
                 m.message = format!("output \"{}\": {}", o.name, m.message);
                 m
@@ -248,18 +254,13 @@ impl Case {
             .inputs
             .iter()
             .zip(&self.meta.inputs)
-            .filter_map(|(t, i)| {
-                let values = t.slice(0, row, row + 1).ok()?;
-                Some(format!("{} = {}", i.name, row_text(&values)))
+            .map(|(t, i)| {
+                let values = t.view().rows(row, row + 1);
+                format!("{} = {}", i.name, row_text(&values))
             })
             .collect();
         format!("{} (inputs of row {row}: {})", m.message, shown.join(", "))
     }
-}
-
-fn run(plan: &Arc<TypedRunnableModel>, inputs: &[Tensor]) -> TractResult<TVec<TValue>> {
-    let inputs = inputs.iter().cloned().map(|t| t.into_tvalue()).collect();
-    plan.run(inputs)
 }
 
 /// A mismatch, with the batch row it is in (to show that row's inputs).
@@ -276,7 +277,7 @@ impl From<String> for Mismatch {
 
 /// A row's values, shortened for a failure message.
 fn row_text(t: &Tensor) -> String {
-    let text = format!("{t:?}");
+    let text = format!("{:?}", t.elements());
     match text.char_indices().nth(200) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text,
@@ -299,14 +300,11 @@ fn tensor(stored: &Value) -> Result<Tensor, String> {
     }
 }
 
-fn build_tensor<T: Datum>(
-    shape: &[usize],
-    data: impl IntoIterator<Item = T>,
-) -> Result<Tensor, String> {
-    let data: Vec<T> = data.into_iter().collect();
-    ArrayD::from_shape_vec(IxDyn(shape), data)
-        .map(|a| a.into_tensor())
-        .map_err(|e| format!("shape {shape:?}: {e}"))
+fn build_tensor<T>(shape: &[usize], data: impl IntoIterator<Item = T>) -> Result<Tensor, String>
+where
+    Vec<T>: Into<Elements>,
+{
+    Tensor::new(shape, data.into_iter().collect::<Vec<T>>())
 }
 
 fn shape(stored: &Value) -> Result<Vec<usize>, String> {
@@ -406,12 +404,11 @@ impl Expected {
     }
 }
 
-fn compare_output(got: &Tensor, want: &Expected, row: Option<usize>) -> Result<(), Mismatch> {
-    let datatype = DataType::from_datum(got.datum_type());
-    if datatype != Some(want.datatype) {
+fn compare_output(got: TensorView, want: &Expected, row: Option<usize>) -> Result<(), Mismatch> {
+    if got.datatype() != want.datatype {
         return Err(format!(
-            "datatype {:?}, onnxruntime's is {}",
-            got.datum_type(),
+            "datatype {}, onnxruntime's is {}",
+            got.datatype(),
             want.datatype
         )
         .into());
@@ -425,24 +422,31 @@ fn compare_output(got: &Tensor, want: &Expected, row: Option<usize>) -> Result<(
             (shape, r * stride..(r + 1) * stride)
         }
     };
-    if got.shape() != shape.as_slice() {
-        return Err(format!("shape {:?}, onnxruntime's is {shape:?}", got.shape()).into());
+    if got.shape != shape.as_slice() {
+        return Err(format!("shape {:?}, onnxruntime's is {shape:?}", got.shape).into());
     }
     let base = range.start;
     // The flat index of the first mismatch, and the two values as text.
-    let first = match &want.values {
-        Values::Floats(w) => {
-            let cast = got.cast_to::<f64>().map_err(|e| e.to_string())?;
-            let g = values::<f64>(&cast)?;
+    let unlike = || {
+        Mismatch::from(format!(
+            "{} elements, onnxruntime's are not",
+            got.datatype()
+        ))
+    };
+    let first = match (&want.values, got.elements) {
+        (Values::Floats(w), Slice::F32(g)) => {
+            let g: Vec<f64> = g.iter().map(|v| f64::from(*v)).collect();
             first_difference(&g, &w[range], |a, b| close(*a, *b))
         }
-        Values::Ints(w) => {
-            let cast = got.cast_to::<i64>().map_err(|e| e.to_string())?;
-            let g = values::<i64>(&cast)?;
+        (Values::Floats(w), Slice::F64(g)) => first_difference(g, &w[range], |a, b| close(*a, *b)),
+        (Values::Ints(w), Slice::I64(g)) => first_difference(g, &w[range], |a, b| a == b),
+        (Values::Ints(w), Slice::I32(g)) => {
+            let g: Vec<i64> = g.iter().map(|v| i64::from(*v)).collect();
             first_difference(&g, &w[range], |a, b| a == b)
         }
-        Values::Bools(w) => first_difference(&values::<bool>(got)?, &w[range], |a, b| a == b),
-        Values::Strings(w) => first_difference(&values::<String>(got)?, &w[range], |a, b| a == b),
+        (Values::Bools(w), Slice::Bool(g)) => first_difference(g, &w[range], |a, b| a == b),
+        (Values::Strings(w), Slice::Bytes(g)) => first_difference(g, &w[range], |a, b| a == b),
+        _ => return Err(unlike()),
     };
     match first {
         None => Ok(()),
@@ -458,13 +462,6 @@ fn compare_output(got: &Tensor, want: &Expected, row: Option<usize>) -> Result<(
             })
         }
     }
-}
-
-/// A tensor's elements, in order.
-fn values<T: Datum + Clone>(t: &Tensor) -> Result<Vec<T>, Mismatch> {
-    let plain = t.try_as_plain_ram().map_err(|e| e.to_string())?;
-    let slice = plain.as_slice::<T>().map_err(|e| e.to_string())?;
-    Ok(slice.to_vec())
 }
 
 fn first_difference<T: std::fmt::Debug>(

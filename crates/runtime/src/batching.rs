@@ -1,6 +1,6 @@
-//! The batching policy: whether rows should share a tract call, measured rather than assumed.
+//! The batching policy: whether rows should share an engine call, measured rather than assumed.
 //!
-//! Pure (no tokio, no tract): the runner asks [`Estimate::decide`] before each call and
+//! Pure (no tokio, no engine): the runner asks [`Estimate::decide`] before each call and
 //! reports each call to [`Estimate::observe`]; the table test below walks it through a model's
 //! life.
 //!
@@ -45,7 +45,7 @@ pub(crate) struct Decision {
     pub several_rows: Way,
 }
 
-/// What has been measured of one model: the time inside tract (and stacking rows), wherever
+/// What has been measured of one model: the time inside the engine (and stacking rows), wherever
 /// the call ran, as moving averages.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Estimate {

@@ -1,14 +1,13 @@
-//! The tensor element types the server speaks, and their three spellings: the KServe V2 name
-//! (`FP32`), the ONNX `TensorProto.DataType` code (1) and tract's [`DatumType`].
+//! The tensor element types the server speaks, and their two spellings: the KServe V2 name
+//! (`FP32`) and the ONNX `TensorProto.DataType` code (1); each engine maps them to its own
+//! (tract's in `loader`).
 //!
-//! One enum keeps the three in step, so that a datatype accepted in a request is always one
-//! tract can carry and one the metadata can name.
+//! One enum keeps them in step, so that a datatype accepted in a request is always one
+//! every engine can carry and one the metadata can name.
 
 use std::fmt;
 
-use tract_onnx::prelude::DatumType;
-
-/// A tensor element type that maps to tract and to the KServe V2 protocol.
+/// A tensor element type of the KServe V2 protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DataType {
     /// `BOOL`: one byte per element on the wire.
@@ -131,46 +130,6 @@ impl DataType {
         }
     }
 
-    /// The tract type of this element type.
-    pub fn datum(self) -> DatumType {
-        match self {
-            DataType::Bool => DatumType::Bool,
-            DataType::U8 => DatumType::U8,
-            DataType::U16 => DatumType::U16,
-            DataType::U32 => DatumType::U32,
-            DataType::U64 => DatumType::U64,
-            DataType::I8 => DatumType::I8,
-            DataType::I16 => DatumType::I16,
-            DataType::I32 => DatumType::I32,
-            DataType::I64 => DatumType::I64,
-            DataType::F16 => DatumType::F16,
-            DataType::F32 => DatumType::F32,
-            DataType::F64 => DatumType::F64,
-            DataType::Bytes => DatumType::String,
-        }
-    }
-
-    /// The protocol type of a tract type. `TDim` (what tract's `Cast` to int64 produces) is
-    /// answered as INT64 after conversion.
-    pub fn from_datum(dt: DatumType) -> Option<DataType> {
-        Some(match dt {
-            DatumType::Bool => DataType::Bool,
-            DatumType::U8 => DataType::U8,
-            DatumType::U16 => DataType::U16,
-            DatumType::U32 => DataType::U32,
-            DatumType::U64 => DataType::U64,
-            DatumType::I8 => DataType::I8,
-            DatumType::I16 => DataType::I16,
-            DatumType::I32 => DataType::I32,
-            DatumType::I64 | DatumType::TDim => DataType::I64,
-            DatumType::F16 => DataType::F16,
-            DatumType::F32 => DataType::F32,
-            DatumType::F64 => DataType::F64,
-            DatumType::String => DataType::Bytes,
-            _ => return None,
-        })
-    }
-
     /// True for the floating-point types.
     pub fn is_float(self) -> bool {
         matches!(self, DataType::F16 | DataType::F32 | DataType::F64)
@@ -191,7 +150,6 @@ mod tests {
     fn names_round_trip() {
         for d in DataType::ALL {
             assert_eq!(DataType::from_v2(d.as_str()), Some(d));
-            assert_eq!(DataType::from_datum(d.datum()), Some(d));
         }
         assert_eq!(DataType::from_v2("fp32"), None);
     }
@@ -202,10 +160,5 @@ mod tests {
         assert_eq!(DataType::from_onnx(8), Some(DataType::Bytes));
         assert_eq!(DataType::from_onnx(16), None);
         assert_eq!(DataType::onnx_name(16), "BFLOAT16");
-    }
-
-    #[test]
-    fn tdim_is_answered_as_int64() {
-        assert_eq!(DataType::from_datum(DatumType::TDim), Some(DataType::I64));
     }
 }

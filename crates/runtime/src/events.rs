@@ -2,7 +2,7 @@
 //!
 //! A model's executor reports every step of every request to one [`Observer`]: queued, shed
 //! (queue full), taken off the queue to run or dropped because nobody waits any more, and each
-//! tract call with its rows and duration; the model reports its plan's build. [`Activity`] is the observer every executor has
+//! engine call with its rows and duration; the model reports its plan's build. [`Activity`] is the observer every executor has
 //! (plain counters, which tests and logs read); a server that keeps metrics passes its own
 //! ([`crate::executor::Executor::start_observed`]) and the runtime needs no change for it.
 //! Observers are called on the runner's task or the requester's, so they must be cheap: an
@@ -20,18 +20,18 @@ pub enum Cancelled {
     TimedOut,
 }
 
-/// One tract call (or, row by row, one run of calls) answering one or more requests.
+/// One engine call (or, row by row, one run of calls) answering one or more requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Call {
     /// The requests it answers (more than one when requests were merged).
     pub requests: usize,
     /// Their rows together: the batch the model saw.
     pub rows: usize,
-    /// tract calls made: one, or one per row when the rows ran one by one; none when the
+    /// Engine calls made: one, or one per row when the rows ran one by one; none when the
     /// requests were refused after they left the queue and before the model ran (a batch the
     /// plan cannot take, inputs that cannot be stacked), with `rows` 0 and `ok` false.
     pub calls: usize,
-    /// Time inside tract, stacking the inputs included.
+    /// Time inside the engine, stacking the inputs included.
     pub took: Duration,
     /// Whether it succeeded.
     pub ok: bool,
@@ -66,7 +66,7 @@ pub trait Observer: Send + Sync {
 /// The counters every executor keeps (tests and logs read them).
 #[derive(Debug, Default)]
 pub struct Activity {
-    /// tract calls made (fewer than requests when batching works).
+    /// Engine calls made (fewer than requests when batching works).
     pub calls: AtomicU64,
     /// Rows run through the model.
     pub rows: AtomicU64,

@@ -1,7 +1,9 @@
 //! `serve-runtime`: the model runtime under every front end.
 //!
-//! It reads a model's inputs and outputs from its ONNX bytes, plans it with tract, and runs
-//! requests through one bounded queue per model with dynamic batching. It knows nothing of
+//! It reads a model's inputs and outputs from its ONNX bytes, plans it with an engine
+//! (tract), and runs requests through one bounded queue per model with dynamic batching.
+//! The queue, the batching and the lifecycle see only the [`engine`] traits and the
+//! runtime's own [`tensor`]s. It knows nothing of
 //! HTTP: it fails with a [`run_error::RunError`], which each protocol maps to its answer
 //! (the REST mapping is in `serve-model`; gRPC will map the same enum).
 //!
@@ -9,9 +11,15 @@
 //!   the weights, with the ONNX messages of [`onnx_pb`] (no engine's types).
 //! - [`model`]: one model in one worker: its plan built lazily once (one request builds,
 //!   the others wait), its executor, its readiness; a failed build remembered.
-//! - [`loader`]: ONNX bytes → tract plans: one for any batch size, one for a single row
-//!   (or only the latter, when tract cannot plan a symbolic batch); tract's quirks.
-//! - [`inputs`]: a request's tensors, what the protocols' decoders produce.
+//! - [`engine`]: what an engine is to the runtime: it builds a model's bytes into a plan
+//!   that says what it can do with rows and runs calls on the runtime's [`tensor`]s.
+//! - [`loader`]: the tract engine: ONNX bytes → tract plans, one for any batch size, one
+//!   for a single row (or only the latter, when tract cannot plan a symbolic batch);
+//!   tract's quirks.
+//! - [`source`]: a model's bytes, read once before the fork.
+//! - [`tensor`]: the runtime's tensors: a shape and one typed `Vec`, what the protocols'
+//!   decoders produce and every engine takes.
+//! - [`inputs`]: a request's tensors.
 //! - [`executor`]: per model, a bounded queue, dynamic batching where it measurably pays
 //!   (the policy: `batching.rs`), inline or blocking calls; what it does is counted in its
 //!   [`executor::Activity`].
@@ -28,6 +36,7 @@
 
 mod batching;
 pub mod datatype;
+pub mod engine;
 pub mod events;
 pub mod executor;
 pub mod inputs;
@@ -38,6 +47,8 @@ pub mod model;
 pub mod onnx_pb;
 pub mod outputs;
 pub mod run_error;
+pub mod source;
+pub mod tensor;
 
 #[cfg(test)]
 mod fixtures;

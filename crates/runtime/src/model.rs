@@ -22,12 +22,14 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::engine::{BuildError, Engine, Plan};
 use crate::events::Observer;
 use crate::executor::{Activity, Executor, Inputs, Settings};
-use crate::loader::{self, BuildError, Plan, Source};
+use crate::loader;
 use crate::metadata::{ModelMeta, OpenError};
 use crate::outputs::Outputs;
 use crate::run_error::RunError;
+pub use crate::source::Source;
 
 /// The version a model answers as when nothing names one.
 pub const DEFAULT_VERSION: &str = "1";
@@ -46,6 +48,8 @@ pub struct Model {
     pub request_timeout: Option<Duration>,
     /// The version it answers as (`model_version`, `/versions/V`).
     pub version: String,
+    /// What builds and runs it.
+    engine: Arc<dyn Engine>,
     /// Told what the executor does (a server's metrics), besides its own counters.
     observer: Option<Arc<dyn Observer>>,
     /// The hot path: the executor, once this worker has started it.
@@ -60,7 +64,7 @@ pub struct Model {
 #[derive(Default)]
 struct Cold {
     /// The plan, once built.
-    plan: Option<Arc<Plan>>,
+    plan: Option<Arc<dyn Plan>>,
     /// The last build's failure: what requests and readiness answer.
     failed: Option<String>,
     /// Builds tried (tests and logs).
@@ -68,7 +72,8 @@ struct Cold {
 }
 
 impl Model {
-    /// Reads the model's metadata (the cheap check) and prepares its lazy plan.
+    /// Reads the model's metadata (the cheap check) and prepares its lazy plan, which
+    /// tract builds (see [`Model::built_by`]).
     pub fn open(
         name: String,
         source: Source,
@@ -85,6 +90,7 @@ impl Model {
             settings,
             request_timeout,
             version: DEFAULT_VERSION.into(),
+            engine: Arc::new(loader::Tract),
             observer: None,
             serving: OnceLock::new(),
             cold: Mutex::new(Cold::default()),
@@ -96,6 +102,17 @@ impl Model {
     pub fn with_version(mut self, version: String) -> Model {
         self.version = version;
         self
+    }
+
+    /// The model built and run by `engine`.
+    pub fn built_by(mut self, engine: Arc<dyn Engine>) -> Model {
+        self.engine = engine;
+        self
+    }
+
+    /// The engine that builds and runs it.
+    pub fn engine(&self) -> &dyn Engine {
+        &*self.engine
     }
 
     /// The model telling `observer` what its executor does (a server's metrics).
@@ -117,20 +134,22 @@ impl Model {
     /// Builds the plan now, on this thread, if it is not built yet (preload, reload proof,
     /// and the lazy path's blocking task). A failure is logged, remembered for requests
     /// (see [`Model::plan`]) and returned; calling this again builds again.
-    pub fn load_now(&self) -> Result<Arc<Plan>, BuildError> {
+    pub fn load_now(&self) -> Result<Arc<dyn Plan>, BuildError> {
         if let Some(plan) = &self.cold().plan {
             return Ok(plan.clone());
         }
         let started = Instant::now();
         self.cold().builds += 1;
-        // tract may panic on a model it half understands; that is a build failure too, and
-        // must not take down the master that preloads or proves a reload.
+        // An engine may panic on a model it half understands; that is a build failure too,
+        // and must not take down the master that preloads or proves a reload.
+        let engine = self.engine.name();
         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            loader::build(&self.source, &self.meta, self.settings.batch_dim)
+            self.engine
+                .build(&self.source, &self.meta, self.settings.batch_dim)
         }))
         .unwrap_or_else(|p| {
             Err(BuildError(format!(
-                "tract panicked: {}",
+                "{engine} panicked: {}",
                 serve_app::panic_message(&*p)
             )))
         });
@@ -139,7 +158,7 @@ impl Model {
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 if let Some(why) = plan.pinned() {
                     tracing::warn!(
-                        "model {}: tract cannot plan it for any batch size ({why}); it is \
+                        "model {}: {engine} cannot plan it for any batch size ({why}); it is \
                          planned with the batch pinned to 1: no batching, and requests of \
                          several rows run row by row",
                         self.name
@@ -148,7 +167,7 @@ impl Model {
                 if let Some(o) = &self.observer {
                     o.loaded(started.elapsed());
                 }
-                let plan = Arc::new(plan);
+                let plan: Arc<dyn Plan> = Arc::from(plan);
                 let mut cold = self.cold();
                 cold.plan = Some(plan.clone());
                 cold.failed = None;
@@ -180,8 +199,8 @@ impl Model {
 
     /// The plan, built by the first caller while the others wait. A failed build is
     /// answered from memory; the failure was logged once, when it happened.
-    pub async fn plan(self: &Arc<Self>) -> Result<Arc<Plan>, RunError> {
-        let known = |m: &Model| -> Option<Result<Arc<Plan>, RunError>> {
+    pub async fn plan(self: &Arc<Self>) -> Result<Arc<dyn Plan>, RunError> {
+        let known = |m: &Model| -> Option<Result<Arc<dyn Plan>, RunError>> {
             let cold = m.cold();
             match (&cold.plan, &cold.failed) {
                 (Some(plan), _) => Some(Ok(plan.clone())),
@@ -269,8 +288,10 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datatype::DataType;
     use crate::fixtures::{self, TempDir};
-    use tract_onnx::prelude::*;
+    use crate::tensor::Tensor;
+    use smallvec::smallvec;
 
     fn model(bytes: Vec<u8>) -> Arc<Model> {
         Arc::new(
@@ -285,7 +306,7 @@ mod tests {
     }
 
     fn x() -> Inputs {
-        Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 4]).unwrap()))
+        Inputs::new(smallvec![Tensor::zeros(DataType::F32, &[1, 4])])
     }
 
     #[tokio::test]
@@ -330,7 +351,7 @@ mod tests {
     async fn a_failed_build_is_remembered_and_not_built_again() {
         let m = model(fixtures::unimplemented_op());
         assert!(m.health().is_ok(), "not loaded yet is ready");
-        let inputs = || Inputs::new(tvec!(Tensor::zero::<f32>(&[1, 2]).unwrap()));
+        let inputs = || Inputs::new(smallvec![Tensor::zeros(DataType::F32, &[1, 2])]);
         // LoadFailed: logged once, where the build failed (requests do not log it again).
         let e = m.infer(inputs()).await.unwrap_err();
         assert!(

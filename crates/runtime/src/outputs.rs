@@ -1,8 +1,8 @@
 //! A request's outputs, and how they are written as JSON straight into the response buffer.
 //!
-//! With dynamic batching one tract call answers several requests: the executor hands each
-//! request the batch's output tensors (shared, not copied) and the range of rows that are
-//! its own. [`Outputs::view`] gives an [`OutView`] of one output restricted to those rows,
+//! With dynamic batching one engine call answers several requests: the executor hands each
+//! request the batch's outputs (shared, not copied, read where the engine left them) and
+//! the range of rows that are its own. [`Outputs::view`] gives an [`OutView`] of one output restricted to those rows,
 //! and the writers here print it (flat, nested, or one row) without building a
 //! `serde_json::Value`: floats through ryu, integers through itoa, non-finite floats as
 //! `null` (what serde_json does; JSON has no NaN).
@@ -13,16 +13,17 @@ use std::time::Duration;
 
 use half::f16;
 use serde_json::ser::{CompactFormatter, Formatter};
-use tract_onnx::prelude::{TVec, Tensor};
 
 use crate::datatype::DataType;
+use crate::engine::OutputSet;
 use crate::metadata::{Classes, ModelMeta};
 use crate::run_error::RunError;
+use crate::tensor::{Shape, Slice, each_type};
 
 /// The outputs answering one request.
 #[derive(Clone, Debug)]
 pub struct Outputs {
-    tensors: Arc<Vec<Tensor>>,
+    tensors: Arc<dyn OutputSet>,
     /// The rows (first dimension) that belong to this request; `None` for all of them.
     rows: Option<Range<usize>>,
     /// The call that made them: its rows (every merged request's) and its time.
@@ -31,7 +32,7 @@ pub struct Outputs {
 
 impl Outputs {
     /// Outputs of a call that answered one request only.
-    pub fn whole(tensors: Arc<Vec<Tensor>>) -> Outputs {
+    pub fn whole(tensors: Arc<dyn OutputSet>) -> Outputs {
         Outputs {
             tensors,
             rows: None,
@@ -40,7 +41,7 @@ impl Outputs {
     }
 
     /// This request's rows of a batched call.
-    pub fn rows(tensors: Arc<Vec<Tensor>>, rows: Range<usize>) -> Outputs {
+    pub fn rows(tensors: Arc<dyn OutputSet>, rows: Range<usize>) -> Outputs {
         Outputs {
             tensors,
             rows: Some(rows),
@@ -72,28 +73,20 @@ impl Outputs {
 
     /// A view of output `i` limited to this request's rows.
     pub fn view(&self, i: usize) -> Result<OutView<'_>, RunError> {
-        let tensor = &self.tensors[i];
-        let dt = DataType::from_datum(tensor.datum_type()).ok_or_else(|| {
-            RunError::Inference(format!(
-                "output {i} has type {:?}, which serve cannot answer",
-                tensor.datum_type()
-            ))
-        })?;
-        let mut shape: TVec<usize> = tensor.shape().into();
-        let (start, len) = match &self.rows {
-            None => (0, tensor.len()),
+        let tensor = self.tensors.get(i)?;
+        let mut shape: Shape = tensor.shape.into();
+        let elements = match &self.rows {
+            None => tensor.elements,
             Some(r) => {
                 let row: usize = shape[1..].iter().product();
                 shape[0] = r.len();
-                (r.start * row, r.len() * row)
+                tensor.elements.range(r.start * row..r.end * row)
             }
         };
         Ok(OutView {
-            tensor,
-            datatype: dt,
+            datatype: tensor.datatype(),
+            elements,
             shape,
-            start,
-            len,
             classes: None,
         })
     }
@@ -112,16 +105,12 @@ impl Outputs {
 /// One output, limited to one request's elements.
 #[derive(Debug)]
 pub struct OutView<'a> {
-    /// The whole (possibly batched) tensor.
-    pub tensor: &'a Tensor,
     /// Its protocol type.
     pub datatype: DataType,
+    /// This request's elements, row-major.
+    pub elements: Slice<'a>,
     /// The shape as answered (the batch dimension is this request's rows).
-    pub shape: TVec<usize>,
-    /// The first element of this request.
-    pub start: usize,
-    /// How many elements belong to this request.
-    pub len: usize,
+    pub shape: Shape,
     /// The labels keying each row's columns, for a ZipMap output written as objects.
     pub classes: Option<&'a Classes>,
 }
@@ -244,38 +233,9 @@ fn write_flat<T: JsonScalar>(buf: &mut Vec<u8>, data: &[T]) {
 
 /// Runs `$body` with `$s` bound to the view's elements as a typed slice.
 macro_rules! with_slice {
-    ($view:expr, $s:ident => $body:expr) => {{
-        let v = $view;
-        let plain = v
-            .tensor
-            .try_as_plain_ram()
-            .map_err(|e| RunError::Inference(format!("reading an output: {e}")))?;
-        let range = v.start..v.start + v.len;
-        macro_rules! go {
-            ($t:ty) => {{
-                let all = plain
-                    .as_slice::<$t>()
-                    .map_err(|e| RunError::Inference(format!("reading an output: {e}")))?;
-                let $s = &all[range];
-                $body
-            }};
-        }
-        match v.datatype {
-            DataType::Bool => go!(bool),
-            DataType::U8 => go!(u8),
-            DataType::U16 => go!(u16),
-            DataType::U32 => go!(u32),
-            DataType::U64 => go!(u64),
-            DataType::I8 => go!(i8),
-            DataType::I16 => go!(i16),
-            DataType::I32 => go!(i32),
-            DataType::I64 => go!(i64),
-            DataType::F16 => go!(half::f16),
-            DataType::F32 => go!(f32),
-            DataType::F64 => go!(f64),
-            DataType::Bytes => go!(String),
-        }
-    }};
+    ($view:expr, $s:ident => $body:expr) => {
+        each_type!(Slice, $view.elements, $s => $body)
+    };
 }
 
 /// Elements that can be written as little-endian bytes.
@@ -395,14 +355,12 @@ impl<'a> OutView<'a> {
         classes: &Classes,
     ) -> Result<(), RunError> {
         let width = classes.len();
-        let plain = self
-            .tensor
-            .try_as_plain_ram()
-            .map_err(|e| RunError::Inference(format!("reading an output: {e}")))?;
-        let probs = &plain
-            .as_slice::<f32>()
-            .map_err(|e| RunError::Inference(format!("reading an output: {e}")))?
-            [self.start..self.start + self.len];
+        let Slice::F32(probs) = self.elements else {
+            return Err(RunError::Inference(format!(
+                "a keyed output must be FP32, not {}",
+                self.datatype
+            )));
+        };
         let from = (row * width).min(probs.len());
         let to = (from + width).min(probs.len());
         buf.push(b'{');
@@ -422,7 +380,7 @@ impl<'a> OutView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tract_onnx::prelude::tract_ndarray::arr2;
+    use crate::tensor::Tensor;
 
     fn text(f: impl FnOnce(&mut Vec<u8>) -> Result<(), RunError>) -> String {
         let mut buf = vec![];
@@ -432,7 +390,7 @@ mod tests {
 
     #[test]
     fn views_limit_a_batch_to_its_rows() {
-        let t: Tensor = arr2(&[[1f32, 2.], [3., 4.], [5., 6.]]).into();
+        let t = Tensor::new(&[3, 2], vec![1f32, 2., 3., 4., 5., 6.]).unwrap();
         let out = Outputs::rows(Arc::new(vec![t]), 1..3);
         let v = out.view(0).unwrap();
         assert_eq!(&*v.shape, &[2, 2]);
@@ -443,7 +401,7 @@ mod tests {
 
     #[test]
     fn single_element_rows_unwrap_to_scalars_when_asked() {
-        let t: Tensor = arr2(&[[0.25f32], [0.5]]).into();
+        let t = Tensor::new(&[2, 1], vec![0.25f32, 0.5]).unwrap();
         let out = Outputs::whole(Arc::new(vec![t]));
         let v = out.view(0).unwrap();
         assert_eq!(text(|b| v.write_row(b, 1, true)), "0.5");
@@ -452,8 +410,8 @@ mod tests {
 
     #[test]
     fn non_finite_floats_are_null_and_strings_are_escaped() {
-        let t = Tensor::from(arr2(&[[f32::NAN, 1.5]]));
-        let s = Tensor::from(arr2(&[["a\"b".to_string()]]));
+        let t = Tensor::new(&[1, 2], vec![f32::NAN, 1.5]).unwrap();
+        let s = Tensor::new(&[1, 1], vec!["a\"b".to_string()]).unwrap();
         let out = Outputs::whole(Arc::new(vec![t, s]));
         assert_eq!(text(|b| out.view(0).unwrap().write_flat(b)), "[null,1.5]");
         assert_eq!(text(|b| out.view(1).unwrap().write_flat(b)), "[\"a\\\"b\"]");
@@ -461,7 +419,7 @@ mod tests {
 
     #[test]
     fn empty_batches_print_empty_arrays() {
-        let t = Tensor::zero::<f32>(&[0, 3]).unwrap();
+        let t = Tensor::zeros(DataType::F32, &[0, 3]);
         let out = Outputs::whole(Arc::new(vec![t]));
         let v = out.view(0).unwrap();
         assert_eq!(text(|b| v.write_flat(b)), "[]");

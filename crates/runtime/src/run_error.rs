@@ -2,7 +2,7 @@
 //! the one place where that becomes a protocol's answer.
 //!
 //! The runtime knows nothing of HTTP: it says why (the queue is full, the model could not be
-//! loaded, tract failed...), and each front end maps the reason to its status. The REST
+//! loaded, the engine failed...), and each front end maps the reason to its status. The REST
 //! mapping is `From<RunError> for ApiError` in `serve-model`; gRPC will map the same enum
 //! to its codes.
 
@@ -46,7 +46,7 @@ pub enum RunError {
     /// The request's rows cannot run on this model's plans (a model pinned to one row whose
     /// outputs are not rows, sent several).
     BadBatch(String),
-    /// tract failed or panicked, or its outputs could not be taken apart.
+    /// The engine failed or panicked, or its outputs could not be taken apart.
     Inference(String),
 }
 
