@@ -15,8 +15,15 @@
 //! 1e-5 and an absolute 1e-6, NaN equal to NaN. A ZipMap output's class labels, which the
 //! metadata reads from the file, must be the ones onnxruntime keyed its maps with.
 //!
-//! It prints "N of M corpus models match their reference" and one line per failing case naming
-//! its first mismatch, and fails below M. `CORPUS_CASE=prefix` checks only the cases whose
+//! Every case runs on each engine: tract always; onnxruntime when its library is found
+//! (`ORT_DYLIB_PATH`, or a virtual environment with the `onnxruntime` package). Without it the
+//! test says how many cases it did not run there, and fails if `SERVE_REQUIRE_ONNXRUNTIME=1`
+//! (CI sets it where it installs the library). onnxruntime's plans have no one-row form (its
+//! answers for one row differ in the last digits from those for the same row in a batch, so
+//! serve never splits a request's rows there): its cases are checked with every row at once.
+//!
+//! It prints "N of M corpus models match their reference" per engine and one line per failing
+//! case naming its first mismatch, and fails below M. `CORPUS_CASE=prefix` checks only the cases whose
 //! name (`sklearn/rf_...`, `ops/tree_...`) starts with the prefix.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +34,7 @@ use serve_model::engine::{Engine, On, OutputSet, Plan, TensorList};
 use serve_model::loader::{Source, Tract};
 use serve_model::metadata::ModelMeta;
 use serve_model::tensor::{Elements, Slice, Tensor, TensorView};
+use serve_onnxruntime::OnnxRuntime;
 
 const RTOL: f64 = 1e-5;
 const ATOL: f64 = 1e-6;
@@ -61,6 +69,19 @@ fn cases() -> Vec<(String, PathBuf)> {
     cases
 }
 
+/// The engines to run the corpus on: tract, and onnxruntime when its library is found.
+fn engines() -> Vec<Box<dyn Engine>> {
+    let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(Tract)];
+    match serve_onnxruntime::library::find(None) {
+        Ok(library) => engines.push(Box::new(OnnxRuntime::new(library, 1))),
+        Err(e) if std::env::var_os("SERVE_REQUIRE_ONNXRUNTIME").is_some_and(|v| v == "1") => {
+            panic!("SERVE_REQUIRE_ONNXRUNTIME=1, but {e}")
+        }
+        Err(e) => println!("onnxruntime: not run ({} cases): {e}", cases().len()),
+    }
+    engines
+}
+
 #[test]
 fn corpus_models_answer_as_their_reference() {
     let cases = cases();
@@ -69,10 +90,20 @@ fn corpus_models_answer_as_their_reference() {
         "no corpus case under {}",
         corpus_root().display()
     );
+    let mut failed = 0;
+    for engine in engines() {
+        failed += run_on(&*engine, &cases);
+    }
+    assert_eq!(failed, 0, "some cases failed (they are listed above)");
+}
+
+/// Runs every case on `engine`, printing the summary and each failure; how many failed.
+fn run_on(engine: &dyn Engine, cases: &[(String, PathBuf)]) -> usize {
     let mut failures = Vec::new();
     let mut pinned = Vec::new();
-    for (name, path) in &cases {
-        let outcome = std::panic::catch_unwind(|| check(path));
+    for (name, path) in cases {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(engine, path)));
         let verdict = match outcome {
             Ok(Ok(Planned::AnyBatch)) => continue,
             Ok(Ok(Planned::Pinned)) => {
@@ -86,8 +117,9 @@ fn corpus_models_answer_as_their_reference() {
     }
     let total = cases.len();
     let summary = format!(
-        "{} of {total} corpus models match their reference (onnxruntime; Keras and torch for \
-         keras/ and torch/)",
+        "{}: {} of {total} corpus models match their reference (onnxruntime; Keras and torch \
+         for keras/ and torch/)",
+        engine.name(),
         total - failures.len()
     );
     println!("{summary}");
@@ -100,10 +132,7 @@ fn corpus_models_answer_as_their_reference() {
     for f in &failures {
         println!("  FAIL {f}");
     }
-    assert!(
-        failures.is_empty(),
-        "{summary} (the failing cases are listed above)"
-    );
+    failures.len()
 }
 
 /// Builds the case's model as serve does and compares its answers to onnxruntime's.
@@ -115,8 +144,8 @@ enum Planned {
     Pinned,
 }
 
-fn check(onnx: &Path) -> Result<Planned, String> {
-    let case = Case::load(onnx)?;
+fn check(engine: &dyn Engine, onnx: &Path) -> Result<Planned, String> {
+    let case = Case::load(engine, onnx)?;
     case.check_classes()?;
     if case.plan.pinned().is_some() {
         if !case.plan.batching().row_by_row {
@@ -143,14 +172,14 @@ struct Case {
 }
 
 impl Case {
-    fn load(onnx: &Path) -> Result<Case, String> {
+    fn load(engine: &dyn Engine, onnx: &Path) -> Result<Case, String> {
         let source = Source::read_file(onnx.to_path_buf())?;
         let text = std::fs::read_to_string(onnx.with_extension("json"))
             .map_err(|e| format!("cannot read the labels: {e}"))?;
         let labels: Value = serde_json::from_str(&text).map_err(|e| format!("bad labels: {e}"))?;
         let meta = source.read_meta().map_err(|e| format!("metadata: {e}"))?;
         // The batch dimension is on, as serve's default settings have it.
-        let plan = Tract
+        let plan = engine
             .build(&source, &meta, true)
             .map_err(|e| format!("load: {e}"))?;
         let inputs = meta

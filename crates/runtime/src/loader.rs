@@ -35,7 +35,7 @@ use crate::engine::{self, Batching, BuildError, Engine, On, OutputSet, TensorLis
 use crate::metadata::{Dim, ModelMeta};
 use crate::run_error::RunError;
 pub use crate::source::Source;
-use crate::tensor::{self as neutral, Elements, Slice, TensorView};
+use crate::tensor::{self as neutral, Slice, TensorView};
 
 /// tract, the default engine: pure Rust, inside the binary, safe to build before a fork.
 #[derive(Clone, Copy, Debug, Default)]
@@ -109,55 +109,29 @@ pub fn to_tract(t: neutral::Tensor) -> Result<Tensor, RunError> {
             Tensor::from_shape(&shape, &$v).map_err(copy)
         };
     }
-    match elements {
-        Elements::Bool(v) => plain!(v),
-        Elements::U8(v) => plain!(v),
-        Elements::U16(v) => plain!(v),
-        Elements::U32(v) => plain!(v),
-        Elements::U64(v) => plain!(v),
-        Elements::I8(v) => plain!(v),
-        Elements::I16(v) => plain!(v),
-        Elements::I32(v) => plain!(v),
-        Elements::I64(v) => plain!(v),
-        Elements::F16(v) => plain!(v),
-        Elements::F32(v) => plain!(v),
-        Elements::F64(v) => plain!(v),
-        Elements::Bytes(v) => tract_ndarray::ArrayD::from_shape_vec(&*shape, v)
+    crate::match_elements!(elements, v => plain!(v), s => {
+        tract_ndarray::ArrayD::from_shape_vec(&*shape, s)
             .map(Tensor::from)
-            .map_err(|e| RunError::Inference(format!("passing an input to tract: {e}"))),
-    }
+            .map_err(|e| RunError::Inference(format!("passing an input to tract: {e}")))
+    })
 }
 
 /// A tract tensor seen as the runtime's: its shape and its elements where they are.
 pub fn view_of(t: &Tensor) -> Result<TensorView<'_>, RunError> {
     let unreadable = |e: TractError| RunError::Inference(format!("reading an output: {e}"));
     let plain = t.try_as_plain_ram().map_err(unreadable)?;
-    macro_rules! slice {
-        ($variant:ident, $t:ty) => {
-            Slice::$variant(plain.as_slice::<$t>().map_err(unreadable)?)
+    let Some(datatype) = datatype_of(t.datum_type()) else {
+        return Err(RunError::Inference(format!(
+            "an output has type {:?}, which serve cannot answer",
+            t.datum_type()
+        )));
+    };
+    macro_rules! read {
+        ($t:ty) => {
+            plain.as_slice::<$t>().map_err(unreadable)?
         };
     }
-    let elements = match datatype_of(t.datum_type()) {
-        Some(DataType::Bool) => slice!(Bool, bool),
-        Some(DataType::U8) => slice!(U8, u8),
-        Some(DataType::U16) => slice!(U16, u16),
-        Some(DataType::U32) => slice!(U32, u32),
-        Some(DataType::U64) => slice!(U64, u64),
-        Some(DataType::I8) => slice!(I8, i8),
-        Some(DataType::I16) => slice!(I16, i16),
-        Some(DataType::I32) => slice!(I32, i32),
-        Some(DataType::I64) => slice!(I64, i64),
-        Some(DataType::F16) => slice!(F16, half::f16),
-        Some(DataType::F32) => slice!(F32, f32),
-        Some(DataType::F64) => slice!(F64, f64),
-        Some(DataType::Bytes) => slice!(Bytes, String),
-        None => {
-            return Err(RunError::Inference(format!(
-                "an output has type {:?}, which serve cannot answer",
-                t.datum_type()
-            )));
-        }
-    };
+    let elements = crate::slice_of_type!(datatype, read, Slice::Bytes(read!(String)));
     Ok(TensorView {
         shape: t.shape(),
         elements,

@@ -7,7 +7,8 @@
 //! tensors. Outputs are read where the engine left them, through [`TensorView`]s (see
 //! `engine::OutputSet`), so answering copies nothing either.
 
-use half::f16;
+/// The FP16 element type (the `half` crate's), for engines that name it.
+pub use half::f16;
 use smallvec::SmallVec;
 
 use crate::datatype::DataType;
@@ -37,6 +38,57 @@ macro_rules! each_type {
     };
 }
 pub(crate) use each_type;
+
+/// Matches an [`Elements`]: `$number` with `$v` bound to the `Vec` of any variant but
+/// strings (booleans, integers, floats), `$strings` with `$s` bound to its `Vec<String>`. An
+/// engine's conversion into its own tensors, the same code for every plain type.
+#[macro_export]
+macro_rules! match_elements {
+    ($e:expr, $v:ident => $number:expr, $s:ident => $strings:expr) => {{
+        use $crate::tensor::Elements as E;
+        match $e {
+            E::Bool($v) => $number,
+            E::U8($v) => $number,
+            E::U16($v) => $number,
+            E::U32($v) => $number,
+            E::U64($v) => $number,
+            E::I8($v) => $number,
+            E::I16($v) => $number,
+            E::I32($v) => $number,
+            E::I64($v) => $number,
+            E::F16($v) => $number,
+            E::F32($v) => $number,
+            E::F64($v) => $number,
+            E::Bytes($s) => $strings,
+        }
+    }};
+}
+
+/// The [`Slice`] of elements of type `$dt` (a [`DataType`]): `$read!(T)` gives the `&[T]`
+/// of a plain type; strings are `$strings`. An engine's view of its outputs, the same code
+/// for every plain type.
+#[macro_export]
+macro_rules! slice_of_type {
+    ($dt:expr, $read:ident, $strings:expr) => {{
+        use $crate::datatype::DataType as D;
+        use $crate::tensor::Slice as S;
+        match $dt {
+            D::Bool => S::Bool($read!(bool)),
+            D::U8 => S::U8($read!(u8)),
+            D::U16 => S::U16($read!(u16)),
+            D::U32 => S::U32($read!(u32)),
+            D::U64 => S::U64($read!(u64)),
+            D::I8 => S::I8($read!(i8)),
+            D::I16 => S::I16($read!(i16)),
+            D::I32 => S::I32($read!(i32)),
+            D::I64 => S::I64($read!(i64)),
+            D::F16 => S::F16($read!($crate::tensor::f16)),
+            D::F32 => S::F32($read!(f32)),
+            D::F64 => S::F64($read!(f64)),
+            D::Bytes => $strings,
+        }
+    }};
+}
 
 /// Declares the owned and the borrowed form of the elements, one variant per [`DataType`].
 macro_rules! element_types {
