@@ -342,6 +342,7 @@ fn non_default(id: &str, value_name: &str, dir: &std::path::Path) -> String {
         (_, "USER") => nix::unistd::geteuid().to_string(),
         (_, "GROUP") => nix::unistd::getegid().to_string(),
         ("log_format", _) => "json".into(),
+        ("engine", _) => "onnxruntime".into(),
         ("access_log_format", _) => "%(h)s %(s)s %(L)s".into(),
         (_, "FILE") => dir.join(format!("{id}.file")).display().to_string(),
         other => panic!("no non-default value for {other:?}: add one for this new kind"),

@@ -92,15 +92,11 @@ fn the_embedded_iris_has_a_front_page_and_an_openapi_document() {
     // The document's example, sent as it is, is a setosa.
     let example = &doc["paths"]["/v2/models/iris/infer"]["post"]["requestBody"]["content"]["application/json"]
         ["example"];
-    let res = Conn::open(server.addr())
-        .unwrap()
-        .request(
-            "POST",
-            "/v2/models/iris/infer",
-            &[("Content-Type", "application/json")],
-            example.to_string().as_bytes(),
-        )
-        .unwrap();
+    let res = Conn::post_json(
+        server.addr(),
+        "/v2/models/iris/infer",
+        example.to_string().as_bytes(),
+    );
     assert_eq!(res.status, 200, "{}", res.text());
     let outputs = res.json()["outputs"].clone();
     let label = outputs

@@ -55,6 +55,15 @@ fn serve_sample() -> (tempfile::TempDir, common::Server) {
 
 /// A repository holding these cases of corpus/DIR, served by 2 workers.
 fn serve_cases(corpus_dir: &str, names: &[&str]) -> (tempfile::TempDir, common::Server) {
+    serve_cases_with(corpus_dir, names, &[])
+}
+
+/// [`serve_cases`] with more arguments (another engine).
+fn serve_cases_with(
+    corpus_dir: &str,
+    names: &[&str],
+    args: &[&str],
+) -> (tempfile::TempDir, common::Server) {
     let dir = common::tempdir();
     for name in names {
         let from = corpus_in(corpus_dir, &format!("{name}.onnx"));
@@ -62,7 +71,10 @@ fn serve_cases(corpus_dir: &str, names: &[&str]) -> (tempfile::TempDir, common::
             .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
     }
     let repo = dir.path().display().to_string();
-    let server = start(Bin::Serve, &["-w", "2", "-b", "127.0.0.1:0", &repo]);
+    let mut all = vec!["-w", "2", "-b", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    all.push(&repo);
+    let server = start(Bin::Serve, &all);
     (dir, server)
 }
 
@@ -167,6 +179,10 @@ fn infer_as_stored(server: &common::Server, name: &str, case: &Value, body: &str
 #[test]
 fn the_corpus_sample_answers_as_onnxruntime_over_v2_json() {
     let (_dir, server) = serve_sample();
+    sample_over_v2_json(&server);
+}
+
+fn sample_over_v2_json(server: &common::Server) {
     let mut asked = 0;
     for name in SAMPLE {
         let case = expected(name);
@@ -174,7 +190,7 @@ fn the_corpus_sample_answers_as_onnxruntime_over_v2_json() {
             continue;
         };
         asked += 1;
-        infer_as_stored(&server, name, &case, &body, ROWS);
+        infer_as_stored(server, name, &case, &body, ROWS);
     }
     // Only the imputer's rows hold NaN, which JSON cannot carry.
     assert_eq!(asked, SAMPLE.len() - 1);
@@ -183,11 +199,34 @@ fn the_corpus_sample_answers_as_onnxruntime_over_v2_json() {
 #[test]
 fn the_heavy_model_shapes_answer_as_torch_over_v2_json() {
     let (_dir, server) = serve_cases("torch", HEAVY);
+    heavy_over_v2_json(&server);
+}
+
+fn heavy_over_v2_json(server: &common::Server) {
     for name in HEAVY {
         let case = expected_in("torch", name);
         let body = v2_json_body(&case, 8).expect("finite inputs");
-        infer_as_stored(&server, name, &case, &body, 8);
+        infer_as_stored(server, name, &case, &body, 8);
     }
+}
+
+#[test]
+fn on_onnxruntime_the_sample_and_the_heavy_shapes_answer_the_same() {
+    let Some(library) = common::onnxruntime_library("sklearn.rs on onnxruntime") else {
+        return;
+    };
+    let args = ["--engine", "onnxruntime", "--onnxruntime", &library];
+    let (_dir, server) = serve_cases_with("sklearn", SAMPLE, &args);
+    assert!(
+        server.log().contains("(on onnxruntime)"),
+        "{}",
+        server.log()
+    );
+    sample_over_v2_json(&server);
+    drop(server);
+    // The BERT-style encoder's 8 rows run as one call here (tract runs them one by one).
+    let (_dir, server) = serve_cases_with("torch", HEAVY, &args);
+    heavy_over_v2_json(&server);
 }
 
 /// Little-endian bytes of a stored tensor's first rows, as the binary extension carries

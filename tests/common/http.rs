@@ -77,6 +77,14 @@ impl Conn {
         self.stream.write_all(bytes)
     }
 
+    /// POSTs a JSON body on a fresh connection and reads the response.
+    pub fn post_json(addr: &Addr, path: &str, body: &[u8]) -> Response {
+        Conn::open(addr)
+            .unwrap()
+            .request("POST", path, &[("Content-Type", "application/json")], body)
+            .unwrap()
+    }
+
     /// Sends a request and reads its response.
     pub fn request(
         &mut self,

@@ -346,3 +346,19 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn report(what: &str, value: impl std::fmt::Display) {
     println!("[figure] {what}: {value}");
 }
+
+/// The onnxruntime library for tests that need it: `ORT_DYLIB_PATH`. Without it the test
+/// says it did not run (`SERVE_REQUIRE_ONNXRUNTIME=1`, set where CI installs the library,
+/// makes its absence a failure instead).
+pub fn onnxruntime_library(test: &str) -> Option<String> {
+    match std::env::var("ORT_DYLIB_PATH") {
+        Ok(path) if !path.is_empty() => Some(path),
+        _ if std::env::var("SERVE_REQUIRE_ONNXRUNTIME").is_ok_and(|v| v == "1") => {
+            panic!("{test}: SERVE_REQUIRE_ONNXRUNTIME=1, but ORT_DYLIB_PATH is not set")
+        }
+        _ => {
+            println!("[not run] {test}: set ORT_DYLIB_PATH to libonnxruntime.so to run it");
+            None
+        }
+    }
+}

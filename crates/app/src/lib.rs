@@ -68,6 +68,12 @@ pub trait App: Send + Sync + 'static {
     fn warm(&self) -> Result<(), AppError> {
         Ok(())
     }
+
+    /// Whether [`App::warm`] may run in a process that forks afterwards (the master with
+    /// `--preload`): an error naming what starts threads when it builds, and the fix.
+    fn fork_safe(&self) -> Result<(), AppError> {
+        Ok(())
+    }
 }
 
 /// A recipe for an [`App`], made from the configuration.

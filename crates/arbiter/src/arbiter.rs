@@ -534,6 +534,8 @@ pub(crate) fn preload(settings: &Settings) -> Result<Arc<dyn App>, String> {
         .app
         .build()
         .map_err(|e| format!("cannot load the app: {e}"))?;
+    app.fork_safe()
+        .map_err(|e| format!("cannot preload the app: {e}"))?;
     app.warm()
         .map_err(|e| format!("cannot load the app: {e}"))?;
     tracing::info!(

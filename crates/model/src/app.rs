@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use serve_app::{App, AppError, AppFactory, BoxFuture, Context, Request, Response};
+use serve_runtime::engine::Engine;
 use serve_settings::Values;
+use serve_settings::kinds::EngineName;
 
 use crate::executor::Settings;
 use crate::observe::Metrics;
@@ -36,8 +38,12 @@ impl ModelApp {
     fn from_spec(spec: &AppSpec, values: &Values) -> Result<ModelApp, String> {
         // `--request-timeout`: a request still waiting or running past it is answered 504.
         let request_timeout = (!values.request_timeout.is_zero()).then_some(values.request_timeout);
+        let mut engines = Engines::new(values);
         let mut registry = Registry::default();
         for m in &spec.models {
+            let engine = engines
+                .get(m.engine.unwrap_or(values.engine))
+                .map_err(|e| in_manifest(spec, format!("model {}: {e}", m.name)))?;
             let model = Model::new(
                 serve_runtime::model::Model::open(
                     m.name.clone(),
@@ -45,6 +51,7 @@ impl ModelApp {
                     m.settings.clone(),
                     request_timeout,
                 )?
+                .built_by(engine)
                 .with_version(m.version.clone())
                 .observed_by(Arc::new(Metrics(serve_app::metrics::model_id(&m.name)))),
             )
@@ -77,6 +84,43 @@ impl ModelApp {
     }
 }
 
+/// The engines of an app's models, each made once and shared by the models on it.
+struct Engines<'v> {
+    values: &'v Values,
+    tract: Arc<dyn Engine>,
+    onnxruntime: Option<Arc<dyn Engine>>,
+}
+
+impl<'v> Engines<'v> {
+    fn new(values: &'v Values) -> Self {
+        Engines {
+            values,
+            tract: Arc::new(serve_runtime::loader::Tract),
+            onnxruntime: None,
+        }
+    }
+
+    /// The engine named. onnxruntime's library is only looked for here (a file found, not
+    /// loaded: this runs in the master too); it is loaded by the first build.
+    fn get(&mut self, name: EngineName) -> Result<Arc<dyn Engine>, String> {
+        match name {
+            EngineName::Tract => Ok(self.tract.clone()),
+            EngineName::OnnxRuntime => {
+                if let Some(e) = &self.onnxruntime {
+                    return Ok(e.clone());
+                }
+                let library = serve_onnxruntime::library::find(self.values.onnxruntime.as_deref())?;
+                let engine: Arc<dyn Engine> = Arc::new(serve_onnxruntime::OnnxRuntime::new(
+                    library,
+                    self.values.model_threads,
+                ));
+                self.onnxruntime = Some(engine.clone());
+                Ok(engine)
+            }
+        }
+    }
+}
+
 fn in_manifest(spec: &AppSpec, e: String) -> String {
     match &spec.manifest {
         Some(file) => format!("{}: {e}", file.display()),
@@ -105,6 +149,27 @@ impl App for ModelApp {
             model.load_now().map_err(|e| AppError::new(e.0))?;
         }
         Ok(())
+    }
+
+    fn fork_safe(&self) -> Result<(), AppError> {
+        let unsafe_: Vec<String> = self
+            .inner
+            .registry
+            .models()
+            .iter()
+            .filter(|m| !m.engine().fork_safe())
+            .map(|m| format!("{} ({})", m.name, m.engine().name()))
+            .collect();
+        if unsafe_.is_empty() {
+            return Ok(());
+        }
+        Err(AppError::new(format!(
+            "model{} {} cannot be built in the master: its engine starts threads, and the \
+             master forks afterwards; drop --preload (each worker then builds it on its first \
+             request, after a short-lived child has proven it), or serve it on tract",
+            if unsafe_.len() == 1 { "" } else { "s" },
+            unsafe_.join(", ")
+        )))
     }
 }
 
@@ -184,8 +249,9 @@ impl AppFactory for ModelAppFactory {
             .iter()
             .map(|m| {
                 format!(
-                    "model {}: inputs {}; outputs {}",
+                    "model {} (on {}): inputs {}; outputs {}",
                     m.name,
+                    m.engine().name(),
                     tensors(&m.meta.inputs),
                     tensors(&m.meta.outputs)
                 )

@@ -10,6 +10,7 @@
 //! max_queue = 1024          # default: --max-queue
 //! batch = true              # false: the inputs' first dimensions are not one batch (see below)
 //! version = 1               # what it answers as model_version (a number or a string)
+//! engine = "onnxruntime"    # default: --engine (tract); onnxruntime for CNNs, RNNs, transformers
 //! [model.example]           # one row per input, by input name (see "Examples" below)
 //! Age = 22
 //! Sex = "male"
@@ -107,6 +108,9 @@ pub struct ModelEntry {
     pub batch: Option<bool>,
     /// The version the model answers as (`model_version`, `/versions/V`); default 1.
     pub version: Option<Version>,
+    /// The engine that runs it; read as `--engine` is, which it overrides.
+    #[serde(default, deserialize_with = "engine")]
+    pub engine: Option<kinds::EngineName>,
     /// One row of each input, by input name: the front page's and OpenAPI's example.
     pub example: Option<toml::Table>,
 }
@@ -118,6 +122,10 @@ fn max_batch_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::E
 
 fn batch_timeout_us<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     per_model::<kinds::Micros, D>("batch_timeout_us", d)
+}
+
+fn engine<'de, D: Deserializer<'de>>(d: D) -> Result<Option<kinds::EngineName>, D::Error> {
+    per_model::<kinds::Engine, D>("engine", d)
 }
 
 fn max_queue<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {

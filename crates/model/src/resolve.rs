@@ -59,6 +59,8 @@ pub struct ModelSpec {
     pub version: String,
     /// The manifest's `[model.example]` (one row per input, by name), if any.
     pub example: Option<toml::Table>,
+    /// The engine its manifest entry names; `None`: `--engine`'s.
+    pub engine: Option<serve_settings::kinds::EngineName>,
 }
 
 /// What an APP resolved to.
@@ -82,6 +84,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
                 settings: defaults.clone(),
                 version: DEFAULT_VERSION.into(),
                 example: Some(embedded_iris_example()),
+                engine: None,
             }],
             routes: vec![],
             manifest: None,
@@ -107,6 +110,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
                 settings: defaults.clone(),
                 version: DEFAULT_VERSION.into(),
                 example: None,
+                engine: None,
             }],
             routes: vec![],
             manifest: None,
@@ -203,6 +207,7 @@ fn manifest_model(
         settings,
         version,
         example: entry.example.clone(),
+        engine: entry.engine,
     })
 }
 
@@ -238,6 +243,7 @@ fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
                 settings: defaults.clone(),
                 version: DEFAULT_VERSION.into(),
                 example: None,
+                engine: None,
             })
         })
         .collect()

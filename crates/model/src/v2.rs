@@ -145,7 +145,7 @@ pub fn model_metadata(model: &Model) -> Response {
         "platform": "onnx_onnxv1",
         "inputs": tensors(&model.meta.inputs),
         "outputs": tensors(&model.meta.outputs),
-        "parameters": { "loaded": model.loaded() },
+        "parameters": { "loaded": model.loaded(), "engine": model.engine().name() },
     });
     json_response(StatusCode::OK, body.to_string())
 }

@@ -122,7 +122,7 @@ async fn metadata_is_read_without_loading_and_says_when_loaded() {
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
             "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]},
                         {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}],
-            "parameters": {"loaded": false}
+            "parameters": {"loaded": false, "engine": "tract"}
         })
     );
     let a = call(

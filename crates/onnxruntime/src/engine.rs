@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ort::environment::{Environment, GlobalThreadPoolOptions};
+use ort::logging::LogLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor as OrtTensor, TensorElementType, ValueType};
 use serve_runtime::datatype::DataType;
@@ -88,6 +89,7 @@ impl OnnxRuntime {
             .map_err(|e| cannot(&e))?;
         let environment = builder
             .with_name("serve")
+            .with_logger(Arc::new(log))
             .with_telemetry(false)
             .with_global_thread_pool(pool)
             .build()
@@ -102,9 +104,25 @@ impl OnnxRuntime {
     }
 }
 
+/// onnxruntime's messages in serve's log: its warnings and errors as such, its chatter
+/// (the session's options, each graph transformer) at debug.
+fn log(level: LogLevel, category: &str, _id: &str, location: &str, message: &str) {
+    match level {
+        LogLevel::Verbose | LogLevel::Info => {
+            tracing::debug!("onnxruntime: {message} ({category}, {location})")
+        }
+        LogLevel::Warning => tracing::warn!("onnxruntime: {message}"),
+        LogLevel::Error | LogLevel::Fatal => tracing::error!("onnxruntime: {message}"),
+    }
+}
+
 impl Engine for OnnxRuntime {
     fn name(&self) -> &'static str {
         "onnxruntime"
+    }
+
+    fn fork_safe(&self) -> bool {
+        false
     }
 
     fn build(

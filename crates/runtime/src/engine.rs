@@ -22,6 +22,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Its name, as logs and metadata say it (`tract`).
     fn name(&self) -> &'static str;
 
+    /// True when building a plan starts no thread, so that a process may build and then
+    /// fork (the master with `--preload`). onnxruntime's environment starts threads.
+    fn fork_safe(&self) -> bool {
+        true
+    }
+
     /// Builds the plan of a model. `batch_dim`: the first dimension of every input is one
     /// batch, whatever the file names it (false: manifest `batch = false`).
     fn build(

@@ -504,6 +504,51 @@ impl Kind for LogFormat {
     }
 }
 
+/// The engines that run a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineName {
+    /// tract: pure Rust, inside the binary.
+    Tract,
+    /// onnxruntime, loaded at run time from its library.
+    OnnxRuntime,
+}
+
+impl EngineName {
+    /// As settings and logs write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineName::Tract => "tract",
+            EngineName::OnnxRuntime => "onnxruntime",
+        }
+    }
+}
+
+impl std::fmt::Display for EngineName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `tract` or `onnxruntime`.
+pub struct Engine;
+
+impl Kind for Engine {
+    type Value = EngineName;
+    const VALUE_NAME: &'static str = "ENGINE";
+    fn parse(text: &str) -> Result<EngineName, String> {
+        match text {
+            "tract" => Ok(EngineName::Tract),
+            "onnxruntime" => Ok(EngineName::OnnxRuntime),
+            other => Err(format!(
+                "{other:?} is not an engine; expected tract or onnxruntime"
+            )),
+        }
+    }
+    fn to_toml(value: &EngineName) -> Option<toml::Value> {
+        Some(value.as_str().into())
+    }
+}
+
 /// A setting without a default: absent unless given.
 pub struct Optional<K>(std::marker::PhantomData<K>);
 

@@ -155,6 +155,17 @@ settings! {
     batch_timeout_us: Micros = Some("0"), "Models",
         "Dynamic batching: how long a batch may wait for more requests; 0 merges only the \
          requests already waiting, adding no delay.";
+    engine: Engine = Some("tract"), "Models",
+        "The engine of the models whose app.toml entry names none: tract (in the binary) or \
+         onnxruntime (its library loaded at run time, for CNNs, RNNs and transformers, which \
+         it runs about 3x faster).";
+    onnxruntime: Optional<File> = None, "Models",
+        "The onnxruntime library (libonnxruntime.so) for models on that engine. Without it: \
+         ORT_DYLIB_PATH, then the `onnxruntime` Python package of the environment serve is \
+         installed in. [default: found]";
+    model_threads: AtLeastOne = Some("1"), "Models",
+        "onnxruntime's intra-op threads per worker, shared by its models (so -w = cores \
+         stays the sizing rule). tract ignores it: it runs a call on one thread.";
     pid: Optional<File>, short 'p' = None, "Process",
         "Write the master's pid to this file.";
     user: Optional<UserName>, short 'u' = None, "Process",

@@ -1,0 +1,188 @@
+//! The onnxruntime engine through the real binary: chosen by `--engine`, its library found
+//! or refused at start with the places tried, proven in the short-lived child, loaded by the
+//! workers and never by the master (its threads and a fork do not mix), and refused with
+//! `--preload`, which builds in the master. The tests that need the library itself read it
+//! from `ORT_DYLIB_PATH` (see `common::onnxruntime_library`); the others need none.
+
+mod common;
+
+use std::time::Duration;
+
+use common::http::Conn;
+use common::{Bin, PATIENCE, Spawn, examples};
+
+fn iris() -> String {
+    examples("iris/model.onnx")
+}
+
+/// Starts serve with these arguments, without ORT_DYLIB_PATH or a virtual environment (so
+/// that only what the test names is found), and waits for it to exit: its code and log.
+fn refused(args: &[&str]) -> (i32, String) {
+    let mut cmd = std::process::Command::new(Bin::Serve.path());
+    cmd.args(args)
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("VIRTUAL_ENV")
+        .env_remove("SERVE_CMD_ARGS")
+        .env_remove("PORT")
+        .env_remove("WEB_CONCURRENCY");
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = child.kill();
+            panic!("serve {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    (status.code().unwrap_or(-1), log)
+}
+
+#[test]
+fn a_missing_library_is_refused_at_start_naming_every_place_tried_and_the_fix() {
+    let iris = iris();
+    let (code, log) = refused(&["-b", "127.0.0.1:0", "--engine", "onnxruntime", &iris]);
+    assert_eq!(code, 4, "{log}");
+    assert!(
+        log.contains(
+            "model iris: the onnxruntime library was not found; looked at --onnxruntime (not \
+             set), ORT_DYLIB_PATH (not set), "
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("Install it where serve runs (`pip install onnxruntime`)"),
+        "{log}"
+    );
+    let (code, log) = refused(&[
+        "-b",
+        "127.0.0.1:0",
+        "--engine=onnxruntime",
+        "--onnxruntime=/nonexistent/libonnxruntime.so",
+        &iris,
+    ]);
+    assert_eq!(code, 4, "{log}");
+    assert!(
+        log.contains("--onnxruntime names /nonexistent/libonnxruntime.so, which is not a file"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_the_library_fails_the_proof_in_the_child_not_the_master() {
+    // Found (it is a file), so the master starts; loading it is the proving child's.
+    let not_a_library = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let iris = iris();
+    let (code, log) = refused(&[
+        "-b",
+        "127.0.0.1:0",
+        "--engine",
+        "onnxruntime",
+        "--onnxruntime",
+        not_a_library,
+        &iris,
+    ]);
+    assert_eq!(code, 4, "{log}");
+    assert!(
+        log.contains(&format!(
+            "cannot use the onnxruntime library {not_a_library}: failed to load"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("serve needs onnxruntime 1.17 or later"),
+        "{log}"
+    );
+}
+
+#[test]
+fn preload_is_refused_for_a_model_on_onnxruntime_naming_it_and_the_fix() {
+    let dir = common::tempdir();
+    let library = dir.path().join("libonnxruntime.so");
+    std::fs::write(&library, b"never loaded").unwrap();
+    let iris = iris();
+    let (code, log) = refused(&[
+        "-b",
+        "127.0.0.1:0",
+        "--preload",
+        "--engine",
+        "onnxruntime",
+        "--onnxruntime",
+        library.to_str().unwrap(),
+        &iris,
+    ]);
+    assert_eq!(code, 4, "{log}");
+    assert!(
+        log.contains(
+            "cannot preload the app: model iris (onnxruntime) cannot be built in the master: \
+             its engine starts threads, and the master forks afterwards; drop --preload"
+        ),
+        "{log}"
+    );
+}
+
+/// Whether a process has mapped the onnxruntime library.
+fn maps_onnxruntime(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .contains("libonnxruntime")
+}
+
+#[test]
+fn workers_load_the_library_and_the_master_never_does() {
+    let Some(library) = common::onnxruntime_library("onnxruntime.rs: workers load it") else {
+        return;
+    };
+    let iris = iris();
+    let server = Spawn::new(
+        Bin::Serve,
+        &[
+            "-w",
+            "2",
+            "-b",
+            "127.0.0.1:0",
+            "--engine",
+            "onnxruntime",
+            "--onnxruntime",
+            &library,
+            &iris,
+        ],
+    )
+    .start();
+    assert!(
+        server.log().contains("model iris (on onnxruntime)"),
+        "{}",
+        server.log()
+    );
+    let body = br#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+    let mut served = Vec::new();
+    // Each worker loads it on its own first request; ask until both have answered.
+    assert!(common::wait_until(PATIENCE, || {
+        let res = Conn::post_json(server.addr(), "/v2/models/iris/infer", body);
+        assert_eq!(res.status, 200, "{}", res.text());
+        let answer = res.json();
+        assert_eq!(
+            answer["outputs"][0]["data"],
+            serde_json::json!([0]),
+            "{answer}"
+        );
+        served = server
+            .workers()
+            .into_iter()
+            .filter(|w| maps_onnxruntime(*w))
+            .collect();
+        served.len() == 2
+    }));
+    assert!(
+        !maps_onnxruntime(server.master),
+        "the master mapped libonnxruntime"
+    );
+}
