@@ -9,7 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::http::Conn;
-use common::{Bin, PATIENCE, Spawn, examples};
+use common::{Bin, PATIENCE, Spawn, examples, load, procs, serial};
+use nix::sys::signal::Signal;
 
 fn iris() -> String {
     examples("iris/model.onnx")
@@ -136,13 +137,10 @@ fn maps_onnxruntime(pid: i32) -> bool {
         .contains("libonnxruntime")
 }
 
-#[test]
-fn workers_load_the_library_and_the_master_never_does() {
-    let Some(library) = common::onnxruntime_library("onnxruntime.rs: workers load it") else {
-        return;
-    };
+/// iris on onnxruntime, 2 workers.
+fn iris_on_onnxruntime(library: &str) -> common::Server {
     let iris = iris();
-    let server = Spawn::new(
+    Spawn::new(
         Bin::Serve,
         &[
             "-w",
@@ -152,17 +150,28 @@ fn workers_load_the_library_and_the_master_never_does() {
             "--engine",
             "onnxruntime",
             "--onnxruntime",
-            &library,
+            library,
             &iris,
         ],
     )
-    .start();
+    .start()
+}
+
+const SETOSA: &str =
+    r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+
+#[test]
+fn workers_load_the_library_and_the_master_never_does() {
+    let Some(library) = common::onnxruntime_library("onnxruntime.rs: workers load it") else {
+        return;
+    };
+    let server = iris_on_onnxruntime(&library);
     assert!(
         server.log().contains("model iris (on onnxruntime)"),
         "{}",
         server.log()
     );
-    let body = br#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+    let body = SETOSA.as_bytes();
     let mut served = Vec::new();
     // Each worker loads it on its own first request; ask until both have answered.
     assert!(common::wait_until(PATIENCE, || {
@@ -185,4 +194,66 @@ fn workers_load_the_library_and_the_master_never_does() {
         !maps_onnxruntime(server.master),
         "the master mapped libonnxruntime"
     );
+}
+
+/// Asks until every current worker has loaded the library (each does on its first request).
+fn until_every_worker_loaded_it(server: &common::Server) {
+    assert!(
+        common::wait_until(PATIENCE, || {
+            let res = Conn::post_json(server.addr(), "/v2/models/iris/infer", SETOSA.as_bytes());
+            assert_eq!(res.status, 200, "{}", res.text());
+            let workers = server.workers();
+            workers.len() == 2 && workers.iter().all(|w| maps_onnxruntime(*w))
+        }),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn hup_under_load_drops_nothing_and_a_killed_worker_is_replaced_and_serves() {
+    let Some(library) = common::onnxruntime_library("onnxruntime.rs: HUP and kill") else {
+        return;
+    };
+    let _serial = serial();
+    let server = iris_on_onnxruntime(&library);
+    until_every_worker_loaded_it(&server);
+    let before = server.wait_workers(2);
+
+    let l = load::start_post(server.addr(), "/v2/models/iris/infer", SETOSA, 8);
+    assert!(l.wait_for(200, PATIENCE), "{}", server.log());
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_log("Reload complete in", PATIENCE),
+        "{}",
+        server.log()
+    );
+    assert!(
+        common::wait_until(PATIENCE, || before.iter().all(|p| !procs::alive(*p))),
+        "the old workers must exit"
+    );
+    assert!(l.wait_for(200, PATIENCE), "{}", server.log());
+    let stats = l.finish();
+    assert_eq!(
+        stats.failed, 0,
+        "failed during the reload: {:?}",
+        stats.errors
+    );
+    // The new generation was proven by a child that loaded the library, not by the master.
+    assert!(!maps_onnxruntime(server.master));
+
+    until_every_worker_loaded_it(&server);
+    let victim = server.wait_workers(2)[0];
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), Signal::SIGKILL).unwrap();
+    assert!(
+        common::wait_until(PATIENCE, || {
+            let w = server.workers();
+            w.len() == 2 && !w.contains(&victim)
+        }),
+        "the killed worker is replaced: {}",
+        server.log()
+    );
+    // The replacement loads the library on its first request and answers.
+    until_every_worker_loaded_it(&server);
+    assert!(!maps_onnxruntime(server.master));
 }

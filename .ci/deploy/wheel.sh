@@ -52,4 +52,26 @@ echo "the wheel's serve answered: $answer"
 grep -q '"name":"label".*"data":\[0\]' <<<"$answer" || { echo "FAILED: not setosa" >&2; exit 1; }
 kill -TERM "$pid"
 wait "$pid"
+
+# The extra: `serve[onnxruntime]` pulls onnxruntime from PyPI, and the same serve finds its
+# library in the venv with no flag and no ORT_DYLIB_PATH.
+"$venv/bin/pip" install --quiet --disable-pip-version-check "$wheel[onnxruntime]"
+env -u ORT_DYLIB_PATH -u VIRTUAL_ENV PATH="$venv/bin:$PATH" \
+    serve -w 1 -b "127.0.0.1:$port" --engine onnxruntime 2>"$venv/serve-ort.log" &
+pid=$!
+for _ in $(seq 100); do
+    curl -sf "127.0.0.1:$port/v2/health/ready" >/dev/null && break
+    sleep 0.2
+done
+answer=$(curl -sf "127.0.0.1:$port/v2/models/iris/infer" -H 'Content-Type: application/json' \
+    -d '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}') || {
+    echo "FAILED: the wheel's serve did not answer on onnxruntime"; cat "$venv/serve-ort.log"; exit 1
+}
+echo "the wheel's serve answered on onnxruntime: $answer"
+grep -q '"name":"label".*"data":\[0\]' <<<"$answer" || { echo "FAILED: not setosa" >&2; exit 1; }
+grep -q 'model iris (on onnxruntime)' "$venv/serve-ort.log" || {
+    echo "FAILED: the model did not run on onnxruntime"; cat "$venv/serve-ort.log"; exit 1
+}
+kill -TERM "$pid"
+wait "$pid"
 echo "wheel: ok"
