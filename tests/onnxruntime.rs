@@ -1,7 +1,7 @@
 //! The onnxruntime engine through the real binary: chosen by `--engine`, its library found
 //! or refused at start with the places tried, proven in the short-lived child, loaded by the
-//! workers and never by the master (its threads and a fork do not mix), and refused with
-//! `--preload`, which builds in the master. The tests that need the library itself read it
+//! workers and never by the master (its threads and a fork do not mix), with `--preload`
+//! too (the master builds the rest; each worker builds its sessions as it boots). The tests that need the library itself read it
 //! from `ORT_DYLIB_PATH` (see `common::onnxruntime_library`); the others need none.
 
 mod common;
@@ -105,10 +105,8 @@ fn a_file_that_is_not_the_library_fails_the_proof_in_the_child_not_the_master() 
 }
 
 #[test]
-fn preload_is_refused_for_a_model_on_onnxruntime_naming_it_and_the_fix() {
-    let dir = common::tempdir();
-    let library = dir.path().join("libonnxruntime.so");
-    std::fs::write(&library, b"never loaded").unwrap();
+fn with_preload_the_library_is_still_proven_in_a_child_not_the_master() {
+    let not_a_library = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let iris = iris();
     let (code, log) = refused(&[
         "-b",
@@ -117,15 +115,18 @@ fn preload_is_refused_for_a_model_on_onnxruntime_naming_it_and_the_fix() {
         "--engine",
         "onnxruntime",
         "--onnxruntime",
-        library.to_str().unwrap(),
+        not_a_library,
         &iris,
     ]);
     assert_eq!(code, 4, "{log}");
     assert!(
-        log.contains(
-            "cannot preload the app: model iris (onnxruntime) cannot be built in the master: \
-             its engine starts threads, and the master forks afterwards; drop --preload"
-        ),
+        log.contains("but for iris (onnxruntime): its engine starts threads, so a child proves it"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "cannot use the onnxruntime library {not_a_library}: failed to load"
+        )),
         "{log}"
     );
 }
@@ -137,24 +138,22 @@ fn maps_onnxruntime(pid: i32) -> bool {
         .contains("libonnxruntime")
 }
 
-/// iris on onnxruntime, 2 workers.
-fn iris_on_onnxruntime(library: &str) -> common::Server {
+/// iris on onnxruntime, 2 workers, with more arguments.
+fn iris_on_onnxruntime(library: &str, more: &[&str]) -> common::Server {
     let iris = iris();
-    Spawn::new(
-        Bin::Serve,
-        &[
-            "-w",
-            "2",
-            "-b",
-            "127.0.0.1:0",
-            "--engine",
-            "onnxruntime",
-            "--onnxruntime",
-            library,
-            &iris,
-        ],
-    )
-    .start()
+    let mut args = vec![
+        "-w",
+        "2",
+        "-b",
+        "127.0.0.1:0",
+        "--engine",
+        "onnxruntime",
+        "--onnxruntime",
+        library,
+    ];
+    args.extend_from_slice(more);
+    args.push(&iris);
+    Spawn::new(Bin::Serve, &args).start()
 }
 
 const SETOSA: &str =
@@ -165,7 +164,7 @@ fn workers_load_the_library_and_the_master_never_does() {
     let Some(library) = common::onnxruntime_library("onnxruntime.rs: workers load it") else {
         return;
     };
-    let server = iris_on_onnxruntime(&library);
+    let server = iris_on_onnxruntime(&library, &[]);
     assert!(
         server.log().contains("model iris (on onnxruntime)"),
         "{}",
@@ -216,7 +215,7 @@ fn hup_under_load_drops_nothing_and_a_killed_worker_is_replaced_and_serves() {
         return;
     };
     let _serial = serial();
-    let server = iris_on_onnxruntime(&library);
+    let server = iris_on_onnxruntime(&library, &[]);
     until_every_worker_loaded_it(&server);
     let before = server.wait_workers(2);
 
@@ -255,5 +254,40 @@ fn hup_under_load_drops_nothing_and_a_killed_worker_is_replaced_and_serves() {
     );
     // The replacement loads the library on its first request and answers.
     until_every_worker_loaded_it(&server);
+    assert!(!maps_onnxruntime(server.master));
+}
+
+#[test]
+fn with_preload_each_worker_builds_its_session_before_its_first_request() {
+    let Some(library) = common::onnxruntime_library("onnxruntime.rs: preload") else {
+        return;
+    };
+    let server = iris_on_onnxruntime(&library, &["--preload"]);
+    let log = server.log();
+    assert!(
+        log.contains("but for iris (onnxruntime): its engine starts threads, so a child proves it and each worker builds it after the fork"),
+        "{log}"
+    );
+    assert!(log.contains("Proved the app in a child"), "{log}");
+    // No request yet: both workers built it as they booted; the master did not.
+    let workers = server.wait_workers(2);
+    assert!(
+        workers.iter().all(|w| maps_onnxruntime(*w)),
+        "{workers:?}: {log}"
+    );
+    assert!(!maps_onnxruntime(server.master));
+    // A reload with --preload proves the new generation in a child too, and it serves.
+    let before = workers;
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_log("Reload complete in", PATIENCE),
+        "{}",
+        server.log()
+    );
+    assert!(common::wait_until(PATIENCE, || before
+        .iter()
+        .all(|p| !procs::alive(*p))));
+    let res = Conn::post_json(server.addr(), "/v2/models/iris/infer", SETOSA.as_bytes());
+    assert_eq!(res.status, 200, "{}", res.text());
     assert!(!maps_onnxruntime(server.master));
 }

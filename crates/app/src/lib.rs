@@ -69,9 +69,18 @@ pub trait App: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Whether [`App::warm`] may run in a process that forks afterwards (the master with
-    /// `--preload`): an error naming what starts threads when it builds, and the fix.
-    fn fork_safe(&self) -> Result<(), AppError> {
+    /// [`App::warm`] of what may be built in a process that forks afterwards (the master
+    /// with `--preload`); returns what it left unbuilt because building it starts threads
+    /// (a model on onnxruntime), one name each. The master has a short-lived child prove
+    /// what was left, and each worker builds it right after the fork
+    /// ([`App::warm_after_fork`]).
+    fn warm_before_fork(&self) -> Result<Vec<String>, AppError> {
+        self.warm().map(|()| Vec::new())
+    }
+
+    /// In a worker that inherited a preloaded app, right after the fork and before it
+    /// accepts: builds what [`App::warm_before_fork`] left.
+    fn warm_after_fork(&self) -> Result<(), AppError> {
         Ok(())
     }
 }

@@ -173,10 +173,17 @@ impl Arbiter {
         register_models(&settings);
 
         let preloaded = if settings.preload {
-            Some(preload(&settings).map_err(|message| StartError {
+            let (app, left) = preload(&settings).map_err(|message| StartError {
                 code: ExitCode::AppLoad,
                 message,
-            })?)
+            })?;
+            if !left.is_empty() {
+                crate::upgrade::prove_at_boot(&settings, pid).map_err(|message| StartError {
+                    code: ExitCode::AppLoad,
+                    message,
+                })?;
+            }
+            Some(app)
         } else {
             crate::upgrade::prove_at_boot(&settings, pid).map_err(|message| StartError {
                 code: ExitCode::AppLoad,
@@ -511,7 +518,6 @@ impl Arbiter {
     }
 }
 
-/// Builds and warms the app in the master (`--preload`).
 /// Gives each model of the app its metrics index before anything that serves it forks.
 pub(crate) fn register_models(settings: &Settings) {
     let Some(region) = serve_metrics::region() else {
@@ -528,21 +534,29 @@ pub(crate) fn register_models(settings: &Settings) {
     }
 }
 
-pub(crate) fn preload(settings: &Settings) -> Result<Arc<dyn App>, String> {
+/// Builds and warms the app in the master (`--preload`). What it leaves unbuilt (models
+/// whose engine starts threads) must be proven by a child, and each worker builds it after
+/// the fork.
+pub(crate) fn preload(settings: &Settings) -> Result<(Arc<dyn App>, Vec<String>), String> {
     let started = Instant::now();
     let app = settings
         .app
         .build()
         .map_err(|e| format!("cannot load the app: {e}"))?;
-    app.fork_safe()
-        .map_err(|e| format!("cannot preload the app: {e}"))?;
-    app.warm()
+    let left = app
+        .warm_before_fork()
         .map_err(|e| format!("cannot load the app: {e}"))?;
-    tracing::info!(
-        "Preloaded the app in the master in {:.1} ms",
-        started.elapsed().as_secs_f64() * 1000.0
-    );
-    Ok(app)
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if left.is_empty() {
+        tracing::info!("Preloaded the app in the master in {ms:.1} ms");
+    } else {
+        tracing::info!(
+            "Preloaded the app in the master in {ms:.1} ms, but for {}: its engine starts \
+             threads, so a child proves it and each worker builds it after the fork",
+            left.join(", ")
+        );
+    }
+    Ok((app, left))
 }
 
 pub(crate) fn bind_options(settings: &Settings) -> BindOptions {

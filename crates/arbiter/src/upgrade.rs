@@ -109,6 +109,8 @@ pub(crate) enum Reload {
         pid: Pid,
         reader: OwnedFd,
         next: Box<Next>,
+        /// With `--preload`, the app the master built, but for what the child proves.
+        preloaded: Option<Arc<dyn App>>,
         started: Instant,
     },
     /// The new generation boots; the old one serves until it is ready.
@@ -160,12 +162,16 @@ impl Arbiter {
             settings,
             listeners,
         });
+        let mut preloaded = None;
         if next.settings.preload {
             match preload(&next.settings) {
-                Ok(app) => self.switch(*next, Some(app), started),
-                Err(e) => self.reload_failed(&e),
+                Ok((app, left)) if left.is_empty() => {
+                    return self.switch(*next, Some(app), started);
+                }
+                // What the master could not build, a child proves.
+                Ok((app, _)) => preloaded = Some(app),
+                Err(e) => return self.reload_failed(&e),
             }
-            return;
         }
         match self.fork_proof(&next.settings) {
             Ok((pid, reader)) => {
@@ -174,6 +180,7 @@ impl Arbiter {
                     pid,
                     reader,
                     next,
+                    preloaded,
                     started,
                 };
             }
@@ -255,6 +262,7 @@ impl Arbiter {
         let Reload::Proving {
             reader,
             next,
+            preloaded,
             started,
             ..
         } = std::mem::replace(&mut self.reload, Reload::Idle)
@@ -262,7 +270,7 @@ impl Arbiter {
             return;
         };
         if code == Some(0) {
-            return self.switch(*next, None, started);
+            return self.switch(*next, preloaded, started);
         }
         let mut message = String::new();
         let _ = std::fs::File::from(reader).read_to_string(&mut message);

@@ -151,25 +151,25 @@ impl App for ModelApp {
         Ok(())
     }
 
-    fn fork_safe(&self) -> Result<(), AppError> {
-        let unsafe_: Vec<String> = self
-            .inner
-            .registry
-            .models()
-            .iter()
-            .filter(|m| !m.engine().fork_safe())
-            .map(|m| format!("{} ({})", m.name, m.engine().name()))
-            .collect();
-        if unsafe_.is_empty() {
-            return Ok(());
+    fn warm_before_fork(&self) -> Result<Vec<String>, AppError> {
+        let mut left = Vec::new();
+        for model in self.inner.registry.models() {
+            if model.engine().fork_safe() {
+                model.load_now().map_err(|e| AppError::new(e.0))?;
+            } else {
+                left.push(format!("{} ({})", model.name, model.engine().name()));
+            }
         }
-        Err(AppError::new(format!(
-            "model{} {} cannot be built in the master: its engine starts threads, and the \
-             master forks afterwards; drop --preload (each worker then builds it on its first \
-             request, after a short-lived child has proven it), or serve it on tract",
-            if unsafe_.len() == 1 { "" } else { "s" },
-            unsafe_.join(", ")
-        )))
+        Ok(left)
+    }
+
+    fn warm_after_fork(&self) -> Result<(), AppError> {
+        for model in self.inner.registry.models() {
+            if !model.engine().fork_safe() {
+                model.load_now().map_err(|e| AppError::new(e.0))?;
+            }
+        }
+        Ok(())
     }
 }
 

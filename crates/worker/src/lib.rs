@@ -214,6 +214,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         queue_len,
     } = args;
     let pid = std::process::id();
+    let warm_after_fork = preloaded.clone();
 
     let mut http = auto::Builder::new(TokioExecutor::new());
     {
@@ -276,6 +277,20 @@ async fn serve(args: WorkerArgs) -> i32 {
     }
 
     tokio::spawn(heartbeat(shared.clone()));
+    // A preloaded app's parts that could not be built before the fork (their engine starts
+    // threads) are built now, before the first connection; the heartbeat goes on meanwhile.
+    if let Some(app) = warm_after_fork {
+        let built = tokio::task::spawn_blocking(move || app.warm_after_fork()).await;
+        let failed = match built {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = failed {
+            tracing::error!("worker failed to boot: {e}");
+            return ExitCode::AppLoad.code();
+        }
+    }
     let connections = Arc::new(Semaphore::new(shared.config.worker_connections));
     let accept_loops: Vec<_> = accepting
         .into_iter()
