@@ -13,6 +13,7 @@ ORT_DYLIB_PATH=$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxr
 export ORT_DYLIB_PATH SERVE_REQUIRE_ONNXRUNTIME=1
 echo "onnxruntime library: $ORT_DYLIB_PATH"
 cargo test -p serve-model --test corpus -- --nocapture
+cargo test -p serve-onnxruntime --test files -- --nocapture
 # The engine through the binary: chosen by --engine, refused and proven as it must be, loaded
 # by the workers and never by the master, the corpus sample and the heavy shapes over V2.
 cargo test --test onnxruntime -- --nocapture

@@ -133,12 +133,22 @@ impl Engine for OnnxRuntime {
     ) -> Result<Box<dyn Plan>, BuildError> {
         let made = self.environment().map_err(BuildError)?;
         let failed = |e: &dyn std::fmt::Display| BuildError(format!("onnxruntime: {e}"));
-        let session = Session::builder(&made.environment)
+        let mut builder = Session::builder(&made.environment)
             .map_err(|e| failed(&e))?
             .with_parallel_execution(false)
             .map_err(|e| failed(&e))?
             .with_config_entry("session.intra_op.allow_spinning", "0")
-            .map_err(|e| failed(&e))?
+            .map_err(|e| failed(&e))?;
+        // The session is made from the bytes read before the fork; a model whose weights sit
+        // in external data files (`model.onnx.data`) finds them beside the model's file, as
+        // tract does.
+        if let Some(dir) = source.dir().and_then(Path::to_str) {
+            let dir = if dir.is_empty() { "." } else { dir };
+            builder = builder
+                .with_config_entry("session.model_external_initializers_file_folder_path", dir)
+                .map_err(|e| failed(&e))?;
+        }
+        let session = builder
             .commit_from_memory(source.bytes())
             .map_err(|e| failed(&e))?;
         let plan = OrtPlan::new(session, meta, batch_dim)?;

@@ -229,6 +229,33 @@ pub fn iris_like() -> Vec<u8> {
     ))
 }
 
+/// [`iris_like`] with its weight `W` in an external data file beside it (`iris.onnx.data`),
+/// as `onnx.save_model(..., save_as_external_data=True)` writes large models: the model file
+/// written into `dir` as `iris.onnx`, its path returned.
+pub fn iris_like_external(dir: &TempDir) -> std::path::PathBuf {
+    let mut proto = pb::ModelProto::decode(&iris_like()[..]).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    let w = graph
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == "W")
+        .unwrap();
+    let raw: Vec<u8> = w.float_data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    w.float_data.clear();
+    w.data_location = Some(1); // EXTERNAL
+    let entry = |key: &str, value: String| pb::StringStringEntryProto {
+        key: key.into(),
+        value,
+    };
+    w.external_data = vec![
+        entry("location", "iris.onnx.data".into()),
+        entry("offset", "0".into()),
+        entry("length", raw.len().to_string()),
+    ];
+    dir.file("iris.onnx.data", &raw);
+    dir.file("iris.onnx", &proto.encode_to_vec())
+}
+
 /// A deliberately slow model: `x` FP32 [N, width] through `depth` MatMuls by the same
 /// width × width weight (each entry 1/width, so values stay put): about
 /// 2 · depth · width² floating-point operations a row, for tests that need a model call to

@@ -389,6 +389,26 @@ mod tests {
         assert_eq!(m.builds(), 1);
     }
 
+    #[tokio::test]
+    async fn weights_in_an_external_data_file_are_found_beside_the_model() {
+        let dir = TempDir::new("external");
+        let path = fixtures::iris_like_external(&dir);
+        let source = Source::read_file(path).unwrap();
+        let external =
+            Arc::new(Model::open("m".into(), source, Settings::default(), None).unwrap());
+        let inline = model(fixtures::iris_like());
+        let row = || {
+            Inputs::new(smallvec![
+                Tensor::new(&[1, 4], vec![1f32, 2., 3., 4.]).unwrap()
+            ])
+        };
+        let (a, b) = (
+            external.infer(row()).await.unwrap(),
+            inline.infer(row()).await.unwrap(),
+        );
+        assert_eq!(a.view(0).unwrap().elements, b.view(0).unwrap().elements);
+    }
+
     #[test]
     fn load_now_works_without_a_runtime() {
         let m = model(fixtures::iris_like());
