@@ -9,12 +9,14 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/onnxruntime/requirements.txt
-ORT_DYLIB_PATH=$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* | sort -V | tail -n 1)
+# Absolute: cargo runs each test binary in its own package's directory.
+ORT_DYLIB_PATH=$(realpath "$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* | sort -V | tail -n 1)")
 export ORT_DYLIB_PATH SERVE_REQUIRE_ONNXRUNTIME=1
 echo "onnxruntime library: $ORT_DYLIB_PATH"
-cargo test -p serve-model --test corpus -- --nocapture
-cargo test -p serve-onnxruntime --test files -- --nocapture
+# --workspace, as the README's test command builds: selecting one package would unify the
+# dependencies' features differently and compile everything again.
+cargo test --workspace --test corpus --test files -- --nocapture
 # The engine through the binary: chosen by --engine, refused and proven as it must be, loaded
 # by the workers and never by the master, the corpus sample and the heavy shapes over V2.
-cargo test --test onnxruntime -- --nocapture
-cargo test --test sklearn on_onnxruntime -- --nocapture
+cargo test --workspace --test onnxruntime -- --nocapture
+cargo test --workspace --test sklearn on_onnxruntime -- --nocapture
