@@ -127,8 +127,10 @@ fn model_section(h: &mut String, model: &Model, origin: &str) {
     let _ = write!(
         h,
         "<section class=\"model\" id=\"model-{name}\" data-model=\"{name}\">\n\
-         <h2>{name} <span class=\"tag\">model · version {}</span></h2>\n<div class=\"io\">\n",
-        escape(&model.version)
+         <h2>{name} <span class=\"tag\">model · version {} · on {}</span></h2>\n\
+         <div class=\"io\">\n",
+        escape(&model.version),
+        model.engine().name()
     );
     tensor_table(h, "Inputs", "inputs", &model.meta.inputs);
     tensor_table(h, "Outputs", "outputs", &model.meta.outputs);
@@ -364,6 +366,7 @@ pub(crate) mod tests {
             "<title>serve ",
             env!("CARGO_PKG_VERSION"),
             "data-model=\"iris\"",
+            "<span class=\"tag\">model · version 1 · on tract</span>",
             "<tr data-name=\"input\"><td><code>input</code></td><td>FP32</td><td>[-1, 4]</td>",
             "<tr data-name=\"probabilities\">",
             "<form class=\"try\" data-path=\"/v2/models/iris/infer\" data-method=\"POST\">",
