@@ -1,8 +1,9 @@
 //! The onnxruntime engine through the real binary: chosen by `--engine`, its library found
 //! or refused at start with the places tried, proven in the short-lived child, loaded by the
-//! workers and never by the master (its threads and a fork do not mix), with `--preload`
-//! too (the master builds the rest; each worker builds its sessions as it boots). The tests that need the library itself read it
-//! from `ORT_DYLIB_PATH` (see `common::onnxruntime_library`); the others need none.
+//! workers and never by the master (its threads and a fork do not mix), with `--preload` too
+//! (the master builds the rest; each worker builds its sessions as it boots). The tests that
+//! need the library itself read it from `ORT_DYLIB_PATH` (see `common::onnxruntime_library`);
+//! the others need none.
 
 mod common;
 
@@ -265,7 +266,10 @@ fn with_preload_each_worker_builds_its_session_before_its_first_request() {
     let server = iris_on_onnxruntime(&library, &["--preload"]);
     let log = server.log();
     assert!(
-        log.contains("but for iris (onnxruntime): its engine starts threads, so a child proves it and each worker builds it after the fork"),
+        log.contains(
+            "but for iris (onnxruntime): its engine starts threads, so a child proves it and \
+             each worker builds it after the fork"
+        ),
         "{log}"
     );
     assert!(log.contains("Proved the app in a child"), "{log}");

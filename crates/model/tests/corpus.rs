@@ -7,12 +7,13 @@
 //! torch (corpus/torch), whose expected outputs are the framework's own answers;
 //! corpus/README.md says how they are made. This test needs only those files, never
 //! Python. Each model is built as serve builds it (the engine's `build` with the metadata
-//! `Source::read_meta` gives) and run through the engine's `Plan::run` as the executor
-//! runs it: on the form for any batch size with every stored row at once, then, when the
-//! model is batchable and has a form for one row, row by row on that one (what serve runs
-//! for a one-row request). A model tract can plan only for one row (serve pins its batch to 1 and
-//! runs a request's rows one by one) is checked row by row only, and listed as pinned. Labels (integers, strings) must be equal; floats within a relative
-//! 1e-5 and an absolute 1e-6, NaN equal to NaN. A ZipMap output's class labels, which the
+//! `Source::read_meta` gives) and run through the engine's `Plan::run` as the executor runs it: on
+//! the form for any batch size with every stored row at once, then, when the model is batchable and
+//! has a form for one row, row by row on that one (what serve runs for a one-row request). A model
+//! tract can plan only for one row (serve pins its batch to 1 and runs a request's rows one by one)
+//! is checked row by row only, and listed as pinned. Labels (integers, strings) must be equal;
+//! floats within a relative 1e-5 and an absolute 1e-6, NaN equal to NaN. A ZipMap output's class
+//! labels, which the
 //! metadata reads from the file, must be the ones onnxruntime keyed its maps with.
 //!
 //! Every case runs on each engine: tract always; onnxruntime when its library is found
@@ -22,8 +23,8 @@
 //! answers for one row differ in the last digits from those for the same row in a batch, so
 //! serve never splits a request's rows there): its cases are checked with every row at once.
 //!
-//! It prints "N of M corpus models match their reference" per engine and one line per failing
-//! case naming its first mismatch, and fails below M. `CORPUS_CASE=prefix` checks only the cases whose
+//! It prints "N of M corpus models match their reference" per engine and one line per failing case
+//! naming its first mismatch, and fails below M. `CORPUS_CASE=prefix` checks only the cases whose
 //! name (`sklearn/rf_...`, `ops/tree_...`) starts with the prefix.
 
 use std::path::{Path, PathBuf};

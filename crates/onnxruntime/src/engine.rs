@@ -43,12 +43,10 @@ struct Made {
 static ENVIRONMENT: Mutex<Option<Arc<Made>>> = Mutex::new(None);
 
 impl OnnxRuntime {
-    /// The engine loading `library`, with `threads` intra-op threads per process.
+    /// The engine loading `library`, with `threads` intra-op threads per process (0:
+    /// onnxruntime's default, one per core; `--model-threads` gives 1 or more).
     pub fn new(library: PathBuf, threads: usize) -> OnnxRuntime {
-        OnnxRuntime {
-            library,
-            threads: threads.max(1),
-        }
+        OnnxRuntime { library, threads }
     }
 
     /// The library it loads.

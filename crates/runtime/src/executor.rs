@@ -5,12 +5,12 @@
 //! when the queue is full the request is answered 503 with `Retry-After` at once, so a
 //! slow model sheds load instead of piling up requests (`--max-queue`).
 //!
-//! A single runner task per model takes jobs off the queue. When the model is free it takes
-//! the first job and, if the model is batchable and merging pays, every job *already
-//! waiting* whose rows fit in `max_batch_size` (with `batch_timeout` above zero it also
-//! waits that long for more), concatenates their inputs along the batch dimension, makes
-//! one engine call on the plan's form for any batch size, and answers each job with its own rows of the
-//! shared outputs. On a worker's single-threaded runtime that is exactly Triton's dynamic
+//! A single runner task per model takes jobs off the queue. When the model is free it takes the
+//! first job and, if the model is batchable and merging pays, every job *already waiting* whose
+//! rows fit in `max_batch_size` (with `batch_timeout` above zero it also waits that long for more),
+//! concatenates their inputs along the batch dimension, makes one engine call on the plan's form
+//! for any batch size, and answers each job with its own rows of the shared outputs. On a worker's
+//! single-threaded runtime that is exactly Triton's dynamic
 //! batcher with no added delay: requests that arrived while the model was busy ride
 //! together on the next call.
 //!
@@ -468,6 +468,12 @@ fn run_rows(
     inputs: TensorList,
     rows: usize,
 ) -> Result<Arc<dyn OutputSet>, RunError> {
+    if let Some(t) = inputs.iter().find(|t| t.shape().first() != Some(&rows)) {
+        return Err(RunError::Inference(format!(
+            "splitting rows: an input of shape {:?} has not {rows} rows",
+            t.shape()
+        )));
+    }
     let mut columns: Vec<Vec<Tensor>> = Vec::new();
     for r in 0..rows {
         let row = inputs.iter().map(|t| t.view().rows(r, r + 1)).collect();

@@ -1,8 +1,8 @@
 //! A request's outputs, and how they are written as JSON straight into the response buffer.
 //!
-//! With dynamic batching one engine call answers several requests: the executor hands each
-//! request the batch's outputs (shared, not copied, read where the engine left them) and
-//! the range of rows that are its own. [`Outputs::view`] gives an [`OutView`] of one output restricted to those rows,
+//! With dynamic batching one engine call answers several requests: the executor hands each request
+//! the batch's outputs (shared, not copied, read where the engine left them) and the range of rows
+//! that are its own. [`Outputs::view`] gives an [`OutView`] of one output restricted to those rows,
 //! and the writers here print it (flat, nested, or one row) without building a
 //! `serde_json::Value`: floats through ryu, integers through itoa, non-finite floats as
 //! `null` (what serde_json does; JSON has no NaN).
