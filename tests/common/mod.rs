@@ -357,7 +357,12 @@ pub fn onnxruntime_library(test: &str) -> Option<String> {
             panic!("{test}: SERVE_REQUIRE_ONNXRUNTIME=1, but ORT_DYLIB_PATH is not set")
         }
         _ => {
-            println!("[not run] {test}: set ORT_DYLIB_PATH to libonnxruntime.so to run it");
+            // Straight to stderr: the test harness shows it even though the test passes.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "[not run] {test}: set ORT_DYLIB_PATH to libonnxruntime.so to run it"
+            );
             None
         }
     }
