@@ -79,7 +79,7 @@ pub fn main_with(make_app: MakeApp) -> i32 {
             }
             Err(e) => fail(
                 &config,
-                ExitCode::AppLoad,
+                ExitCode::of_app_error(&e),
                 &format!("cannot load the app: {e}"),
             ),
         };

@@ -6,6 +6,8 @@
 //! the others need none.
 
 mod common;
+#[path = "../crates/runtime/src/fixtures.rs"]
+mod fixtures;
 
 use std::time::Duration;
 
@@ -52,7 +54,7 @@ fn refused(args: &[&str]) -> (i32, String) {
 fn a_missing_library_is_refused_at_start_naming_every_place_tried_and_the_fix() {
     let iris = iris();
     let (code, log) = refused(&["-b", "127.0.0.1:0", "--engine", "onnxruntime", &iris]);
-    assert_eq!(code, 4, "{log}");
+    assert_eq!(code, 1, "{log}");
     assert!(
         log.contains(
             "model iris: the onnxruntime library was not found; looked at --onnxruntime (not \
@@ -71,7 +73,7 @@ fn a_missing_library_is_refused_at_start_naming_every_place_tried_and_the_fix() 
         "--onnxruntime=/nonexistent/libonnxruntime.so",
         &iris,
     ]);
-    assert_eq!(code, 4, "{log}");
+    assert_eq!(code, 1, "{log}");
     assert!(
         log.contains("--onnxruntime names /nonexistent/libonnxruntime.so, which is not a file"),
         "{log}"
@@ -92,7 +94,7 @@ fn a_file_that_is_not_the_library_fails_the_proof_in_the_child_not_the_master() 
         not_a_library,
         &iris,
     ]);
-    assert_eq!(code, 4, "{log}");
+    assert_eq!(code, 1, "{log}");
     assert!(
         log.contains(&format!(
             "cannot use the onnxruntime library {not_a_library}: failed to load"
@@ -119,7 +121,7 @@ fn with_preload_the_library_is_still_proven_in_a_child_not_the_master() {
         not_a_library,
         &iris,
     ]);
-    assert_eq!(code, 4, "{log}");
+    assert_eq!(code, 1, "{log}");
     assert!(
         log.contains("but for iris (onnxruntime): its engine starts threads, so a child proves it"),
         "{log}"
@@ -294,4 +296,143 @@ fn with_preload_each_worker_builds_its_session_before_its_first_request() {
     let res = Conn::post_json(server.addr(), "/v2/models/iris/infer", SETOSA.as_bytes());
     assert_eq!(res.status, 200, "{}", res.text());
     assert!(!maps_onnxruntime(server.master));
+}
+
+#[test]
+fn one_app_serves_a_model_on_each_engine_and_says_which() {
+    let Some(library) = common::onnxruntime_library("onnxruntime.rs: one model on each engine")
+    else {
+        return;
+    };
+    let dir = common::tempdir();
+    std::fs::copy(iris(), dir.path().join("iris.onnx")).unwrap();
+    let manifest = dir.path().join("app.toml");
+    std::fs::write(
+        &manifest,
+        "[[model]]\nname = \"on_tract\"\npath = \"iris.onnx\"\n\n\
+         [[model]]\nname = \"on_ort\"\npath = \"iris.onnx\"\nengine = \"onnxruntime\"\n",
+    )
+    .unwrap();
+    let server = Spawn::new(
+        Bin::Serve,
+        &[
+            "-w",
+            "1",
+            "-b",
+            "127.0.0.1:0",
+            "--onnxruntime",
+            &library,
+            manifest.to_str().unwrap(),
+        ],
+    )
+    .start();
+    let log = server.log();
+    assert!(log.contains("model on_tract (on tract)"), "{log}");
+    assert!(log.contains("model on_ort (on onnxruntime)"), "{log}");
+    let mut answers = Vec::new();
+    for (model, engine) in [("on_tract", "tract"), ("on_ort", "onnxruntime")] {
+        let meta = server.get(&format!("/v2/models/{model}")).json();
+        assert_eq!(meta["parameters"]["engine"], engine, "{meta}");
+        let res = Conn::post_json(
+            server.addr(),
+            &format!("/v2/models/{model}/infer"),
+            SETOSA.as_bytes(),
+        );
+        assert_eq!(res.status, 200, "{}", res.text());
+        let answer = res.json();
+        answers.push((
+            answer["outputs"][0].clone(),
+            answer["outputs"][1]["data"].clone(),
+        ));
+    }
+    // The same label; probabilities to float rounding (each engine sums in its own order).
+    assert_eq!(answers[0].0, answers[1].0);
+    let (a, b) = (
+        answers[0].1.as_array().unwrap(),
+        answers[1].1.as_array().unwrap(),
+    );
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+        assert!(
+            (x - y).abs() <= 1e-6 * x.abs().max(1e-3),
+            "{a:?} against {b:?}"
+        );
+    }
+    let status = Conn::open(server.addr())
+        .and_then(|mut c| c.request("GET", "/status", &[("Accept", "application/json")], b""))
+        .unwrap()
+        .json();
+    let models = &status["models"];
+    assert_eq!(
+        models,
+        &serde_json::json!([
+            {"name": "on_tract", "engine": "tract", "loaded_in_workers": 1},
+            {"name": "on_ort", "engine": "onnxruntime", "loaded_in_workers": 1},
+        ]),
+        "{status}"
+    );
+    // Only the worker mapped onnxruntime.
+    assert!(maps_onnxruntime(server.wait_workers(1)[0]));
+    assert!(!maps_onnxruntime(server.master));
+}
+
+#[test]
+fn a_model_tract_cannot_build_is_refused_naming_onnxruntime_and_the_key_that_picks_it() {
+    let dir = common::tempdir();
+    let det = dir.path().join("det.onnx");
+    std::fs::write(&det, fixtures::determinant()).unwrap();
+    let manifest = dir.path().join("app.toml");
+    std::fs::write(
+        &manifest,
+        "[[model]]\nname = \"det\"\npath = \"det.onnx\"\n",
+    )
+    .unwrap();
+    // No library anywhere: onnxruntime is suggested, with how to install it.
+    let (code, log) = refused(&["-b", "127.0.0.1:0", manifest.to_str().unwrap()]);
+    assert_eq!(code, 4, "{log}");
+    assert!(log.contains("Det"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "; onnxruntime may build it: `pip install onnxruntime`, then set `engine = \
+             \"onnxruntime\"` on model det in {}",
+            manifest.display()
+        )),
+        "{log}"
+    );
+    let Some(library) = common::onnxruntime_library("onnxruntime.rs: what tract cannot build")
+    else {
+        return;
+    };
+    // With the library, the proof tries it: onnxruntime builds it.
+    let file = det.to_str().unwrap();
+    let (code, log) = refused(&["-b", "127.0.0.1:0", "--onnxruntime", &library, file]);
+    assert_eq!(code, 4, "{log}");
+    assert!(
+        log.contains("; onnxruntime builds it: pass --engine onnxruntime"),
+        "{log}"
+    );
+    // And as it says, it serves there.
+    let server = Spawn::new(
+        Bin::Serve,
+        &[
+            "-w",
+            "1",
+            "-b",
+            "127.0.0.1:0",
+            "--engine",
+            "onnxruntime",
+            "--onnxruntime",
+            &library,
+            file,
+        ],
+    )
+    .start();
+    let res = Conn::post_json(
+        server.addr(),
+        "/v2/models/det/infer",
+        br#"{"inputs":[{"name":"x","shape":[1,2,2],"datatype":"FP32","data":[1,2,3,4]}]}"#,
+    );
+    assert_eq!(res.status, 200, "{}", res.text());
+    let det = res.json()["outputs"][0]["data"][0].as_f64().unwrap();
+    assert!((det + 2.0).abs() < 1e-5, "det [[1, 2], [3, 4]] = {det}");
 }

@@ -106,6 +106,13 @@ pub trait AppFactory: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The engine that runs a model of [`AppFactory::models`] (`tract`), for `/status`.
+    /// None by default.
+    fn engine_of(&self, model: &str) -> Option<String> {
+        let _ = model;
+        None
+    }
+
     /// Cheap checks made by the master at start, before any fork: the files exist and parse.
     /// A failure here exits the server with code 4 before any worker starts.
     fn check(&self) -> Result<(), AppError>;
@@ -128,13 +135,38 @@ pub trait AppFactory: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct AppError {
     message: String,
+    host: bool,
 }
 
 impl AppError {
-    /// An error with this message.
+    /// An error with this message: the app cannot be served as it is.
     pub fn new(message: impl Into<String>) -> Self {
         AppError {
             message: message.into(),
+            host: false,
+        }
+    }
+
+    /// The app is sound but this host lacks what it needs to run it (a library that is
+    /// missing, cannot be loaded or is too old): the fix is on the host, not in the app, and
+    /// the start exits as a configuration error does (1), not as an app that cannot load (4).
+    pub fn host(message: impl Into<String>) -> Self {
+        AppError {
+            message: message.into(),
+            host: true,
+        }
+    }
+
+    /// Whether the host, not the app, is at fault (see [`AppError::host`]).
+    pub fn is_host(&self) -> bool {
+        self.host
+    }
+
+    /// The same fault, its message prefixed (which model, which file).
+    pub fn context(self, prefix: impl fmt::Display) -> Self {
+        AppError {
+            message: format!("{prefix}: {}", self.message),
+            host: self.host,
         }
     }
 }
@@ -149,7 +181,7 @@ impl std::error::Error for AppError {}
 
 impl From<String> for AppError {
     fn from(message: String) -> Self {
-        AppError { message }
+        AppError::new(message)
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use serve_app::App;
+use serve_app::{App, AppError};
 use serve_worker::{ExitCode, Listener};
 
 use crate::process::{self, PidFile};
@@ -40,7 +40,7 @@ pub struct StartError {
 }
 
 impl StartError {
-    fn config(message: impl Into<String>) -> Self {
+    pub(crate) fn config(message: impl Into<String>) -> Self {
         StartError {
             code: ExitCode::Config,
             message: message.into(),
@@ -109,7 +109,7 @@ impl Arbiter {
             .collect();
 
         settings.app.check().map_err(|e| StartError {
-            code: ExitCode::AppLoad,
+            code: ExitCode::of_app_error(&e),
             message: format!("cannot load the app: {e}"),
         })?;
 
@@ -173,22 +173,13 @@ impl Arbiter {
         register_models(&settings);
 
         let preloaded = if settings.preload {
-            let (app, left) = preload(&settings).map_err(|message| StartError {
-                code: ExitCode::AppLoad,
-                message,
-            })?;
+            let (app, left) = preload(&settings)?;
             if !left.is_empty() {
-                crate::upgrade::prove_at_boot(&settings, pid).map_err(|message| StartError {
-                    code: ExitCode::AppLoad,
-                    message,
-                })?;
+                crate::upgrade::prove_at_boot(&settings, pid)?;
             }
             Some(app)
         } else {
-            crate::upgrade::prove_at_boot(&settings, pid).map_err(|message| StartError {
-                code: ExitCode::AppLoad,
-                message,
-            })?;
+            crate::upgrade::prove_at_boot(&settings, pid)?;
             None
         };
 
@@ -512,7 +503,7 @@ impl Arbiter {
     /// What a worker's exit code means at first boot.
     pub(crate) fn boot_failure_code(code: Option<i32>) -> ExitCode {
         match code.and_then(ExitCode::from_code) {
-            Some(ExitCode::AppLoad) => ExitCode::AppLoad,
+            Some(code @ (ExitCode::AppLoad | ExitCode::Config)) => code,
             _ => ExitCode::WorkerBoot,
         }
     }
@@ -524,7 +515,11 @@ pub(crate) fn register_models(settings: &Settings) {
         return;
     };
     for name in settings.app.models() {
-        if region.register_model(&name) == serve_metrics::ModelId::OVERFLOW {
+        let id = region.register_model(&name);
+        if let Some(engine) = settings.app.engine_of(&name) {
+            region.set_engine(id, &engine);
+        }
+        if id == serve_metrics::ModelId::OVERFLOW {
             tracing::warn!(
                 "model {name}: its metrics count under model=\"_overflow\" (more than {} models, or a name longer than {} bytes)",
                 serve_metrics::region::MAX_MODELS - 2,
@@ -537,15 +532,14 @@ pub(crate) fn register_models(settings: &Settings) {
 /// Builds and warms the app in the master (`--preload`). What it leaves unbuilt (models
 /// whose engine starts threads) must be proven by a child, and each worker builds it after
 /// the fork.
-pub(crate) fn preload(settings: &Settings) -> Result<(Arc<dyn App>, Vec<String>), String> {
+pub(crate) fn preload(settings: &Settings) -> Result<(Arc<dyn App>, Vec<String>), StartError> {
     let started = Instant::now();
-    let app = settings
-        .app
-        .build()
-        .map_err(|e| format!("cannot load the app: {e}"))?;
-    let left = app
-        .warm_before_fork()
-        .map_err(|e| format!("cannot load the app: {e}"))?;
+    let failed = |e: AppError| StartError {
+        code: ExitCode::of_app_error(&e),
+        message: format!("cannot load the app: {e}"),
+    };
+    let app = settings.app.build().map_err(failed)?;
+    let left = app.warm_before_fork().map_err(failed)?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if left.is_empty() {
         tracing::info!("Preloaded the app in the master in {ms:.1} ms");

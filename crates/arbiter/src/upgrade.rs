@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use serve_app::App;
 use serve_worker::State;
 
-use crate::arbiter::{Arbiter, Phase, bind_options, kill, preload};
+use crate::arbiter::{Arbiter, Phase, StartError, bind_options, kill, preload};
 use crate::process;
 use crate::settings::Settings;
 use crate::sockets::{self, Bound};
@@ -55,7 +55,7 @@ pub(crate) fn fork_prover(
             Ok(()) => 0,
             Err(e) => {
                 let _ = nix::unistd::write(&writer, e.to_string().as_bytes());
-                ExitCode::AppLoad.code()
+                ExitCode::of_app_error(&e).code()
             }
         }
     })?;
@@ -66,11 +66,11 @@ pub(crate) fn fork_prover(
 /// The first boot's proof: the app is built and warmed once in a child before any worker
 /// forks, as a reload proves its new app, so that a model tract cannot build stops the start
 /// (exit 4, naming it) instead of passing every check and failing the first request.
-pub(crate) fn prove_at_boot(settings: &Settings, master: Pid) -> Result<(), String> {
+pub(crate) fn prove_at_boot(settings: &Settings, master: Pid) -> Result<(), StartError> {
     let started = Instant::now();
     let name = format!("{}: proof", settings.name);
     let (pid, reader) = fork_prover(settings, master, &name, || {})
-        .map_err(|e| format!("cannot fork to prove the app: {e}"))?;
+        .map_err(|e| StartError::config(format!("cannot fork to prove the app: {e}")))?;
     let status = loop {
         match nix::sys::wait::waitpid(pid, None) {
             Err(nix::errno::Errno::EINTR) => continue,
@@ -88,13 +88,24 @@ pub(crate) fn prove_at_boot(settings: &Settings, master: Pid) -> Result<(), Stri
             );
             Ok(())
         }
-        (_, m) if !m.is_empty() => Err(format!("cannot load the app: {m}")),
-        (Ok(WaitStatus::Signaled(_, sig, _)), _) => Err(format!(
-            "cannot load the app: its proof was killed by {sig}"
-        )),
-        (other, _) => Err(format!(
-            "cannot load the app: its proof ended with {other:?}"
-        )),
+        (status, m) if !m.is_empty() => Err(StartError {
+            // The child exits as the start should: 1 when the host is at fault.
+            code: match status {
+                Ok(WaitStatus::Exited(_, code)) => {
+                    ExitCode::from_code(code).unwrap_or(ExitCode::AppLoad)
+                }
+                _ => ExitCode::AppLoad,
+            },
+            message: format!("cannot load the app: {m}"),
+        }),
+        (Ok(WaitStatus::Signaled(_, sig, _)), _) => Err(StartError {
+            code: ExitCode::AppLoad,
+            message: format!("cannot load the app: its proof was killed by {sig}"),
+        }),
+        (other, _) => Err(StartError {
+            code: ExitCode::AppLoad,
+            message: format!("cannot load the app: its proof ended with {other:?}"),
+        }),
     }
 }
 
@@ -170,7 +181,7 @@ impl Arbiter {
                 }
                 // What the master could not build, a child proves.
                 Ok((app, _)) => preloaded = Some(app),
-                Err(e) => return self.reload_failed(&e),
+                Err(e) => return self.reload_failed(&e.message),
             }
         }
         match self.fork_proof(&next.settings) {

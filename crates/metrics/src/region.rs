@@ -3,7 +3,7 @@
 //! ```text
 //! header (HEADER_WORDS): fold sequence, tables in use, master pid and start, generation,
 //!                        restarts by cause, reloads by result, the last reload, preloaded
-//!                        models, model names
+//!                        models, model names and the engine of each
 //! table × slots          one per scoreboard slot, written only by that slot's worker
 //! table                  the retired figures: dead workers' tables added up by the master
 //! ```
@@ -190,7 +190,9 @@ const LAST_RELOAD_UNIX_MS: usize = 13;
 const PRELOADED: usize = 14; // bit i: model i was built in the master (--preload)
 const NAMES_COUNT: usize = 15;
 const NAMES: usize = 16;
-const HEADER_WORDS: usize = NAMES + MAX_MODELS * NAME_WORDS;
+const ENGINES: usize = NAMES + MAX_MODELS * NAME_WORDS; // each model's engine, by index
+const ENGINE_WORDS: usize = 2;
+const HEADER_WORDS: usize = ENGINES + MAX_MODELS * ENGINE_WORDS;
 
 // A table, word by word.
 pub(crate) const META_DRAIN: usize = 0; // the Cause it retires itself for, plus 1; 0: none
@@ -346,6 +348,41 @@ impl Region {
         self.word(NAMES_COUNT)
             .store(count as u64 + 1, Ordering::Release);
         ModelId(index as u8)
+    }
+
+    /// Records the engine that runs model `id` in the generation the master starts next
+    /// (`/status` shows it; at most 16 bytes).
+    pub fn set_engine(&self, id: ModelId, engine: &str) {
+        if matches!(id, ModelId::NONE | ModelId::OVERFLOW) {
+            return;
+        }
+        let mut bytes = [0u8; ENGINE_WORDS * 8];
+        let n = engine.len().min(bytes.len());
+        bytes[..n].copy_from_slice(&engine.as_bytes()[..n]);
+        for (w, chunk) in bytes.chunks_exact(8).enumerate() {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.word(ENGINES + id.index() * ENGINE_WORDS + w)
+                .store(word, Ordering::Relaxed);
+        }
+    }
+
+    /// The engine recorded for model `id`, empty when none was.
+    pub fn engine(&self, id: ModelId) -> String {
+        let mut bytes = [0u8; ENGINE_WORDS * 8];
+        for (w, chunk) in bytes.chunks_exact_mut(8).enumerate() {
+            let word = self
+                .word(ENGINES + id.index() * ENGINE_WORDS + w)
+                .load(Ordering::Relaxed);
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
+    }
+
+    /// The registered models, in the order they were registered (`""` and `_overflow` not
+    /// included).
+    pub fn registered(&self) -> impl Iterator<Item = ModelId> + '_ {
+        (1..=self.model_count()).map(|i| ModelId(i as u8))
     }
 
     /// The index of a registered name.

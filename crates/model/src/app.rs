@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use serve_app::{App, AppError, AppFactory, BoxFuture, Context, Request, Response};
-use serve_runtime::engine::Engine;
+use serve_runtime::engine::{BuildError, Engine};
 use serve_settings::Values;
 use serve_settings::kinds::EngineName;
 
@@ -29,13 +29,18 @@ use crate::routes::Route;
 /// The model application: every model of APP over V2, V1 and the manifest routes.
 pub struct ModelApp {
     inner: Arc<Inner>,
+    /// Where the models were declared, to name the key that picks another engine.
+    manifest: Option<PathBuf>,
+    /// `--onnxruntime` and `--model-threads`, to try onnxruntime on what tract refuses.
+    onnxruntime: Option<PathBuf>,
+    model_threads: usize,
 }
 
 impl ModelApp {
     /// Builds the app (metadata only; plans are built lazily or by [`App::warm`]) from a
     /// resolved APP, whose model bytes are already in memory: [`ModelAppFactory`] is the way
     /// in.
-    fn from_spec(spec: &AppSpec, values: &Values) -> Result<ModelApp, String> {
+    fn from_spec(spec: &AppSpec, values: &Values) -> Result<ModelApp, AppError> {
         // `--request-timeout`: a request still waiting or running past it is answered 504.
         let request_timeout = (!values.request_timeout.is_zero()).then_some(values.request_timeout);
         let mut engines = Engines::new(values);
@@ -43,14 +48,21 @@ impl ModelApp {
         for m in &spec.models {
             let engine = engines
                 .get(m.engine.unwrap_or(values.engine))
-                .map_err(|e| in_manifest(spec, format!("model {}: {e}", m.name)))?;
+                .map_err(|e| {
+                    let e = e.context(format_args!("model {}", m.name));
+                    match &spec.manifest {
+                        Some(file) => e.context(file.display()),
+                        None => e,
+                    }
+                })?;
             let model = Model::new(
                 serve_runtime::model::Model::open(
                     m.name.clone(),
                     m.source.clone(),
                     m.settings.clone(),
                     request_timeout,
-                )?
+                )
+                .map_err(String::from)?
                 .built_by(engine)
                 .with_version(m.version.clone())
                 .observed_by(Arc::new(Metrics(serve_app::metrics::model_id(&m.name)))),
@@ -69,13 +81,54 @@ impl ModelApp {
                 return Err(in_manifest(
                     spec,
                     format!("route {} {} is declared twice", route.method, route.path),
-                ));
+                )
+                .into());
             }
             routes.push(route);
         }
         Ok(ModelApp {
             inner: Arc::new(Inner { registry, routes }),
+            manifest: spec.manifest.clone(),
+            onnxruntime: values.onnxruntime.clone(),
+            model_threads: values.model_threads,
         })
+    }
+
+    /// A model that tract cannot build: the error, with what onnxruntime says of it. It is
+    /// tried only where `may_try` (a process that may start threads: the proof child,
+    /// `--check`); elsewhere (the master) it is only suggested. Nothing is added when
+    /// onnxruntime fails too, or when the fault is not the model's.
+    fn other_engine(&self, model: &Model, e: BuildError, may_try: bool) -> AppError {
+        if e.is_host() || model.engine().name() != "tract" {
+            return e.into();
+        }
+        let key = match &self.manifest {
+            Some(file) => format!(
+                "set `engine = \"onnxruntime\"` on model {} in {}",
+                model.name,
+                file.display()
+            ),
+            None => "pass --engine onnxruntime".to_owned(),
+        };
+        let hint = match serve_onnxruntime::library::find(self.onnxruntime.as_deref()) {
+            Err(_) => format!("onnxruntime may build it: `pip install onnxruntime`, then {key}"),
+            Ok(_) if !may_try => format!("onnxruntime may build it: {key}"),
+            Ok(library) => {
+                let engine = serve_onnxruntime::OnnxRuntime::new(library, self.model_threads);
+                let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine.build(&model.source, &model.meta, model.settings.batch_dim)
+                }));
+                match built {
+                    Ok(Ok(_)) => format!("onnxruntime builds it: {key}"),
+                    Ok(Err(other)) if other.is_host() => {
+                        format!("onnxruntime may build it: {key}")
+                    }
+                    _ => return e.into(),
+                }
+            }
+        };
+        let message = format!("{}; {hint}", e.message());
+        e.with_message(message).into()
     }
 
     /// The models, for tests and for the binary's logs.
@@ -101,15 +154,17 @@ impl<'v> Engines<'v> {
     }
 
     /// The engine named. onnxruntime's library is only looked for here (a file found, not
-    /// loaded: this runs in the master too); it is loaded by the first build.
-    fn get(&mut self, name: EngineName) -> Result<Arc<dyn Engine>, String> {
+    /// loaded: this runs in the master too); it is loaded by the first build. Not found is
+    /// the host's fault ([`AppError::host`]).
+    fn get(&mut self, name: EngineName) -> Result<Arc<dyn Engine>, AppError> {
         match name {
             EngineName::Tract => Ok(self.tract.clone()),
             EngineName::OnnxRuntime => {
                 if let Some(e) = &self.onnxruntime {
                     return Ok(e.clone());
                 }
-                let library = serve_onnxruntime::library::find(self.values.onnxruntime.as_deref())?;
+                let library = serve_onnxruntime::library::find(self.values.onnxruntime.as_deref())
+                    .map_err(AppError::host)?;
                 let engine: Arc<dyn Engine> = Arc::new(serve_onnxruntime::OnnxRuntime::new(
                     library,
                     self.values.model_threads,
@@ -146,7 +201,9 @@ impl App for ModelApp {
 
     fn warm(&self) -> Result<(), AppError> {
         for model in self.inner.registry.models() {
-            model.load_now().map_err(|e| AppError::new(e.0))?;
+            model
+                .load_now()
+                .map_err(|e| self.other_engine(model, e, true))?;
         }
         Ok(())
     }
@@ -155,7 +212,9 @@ impl App for ModelApp {
         let mut left = Vec::new();
         for model in self.inner.registry.models() {
             if model.engine().fork_safe() {
-                model.load_now().map_err(|e| AppError::new(e.0))?;
+                model
+                    .load_now()
+                    .map_err(|e| self.other_engine(model, e, false))?;
             } else {
                 left.push(format!("{} ({})", model.name, model.engine().name()));
             }
@@ -166,7 +225,7 @@ impl App for ModelApp {
     fn warm_after_fork(&self) -> Result<(), AppError> {
         for model in self.inner.registry.models() {
             if !model.engine().fork_safe() {
-                model.load_now().map_err(|e| AppError::new(e.0))?;
+                model.load_now()?;
             }
         }
         Ok(())
@@ -204,7 +263,7 @@ impl ModelAppFactory {
             .map_err(Clone::clone)
     }
 
-    fn app(&self) -> Result<ModelApp, String> {
+    fn app(&self) -> Result<ModelApp, AppError> {
         ModelApp::from_spec(self.spec()?, &self.values)
     }
 }
@@ -268,11 +327,17 @@ impl AppFactory for ModelAppFactory {
         }
     }
 
+    fn engine_of(&self, model: &str) -> Option<String> {
+        let spec = self.spec().ok()?;
+        let m = spec.models.iter().find(|m| m.name == model)?;
+        Some(m.engine.unwrap_or(self.values.engine).as_str().to_owned())
+    }
+
     fn check(&self) -> Result<(), AppError> {
-        self.app().map(drop).map_err(AppError::from)
+        self.app().map(drop)
     }
 
     fn build(&self) -> Result<Arc<dyn App>, AppError> {
-        Ok(Arc::new(self.app().map_err(AppError::from)?))
+        Ok(Arc::new(self.app()?))
     }
 }

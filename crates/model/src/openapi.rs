@@ -677,7 +677,7 @@ fn status_schema() -> Value {
     let integer = json!({"type": "integer"});
     json!({
         "type": "object",
-        "required": ["server", "version", "master", "workers"],
+        "required": ["server", "version", "master", "models", "workers"],
         "properties": {
             "server": {"const": "serve"},
             "version": {"type": "string"},
@@ -699,6 +699,16 @@ fn status_schema() -> Value {
                     }]},
                 },
             },
+            "models": {"type": "array", "items": {
+                "type": "object",
+                "required": ["name", "engine", "loaded_in_workers"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "engine": {"enum": ["tract", "onnxruntime"]},
+                    "loaded_in_workers": {"type": "integer", "description": "live workers \
+                        that have built it (all of them when it was preloaded)"},
+                },
+            }},
             "workers": {"type": "array", "items": {
                 "type": "object",
                 "required": ["pid", "state", "generation", "age_seconds", "requests",

@@ -129,8 +129,8 @@ impl Engine for OnnxRuntime {
         meta: &ModelMeta,
         batch_dim: bool,
     ) -> Result<Box<dyn Plan>, BuildError> {
-        let made = self.environment().map_err(BuildError)?;
-        let failed = |e: &dyn std::fmt::Display| BuildError(format!("onnxruntime: {e}"));
+        let made = self.environment().map_err(BuildError::host)?;
+        let failed = |e: &dyn std::fmt::Display| BuildError::new(format!("onnxruntime: {e}"));
         let mut builder = Session::builder(&made.environment)
             .map_err(|e| failed(&e))?
             .with_parallel_execution(false)
@@ -188,7 +188,7 @@ impl OrtPlan {
     fn new(session: Session, meta: &ModelMeta, batch_dim: bool) -> Result<OrtPlan, BuildError> {
         for input in &meta.inputs {
             if !session.inputs().iter().any(|o| o.name() == input.name) {
-                return Err(BuildError(format!(
+                return Err(BuildError::new(format!(
                     "onnxruntime has no input \"{}\"",
                     input.name
                 )));
@@ -200,12 +200,14 @@ impl OrtPlan {
                 .outputs()
                 .iter()
                 .find(|x| x.name() == o.name)
-                .ok_or_else(|| BuildError(format!("onnxruntime has no output \"{}\"", o.name)))?;
+                .ok_or_else(|| {
+                    BuildError::new(format!("onnxruntime has no output \"{}\"", o.name))
+                })?;
             let kind = match (outlet.dtype(), &o.classes) {
                 (ValueType::Tensor { ty, .. }, _) => match datatype_of(*ty) {
                     Some(dt) => Kind::Tensor(dt),
                     None => {
-                        return Err(BuildError(format!(
+                        return Err(BuildError::new(format!(
                             "output \"{}\" has type {ty:?}, which serve cannot answer",
                             o.name
                         )));
@@ -223,7 +225,7 @@ impl OrtPlan {
                     Kind::ZipMap(classes.clone())
                 }
                 (other, _) => {
-                    return Err(BuildError(format!(
+                    return Err(BuildError::new(format!(
                         "output \"{}\" is {other:?}, which serve cannot answer",
                         o.name
                     )));
@@ -457,7 +459,9 @@ mod tests {
         let source = Source::Bytes("iris", bytes::Bytes::from_static(bytes));
         let not_a_library = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
         let engine = OnnxRuntime::new(not_a_library.clone(), 1);
-        let e = engine.build(&source, &meta, true).unwrap_err().0;
+        let e = engine.build(&source, &meta, true).unwrap_err();
+        assert!(e.is_host(), "the host's fault, not the model's: {e}");
+        let e = e.message();
         let start = format!(
             "cannot use the onnxruntime library {}: failed to load",
             not_a_library.display()

@@ -100,14 +100,55 @@ impl OutputSet for Vec<Tensor> {
 }
 
 /// Why a model cannot be built: the bytes cannot be served (only other bytes can change
-/// that). One line naming the cause.
+/// that), or the host lacks what the engine needs ([`BuildError::host`]). One line naming
+/// the cause.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildError(pub String);
+pub struct BuildError {
+    message: String,
+    host: bool,
+}
 
 impl BuildError {
+    /// The model cannot be built from these bytes.
+    pub fn new(message: impl Into<String>) -> Self {
+        BuildError {
+            message: message.into(),
+            host: false,
+        }
+    }
+
+    /// The engine itself cannot run here (its library missing, unloadable or too old):
+    /// any model on it would fail the same way, and the fix is on the host.
+    pub fn host(message: impl Into<String>) -> Self {
+        BuildError {
+            message: message.into(),
+            host: true,
+        }
+    }
+
     /// The message: one line naming the cause.
     pub fn message(&self) -> &str {
-        &self.0
+        &self.message
+    }
+
+    /// Whether the host, not the model, is at fault.
+    pub fn is_host(&self) -> bool {
+        self.host
+    }
+
+    /// The same fault, its message replaced (the model's name and file added).
+    pub fn with_message(self, message: String) -> Self {
+        BuildError { message, ..self }
+    }
+}
+
+impl From<BuildError> for serve_app::AppError {
+    fn from(e: BuildError) -> Self {
+        if e.host {
+            serve_app::AppError::host(e.message)
+        } else {
+            serve_app::AppError::new(e.message)
+        }
     }
 }
 

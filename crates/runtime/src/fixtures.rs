@@ -415,6 +415,16 @@ pub fn unimplemented_op() -> Vec<u8> {
     ))
 }
 
+/// An ONNX operator that tract lacks and onnxruntime runs: `x` [N, 2, 2] → `Det` → `y` [N].
+pub fn determinant() -> Vec<u8> {
+    model(graph(
+        vec![node("Det", &["x"], &["y"], vec![])],
+        vec![vi("x", FLOAT, &[D::N, D::F(2), D::F(2)])],
+        vec![vi("y", FLOAT, &[D::N])],
+        vec![],
+    ))
+}
+
 /// Parses as ONNX but cannot be typed: a MatMul of [N,4] by [3,3].
 pub fn mistyped() -> Vec<u8> {
     model(graph(

@@ -317,21 +317,21 @@ impl std::fmt::Debug for TractPlan {
 /// comes from `Shape`, may type only for a known batch). The error is the first attempt's.
 pub fn build(source: &Source, meta: &ModelMeta, batch_dim: bool) -> Result<TractPlan, BuildError> {
     let proto = pb::ModelProto::decode(source.bytes().clone())
-        .map_err(|e| BuildError(format!("not an ONNX model ({e})")))?;
+        .map_err(|e| BuildError::new(format!("not an ONNX model ({e})")))?;
     let dir = source.dir();
     let strict = serve_onnx_ml::onnx();
     let relaxed = serve_onnx_ml::onnx().with_ignore_value_info(true);
     let with = |onnx, pin| build_with(onnx, &proto, dir, meta, batch_dim, pin);
     let first = match with(&strict, false) {
         Ok(plan) => return Ok(plan),
-        Err(Failure::Final(e)) => return Err(BuildError(e)),
+        Err(Failure::Final(e)) => return Err(BuildError::new(e)),
         Err(Failure::Typing(e)) => e,
     };
     if let Ok(plan) = with(&relaxed, false) {
         return Ok(plan);
     }
     if !(batch_dim && has_batch(meta)) {
-        return Err(BuildError(first));
+        return Err(BuildError::new(first));
     }
     for onnx in [&strict, &relaxed] {
         if let Ok(mut plan) = with(onnx, true) {
@@ -341,7 +341,7 @@ pub fn build(source: &Source, meta: &ModelMeta, batch_dim: bool) -> Result<Tract
             return Ok(plan);
         }
     }
-    Err(BuildError(format!(
+    Err(BuildError::new(format!(
         "{first} (nor with the batch pinned to 1)"
     )))
 }

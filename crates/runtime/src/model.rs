@@ -148,7 +148,7 @@ impl Model {
                 .build(&self.source, &self.meta, self.settings.batch_dim)
         }))
         .unwrap_or_else(|p| {
-            Err(BuildError(format!(
+            Err(BuildError::new(format!(
                 "{engine} panicked: {}",
                 serve_app::panic_message(&*p)
             )))
@@ -182,7 +182,7 @@ impl Model {
                 );
                 tracing::error!("{message}");
                 self.cold().failed = Some(message.clone());
-                Err(BuildError(message))
+                Err(e.with_message(message))
             }
         }
     }
@@ -224,7 +224,9 @@ impl Model {
         .await;
         match built {
             Ok(Ok(plan)) => Ok(plan),
-            Ok(Err(e)) => Err(self.failure().unwrap_or(RunError::LoadFailed(e.0))),
+            Ok(Err(e)) => Err(self
+                .failure()
+                .unwrap_or(RunError::LoadFailed(e.message().to_owned()))),
             Err(e) => Err(RunError::LoadInterrupted {
                 model: self.name.as_str().into(),
                 cause: e.to_string(),

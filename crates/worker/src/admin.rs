@@ -154,6 +154,15 @@ fn status(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
         };
         (result, at)
     });
+    // Each model, its engine, and how many live workers have built it.
+    let models: Vec<(String, String, usize)> = region
+        .registered()
+        .map(|id| {
+            let name = region.model_name(id);
+            let workers = rows.iter().filter(|r| r.models.contains(&name)).count();
+            (name, region.engine(id), workers)
+        })
+        .collect();
     let wants_json = accept.is_some_and(|a| a.contains("application/json"));
     if wants_json {
         let workers: Vec<serde_json::Value> = rows
@@ -185,6 +194,11 @@ fn status(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
                     "at": rfc3339(at),
                 })),
             },
+            "models": models.iter().map(|(name, engine, loaded)| serde_json::json!({
+                "name": name,
+                "engine": engine,
+                "loaded_in_workers": loaded,
+            })).collect::<Vec<_>>(),
             "workers": workers,
         });
         return text(serve_app::APPLICATION_JSON, body.to_string());
@@ -232,6 +246,19 @@ fn status(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
             in_flight = r.in_flight,
             connections = r.connections,
             heartbeat = r.heartbeat_s,
+        );
+    }
+    html.push_str(
+        "</tbody></table><table id=\"models\"><thead><tr><th>model</th><th>engine</th>\
+         <th>loaded in</th></tr></thead><tbody>",
+    );
+    for (name, engine, loaded) in &models {
+        let _ = write!(
+            html,
+            "<tr><td>{name}</td><td>{engine}</td><td>{loaded} of {workers} workers</td></tr>",
+            name = serve_app::escape_html(name),
+            engine = serve_app::escape_html(engine),
+            workers = rows.len(),
         );
     }
     html.push_str(
@@ -288,6 +315,7 @@ mod tests {
     fn status_lists_live_workers_and_escapes_model_names() {
         let region = Region::private(4);
         let id = region.register_model("<iris>");
+        region.set_engine(id, "onnxruntime");
         let board: Vec<Slot> = (0..4).map(|_| Slot::default()).collect();
         board[1].claim(1);
         board[1].set_pid(4242);
@@ -305,5 +333,12 @@ mod tests {
         assert_eq!(v["workers"][0]["state"], "serving");
         assert_eq!(v["workers"][0]["models_loaded"][0], "<iris>");
         assert_eq!(v["workers"][0]["connections"], 1);
+        assert_eq!(v["models"][0]["name"], "<iris>");
+        assert_eq!(v["models"][0]["engine"], "onnxruntime");
+        assert_eq!(v["models"][0]["loaded_in_workers"], 1);
+        assert!(
+            html.contains("<tr><td>&lt;iris&gt;</td><td>onnxruntime</td><td>1 of 1 workers"),
+            "{html}"
+        );
     }
 }

@@ -73,6 +73,16 @@ impl ExitCode {
         self as i32
     }
 
+    /// How a start that could not load its app exits: 4, or 1 when the host lacks what the
+    /// app needs (a library to install: a configuration error, not the app's).
+    pub fn of_app_error(e: &serve_app::AppError) -> ExitCode {
+        if e.is_host() {
+            ExitCode::Config
+        } else {
+            ExitCode::AppLoad
+        }
+    }
+
     /// The exit code a child process reported, when it is one of serve's.
     pub fn from_code(code: i32) -> Option<ExitCode> {
         [
@@ -283,12 +293,12 @@ async fn serve(args: WorkerArgs) -> i32 {
         let built = tokio::task::spawn_blocking(move || app.warm_after_fork()).await;
         let failed = match built {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
+            Ok(Err(e)) => Some((e.to_string(), ExitCode::of_app_error(&e))),
+            Err(e) => Some((e.to_string(), ExitCode::AppLoad)),
         };
-        if let Some(e) = failed {
+        if let Some((e, code)) = failed {
             tracing::error!("worker failed to boot: {e}");
-            return ExitCode::AppLoad.code();
+            return code.code();
         }
     }
     let connections = Arc::new(Semaphore::new(shared.config.worker_connections));
