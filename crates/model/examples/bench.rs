@@ -99,8 +99,8 @@ async fn concurrent(label: &str, app: &Arc<dyn App>, body: &str, width: usize, w
 fn main() {
     let iris = serve_model::resolve::EMBEDDED_IRIS;
     let meta = ModelMeta::from_onnx(iris).unwrap();
-    let plan = serve_model::loader::build(
-        &serve_model::loader::Source::Bytes("iris", Bytes::from_static(iris)),
+    let plan = serve_tract::build(
+        &serve_model::source::Source::Bytes("iris", Bytes::from_static(iris)),
         &meta,
         true,
     )
@@ -123,8 +123,8 @@ fn main() {
         });
     }
     let t = Instant::now();
-    serve_model::loader::build(
-        &serve_model::loader::Source::Bytes("iris", Bytes::from_static(iris)),
+    serve_tract::build(
+        &serve_model::source::Source::Bytes("iris", Bytes::from_static(iris)),
         &meta,
         true,
     )

@@ -61,9 +61,9 @@ impl ModelApp {
                     m.source.clone(),
                     m.settings.clone(),
                     request_timeout,
+                    engine,
                 )
                 .map_err(String::from)?
-                .built_by(engine)
                 .with_version(m.version.clone())
                 .observed_by(Arc::new(Metrics(serve_app::metrics::model_id(&m.name)))),
             )
@@ -148,7 +148,7 @@ impl<'v> Engines<'v> {
     fn new(values: &'v Values) -> Self {
         Engines {
             values,
-            tract: Arc::new(serve_runtime::loader::Tract),
+            tract: Arc::new(serve_tract::Tract),
             onnxruntime: None,
         }
     }

@@ -326,8 +326,8 @@ fn shell_quote_path(path: &str) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::executor::Settings;
-    use crate::loader::Source;
     use crate::registry::Registry;
+    use crate::source::Source;
 
     /// An app of the embedded iris (with its example) and one route, as the factory builds
     /// them, the model named `name`.
@@ -338,6 +338,7 @@ pub(crate) mod tests {
             Source::Bytes("test", crate::resolve::EMBEDDED_IRIS.into()),
             Settings::default(),
             None,
+            std::sync::Arc::new(serve_tract::Tract),
         )
         .unwrap();
         let rows: toml::Table = "input = [5.1, 3.5, 1.4, 0.2]".parse().unwrap();

@@ -20,7 +20,8 @@
 //!   V1 needs beside it.
 //! - From `serve-runtime`, re-exported here: [`model`] (one model's lifecycle: its plan
 //!   built lazily once, its executor, its readiness), [`engine`] (what an engine is to the
-//!   runtime), [`loader`] (the tract engine: ONNX bytes → tract plans), [`tensor`] (the
+//!   runtime; tract's is crate `serve-tract`, onnxruntime's `serve-onnxruntime`),
+//!   [`source`] (a model's bytes, read once before the fork), [`tensor`] (the
 //!   runtime's tensors, what the decoders produce and engines take), [`metadata`] (inputs
 //!   and outputs read from the protobuf), [`inputs`] (a request's tensors), [`executor`] (per model, a
 //!   bounded queue and dynamic batching), [`outputs`] (a request's rows of the outputs,
@@ -54,7 +55,7 @@
 pub mod app;
 // The runtime's modules, where this crate and its users have always found them.
 pub use serve_runtime::{
-    datatype, engine, executor, inputs, loader, metadata, model, outputs, run_error, tensor,
+    datatype, engine, executor, inputs, metadata, model, outputs, run_error, source, tensor,
 };
 pub mod codec_binary;
 pub mod codec_json;

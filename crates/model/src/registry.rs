@@ -96,7 +96,7 @@ mod tests {
     use super::*;
     use crate::executor::Settings;
     use crate::fixtures;
-    use crate::loader::Source;
+    use crate::source::Source;
 
     #[test]
     fn duplicate_names_are_refused() {
@@ -108,6 +108,7 @@ mod tests {
                     Source::Bytes("test", fixtures::iris_like().into()),
                     Settings::default(),
                     None,
+                    std::sync::Arc::new(serve_tract::Tract),
                 )
                 .unwrap(),
             )

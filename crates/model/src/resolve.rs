@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::executor::Settings;
-use crate::loader::Source;
 use crate::manifest::{self, Manifest, ModelEntry, RouteEntry};
+use crate::source::Source;
 use serve_runtime::io_error::io_cause;
 
 /// The iris model of `examples/iris`, compiled in so that `serve` alone serves something.

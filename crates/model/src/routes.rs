@@ -165,7 +165,7 @@ impl Route {
 mod tests {
     use super::*;
     use crate::executor::Settings;
-    use crate::loader::Source;
+    use crate::source::Source;
 
     fn compile(path: &str) -> Result<Route, String> {
         let mut registry = Registry::default();
@@ -174,6 +174,7 @@ mod tests {
             Source::Bytes("test", crate::resolve::EMBEDDED_IRIS.into()),
             Settings::default(),
             None,
+            std::sync::Arc::new(serve_tract::Tract),
         )
         .unwrap();
         registry.add(Model::new(core)).unwrap();

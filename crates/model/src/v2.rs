@@ -237,13 +237,18 @@ mod tests {
     use super::*;
     use crate::executor::Settings;
     use crate::fixtures;
-    use crate::loader::Source;
+    use crate::source::Source;
 
     fn registry() -> Registry {
         let mut r = Registry::default();
         let source = Source::Bytes("test", fixtures::iris_like().into());
-        let core =
-            serve_runtime::model::Model::open("iris".into(), source, Settings::default(), None);
+        let core = serve_runtime::model::Model::open(
+            "iris".into(),
+            source,
+            Settings::default(),
+            None,
+            std::sync::Arc::new(serve_tract::Tract),
+        );
         r.add(Model::new(core.unwrap())).unwrap();
         r
     }

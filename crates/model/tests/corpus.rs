@@ -32,10 +32,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use serve_model::datatype::DataType;
 use serve_model::engine::{Engine, On, OutputSet, Plan, TensorList};
-use serve_model::loader::{Source, Tract};
 use serve_model::metadata::ModelMeta;
+use serve_model::source::Source;
 use serve_model::tensor::{Elements, Slice, Tensor, TensorView};
 use serve_onnxruntime::OnnxRuntime;
+use serve_tract::Tract;
 
 const RTOL: f64 = 1e-5;
 const ATOL: f64 = 1e-6;

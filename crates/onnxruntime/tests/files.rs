@@ -8,9 +8,9 @@ mod fixtures;
 
 use serve_onnxruntime::OnnxRuntime;
 use serve_runtime::engine::{Engine, On, TensorList};
-use serve_runtime::loader::Tract;
 use serve_runtime::source::Source;
 use serve_runtime::tensor::Tensor;
+use serve_tract::Tract;
 
 fn library() -> Option<std::path::PathBuf> {
     match std::env::var_os("ORT_DYLIB_PATH") {

@@ -1,6 +1,6 @@
 //! The tensor element types the server speaks, and their two spellings: the KServe V2 name
 //! (`FP32`) and the ONNX `TensorProto.DataType` code (1); each engine maps them to its own
-//! (tract's in `loader`).
+//! (tract's in `serve-tract`).
 //!
 //! One enum keeps them in step, so that a datatype accepted in a request is always one
 //! every engine can carry and one the metadata can name.

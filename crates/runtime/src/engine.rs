@@ -4,7 +4,8 @@
 //! The runtime owns everything around the call: the queue, the batching policy (which asks
 //! the plan's [`Batching`] what it may do), events, errors and the model's lifecycle. An
 //! engine owns only what differs between engines: how the graph is read and planned, and
-//! how a call runs. tract's is `loader::Tract`.
+//! how a call runs. tract's is `serve_tract::Tract` (crate `serve-tract`), onnxruntime's
+//! `serve_onnxruntime::OnnxRuntime`.
 
 use std::fmt;
 use std::sync::Arc;

@@ -554,9 +554,10 @@ mod tests {
     use super::*;
     use crate::datatype::DataType;
     use crate::fixtures;
-    use crate::loader::{Source, build};
     use crate::metadata::ModelMeta;
+    use crate::source::Source;
     use crate::tensor::Slice;
+    use crate::tract::build;
     use smallvec::smallvec;
 
     fn plan(bytes: Vec<u8>) -> Arc<dyn Plan> {
@@ -746,7 +747,7 @@ mod tests {
 
     #[tokio::test]
     async fn inputs_with_differently_named_batches_merge_as_one_batch() {
-        // tf2onnx's habit: every input's batch has its own name; the loader makes them one.
+        // tf2onnx's habit: every input's batch has its own name; tract's engine makes them one.
         let exec = Executor::start(
             "tf2onnx",
             plan(fixtures::separate_batch_names()),

@@ -1,7 +1,7 @@
 //! `serve-runtime`: the model runtime under every front end.
 //!
 //! It reads a model's inputs and outputs from its ONNX bytes, plans it with an engine
-//! (tract), and runs requests through one bounded queue per model with dynamic batching.
+//! (crate `serve-tract` or `serve-onnxruntime`; this crate depends on neither), and runs requests through one bounded queue per model with dynamic batching.
 //! The queue, the batching and the lifecycle see only the [`engine`] traits and the
 //! runtime's own [`tensor`]s. It knows nothing of
 //! HTTP: it fails with a [`run_error::RunError`], which each protocol maps to its answer
@@ -13,9 +13,6 @@
 //!   the others wait), its executor, its readiness; a failed build remembered.
 //! - [`engine`]: what an engine is to the runtime: it builds a model's bytes into a plan
 //!   that says what it can do with rows and runs calls on the runtime's [`tensor`]s.
-//! - [`loader`]: the tract engine: ONNX bytes → tract plans, one for any batch size, one
-//!   for a single row (or only the latter, when tract cannot plan a symbolic batch);
-//!   tract's quirks.
 //! - [`source`]: a model's bytes, read once before the fork.
 //! - [`tensor`]: the runtime's tensors: a shape and one typed `Vec`, what the protocols'
 //!   decoders produce and every engine takes.
@@ -41,7 +38,6 @@ pub mod events;
 pub mod executor;
 pub mod inputs;
 pub mod io_error;
-pub mod loader;
 pub mod metadata;
 pub mod model;
 pub mod onnx_pb;
@@ -52,3 +48,12 @@ pub mod tensor;
 
 #[cfg(test)]
 mod fixtures;
+
+// The unit tests run real models: tract's engine, compiled into this crate's tests from its
+// own crate's source (a dev-dependency on serve-tract would link a second serve-runtime,
+// whose traits the tests' could not take). It names the runtime `serve_runtime`.
+#[cfg(test)]
+extern crate self as serve_runtime;
+#[cfg(test)]
+#[path = "../../tract/src/engine.rs"]
+mod tract;

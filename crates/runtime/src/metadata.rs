@@ -6,7 +6,7 @@
 //! decodes only the graph's inputs, outputs and initializer names; every other field (the
 //! nodes, the weights) is skipped with a seek, never read nor allocated, so a 21 MB model
 //! costs a few kilobytes of reading. Typing and optimizing the graph is what costs (and what
-//! [`crate::loader`] does lazily). The same facts drive request validation: names,
+//! an engine does lazily). The same facts drive request validation: names,
 //! datatypes and shapes, with `None` for a variable dimension.
 
 use std::collections::HashSet;
@@ -709,7 +709,7 @@ pub(crate) mod tests {
     fn a_file_source_is_read_once() {
         let dir = fixtures::TempDir::new("meta");
         let path = dir.file("m.onnx", &fixtures::with_weights(1 << 20));
-        let source = crate::loader::Source::read_file(path).unwrap();
+        let source = crate::source::Source::read_file(path).unwrap();
         drop(dir);
         // The file is gone: the bytes read from it are what counts.
         let meta = source.read_meta().unwrap();
@@ -726,10 +726,16 @@ pub(crate) mod tests {
             "{e}"
         );
         // Opened as a model, the message names the file.
-        let source = crate::loader::Source::Bytes("seq", fixtures::sequence_output().into());
-        let e = crate::model::Model::open("m".into(), source, Default::default(), None)
-            .err()
-            .unwrap();
+        let source = crate::source::Source::Bytes("seq", fixtures::sequence_output().into());
+        let e = crate::model::Model::open(
+            "m".into(),
+            source,
+            Default::default(),
+            None,
+            std::sync::Arc::new(crate::tract::Tract),
+        )
+        .err()
+        .unwrap();
         assert!(e.message().starts_with("<seq>: output \"probs\""), "{e}");
     }
 

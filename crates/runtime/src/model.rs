@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use crate::engine::{BuildError, Engine, Plan};
 use crate::events::Observer;
 use crate::executor::{Activity, Executor, Inputs, Settings};
-use crate::loader;
 use crate::metadata::{ModelMeta, OpenError};
 use crate::outputs::Outputs;
 use crate::run_error::RunError;
@@ -73,12 +72,13 @@ struct Cold {
 
 impl Model {
     /// Reads the model's metadata (the cheap check) and prepares its lazy plan, which
-    /// tract builds (see [`Model::built_by`]).
+    /// `engine` builds when first asked.
     pub fn open(
         name: String,
         source: Source,
         settings: Settings,
         request_timeout: Option<Duration>,
+        engine: Arc<dyn Engine>,
     ) -> Result<Model, OpenError> {
         let meta = source
             .read_meta()
@@ -90,7 +90,7 @@ impl Model {
             settings,
             request_timeout,
             version: DEFAULT_VERSION.into(),
-            engine: Arc::new(loader::Tract),
+            engine,
             observer: None,
             serving: OnceLock::new(),
             cold: Mutex::new(Cold::default()),
@@ -101,12 +101,6 @@ impl Model {
     /// The model answering as this version (a manifest's `version`).
     pub fn with_version(mut self, version: String) -> Model {
         self.version = version;
-        self
-    }
-
-    /// The model built and run by `engine`.
-    pub fn built_by(mut self, engine: Arc<dyn Engine>) -> Model {
-        self.engine = engine;
         self
     }
 
@@ -296,15 +290,13 @@ mod tests {
     use smallvec::smallvec;
 
     fn model(bytes: Vec<u8>) -> Arc<Model> {
-        Arc::new(
-            Model::open(
-                "m".into(),
-                Source::Bytes("test", bytes.into()),
-                Settings::default(),
-                None,
-            )
-            .unwrap(),
-        )
+        opened(Source::Bytes("test", bytes.into()))
+    }
+
+    /// A model of these bytes on tract, default settings.
+    fn opened(source: Source) -> Arc<Model> {
+        let tract = Arc::new(crate::tract::Tract);
+        Arc::new(Model::open("m".into(), source, Settings::default(), None, tract).unwrap())
     }
 
     fn x() -> Inputs {
@@ -327,6 +319,7 @@ mod tests {
                 Source::Bytes("test", fixtures::iris_like().into()),
                 Settings::default(),
                 None,
+                Arc::new(crate::tract::Tract),
             )
             .unwrap()
             .observed_by(counting.clone()),
@@ -380,7 +373,7 @@ mod tests {
         let dir = TempDir::new("sealed");
         let path = dir.file("m.onnx", &fixtures::iris_like());
         let source = Source::read_file(path.clone()).unwrap();
-        let m = Arc::new(Model::open("m".into(), source, Settings::default(), None).unwrap());
+        let m = opened(source);
         // A broken file, then none: a respawned or lazily loading worker of this
         // generation still builds the bytes it was proven with.
         std::fs::write(&path, b"garbage, and longer than before").unwrap();
@@ -396,8 +389,7 @@ mod tests {
         let dir = TempDir::new("external");
         let path = fixtures::iris_like_external(&dir);
         let source = Source::read_file(path).unwrap();
-        let external =
-            Arc::new(Model::open("m".into(), source, Settings::default(), None).unwrap());
+        let external = opened(source);
         let inline = model(fixtures::iris_like());
         let row = || {
             Inputs::new(smallvec![
@@ -432,6 +424,7 @@ mod tests {
                 Source::Bytes("test", fixtures::iris_like().into()),
                 settings,
                 Some(Duration::from_millis(10)),
+                Arc::new(crate::tract::Tract),
             )
             .unwrap(),
         );

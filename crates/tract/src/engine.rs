@@ -1,25 +1,8 @@
-//! The tract engine: how a model's bytes become runnable tract plans, and how a call runs.
+//! The engine: [`Tract`] builds a [`TractPlan`] (a plan for any batch size and one for a
+//! single row), which runs calls on the runtime's tensors. The crate's doc says why.
 //!
-//! Building the plans (typing and optimizing the graph) is the expensive step, done once
-//! per worker on the first request, or once in the master with `--preload`. The general
-//! plan declares every variable dimension as a tract symbol, so it serves every batch size;
-//! the first variable dimension of every input is one symbol (`N`), whatever the file names
-//! it (converters name each input's batch on its own: tf2onnx `unk__62`, `unk__64`), which
-//! is what lets tract type a graph that joins the inputs and the executor merge requests
-//! along it (a model whose inputs truly differ there says `batch = false`). Next to it, from the
-//! same typed graph, a plan with that symbol bound to 1 serves one-row calls: tract's fast
-//! convolution paths need concrete shapes, so on a CNN it is several times faster (see
-//! [`TractPlan`]).
-//!
-//! Graphs are parsed by tract's ONNX framework with serve's ONNX-ML operators registered
-//! (crate `serve-onnx-ml`: scikit-learn's exports, answering as onnxruntime does).
-//!
-//! tract's quirks are handled here, not leaked to clients: an operator tract does not
-//! implement is named with its node (instead of "can not be made a TypedOp"), a file whose
-//! `value_info` contradicts the graph is retried with `with_ignore_value_info(true)`, a
-//! graph tract can type only for a known batch (a `Reshape` whose target is computed from
-//! `Shape`) is planned with the batch pinned to 1, and whether outputs are per row is
-//! decided from the typed facts.
+//! serve-runtime's own unit tests compile this file into their crate as their engine (see
+//! its `lib.rs`), so it names the runtime only as `serve_runtime`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,12 +13,12 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::ShapeFactoid;
 
-use crate::datatype::DataType;
-use crate::engine::{self, Batching, BuildError, Engine, On, OutputSet, TensorList};
-use crate::metadata::{Dim, ModelMeta};
-use crate::run_error::RunError;
-pub use crate::source::Source;
-use crate::tensor::{self as neutral, Slice, TensorView};
+use serve_runtime::datatype::DataType;
+use serve_runtime::engine::{self, Batching, BuildError, Engine, On, OutputSet, TensorList};
+use serve_runtime::metadata::{Dim, ModelMeta};
+use serve_runtime::run_error::RunError;
+use serve_runtime::source::Source;
+use serve_runtime::tensor::{self as neutral, Slice, TensorView};
 
 /// tract, the default engine: pure Rust, inside the binary, safe to build before a fork.
 #[derive(Clone, Copy, Debug, Default)]
@@ -109,7 +92,7 @@ pub fn to_tract(t: neutral::Tensor) -> Result<Tensor, RunError> {
             Tensor::from_shape(&shape, &$v).map_err(copy)
         };
     }
-    crate::match_elements!(elements, v => plain!(v), s => {
+    serve_runtime::match_elements!(elements, v => plain!(v), s => {
         tract_ndarray::ArrayD::from_shape_vec(&*shape, s)
             .map(Tensor::from)
             .map_err(|e| RunError::Inference(format!("passing an input to tract: {e}")))
@@ -131,7 +114,7 @@ pub fn view_of(t: &Tensor) -> Result<TensorView<'_>, RunError> {
             plain.as_slice::<$t>().map_err(unreadable)?
         };
     }
-    let elements = crate::slice_of_type!(datatype, read, Slice::Bytes(read!(String)));
+    let elements = serve_runtime::slice_of_type!(datatype, read, Slice::Bytes(read!(String)));
     Ok(TensorView {
         shape: t.shape(),
         elements,
@@ -351,14 +334,14 @@ fn has_batch(meta: &ModelMeta) -> bool {
     !meta.inputs.is_empty() && meta.inputs.iter().all(|i| i.has_batch_dim())
 }
 
-enum Failure {
+pub(crate) enum Failure {
     /// Retrying cannot help (unknown operator, unresolved inputs).
     Final(String),
     /// Typing or optimizing failed: retry without value_info, or with the batch pinned.
     Typing(String),
 }
 
-fn build_with(
+pub(crate) fn build_with(
     onnx: &tract_onnx::Onnx,
     proto: &pb::ModelProto,
     dir: Option<&Path>,
@@ -575,164 +558,4 @@ fn outputs_follow(model: &TypedModel, batch: &TDim) -> bool {
             .output_fact(i)
             .is_ok_and(|f| f.shape.rank() >= 1 && &f.shape[0] == batch)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixtures;
-
-    #[test]
-    fn every_datatype_has_its_tract_type() {
-        for d in DataType::ALL {
-            assert_eq!(datatype_of(datum(d)), Some(d));
-        }
-        assert_eq!(datatype_of(DatumType::TDim), Some(DataType::I64));
-    }
-
-    fn build_bytes(bytes: Vec<u8>) -> Result<TractPlan, String> {
-        let meta = ModelMeta::from_onnx(&bytes).unwrap();
-        build(&Source::Bytes("test", bytes.into()), &meta, true).map_err(|e| e.to_string())
-    }
-
-    fn run(model: &Arc<TypedRunnableModel>, x: Tensor) -> TVec<TValue> {
-        model.run(tvec!(x.into_tvalue())).unwrap()
-    }
-
-    #[test]
-    fn symbolic_batch_serves_any_batch_size() {
-        let plan = build_bytes(fixtures::iris_like()).unwrap();
-        assert!(plan.mergeable() && plan.pinned().is_none());
-        let general = plan.any_batch().unwrap();
-        for n in [0usize, 1, 7] {
-            let out = run(general, Tensor::zero::<f32>(&[n, 4]).unwrap());
-            assert_eq!(out[0].shape(), &[n, 3]);
-        }
-    }
-
-    #[test]
-    fn a_plan_for_one_row_sits_next_to_the_general_one_and_agrees_with_it() {
-        let plan = build_bytes(fixtures::iris_like()).unwrap();
-        let TractPlan::General {
-            any,
-            one_row: Some(single),
-            ..
-        } = &plan
-        else {
-            panic!("{plan:?}")
-        };
-        assert!(Arc::ptr_eq(single, plan.one_row()));
-        assert!(Arc::ptr_eq(any, plan.any_batch().unwrap()));
-        assert!(Arc::ptr_eq(single, plan.row_by_row().unwrap()));
-        let x = tensor2(&[[1.0f32, 2.0, 3.0, 4.0]]);
-        let a = run(single, x.clone());
-        let b = run(any, x);
-        assert_eq!(a[0], b[0]);
-        // Bound to one row: another batch size is refused by the plan.
-        let two = Tensor::zero::<f32>(&[2, 4]).unwrap();
-        assert!(single.run(tvec!(two.into_tvalue())).is_err());
-    }
-
-    #[test]
-    fn models_without_a_batch_dimension_have_only_the_general_plan() {
-        let plan = build_bytes(fixtures::fixed_shape()).unwrap();
-        let TractPlan::General {
-            any, one_row: None, ..
-        } = &plan
-        else {
-            panic!("{plan:?}")
-        };
-        assert!(plan.row_by_row().is_none());
-        assert!(Arc::ptr_eq(any, plan.one_row()));
-    }
-
-    #[test]
-    fn a_batch_tract_cannot_type_symbolically_is_pinned_to_one() {
-        // The premise: tract refuses the graph for a symbolic batch.
-        let bytes = fixtures::shape_from_input(false);
-        let meta = ModelMeta::from_onnx(&bytes).unwrap();
-        let proto = pb::ModelProto::decode(&bytes[..]).unwrap();
-        let Err(Failure::Typing(e)) =
-            build_with(&serve_onnx_ml::onnx(), &proto, None, &meta, true, false)
-        else {
-            panic!("tract now types this graph for any batch: the fixture proves nothing");
-        };
-        assert!(e.contains("Reshape"), "{e}");
-
-        let plan = build_bytes(bytes).unwrap();
-        assert!(plan.any_batch().is_none() && !plan.mergeable());
-        assert_eq!(plan.pinned(), Some(e.as_str()));
-        assert!(plan.row_by_row().is_some());
-        let x = Tensor::from_shape(&[1, 2, 3], &[1.0f32, 2., 3., 4., 5., 6.]).unwrap();
-        let out = run(plan.one_row(), x);
-        assert_eq!(out[0].shape(), &[1, 6]);
-
-        // An output the file declares as one fixed row is not per input row.
-        let plan = build_bytes(fixtures::shape_from_input(true)).unwrap();
-        assert!(plan.pinned().is_some() && plan.row_by_row().is_none());
-    }
-
-    #[test]
-    fn inputs_whose_batch_the_file_names_differently_share_one_batch() {
-        let bytes = fixtures::separate_batch_names();
-        let plan = build_bytes(bytes.clone()).unwrap();
-        assert!(plan.mergeable() && plan.row_by_row().is_some() && plan.pinned().is_none());
-        let inputs: TVec<TValue> = (0..5)
-            .map(|i| {
-                Tensor::from_shape(&[8, 1], &[i as f32; 8])
-                    .unwrap()
-                    .into_tvalue()
-            })
-            .collect();
-        let out = plan.any_batch().unwrap().run(inputs).unwrap();
-        assert_eq!(out[0].shape(), &[8, 5]);
-        assert_eq!(out[1].to_plain_array_view::<f32>().unwrap()[[7, 0]], 10.0);
-
-        // As the file declares them (manifest `batch = false`), the five names are five
-        // sizes that the Concat cannot join.
-        let meta = ModelMeta::from_onnx(&bytes).unwrap();
-        let e = build(&Source::Bytes("test", bytes.into()), &meta, false).unwrap_err();
-        assert!(
-            e.message().starts_with("tract cannot build the model"),
-            "{e}"
-        );
-        assert!(!e.message().contains("pinned"), "{e}");
-    }
-
-    #[test]
-    fn string_inputs_load_in_tract_onnx() {
-        let plan = build_bytes(fixtures::records()).unwrap();
-        assert!(plan.mergeable());
-    }
-
-    #[test]
-    fn unimplemented_operators_are_named_with_their_node() {
-        let e = build_bytes(fixtures::unimplemented_op()).unwrap_err();
-        assert!(
-            e.starts_with("tract does not implement the operator FancyOp (node \"FancyOp_y\"); "),
-            "{e}"
-        );
-        assert!(e.contains("ZipMap"), "{e}");
-    }
-
-    #[test]
-    fn contradicting_value_info_is_ignored_on_retry() {
-        let plan = build_bytes(fixtures::conflicting_value_info()).unwrap();
-        let x = Tensor::zero::<f32>(&[2, 4]).unwrap();
-        let out = run(plan.any_batch().unwrap(), x);
-        assert_eq!(out[0].shape(), &[2, 3]);
-    }
-
-    #[test]
-    fn typing_failures_say_tract_cannot_build() {
-        let e = build_bytes(fixtures::mistyped()).unwrap_err();
-        assert!(e.starts_with("tract cannot build the model"), "{e}");
-    }
-
-    #[test]
-    fn outputs_not_per_row_make_a_model_unbatchable() {
-        assert!(!build_bytes(fixtures::reduce_all()).unwrap().mergeable());
-        assert!(!build_bytes(fixtures::fixed_shape()).unwrap().mergeable());
-        assert!(build_bytes(fixtures::variable_row()).unwrap().mergeable());
-    }
 }
