@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The base images this machine cannot pull: a minbase Debian 12 made by debootstrap (the
-# runtime base, as debian:bookworm-slim is), and a builder on it with gcc, whose Rust
+# runtime base, as debian:bookworm-slim is), one with Python's pip on it (for
+# Dockerfile.onnxruntime), and a builder on it with gcc, whose Rust
 # toolchain and crates are the host's own, mounted at the paths they have on the host (so the
 # builder's cargo finds the host's release build fresh and compiles nothing again).
 # Skips an image that exists: delete it (podman rmi) to make it again.
@@ -26,4 +27,13 @@ ENV RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup} CARGO_HOME=${CARGO_HOME:-$HOME/.ca
     PATH=${CARGO_HOME:-$HOME/.cargo}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EOF2
 fi
-podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'minbase|serve-builder'
+if ! podman image exists localhost/python:ci; then
+    # Dockerfile.onnxruntime's first stage (python:3.12-slim-bookworm elsewhere): pip, to take
+    # onnxruntime's library out of PyPI's wheel.
+    podman build --quiet --network host -t localhost/python:ci -f - "$ROOT/.ci/deploy" <<EOF2
+FROM localhost/debian:bookworm-minbase
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends python3-pip ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+EOF2
+fi
+podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'minbase|serve-builder|python'

@@ -15,5 +15,7 @@ timed "kubernetes: manifests against the schemas" bash .ci/deploy/k8s-validate.s
 timed "base images: debootstrap minbase, builder" bash .ci/deploy/images.sh
 timed "image: the Dockerfile on the release build" bash .ci/deploy/image.sh
 timed "container: health, tutorials, PID 1, HUP and stop under load" python3 tests/deploy/test_container.py
+timed "image: Dockerfile.onnxruntime (the library from PyPI's wheel)" bash .ci/deploy/image-onnxruntime.sh
+timed "container on onnxruntime: tutorials, workers load it, master never, HUP" python3 tests/deploy/test_container_onnxruntime.py
 timed "kubernetes: podman kube play" python3 tests/deploy/test_kube.py
 timed "rolling update behind haproxy" python3 tests/deploy/test_rolling.py
