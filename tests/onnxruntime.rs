@@ -436,3 +436,87 @@ fn a_model_tract_cannot_build_is_refused_naming_onnxruntime_and_the_key_that_pic
     let det = res.json()["outputs"][0]["data"][0].as_f64().unwrap();
     assert!((det + 2.0).abs() < 1e-5, "det [[1, 2], [3, 4]] = {det}");
 }
+
+/// A V2 binary request of `rows` iris rows, every output asked as raw bytes.
+fn binary_rows(rows: usize) -> (Vec<(&'static str, String)>, Vec<u8>) {
+    let header = serde_json::json!({
+        "inputs": [{"name": "input", "shape": [rows, 4], "datatype": "FP32",
+                    "parameters": {"binary_data_size": rows * 16}}],
+        "outputs": [{"name": "label", "parameters": {"binary_data": true}},
+                    {"name": "probabilities", "parameters": {"binary_data": true}}],
+    })
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    for _ in 0..rows {
+        for x in [5.1f32, 3.5, 1.4, 0.2] {
+            body.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    let headers = vec![
+        ("Content-Type", "application/octet-stream".to_string()),
+        ("Inference-Header-Content-Length", header.len().to_string()),
+    ];
+    (headers, body)
+}
+
+fn restarts_for_memory(server: &common::Server) -> u64 {
+    let metrics = server.get("/metrics").text();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("serve_worker_restarts_total{cause=\"memory\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no memory restarts counter in:\n{metrics}"))
+}
+
+/// onnxruntime's arena keeps the peak of the largest call: one request of a million rows
+/// takes a worker from about 10 MiB of its own memory to about 40 and it stays there. With
+/// the limit between the two, that worker answers it, then is replaced; nothing fails.
+#[test]
+fn a_worker_whose_memory_grew_past_the_limit_answers_then_is_replaced_under_load() {
+    let Some(library) = common::onnxruntime_library("onnxruntime.rs: --max-worker-memory") else {
+        return;
+    };
+    let _serial = serial();
+    let server = iris_on_onnxruntime(
+        &library,
+        &["--max-worker-memory", "26M", "--log-level", "debug"],
+    );
+    until_every_worker_loaded_it(&server);
+    let first = server.wait_workers(2);
+    let l = load::start_post(server.addr(), "/v2/models/iris/infer", SETOSA, 8);
+    assert!(l.wait_for(200, PATIENCE), "{}", server.log());
+    // Each worker has read its floor (the first reading once it has served), under the limit.
+    assert!(
+        common::wait_until(PATIENCE, || server.count_log("memory floor:") >= 2),
+        "{}",
+        server.log()
+    );
+    assert_eq!(restarts_for_memory(&server), 0, "{}", server.log());
+
+    let (headers, body) = binary_rows(1_000_000);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = Conn::open(server.addr())
+        .and_then(|mut c| c.request("POST", "/v2/models/iris/infer", &headers, &body))
+        .unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(
+        common::wait_until(PATIENCE, || restarts_for_memory(&server) == 1),
+        "{}",
+        server.log()
+    );
+    assert!(l.wait_for(200, PATIENCE), "{}", server.log());
+    let stats = l.finish();
+    assert_eq!(stats.failed, 0, "{:?}", stats.errors);
+    let now = server.wait_workers(2);
+    assert_eq!(
+        now.iter().filter(|w| first.contains(w)).count(),
+        1,
+        "one worker replaced, the other serving on: {first:?} then {now:?}"
+    );
+    let log = server.log();
+    assert!(
+        log.contains("passed --max-worker-memory (26.0 MiB)"),
+        "{log}"
+    );
+    assert_eq!(restarts_for_memory(&server), 1);
+}
