@@ -241,6 +241,16 @@ def simple_imputer_constant():
 
 
 @case
+def pipeline_imputer_logreg():
+    # The pipeline users fit on data with missing values, whose rows arrive with NaN (as
+    # Python's json writes it) or null (as pandas' to_json does).
+    X, y = iris()
+    X = with_missing(X)
+    model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=1000))
+    fit_save("pipeline_imputer_logreg", model, X, y, nan=True)
+
+
+@case
 def binarizer():
     X, _ = iris()
     X = f32(X)

@@ -1,7 +1,8 @@
 """Real clients against the real binary: tritonclient[http] with its defaults (binary
 tensors both ways, no Content-Type) and requests, on the iris and titanic examples (the
-hand-built titanic model and the scikit-learn pipeline beside it), and on a default skl2onnx
-export with string class labels (BYTES outputs, a ZipMap) from corpus/sklearn.
+hand-built titanic model and the scikit-learn pipeline beside it), on a default skl2onnx
+export with string class labels (BYTES outputs, a ZipMap) from corpus/sklearn, and on a
+pipeline with a SimpleImputer, its rows holding NaN as Python's json writes it.
 
 Run by .ci/suites/clients.sh with a venv it creates: python tests/python/test_clients.py SERVE_BIN
 Exits non-zero on the first failure, printing what differed.
@@ -150,6 +151,42 @@ def main():
         check(r.status_code == 200 and pred["output_label"] == "setosa"
               and set(pred["output_probability"]) == {"setosa", "versicolor", "virginica"},
               f"requests: V1 answers a string label and probabilities by label ({pred})")
+    finally:
+        server.stop()
+    # Missing values: a pipeline with a SimpleImputer, its rows holding NaN. tritonclient with
+    # binary_data=False and json.dumps both write NaN bare (requests' json= refuses NaN on the
+    # client's side, so data= with json.dumps is what users write).
+    imputer = os.path.join(ROOT, "corpus/sklearn/pipeline_imputer_logreg")
+    with open(imputer + ".json") as f:
+        imputer_case = json.load(f)
+    server = Server(binary, imputer + ".onnx")
+    try:
+        for mode in (True, False):
+            triton_cases(server.address, "pipeline_imputer_logreg",
+                         {"cases": [dict(name="rows with NaN", **imputer_case)]}, mode)
+        x = as_numpy(imputer_case["inputs"]["X"])
+        labels = np.array(imputer_case["outputs"]["output_label"]["data"])
+        probs = as_numpy(imputer_case["outputs"]["output_probability"])
+        nan_rows = np.flatnonzero(np.isnan(x).any(axis=1))[:20]
+        check(len(nan_rows) >= 10, f"the corpus case has rows with NaN ({len(nan_rows)})")
+        base = f"http://{server.address}"
+        for i in nan_rows:
+            row = [float(v) for v in x[i]]
+            body = json.dumps({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": row}]})
+            check("NaN" in body, "json.dumps writes NaN bare")
+            r = requests.post(f"{base}/v2/models/pipeline_imputer_logreg/infer", data=body,
+                              headers={"Content-Type": "application/json"})
+            out = {o["name"]: o["data"] for o in r.json()["outputs"]} if r.status_code == 200 else {}
+            ok = (r.status_code == 200 and out["output_label"] == [labels[i]]
+                  and np.max(np.abs(np.array(out["output_probability"]) - probs[i])) <= TOLERANCE)
+            check(ok, f"requests + json.dumps, V2, row {i} {row}: {r.status_code} {r.text[:200]}")
+            r = requests.post(f"{base}/v1/models/pipeline_imputer_logreg:predict",
+                              data=json.dumps({"instances": [row]}))
+            pred = r.json()["predictions"][0] if r.status_code == 200 else {}
+            got = [pred.get("output_probability", {}).get(str(c)) for c in range(probs.shape[1])]
+            ok = (r.status_code == 200 and pred["output_label"] == labels[i]
+                  and None not in got and np.max(np.abs(np.array(got) - probs[i])) <= TOLERANCE)
+            check(ok, f"requests + json.dumps, V1, row {i}: {r.status_code} {r.text[:200]}")
     finally:
         server.stop()
     print("all client checks passed")

@@ -10,12 +10,13 @@
 //! Errors inside values keep serde's `at line L column C`; [`json_error`] turns any parse
 //! error into a 400 and says when the culprit is `NaN` or `Infinity`, which are not JSON.
 
+use std::cell::Cell;
 use std::fmt;
 
 use crate::Few;
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
-use crate::column::Column;
+use crate::column::{Column, special};
 use crate::error::ApiError;
 
 /// Where the values being decoded belong, for error messages.
@@ -237,11 +238,21 @@ impl<'de> Visitor<'de> for ElemVisitor<'_, '_> {
         self.walk.push(r)
     }
 
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        match special(v) {
+            Some(x) if QUOTED.get() => {
+                self.walk.enter_leaf(self.depth)?;
+                let r = self.walk.col.push_special(x, v);
+                self.walk.push(r)
+            }
+            _ => self.visit_str(v),
+        }
+    }
+
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(E::custom(format_args!(
-            "{}: null is not a tensor value",
-            self.walk.label
-        )))
+        self.walk.enter_leaf(self.depth)?;
+        let r = self.walk.col.push_special(f64::NAN, "null");
+        self.walk.push(r)
     }
 }
 
@@ -269,17 +280,137 @@ impl Visitor<'_> for Field {
     }
 }
 
+/// Parses a body with `parse`, taking Python's `NaN`, `Infinity` and `-Infinity` where a
+/// value may be. JSON has no such tokens, but `json.dumps` writes them (and tritonclient
+/// sends them): a body that fails on one is parsed again with each such token outside the
+/// strings quoted, which the float inputs take (`Column::push_str`) and every other refuses
+/// naming its type. A body without them costs nothing more; nothing else of strict JSON is
+/// loosened.
+pub fn parse<T>(
+    body: &[u8],
+    mut parse: impl FnMut(&[u8], Attempt) -> Result<T, serde_json::Error>,
+) -> Result<T, ApiError> {
+    match parse(body, Attempt::First) {
+        Ok(t) => Ok(t),
+        Err(e) if failed_at(&e, body).is_some_and(|rest| special_token(rest).is_some()) => {
+            let quoted = quote_specials(body);
+            let _quoted = Quoted::on();
+            parse(&quoted, Attempt::Again).map_err(|e| json_error(e, &quoted))
+        }
+        Err(e) => Err(json_error(e, body)),
+    }
+}
+
+thread_local! {
+    /// Set while [`parse`] parses a body whose bare tokens it quoted: a string read without
+    /// escapes that names a special float is one of those tokens (a client's own such string
+    /// was escaped by the quoting, so it is read as text).
+    static QUOTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// [`QUOTED`] for as long as it lives.
+struct Quoted;
+
+impl Quoted {
+    fn on() -> Quoted {
+        QUOTED.set(true);
+        Quoted
+    }
+}
+
+impl Drop for Quoted {
+    fn drop(&mut self) {
+        QUOTED.set(false);
+    }
+}
+
+/// Which parse of a body [`parse`] asks for: the second must start from empty state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// The body as received.
+    First,
+    /// The body with its NaN and infinities quoted, after the first failed on one.
+    Again,
+}
+
+/// Where a syntax error points in the body.
+fn failed_at<'b>(e: &serde_json::Error, body: &'b [u8]) -> Option<&'b [u8]> {
+    (e.is_syntax() && e.line() > 0)
+        .then(|| &body[offset(body, e.line(), e.column()).min(body.len())..])
+}
+
+/// The length of the `NaN`, `Infinity` or `-Infinity` token the bytes start with. serde_json
+/// points at the token, or one past its first byte.
+fn special_token(rest: &[u8]) -> Option<usize> {
+    ["-Infinity", "Infinity", "NaN"]
+        .iter()
+        .find(|t| rest.starts_with(t.as_bytes()))
+        .map(|t| t.len())
+}
+
+/// The body with every `NaN`, `Infinity` and `-Infinity` outside a string quoted, and every
+/// string of the client's that reads exactly so written with its first character escaped
+/// (the same text), so that the two cannot be confused (see [`QUOTED`]).
+fn quote_specials(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 16);
+    let (mut i, mut in_string) = (0, false);
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            out.push(b);
+            match b {
+                b'\\' => {
+                    if let Some(&next) = body.get(i + 1) {
+                        out.push(next);
+                        i += 1;
+                    }
+                }
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            let text = &body[i + 1..];
+            if let Some(n) = special_token(text).filter(|&n| text.get(n) == Some(&b'"')) {
+                out.extend_from_slice(format!("\"\\u{:04x}", text[0]).as_bytes());
+                out.extend_from_slice(&text[1..=n]);
+                i += n + 2;
+                continue;
+            }
+            in_string = true;
+        } else if let Some(n) = special_token(&body[i..]) {
+            out.push(b'"');
+            out.extend_from_slice(&body[i..i + n]);
+            out.push(b'"');
+            i += n;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
 /// A 400 for a JSON parse error, with its line and column, and a hint when the culprit is
-/// `NaN` or `Infinity`.
+/// an infinity or NaN written in a way no JSON writer uses.
 pub fn json_error(e: serde_json::Error, body: &[u8]) -> ApiError {
     let msg = e.to_string();
     if e.is_syntax() && e.line() > 0 {
-        let at = offset(body, e.line(), e.column());
-        let rest = &body[at.min(body.len())..];
+        // serde_json points inside a word it could not read (`nan` fails at its `a`).
+        let mut at = offset(body, e.line(), e.column()).min(body.len());
+        while at > 0 && body[at - 1].is_ascii_alphabetic() {
+            at -= 1;
+        }
+        let rest = &body[at..];
         let rest = rest.strip_prefix(b"-").unwrap_or(rest);
-        if rest.starts_with(b"NaN") || rest.starts_with(b"Infinity") || rest.starts_with(b"inf") {
+        let lower = |t: &[u8]| rest.len() >= t.len() && rest[..t.len()].eq_ignore_ascii_case(t);
+        if lower(b"nan") || lower(b"inf") {
             return ApiError::bad_request(format!(
-                "malformed JSON: NaN and Infinity are not JSON numbers ({msg})"
+                "malformed JSON: write a missing value as null or NaN and an infinity as \
+                 Infinity or -Infinity (as Python's json does), or as the strings \"NaN\", \
+                 \"Infinity\", \"-Infinity\" ({msg})"
             ));
         }
     }
@@ -356,22 +487,104 @@ mod tests {
             e,
             "input \"x\": expected a number (FP32), found a string at line 1 column 7"
         );
-        let e = walk("[1, null]", DataType::F32, 9).unwrap_err();
-        assert!(e.contains("null is not a tensor value"), "{e}");
+        let e = walk("[1, null]", DataType::I64, 9).unwrap_err();
+        assert_eq!(
+            e,
+            "input \"x\": null is a missing value (NaN), which only a floating-point input \
+             (FP16, FP32, FP64) takes; this one is INT64 at line 1 column 8"
+        );
+        let e = walk("[\"Infinity\"]", DataType::Bool, 9).unwrap_err();
+        assert!(
+            e.contains("Infinity is an infinity, which only a floating-point"),
+            "{e}"
+        );
         let e = walk("{\"a\": 1}", DataType::F32, 9).unwrap_err();
         assert!(e.contains("invalid type: map"), "{e}");
         let (c, _) = walk("[\"a\", \"\\u00e9\"]", DataType::Bytes, 9).unwrap();
         assert_eq!(c, Column::Bytes(vec!["a".into(), "é".into()]));
     }
 
+    /// A float walk of a body through [`parse`].
+    fn parsed(body: &str, dt: DataType) -> Result<Column, String> {
+        parse(body.as_bytes(), |b, _| {
+            let mut col = Column::with_capacity(dt, 0);
+            let mut w = Walk::new(&mut col, usize::MAX, Label::Input("x"));
+            let mut de = serde_json::Deserializer::from_slice(b);
+            w.value(&mut de)?;
+            de.end()?;
+            Ok(col)
+        })
+        .map_err(|e| e.message().to_owned())
+    }
+
     #[test]
-    fn nan_and_infinity_are_named() {
-        for body in ["[1, NaN]", "[Infinity]", "{\"a\":\n -Infinity}"] {
+    fn python_s_nan_and_infinities_and_null_are_float_values() {
+        let c = parsed(
+            "[1, NaN, Infinity, -Infinity, null, \"NaN\", \"-Infinity\"]",
+            DataType::F64,
+        )
+        .unwrap();
+        let Column::F64(v) = c else { panic!() };
+        assert_eq!(v[0], 1.0);
+        assert!(v[1].is_nan() && v[4].is_nan() && v[5].is_nan());
+        assert_eq!(
+            (v[2], v[3], v[6]),
+            (f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY)
+        );
+        let Column::F32(v) = parsed("[[NaN,\n -Infinity]]", DataType::F32).unwrap() else {
+            panic!()
+        };
+        assert!(v[0].is_nan() && v[1] == f32::NEG_INFINITY);
+        // Inside a string they stay text; an integer input refuses them, naming the value.
+        let c = parsed("[\"NaN in a string\", \"Infinity\"]", DataType::Bytes).unwrap();
+        assert_eq!(
+            c,
+            Column::Bytes(vec!["NaN in a string".into(), "Infinity".into()])
+        );
+        // A string input refuses a bare NaN, but keeps a client's "NaN" text beside one.
+        let e = parsed("[\"NaN\", NaN]", DataType::Bytes).unwrap_err();
+        assert!(
+            e.contains("NaN is a missing value (NaN)") && e.contains("BYTES"),
+            "{e}"
+        );
+        let c = parsed("[[\"NaN\"], [\"-Infinity\"]]", DataType::Bytes).unwrap();
+        assert_eq!(c, Column::Bytes(vec!["NaN".into(), "-Infinity".into()]));
+        let e = parsed("[1, NaN]", DataType::I64).unwrap_err();
+        assert!(
+            e.starts_with("input \"x\": NaN is a missing value (NaN)"),
+            "{e}"
+        );
+        assert!(e.contains("this one is INT64 at line 1"), "{e}");
+    }
+
+    #[test]
+    fn quoting_touches_only_the_tokens_outside_strings() {
+        let q = |b: &str| String::from_utf8(quote_specials(b.as_bytes())).unwrap();
+        assert_eq!(
+            q("[NaN,-Infinity, Infinity]"),
+            r#"["NaN","-Infinity", "Infinity"]"#
+        );
+        assert_eq!(
+            q(r#"{"NaN": "a \" NaN", "b": NaN, "c": "-Infinity"}"#),
+            r#"{"\u004eaN": "a \" NaN", "b": "NaN", "c": "\u002dInfinity"}"#
+        );
+    }
+
+    #[test]
+    fn what_no_json_writer_writes_is_still_malformed_and_named() {
+        for body in ["[1, nan]", "[inf]", "{\"a\":\n -inf}", "[1, Nan]"] {
             let e = serde_json::from_str::<serde::de::IgnoredAny>(body).unwrap_err();
             let api = json_error(e, body.as_bytes());
             assert_eq!(api.status(), 400);
-            assert!(api.message().contains("NaN and Infinity"), "{body}: {api}");
+            assert!(
+                api.message()
+                    .contains("write a missing value as null or NaN"),
+                "{body}: {api}"
+            );
         }
+        // A real syntax error after a NaN is reported as such, not as the NaN.
+        let e = parsed("[NaN, 1,]", DataType::F32).unwrap_err();
+        assert!(e.starts_with("malformed JSON: "), "{e}");
         let body = "{\"a\": }";
         let e = serde_json::from_str::<serde::de::IgnoredAny>(body).unwrap_err();
         assert_eq!(

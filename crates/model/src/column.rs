@@ -248,11 +248,39 @@ impl Column {
         Ok(())
     }
 
-    /// Pushes a JSON string.
+    /// Pushes a JSON string. A float input also takes `"NaN"`, `"Infinity"` and
+    /// `"-Infinity"` (protobuf's JSON mapping, and Python's bare tokens once quoted: see
+    /// `codec_json::parse`).
     pub fn push_str(&mut self, v: &str) -> Result<(), ValueError> {
         match self {
             Column::Bytes(x) => x.push(v.to_owned()),
-            _ => return Err(self.expected_found("a string")),
+            _ => match special(v) {
+                Some(x) => return self.push_special(x, v),
+                None => return Err(self.expected_found("a string")),
+            },
+        }
+        Ok(())
+    }
+
+    /// Pushes NaN or an infinity, written `written` by the client (`null`, `NaN`,
+    /// `Infinity`): a float input takes it, any other refuses it naming its type.
+    pub fn push_special(&mut self, v: f64, written: &str) -> Result<(), ValueError> {
+        match self {
+            Column::F64(x) => x.push(v),
+            Column::F32(x) => x.push(v as f32),
+            Column::F16(x) => x.push(f16::from_f64(v)),
+            _ => {
+                let what = if v.is_nan() {
+                    "a missing value (NaN)"
+                } else {
+                    "an infinity"
+                };
+                return Err(ValueError(format!(
+                    "{written} is {what}, which only a floating-point input (FP16, FP32, FP64) \
+                     takes; this one is {}",
+                    self.datatype()
+                )));
+            }
         }
         Ok(())
     }
@@ -283,6 +311,16 @@ impl Column {
     /// shape's volume equals the number of elements.
     pub fn into_tensor(self, shape: &[usize]) -> Result<Tensor, String> {
         each!(self, v => Tensor::new(shape, v))
+    }
+}
+
+/// The value of a string that names a float JSON cannot write as a number.
+pub(crate) fn special(v: &str) -> Option<f64> {
+    match v {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
     }
 }
 

@@ -257,7 +257,11 @@ fn write_json(v: &toml::Value, out: &mut String) -> Result<(), String> {
                 &serde_json::Number::from_f64(*f).map_or_else(|| "0".into(), |n| n.to_string()),
             )
         }
-        toml::Value::Float(f) => return Err(format!("{f} has no JSON spelling")),
+        // As answers write them, and as the float inputs read them back: a missing value
+        // (TOML's nan) is null, an infinity a string.
+        toml::Value::Float(f) if f.is_nan() => out.push_str("null"),
+        toml::Value::Float(f) if *f > 0.0 => out.push_str("\"Infinity\""),
+        toml::Value::Float(_) => out.push_str("\"-Infinity\""),
         toml::Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
         toml::Value::Datetime(d) => {
             return Err(format!(
@@ -483,6 +487,10 @@ mod tests {
             toml_json(&v).unwrap(),
             "{\"k\\\"ey\": \"a\\\"b\\n</script>\"}"
         );
-        assert!(toml_json(&toml::Value::Float(f64::NAN)).is_err());
+        let v = toml::Value::Table(table("a = [nan, inf, -inf, 1.5]"));
+        assert_eq!(
+            toml_json(&v).unwrap(),
+            "{\"a\": [null, \"Infinity\", \"-Infinity\", 1.5]}"
+        );
     }
 }

@@ -436,12 +436,22 @@ fn element(dt: DataType) -> Value {
     match dt {
         DataType::Bool => json!({"type": "boolean"}),
         DataType::Bytes => json!({"type": "string"}),
-        DataType::F16 | DataType::F32 | DataType::F64 => json!({"type": "number"}),
+        DataType::F16 | DataType::F32 | DataType::F64 => float(),
         DataType::U8 | DataType::U16 | DataType::U32 | DataType::U64 => {
             json!({"type": "integer", "minimum": 0})
         }
         DataType::I8 | DataType::I16 | DataType::I32 | DataType::I64 => json!({"type": "integer"}),
     }
+}
+
+/// A float element: a number, or what JSON cannot write as one, as serve writes and reads it
+/// (NaN as null, infinities as strings; requests may also write Python's bare tokens).
+fn float() -> Value {
+    json!({
+        "anyOf": [{"type": ["number", "null"]}, {"enum": ["NaN", "Infinity", "-Infinity"]}],
+        "description": "null (or \"NaN\") is a missing value; \"Infinity\" and \"-Infinity\" \
+            the infinities",
+    })
 }
 
 /// A V2 shape: the declared rank, fixed sizes as constants.
@@ -612,7 +622,7 @@ fn route_output_schema(t: &TensorMeta) -> Value {
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    (label, json!({"type": "number"}))
+                    (label, float())
                 })
                 .collect(),
             _ => Map::new(),
@@ -817,7 +827,10 @@ mod tests {
             record["required"],
             json!(["sepal_length", "sepal_width", "petal_length", "petal_width"])
         );
-        assert_eq!(record["properties"]["petal_width"]["type"], "number");
+        assert_eq!(
+            record["properties"]["petal_width"]["anyOf"][0]["type"],
+            json!(["number", "null"])
+        );
         assert_eq!(record["additionalProperties"], false);
         assert_eq!(
             route["example"],

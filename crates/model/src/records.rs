@@ -17,7 +17,7 @@ use smallvec::smallvec;
 
 use crate::Few;
 
-use crate::codec_json::{Label, Walk, json_error};
+use crate::codec_json::{self, Attempt, Label, Walk};
 use crate::column::Column;
 use crate::error::{ApiError, fmt_shape};
 use crate::inputs::Inputs;
@@ -172,6 +172,14 @@ impl<'m> Rows<'m> {
                 .collect(),
             rows: 0,
         })
+    }
+
+    /// Back to empty, for a second parse of the same body.
+    pub fn reset(&mut self) {
+        // It was made from the same model and spec: it is made again.
+        if let Ok(fresh) = Rows::new(self.meta, self.spec) {
+            *self = fresh;
+        }
     }
 
     /// The number of rows decoded.
@@ -367,11 +375,15 @@ pub fn decode(
     spec: &RecordSpec,
 ) -> Result<(Inputs, bool), ApiError> {
     let mut rows = Rows::new(meta, spec)?;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let single = BodySeed(&mut rows)
-        .deserialize(&mut de)
-        .and_then(|s| de.end().map(|()| s))
-        .map_err(|e| json_error(e, body))?;
+    let single = codec_json::parse(body, |body, attempt| {
+        if attempt == Attempt::Again {
+            rows.reset();
+        }
+        let mut de = serde_json::Deserializer::from_slice(body);
+        BodySeed(&mut rows)
+            .deserialize(&mut de)
+            .and_then(|s| de.end().map(|()| s))
+    })?;
     if rows.is_empty() {
         return Err(ApiError::bad_request(format!(
             "the list of records is empty (each record is an object with {})",
@@ -567,7 +579,16 @@ mod tests {
                 r#"[{"Age":22,"Sex":"male","Pclass":3}, 4]"#,
                 "invalid type: integer `4`, expected record 1",
             ),
-            (r#"{"Age":NaN,"Sex":"male","Pclass":3}"#, "NaN and Infinity"),
+            (
+                r#"{"Age":22,"Sex":"male","Pclass":NaN}"#,
+                "record 0: \"Pclass\": NaN is a missing value (NaN), which only a floating-point \
+                 input (FP16, FP32, FP64) takes; this one is INT64",
+            ),
+            (
+                r#"{"Age":22,"Sex":null,"Pclass":3}"#,
+                "record 0: \"Sex\": null is a missing value (NaN), which only a floating-point \
+                 input (FP16, FP32, FP64) takes; this one is BYTES",
+            ),
         ];
         for (body, want) in cases {
             let got = decode_str(body, &m, &spec).unwrap_err();

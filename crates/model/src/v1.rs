@@ -17,7 +17,7 @@ use serve_runtime::tensor::Tensor;
 
 use crate::Few;
 
-use crate::codec_json::{Field, Label, Walk, json_error};
+use crate::codec_json::{self, Attempt, Field, Label, Walk};
 use crate::column::Column;
 use crate::error::ApiError;
 use crate::error::shape_mismatch;
@@ -66,15 +66,19 @@ pub fn decode(
     meta: &ModelMeta,
     spec: &RecordSpec,
 ) -> Result<(Inputs, bool), ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
     let mut rows = Rows::new(meta, spec)?;
-    let decoded = BodySeed {
-        meta,
-        rows: &mut rows,
-    }
-    .deserialize(&mut de)
-    .and_then(|d| de.end().map(|()| d))
-    .map_err(|e| json_error(e, body))?;
+    let decoded = codec_json::parse(body, |body, attempt| {
+        if attempt == Attempt::Again {
+            rows.reset();
+        }
+        let mut de = serde_json::Deserializer::from_slice(body);
+        BodySeed {
+            meta,
+            rows: &mut rows,
+        }
+        .deserialize(&mut de)
+        .and_then(|d| de.end().map(|()| d))
+    })?;
     match decoded {
         Body::Instances => {
             if rows.is_empty() {
@@ -404,7 +408,10 @@ mod tests {
                 r#"{"instances":[{"inputs":[1,2,3,4]}]}"#,
                 "record 0: unknown key \"inputs\"",
             ),
-            (r#"{"instances":[[1,2,3,Infinity]]}"#, "NaN and Infinity"),
+            (
+                r#"{"instances":[[1,2,3,inf]]}"#,
+                "write a missing value as null or NaN",
+            ),
             (r#"{"instances":{"a":1}}"#, "expected a list of instances"),
         ];
         for (body, want) in cases {

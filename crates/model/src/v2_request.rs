@@ -19,7 +19,7 @@ use serve_runtime::tensor::Tensor;
 use crate::Few;
 
 use crate::codec_binary;
-use crate::codec_json::{Field, Label, Walk, json_error};
+use crate::codec_json::{self, Field, Label, Walk};
 use crate::column::{Column, INITIAL_CAPACITY};
 use crate::datatype::DataType;
 use crate::error::{ApiError, fmt_shape, shape_mismatch};
@@ -117,15 +117,15 @@ pub fn decode(body: &[u8], json_len: Option<usize>, meta: &ModelMeta) -> Result<
 
 /// Parses the JSON header.
 pub fn parse_header(json: &[u8], meta: &ModelMeta) -> Result<Header, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let header = RequestSeed {
-        meta,
-        body_len: json.len(),
-    }
-    .deserialize(&mut de)
-    .and_then(|h| de.end().map(|()| h))
-    .map_err(|e| json_error(e, json))?;
-    Ok(header)
+    codec_json::parse(json, |json, _| {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        RequestSeed {
+            meta,
+            body_len: json.len(),
+        }
+        .deserialize(&mut de)
+        .and_then(|h| de.end().map(|()| h))
+    })
 }
 
 struct RequestSeed<'m> {
@@ -645,8 +645,8 @@ mod tests {
                 "input \"input\": expected a number (FP32), found a string at line 1",
             ),
             (
-                r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,NaN,4]}]}"#,
-                "NaN and Infinity are not JSON numbers",
+                r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,NaN,4]]}"#,
+                "malformed JSON: expected `,` or `}`",
             ),
             (
                 r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","parameters":{"shared_memory_region":"r"}}]}"#,

@@ -201,34 +201,37 @@ fn corpus() -> Vec<Case> {
             400,
             "record 0: \"Embarked\": expected a string (BYTES), found a number",
         ),
+        // A missing value (null, NaN) or an infinity is a float input's value only.
         case(
             "POST",
             ROUTE,
-            r#"{"Age":null,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":3}"#,
+            r#"{"Age":22,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":null}"#,
             400,
-            "null is not a tensor value",
+            "record 0: \"Pclass\": null is a missing value (NaN), which only a floating-point \
+             input (FP16, FP32, FP64) takes; this one is INT64",
         ),
-        // NaN and Infinity are not JSON.
         case(
             "POST",
             INFER,
-            &titanic_inputs(json!([22])).replace("[22]", "[NaN]"),
+            &titanic_inputs(json!([22])).replace("[\"S\"]", "[NaN]"),
             400,
-            "NaN and Infinity are not JSON numbers",
+            "input \"Embarked\": NaN is a missing value (NaN), which only a floating-point \
+             input (FP16, FP32, FP64) takes; this one is BYTES",
         ),
         case(
             "POST",
             ROUTE,
-            r#"{"Age":Infinity,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":3}"#,
+            r#"{"Age":22,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":Infinity}"#,
             400,
-            "NaN and Infinity",
+            "\"Pclass\": Infinity is an infinity",
         ),
+        // What no JSON writer writes is still malformed, and said so.
         case(
             "POST",
             PREDICT,
-            r#"{"instances":[{"Age":-Infinity}]}"#,
+            r#"{"instances":[{"Age":-inf}]}"#,
             400,
-            "NaN and Infinity",
+            "write a missing value as null or NaN and an infinity as Infinity or -Infinity",
         ),
         // Values out of the type's range.
         case(

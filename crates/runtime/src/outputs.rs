@@ -4,8 +4,10 @@
 //! the batch's outputs (shared, not copied, read where the engine left them) and the range of rows
 //! that are its own. [`Outputs::view`] gives an [`OutView`] of one output restricted to those rows,
 //! and the writers here print it (flat, nested, or one row) without building a
-//! `serde_json::Value`: floats through ryu, integers through itoa, non-finite floats as
-//! `null` (what serde_json does; JSON has no NaN).
+//! `serde_json::Value`: floats through ryu, integers through itoa. JSON has no NaN or
+//! infinity, and answers stay strict JSON: NaN is `null` (as pandas writes a missing value),
+//! ±infinity the strings `"Infinity"` and `"-Infinity"` (protobuf's JSON mapping); the
+//! decoders take all three back for float inputs.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -134,12 +136,21 @@ json_int!(u8 => write_u64 as u64, u16 => write_u64 as u64, u32 => write_u64 as u
     u64 => write_u64 as u64, i8 => write_i64 as i64, i16 => write_i64 as i64,
     i32 => write_i64 as i64, i64 => write_i64 as i64);
 
+/// A float that is not a JSON number: NaN as `null`, ±infinity as strings.
+fn write_non_finite(nan: bool, negative: bool, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(match (nan, negative) {
+        (true, _) => b"null".as_slice(),
+        (false, false) => b"\"Infinity\"",
+        (false, true) => b"\"-Infinity\"",
+    });
+}
+
 impl JsonScalar for f32 {
     fn write_json(&self, buf: &mut Vec<u8>) {
         if self.is_finite() {
             let _ = CompactFormatter.write_f32(buf, *self);
         } else {
-            buf.extend_from_slice(b"null");
+            write_non_finite(self.is_nan(), self.is_sign_negative(), buf);
         }
     }
 }
@@ -149,7 +160,7 @@ impl JsonScalar for f64 {
         if self.is_finite() {
             let _ = CompactFormatter.write_f64(buf, *self);
         } else {
-            buf.extend_from_slice(b"null");
+            write_non_finite(self.is_nan(), self.is_sign_negative(), buf);
         }
     }
 }
@@ -409,11 +420,23 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_floats_are_null_and_strings_are_escaped() {
-        let t = Tensor::new(&[1, 2], vec![f32::NAN, 1.5]).unwrap();
+    fn nan_is_null_infinities_are_strings_and_strings_are_escaped() {
+        let t = Tensor::new(
+            &[1, 4],
+            vec![f32::NAN, 1.5, f32::INFINITY, f32::NEG_INFINITY],
+        );
         let s = Tensor::new(&[1, 1], vec!["a\"b".to_string()]).unwrap();
-        let out = Outputs::whole(Arc::new(vec![t, s]));
-        assert_eq!(text(|b| out.view(0).unwrap().write_flat(b)), "[null,1.5]");
+        let out = Outputs::whole(Arc::new(vec![t.unwrap(), s]));
+        assert_eq!(
+            text(|b| out.view(0).unwrap().write_flat(b)),
+            r#"[null,1.5,"Infinity","-Infinity"]"#
+        );
+        let d = Tensor::new(&[2], vec![f64::NAN, f64::NEG_INFINITY]).unwrap();
+        let out64 = Outputs::whole(Arc::new(vec![d]));
+        assert_eq!(
+            text(|b| out64.view(0).unwrap().write_flat(b)),
+            r#"[null,"-Infinity"]"#
+        );
         assert_eq!(text(|b| out.view(1).unwrap().write_flat(b)), "[\"a\\\"b\"]");
     }
 
