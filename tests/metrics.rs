@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::http::Conn;
-use common::{Bin, PATIENCE, start, wait_until};
+use common::{Bin, PATIENCE, Spawn, examples, start, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -530,4 +530,151 @@ fn queued_requests_whose_clients_left_never_reach_the_model() {
     // And the worker's own count of requests in flight came back to the scrape alone.
     let workers = status(&server)["workers"].clone();
     assert_eq!(workers[0]["in_flight"], 1, "{workers}");
+}
+
+/// Every refusal the server makes is answered with its status and (but for hyper's own 431)
+/// a JSON error, and counted: those whose path names a model under that model and protocol,
+/// even when the body was refused before the app saw it (too large, an unknown encoding,
+/// compression that does not decompress).
+#[test]
+fn every_refusal_is_answered_and_counted_under_its_model_and_protocol() {
+    let dir = common::tempdir();
+    let manifest = dir.path().join("app.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[model]]\nname = \"iris\"\npath = \"{}\"\n\n[[route]]\npath = \"/predict\"\n\
+             model = \"iris\"\n[route.inputs]\ninput = [\"a\", \"b\", \"c\", \"d\"]\n",
+            examples("iris/model.onnx")
+        ),
+    )
+    .unwrap();
+    let server = Spawn::new(
+        Bin::Serve,
+        &[
+            "-w",
+            "1",
+            "-b",
+            "127.0.0.1:0",
+            "--max-body-size",
+            "1K",
+            "--limit-request-line",
+            "200",
+            manifest.to_str().unwrap(),
+        ],
+    )
+    .start();
+    let infer = "/v2/models/iris/infer";
+    let v1 = "/v1/models/iris:predict";
+    let big = vec![b' '; 2048];
+    let one = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| {
+        Conn::open(server.addr())
+            .and_then(|mut c| c.request(method, path, headers, body))
+            .unwrap()
+    };
+    // (status, what the error says, model, protocol) of each refusal.
+    let cases: Vec<(common::http::Response, u16, &str, &str, &str)> = vec![
+        (
+            one("POST", infer, &[], &big),
+            413,
+            "--max-body-size",
+            "iris",
+            "v2",
+        ),
+        (
+            one("POST", v1, &[], &big),
+            413,
+            "--max-body-size",
+            "iris",
+            "v1",
+        ),
+        (
+            one("POST", "/predict", &[], &big),
+            413,
+            "--max-body-size",
+            "iris",
+            "route",
+        ),
+        (
+            one("POST", infer, &[("Content-Encoding", "br")], b"{}"),
+            415,
+            "br",
+            "iris",
+            "v2",
+        ),
+        (
+            one("POST", infer, &[("Content-Encoding", "gzip")], b"not gzip"),
+            400,
+            "cannot decompress",
+            "iris",
+            "v2",
+        ),
+        (
+            one("POST", infer, &[], b"{"),
+            400,
+            "malformed JSON",
+            "iris",
+            "v2",
+        ),
+        (one("GET", infer, &[], b""), 405, "", "iris", "v2"),
+        (
+            one("POST", "/v2/models/nope/infer", &[], b"{}"),
+            404,
+            "unknown model",
+            "",
+            "v2",
+        ),
+        (
+            one("GET", &format!("/v2/{}", "x".repeat(300)), &[], b""),
+            414,
+            "--limit-request-line",
+            "",
+            "v2",
+        ),
+        (one("GET", "/nowhere", &[], b""), 404, "", "", "other"),
+    ];
+    for (res, status, says, _, _) in &cases {
+        assert_eq!(res.status, *status, "{}", res.text());
+        assert!(res.text().contains(says), "{status}: {}", res.text());
+        if *status != 405 || !says.is_empty() {
+            assert!(res.json()["error"].is_string(), "{status}: {}", res.text());
+        }
+    }
+    // hyper's own refusal: more header fields than --limit-request-fields (100).
+    let mut c = Conn::open(server.addr()).unwrap();
+    let mut head = format!("GET {infer} HTTP/1.1\r\nHost: t\r\n");
+    for i in 0..150 {
+        head.push_str(&format!("X-Field-{i}: v\r\n"));
+    }
+    head.push_str("\r\n");
+    c.send_raw(head.as_bytes()).unwrap();
+    let res = c.read_response().unwrap();
+    assert_eq!(res.status, 431);
+    assert!(
+        server.wait_log("Refused a request from 127.0.0.1 with 431", PATIENCE),
+        "{}",
+        server.log()
+    );
+
+    let samples = scraped(&server);
+    let mut expected: BTreeMap<(String, String, String), f64> = BTreeMap::new();
+    for (_, status, _, model, protocol) in &cases {
+        *expected
+            .entry((model.to_string(), protocol.to_string(), status.to_string()))
+            .or_default() += 1.0;
+    }
+    *expected
+        .entry((String::new(), "other".into(), "431".into()))
+        .or_default() += 1.0;
+    for ((model, protocol, code), n) in expected {
+        let got = sum(
+            &samples,
+            "serve_requests_total",
+            &[("model", &model), ("protocol", &protocol), ("code", &code)],
+        );
+        assert_eq!(
+            got, n,
+            "serve_requests_total{{model=\"{model}\",protocol=\"{protocol}\",code=\"{code}\"}}"
+        );
+    }
 }

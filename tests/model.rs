@@ -467,16 +467,16 @@ fn bad_requests_get_clear_errors_and_cost_no_worker() {
         (
             "POST",
             infer,
-            with(1, &tensor("Fare", "FP32", "[1,1]", "[NaN]")),
+            with(4, &tensor("Pclass", "INT64", "[1,1]", "[NaN]")),
             400,
-            &["NaN"],
+            &["Pclass", "NaN is a missing value", "INT64"],
         ),
         (
             "POST",
             infer,
-            with(1, &tensor("Fare", "FP32", "[1,1]", "[Infinity]")),
+            with(2, &tensor("Embarked", "BYTES", "[1,1]", "[Infinity]")),
             400,
-            &["Infinity"],
+            &["Embarked", "Infinity is an infinity", "BYTES"],
         ),
         ("POST", infer, r#"{"inputs": []}"#.into(), 400, &["empty"]),
         (

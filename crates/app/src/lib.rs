@@ -61,6 +61,15 @@ pub trait App: Send + Sync + 'static {
     /// so that the worker's event loop keeps serving and keeps proving it is alive.
     fn call(&self, req: Request, cx: Context) -> BoxFuture<Response>;
 
+    /// Labels a request from its head alone, before the worker reads its body: the app calls
+    /// [`observe`] with what the request will be counted under, so that a body the worker
+    /// refuses (too large, an unknown encoding, compression that does not decompress) counts
+    /// under the model and protocol it was for. Nothing by default; [`App::call`] may observe
+    /// again.
+    fn observe_head(&self, parts: &http::request::Parts) {
+        let _ = parts;
+    }
+
     /// Builds now everything that would otherwise be built lazily (a model's optimized plan),
     /// so that a broken application fails here rather than on a request. Called in the master
     /// with `--preload`, and on reload in a short-lived child that proves the new application

@@ -199,6 +199,10 @@ impl App for ModelApp {
         })
     }
 
+    fn observe_head(&self, parts: &http::request::Parts) {
+        serve_app::observe(router::label(&self.inner, &parts.method, parts.uri.path()));
+    }
+
     fn warm(&self) -> Result<(), AppError> {
         for model in self.inner.registry.models() {
             model

@@ -31,12 +31,8 @@ const POST: &str = "POST";
 /// request whose client leaves while it waits for the model, counts there too.
 pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Response, ApiError> {
     let path = req.uri().path();
-    if let Some(route) = app.routes.iter().find(|r| r.path == path) {
-        serve_app::observe(observed(Protocol::Route, Some(&route.model)));
-    }
+    serve_app::observe(label(app, req.method(), path));
     if let Some(route) = manifest_route(app, req.method(), path)? {
-        // The route of this method (two methods of one path may serve two models).
-        serve_app::observe(observed(Protocol::Route, Some(&route.model)));
         return route.call(req.body()).await;
     }
     let trimmed = match path.strip_suffix('/') {
@@ -47,16 +43,6 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
     let Some(segments) = segments(trimmed, &mut buf) else {
         return Err(no_route(&req));
     };
-    serve_app::observe(observed(
-        match segments {
-            [""] | ["openapi.json"] => Protocol::Admin,
-            ["v2", "health", ..] => Protocol::Health,
-            ["v2", ..] => Protocol::V2,
-            ["v1", ..] => Protocol::V1,
-            _ => Protocol::Other,
-        },
-        None,
-    ));
     match segments {
         [""] => allow(&req, GET).map(|()| front::page(app, &req)),
         ["openapi.json"] => allow(&req, GET).map(|()| openapi::document(app, &req)),
@@ -72,11 +58,9 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
         }
         ["v2", "models", name, rest @ ..] => {
             let model = find(app, name)?;
-            serve_app::observe(observed(Protocol::V2, Some(&model)));
             match versioned(&model, rest)? {
                 [] => allow(&req, GET).map(|()| v2::model_metadata(&model)),
                 ["ready"] => {
-                    serve_app::observe(observed(Protocol::Health, Some(&model)));
                     allow(&req, GET)?;
                     Ok(v2::model_ready(&model, cx).await)
                 }
@@ -97,7 +81,6 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             let mut parts: Few<&str> = head.into();
             parts.push(last);
             let model = find(app, parts[0])?;
-            serve_app::observe(observed(Protocol::V1, Some(&model)));
             if !versioned(&model, &parts[1..])?.is_empty() {
                 return Err(no_route(&req));
             }
@@ -116,6 +99,38 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             }
         }
         _ => Err(no_route(&req)),
+    }
+}
+
+/// What a request is counted under, from its head alone: its model and protocol. The worker
+/// asks before it reads the body (`App::observe_head`), so that a body refused for its size,
+/// encoding or compression counts under the model it was for.
+pub fn label(app: &Inner, method: &Method, path: &str) -> Observed {
+    // The route of this method (two methods of one path may serve two models), else the
+    // path's first.
+    let mut same_path = app.routes.iter().filter(|r| r.path == path);
+    let first = same_path.clone().next();
+    if let Some(route) = same_path.find(|r| r.method == method).or(first) {
+        return observed(Protocol::Route, Some(&route.model));
+    }
+    let trimmed = match path.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p,
+        _ => path,
+    };
+    let mut buf = [""; MAX_SEGMENTS];
+    let model = |name: &str| app.registry.get(name).map(|m| &**m);
+    match segments(trimmed, &mut buf).unwrap_or_default() {
+        [""] | ["openapi.json"] => observed(Protocol::Admin, None),
+        ["v2", "health", ..] => observed(Protocol::Health, None),
+        ["v2", "models", name, .., "ready"] => observed(Protocol::Health, model(name)),
+        ["v2", "models", name, ..] => observed(Protocol::V2, model(name)),
+        ["v2", ..] => observed(Protocol::V2, None),
+        ["v1", "models", first, ..] => {
+            let name = first.split_once(':').map_or(*first, |(name, _)| name);
+            observed(Protocol::V1, model(name))
+        }
+        ["v1", ..] => observed(Protocol::V1, None),
+        _ => observed(Protocol::Other, None),
     }
 }
 

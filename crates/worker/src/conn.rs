@@ -18,6 +18,7 @@
 //!   again on whichever worker has the fewest (see `accept`).
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -25,6 +26,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
+use serve_app::{ModelId, Protocol};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -241,6 +243,7 @@ pub(crate) async fn serve(
         stream,
         watch: watch.clone(),
     });
+    let started = Instant::now();
     let service = Service::new(shared.clone(), watch.clone(), peer, admin);
     let conn = shared.http.serve_connection(io, service);
     tokio::pin!(conn);
@@ -285,6 +288,7 @@ pub(crate) async fn serve(
         tokio::select! {
             res = conn.as_mut() => {
                 if let Err(e) = res {
+                    refused_by_hyper(&shared, &*e, peer, started);
                     tracing::debug!(?peer, "connection ended: {e}");
                 }
                 return;
@@ -305,6 +309,40 @@ pub(crate) async fn serve(
             }
         }
     }
+}
+
+/// A request hyper refused itself, before any service ran: a head past its limits, which it
+/// answers 431 (too many fields, `--limit-request-fields`; or a head larger than its buffer,
+/// `--limit-request-field_size`) or 414 (a URI past 64 KiB), with an empty body, and closes
+/// the connection. Counted (no model, protocol `other`) and logged, as every refusal is.
+fn refused_by_hyper(
+    shared: &Shared,
+    e: &(dyn std::error::Error + 'static),
+    peer: Option<SocketAddr>,
+    since: Instant,
+) {
+    // hyper-util's auto builder boxes hyper's error.
+    let Some(e) = e.downcast_ref::<hyper::Error>() else {
+        return;
+    };
+    if !e.is_parse_too_large() {
+        return;
+    }
+    // hyper says which limit only in its message.
+    let (status, what) = if e.to_string().contains("URI") {
+        (414, "its URI is longer than 64 KiB")
+    } else {
+        (
+            431,
+            "its head has more header fields than --limit-request-fields or is larger than \
+             the head buffer (--limit-request-field_size)",
+        )
+    };
+    if let Some(r) = &shared.recorder {
+        r.request(ModelId::NONE, Protocol::Other, status, since.elapsed());
+    }
+    let from = peer.map_or_else(|| "a unix socket".to_owned(), |p| p.ip().to_string());
+    tracing::info!("Refused a request from {from} with {status}: {what}");
 }
 
 /// Counts the connection as open for as long as it lives (for the drain's log line).

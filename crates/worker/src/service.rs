@@ -124,29 +124,37 @@ impl Service {
             version: parts.version,
             headers: parts.headers.clone(),
         });
+        let admin = self.admin || (shared.admin_on_main() && admin::is_admin(parts.uri.path()));
+        // The app labels the request from its head, so that a refusal of its body counts under
+        // the model and protocol it was for.
+        let app = if admin {
+            serve_app::observe(Observed {
+                model: ModelId::NONE,
+                protocol: Protocol::Admin,
+            });
+            None
+        } else {
+            Some(shared.app.get().await)
+        };
+        if let Some(Ok(app)) = &app {
+            app.observe_head(&parts);
+        }
         let mut res = match limits::check_head(&parts, &shared.config) {
             Err(res) => res,
             Ok(()) => match body::read(&mut parts, incoming, &shared.config).await {
                 Err(res) => res,
-                Ok(_)
-                    if self.admin
-                        || (shared.admin_on_main() && admin::is_admin(parts.uri.path())) =>
-                {
-                    serve_app::observe(Observed {
-                        model: ModelId::NONE,
-                        protocol: Protocol::Admin,
-                    });
-                    admin::answer(&parts, shared.board.in_use())
-                }
-                Ok(body) => {
-                    let cx = Context {
-                        client,
-                        draining: shared.drain.is_draining(),
-                        stopping: shared.slot.server_stopping(),
-                        request_id: request_id.clone(),
-                    };
-                    self.call_app(parts, body, cx).await
-                }
+                Ok(body) => match app {
+                    None => admin::answer(&parts, shared.board.in_use()),
+                    Some(app) => {
+                        let cx = Context {
+                            client,
+                            draining: shared.drain.is_draining(),
+                            stopping: shared.slot.server_stopping(),
+                            request_id: request_id.clone(),
+                        };
+                        self.call_app(app, parts, body, cx).await
+                    }
+                },
             },
         };
 
@@ -192,11 +200,12 @@ impl Service {
 
     async fn call_app(
         &self,
+        app: Result<&Arc<dyn serve_app::App>, serve_app::AppError>,
         parts: http::request::Parts,
         body: Bytes,
         cx: Context,
     ) -> serve_app::Response {
-        let app = match self.shared.app.get().await {
+        let app = match app {
             Ok(app) => app,
             Err(e) => {
                 tracing::error!("app failed to load: {e}");
