@@ -127,6 +127,54 @@ fn bodies_are_bounded_and_decompressed() {
 }
 
 #[test]
+fn answers_are_compressed_when_the_client_takes_it() {
+    let server = start(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0"]);
+    let echo = |headers: &[(&str, &str)], body: &[u8]| {
+        Conn::open(server.addr())
+            .unwrap()
+            .request("POST", "/echo", headers, body)
+            .unwrap()
+    };
+    let big: Vec<u8> = (0..4000u32).flat_map(|i| format!("{i},").into_bytes()).collect();
+    // Not asked: as it is, but caches are told it varies.
+    let res = echo(&[], &big);
+    assert_eq!((res.status, &res.body), (200, &big));
+    assert_eq!(res.header("content-encoding"), None);
+    assert_eq!(res.header("vary"), Some("accept-encoding"));
+    // gzip, preferred at equal weight.
+    let res = echo(&[("Accept-Encoding", "deflate, gzip, br")], &big);
+    assert_eq!(res.header("content-encoding"), Some("gzip"));
+    assert!(res.body.len() < big.len() / 2, "{} bytes", res.body.len());
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&res.body[..]), &mut plain)
+        .unwrap();
+    assert_eq!(plain, big);
+    // deflate (zlib, as HTTP's deflate is), when weighted higher.
+    let res = echo(&[("Accept-Encoding", "gzip;q=0.5, deflate")], &big);
+    assert_eq!(res.header("content-encoding"), Some("deflate"));
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&res.body[..]), &mut plain)
+        .unwrap();
+    assert_eq!(plain, big);
+    // Refused by weight, or too small (--compress-min-size, 1K): as it is.
+    let res = echo(&[("Accept-Encoding", "gzip;q=0")], &big);
+    assert_eq!((res.header("content-encoding"), &res.body), (None, &big));
+    let res = echo(&[("Accept-Encoding", "gzip")], b"small");
+    assert_eq!(res.header("content-encoding"), None);
+    assert_eq!(res.header("vary"), None);
+
+    let off = start(
+        Bin::TestApp,
+        &["-w", "1", "-b", "127.0.0.1:0", "--compress-min-size", "0"],
+    );
+    let res = Conn::open(off.addr())
+        .unwrap()
+        .request("POST", "/echo", &[("Accept-Encoding", "gzip")], &big)
+        .unwrap();
+    assert_eq!((res.header("content-encoding"), &res.body), (None, &big));
+}
+
+#[test]
 fn an_http_1_1_request_without_one_host_is_400() {
     let server = start(Bin::TestApp, &["-w", "1", "-b", "127.0.0.1:0"]);
     for (head, hosts) in [

@@ -148,6 +148,9 @@ settings! {
         "Longest header field; 431 past it; 0 is unlimited.";
     max_body_size: Size = Some("64M"), "Limits",
         "Largest request body, after decompression; 413 past it; 0 is unlimited.";
+    compress_min_size: Size = Some("1K"), "Limits",
+        "Answers at least this large are gzip- or deflate-compressed when the request's \
+         Accept-Encoding takes one (with Vary: Accept-Encoding); 0 never compresses.";
     max_queue: AtLeastOne = Some("1024"), "Models",
         "Requests waiting per model in a worker; past it, 503 with Retry-After.";
     max_batch_size: Rows = Some("64"), "Models",

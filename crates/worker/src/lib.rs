@@ -16,6 +16,7 @@
 //! - `service`: a request's life: limits, body, app, counters, access log.
 //! - `admin`: `/metrics` and `/status`, read from the shared memory of every worker.
 //! - `limits`, `body`: gunicorn's request limits; body size, time and decompression.
+//! - `compress`: answers gzip- or deflate-compressed when the client takes it.
 //! - `app_cell`: the app, preloaded or built on the first request.
 //! - `memory`: `--max-worker-memory`, the worker's own memory read on the heartbeat.
 //! - `catch`: panics in the app become 500s.
@@ -28,6 +29,7 @@ mod admin;
 mod app_cell;
 mod body;
 mod catch;
+mod compress;
 mod conn;
 pub mod drain;
 mod limits;

@@ -124,6 +124,10 @@ impl Service {
             version: parts.version,
             headers: parts.headers.clone(),
         });
+        let min = usize::try_from(shared.config.compress_min_size).unwrap_or(usize::MAX);
+        let coding = (min > 0)
+            .then(|| crate::compress::accepted(&parts.headers))
+            .flatten();
         let admin = self.admin || (shared.admin_on_main() && admin::is_admin(parts.uri.path()));
         // The app labels the request from its head, so that a refusal of its body counts under
         // the model and protocol it was for.
@@ -158,6 +162,9 @@ impl Service {
             },
         };
 
+        if min > 0 {
+            crate::compress::answer(&mut res, coding, min).await;
+        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert(X_REQUEST_ID.clone(), v);
         }
