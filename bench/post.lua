@@ -1,10 +1,18 @@
 -- wrk script for bench/run.py: POST the body in $WRK_BODY (a file) with JSON headers, and
 -- print the summary as one JSON line prefixed with "WRKJSON " (latencies in microseconds).
+-- With $WRK_JSON_LENGTH, the body is KServe V2's binary extension (a JSON header of that many
+-- bytes, then raw tensors): sent with Inference-Header-Content-Length instead.
 local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
-wrk.headers["Content-Type"] = "application/json"
+local json_length = os.getenv("WRK_JSON_LENGTH")
+if json_length then
+  wrk.headers["Inference-Header-Content-Length"] = json_length
+  wrk.headers["Content-Type"] = "application/octet-stream"
+else
+  wrk.headers["Content-Type"] = "application/json"
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

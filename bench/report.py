@@ -9,6 +9,9 @@ It only formats what run.py measured: no figure is computed here except ratios.
 
 import argparse
 import json
+import os
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 NAMES = {
     "serve": "serve",
@@ -111,6 +114,120 @@ def memory_table(scenario: dict) -> list[str]:
     return out
 
 
+def engines(results: dict) -> list[str]:
+    """The engines scenario (bench/engines.py): the model call, end to end, memory, batching
+    and idleness, each a table."""
+    sc = results["scenarios"]["engines"]
+    lib = sc["onnxruntime"]
+    out = [
+        f"**The model call**: milliseconds per request, serve -w 1 (`serve_inference_duration_"
+        f"seconds`) and Python's `session.run`, one thread each; onnxruntime {lib['version']} "
+        f"for both; median of {sc['rounds']} rounds sharing {sc['seconds_per_engine']:g} s per "
+        "engine",
+        "",
+        "| model | tract | serve, onnxruntime | Python onnxruntime | serve ÷ Python "
+        "| tract ÷ Python | requests (tract, serve, Python) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+
+    def ms(fig: dict) -> str:
+        if "ms_per_request" not in fig:
+            return "fails" if "error" in fig else "-"
+        calls = fig.get("calls_per_request", 1)
+        return f"{num(fig['ms_per_request'])}" + (f" ({calls:.0f} calls)" if calls > 1.01 else "")
+
+    errors = []
+    for row in sc["calls"]:
+        t, o, p = (row.get(e, {}) for e in ("tract", "onnxruntime", "python"))
+        serve = f"{o['x_python']:.3f}" if "x_python" in o else "-"
+        tract = f"{t['x_python']:.2f}" if "x_python" in t else "-"
+        requests = ", ".join(str(x.get("requests", 0)) for x in (t, o, p))
+        out.append(f"| {row['about']} | {ms(t)} | {ms(o)} | {ms(p)} | {serve} | {tract} "
+                   f"| {requests} |")
+        errors += [f"- {row['model']} on {e}: {x['error'][:300]}"
+                   for e, x in (("tract", t), ("onnxruntime", o), ("python", p)) if "error" in x]
+    if errors:
+        out += [""] + errors
+    e2e = results["scenarios"].get("engines-e2e", {}).get("cases", [])
+    if e2e:
+        out += [
+            "",
+            "**End to end**: serve -w 2 --engine onnxruntime against gunicorn -w 2 + Flask + "
+            "onnxruntime (sync workers), KServe V2 binary tensors both ways",
+            "",
+            "| model | connections | serve req/s | Python req/s | serve ÷ Python | serve p99 ms "
+            "| Python p99 ms | serve peak RSS MiB | Python peak RSS MiB | errors |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for c in e2e:
+            if c["label"] != "serve":
+                continue
+            p = next((x for x in e2e if x["body"] == c["body"] and x["conns"] == c["conns"]
+                      and x["label"] != "serve"), None)
+            if p is None:
+                continue
+            s, q = c["median"], p["median"]
+            out.append(
+                f"| {c['body'].removeprefix('engines-')} | {c['conns']} | {num(s['rps'])} "
+                f"| {num(q['rps'])} | {s['rps'] / q['rps']:.2f} | {s['p99_ms']:.1f} "
+                f"| {q['p99_ms']:.1f} | {s['peak_rss_mib']:.0f} | {q['peak_rss_mib']:.0f} "
+                f"| {s['errors_total']}, {q['errors_total']} |"
+            )
+    out += [
+        "",
+        "**A worker's memory** (MiB, -w 1, /proc/PID/status): VmRSS before any request → after "
+        "one → after the timed calls; RssAnon and RssFile after one request",
+        "",
+        "| model | engine | VmRSS | RssAnon | RssFile | threads |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for row in sc["calls"]:
+        for e in ("tract", "onnxruntime"):
+            mem = row.get(e, {}).get("memory")
+            if not mem:
+                continue
+            one = mem["one_request"]
+            rss = " → ".join(f"{mem[k]['VmRSS'] / 1024:.1f}" for k in
+                             ("before", "one_request", "after_calls") if k in mem)
+            out.append(
+                f"| {row['model']} | {e} | {rss} | {one.get('RssAnon', 0) / 1024:.1f} "
+                f"| {one.get('RssFile', 0) / 1024:.1f} | {one.get('threads', '-')} |"
+            )
+    if sc.get("batching"):
+        out += [
+            "",
+            "**Batching, BERT-style encoder on onnxruntime**: one row of 64 tokens per request, "
+            "8 connections, serve -w 1; rows per call from `serve_batch_rows` over the runs",
+            "",
+            "| serve | rows/s | p99 ms | rows per call | calls by rows | errors |",
+            "| --- | ---: | ---: | ---: | --- | ---: |",
+        ]
+        for b in sc["batching"]:
+            hist = ", ".join(f"{k}: {v}" for k, v in b["histogram"].items())
+            rpc = f"{b['rows_per_call']:.2f}" if b["rows_per_call"] else "-"
+            out.append(f"| {b['label']} | {num(b['rows_per_s'])} | {b['p99_ms']:.1f} | {rpc} "
+                       f"| {hist} | {b['errors']} |")
+    if sc.get("idle"):
+        out += [
+            "",
+            f"**Idle**: a worker holding an onnxruntime model, CPU ticks (1/{CLK_TCK} s, utime + "
+            f"stime of all its threads) from {sc['settle_seconds']:g} s after a request, before "
+            f"and after {sc['idle_seconds']:g} s idle",
+            "",
+            "| model | --model-threads | threads | ticks before | ticks after | delta "
+            "| the threads alive throughout: ticks, CPU ms |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for d in sc["idle"]:
+            threads = (f"{d['threads']}" if d["threads"] == d["threads_after"]
+                       else f"{d['threads']} → {d['threads_after']}")
+            out.append(f"| {d['model']} | {d['model_threads']} | {threads} "
+                       f"| {d['ticks_before']} | {d['ticks_after']} | {d['ticks_delta']} "
+                       f"| {d['alive_threads_ticks_delta']}, "
+                       f"{d['alive_threads_cpu_ms']:.2f} |")
+    return out + [""]
+
+
 def targets_table(results: dict) -> list[str]:
     out = ["| target | measured | goal | verdict |", "| --- | ---: | --- | --- |"]
     for t in results["targets"]:
@@ -150,6 +267,8 @@ def full(results: dict) -> list[str]:
             "",
         ]
         out += memory_table(sc["g-memory"]) + [""]
+    if "engines" in sc:
+        out += engines(results)
     out += ["**Every target, as the harness printed it**", ""] + targets_table(results)
     return out
 

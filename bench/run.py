@@ -3,6 +3,7 @@
 
     bench/run.sh [--quick]            # setup (venvs, models, release builds), then this
     python3 bench/run.py [--quick] [--only iris,titanic,heavy,cold,memory,cost] [--rounds N]
+    python3 bench/run.py --only engines   # tract, serve's onnxruntime, Python's (bench/engines.py)
 
 A program that prints figures and writes results, never a test that asserts. It needs only the
 Python standard library; the peers run in the venvs that bench/setup.sh makes, and the chart is
@@ -186,7 +187,7 @@ class Server:
         self.name, self.argv, self.port = name, argv, port
         self.env = dict(os.environ, **(env or {}))
         self.cwd = cwd or REPO
-        self.ready = ready  # (method, path, body bytes)
+        self.ready = ready  # (method, path, body bytes[, headers])
         self.ready_timeout = ready_timeout
         self.describe = describe or " ".join(os.path.basename(a) if i == 0 else a
                                              for i, a in enumerate(argv))
@@ -205,14 +206,15 @@ class Server:
         LIVE[self.proc.pid] = self
         if self.ready is None:
             return 0.0
-        method, path, body = self.ready
+        method, path, body, *headers = self.ready
         deadline = t0 + self.ready_timeout
         last = None
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode} while starting "
                                    f"(log: {self.logfile.name})")
-            status, _, err = request(self.port, method, path, body, timeout=30)
+            status, _, err = request(self.port, method, path, body, timeout=30,
+                                     headers=headers[0] if headers else None)
             if status == 200:
                 return time.perf_counter() - t0
             last = status or err
@@ -262,11 +264,14 @@ def _on_signal(signum, _frame):
     sys.exit(128 + signum)
 
 
-def request(port: int, method: str, path: str, body: bytes | None, timeout: float = 10):
-    """One HTTP request on a fresh connection: (status, body, error)."""
+def request(port: int, method: str, path: str, body: bytes | None, timeout: float = 10,
+            headers: dict | None = None):
+    """One HTTP request on a fresh connection: (status, body, error). The headers are JSON's
+    Content-Type when there is a body, unless `headers` are given."""
     try:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if headers is None:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
         c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
         data = r.read()
@@ -300,25 +305,30 @@ def wait_port_free(port: int, timeout: float = 10) -> None:
 # ---------------------------------------------------------------------------------------------
 # Load: wrk
 
-def wrk(port: int, path: str, body_file: str, conns: int, seconds: float) -> dict:
+def wrk(port: int, path: str, body_file: str, conns: int, seconds: float,
+        json_length: int | None = None) -> dict:
     threads = 1 if conns == 1 else 2
     # wrk takes whole seconds only ("3.0s" is a usage error).
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s",
            "--timeout", "30s",
            "-s", LUA, f"http://127.0.0.1:{port}{path}"]
-    return wrk_json(cmd, seconds, body_file)
+    return wrk_json(cmd, seconds, body_file, json_length)
 
 
-def wrk_json(cmd: list[str], seconds: float, body_file: str | None = None) -> dict:
+def wrk_json(cmd: list[str], seconds: float, body_file: str | None = None,
+             json_length: int | None = None) -> dict:
     """Runs a wrk command line with post.lua; its summary. Without `body_file`, the iris V1
-    row (scenario (i) sends only that)."""
+    row (scenario (i) sends only that). With `json_length`, the body is KServe V2's binary
+    extension: a JSON header of that many bytes, then the tensors."""
     if body_file is None:
         body_file = os.path.join(RESULTS, "tmp", "iris_v1.json")
         os.makedirs(os.path.dirname(body_file), exist_ok=True)
         with open(body_file, "wb") as f:
             f.write(json.dumps({"instances": [IRIS_ROW]}).encode())
-    out = subprocess.run(cmd, env=dict(os.environ, WRK_BODY=body_file), capture_output=True,
-                         text=True, timeout=seconds + 90)
+    env = dict(os.environ, WRK_BODY=body_file)
+    if json_length is not None:
+        env["WRK_JSON_LENGTH"] = str(json_length)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 90)
     for line in out.stdout.splitlines():
         if line.startswith("WRKJSON "):
             return json.loads(line[len("WRKJSON "):])
@@ -326,11 +336,11 @@ def wrk_json(cmd: list[str], seconds: float, body_file: str | None = None) -> di
 
 
 def measure(server: Server, path: str, body_file: str, conns: int, seconds: float,
-            warmup: float) -> dict:
+            warmup: float, json_length: int | None = None) -> dict:
     if warmup > 0:
-        wrk(server.port, path, body_file, conns, warmup)
+        wrk(server.port, path, body_file, conns, warmup, json_length)
     with Sampler(server.pid) as s:
-        w = wrk(server.port, path, body_file, conns, seconds)
+        w = wrk(server.port, path, body_file, conns, seconds, json_length)
     pss = sum(pss_kib(p) for p in tree(server.pid))
     e = w["errors"]
     lat = w["latency_us"]
@@ -484,6 +494,7 @@ class Bodies:
         os.makedirs(d, exist_ok=True)
         self.files: dict[str, str] = {}
         self.data: dict[str, bytes] = {}
+        self.json_length: dict[str, int] = {}  # KServe V2 binary bodies: their JSON's length
 
     def add(self, name: str, data: bytes) -> str:
         p = os.path.join(self.dir, name + ".json")
@@ -491,6 +502,22 @@ class Bodies:
             f.write(data)
         self.files[name], self.data[name] = p, data
         return p
+
+    def add_binary(self, name: str, header: dict, tensors: list[bytes]) -> str:
+        """A KServe V2 binary-extension body: the JSON `header`, then the tensors' bytes."""
+        head = json.dumps(header, separators=(",", ":")).encode()
+        p = os.path.join(self.dir, name + ".bin")
+        data = head + b"".join(tensors)
+        with open(p, "wb") as f:
+            f.write(data)
+        self.files[name], self.data[name], self.json_length[name] = p, data, len(head)
+        return p
+
+    def headers(self, name: str) -> dict | None:
+        """The request headers a body needs (None: JSON's)."""
+        n = self.json_length.get(name)
+        return None if n is None else {"Inference-Header-Content-Length": str(n),
+                                       "Content-Type": "application/octet-stream"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,7 +648,7 @@ class Runner:
             for c in cases:
                 s = servers[c.server]
                 status, data, err = request(s.port, "POST", c.path, self.bodies.data[c.body],
-                                            timeout=60)
+                                            timeout=60, headers=self.bodies.headers(c.body))
                 ok = status == 200 and (c.check is None or _safe(c.check, data))
                 c.sample = data[:300].decode(errors="replace")
                 if not ok:
@@ -633,7 +660,8 @@ class Runner:
                 for c in cases:
                     if c.server == name:
                         log(f"   priming {name} for {secs}s (lazy model loads in every worker)")
-                        wrk(servers[name].port, c.path, self.bodies.files[c.body], c.conns, secs)
+                        wrk(servers[name].port, c.path, self.bodies.files[c.body], c.conns, secs,
+                            self.bodies.json_length.get(c.body))
                         break
             for r in range(self.rounds):
                 order = cases[r % len(cases):] + cases[:r % len(cases)]
@@ -649,7 +677,8 @@ class Runner:
                         time.sleep(c.settle)  # let a slow server drain what the last run queued
                     m = measure(s, c.path, self.bodies.files[c.body], c.conns,
                                 c.seconds or self.seconds,
-                                self.warmup if c.warmup is None else c.warmup)
+                                self.warmup if c.warmup is None else c.warmup,
+                                self.bodies.json_length.get(c.body))
                     c.runs.append(m)
                     flag = f"  ERRORS {m['errors']} {m['errors_detail']}" if m["errors"] else ""
                     log(f"   {c.scenario:8} {c.label:34} c={c.conns:<3} {m['rps']:>10.0f} req/s  "
@@ -1041,6 +1070,7 @@ class Runner:
                 "mlserver": pyver("mlserver", ["mlserver", "mlserver-sklearn", "scikit-learn",
                                                "fastapi", "uvicorn"]),
                 "keras": pyver("keras", ["tensorflow-cpu", "keras", "gunicorn", "flask", "numpy"]),
+                "torch": pyver("torch", ["torch", "transformers", "onnx", "onnxruntime"]),
             },
         }
 
@@ -1223,7 +1253,7 @@ def targets(results) -> list[dict]:
 
 
 def print_targets(ts) -> str:
-    lines = ["", "Targets of issue 4"]
+    lines = ["", "Targets (issue 4; engines: issue 20)"]
     for t in ts:
         verdict = "info" if t["met"] is None else ("MET   " if t["met"] else "MISSED")
         lines.append(f"  {verdict:6} {t['target']:58} {t['value']!s:>8} (goal {t['goal']}): "
@@ -1240,7 +1270,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs (iteration)")
     ap.add_argument("--only", default="iris,titanic,heavy,cold,memory,cost,balance",
                     help="comma-separated groups: iris (a, c, e, batching, reuse-port), "
-                         "titanic (b), heavy (d), cold (f), memory (g), cost (h), balance (i)")
+                         "titanic (b), heavy (d), cold (f), memory (g), cost (h), balance (i); "
+                         "engines (tract, serve's onnxruntime and Python's on the full-size "
+                         "models: not in the default, its setup is a 5 GB torch venv)")
     ap.add_argument("--starts", type=int,
                     help="(i) balance: fresh starts per configuration (default 5, quick 2)")
     ap.add_argument("--before", metavar="SERVE_BINARY",
@@ -1282,9 +1314,10 @@ def main() -> int:
     log(f"run {r.run_id}: {r.rounds} rounds x {r.seconds}s (+{r.warmup}s warm-up); "
         f"load average {results['machine']['load_average']}")
     import balance
+    import engines
     groups = {"iris": r.scenario_iris, "titanic": r.scenario_titanic, "heavy": r.scenario_heavy,
               "cold": r.scenario_cold, "memory": r.scenario_memory, "cost": r.scenario_cost,
-              "balance": lambda: balance.scenario(r)}
+              "balance": lambda: balance.scenario(r), "engines": lambda: engines.scenario(r)}
     for g in args.only.split(","):
         try:
             groups[g.strip()]()
@@ -1296,9 +1329,10 @@ def main() -> int:
     results["duration_s"] = round(time.time() - t0, 1)
     results["load_average_after"] = os.getloadavg()
     results["anomalies"] = r.anomalies
-    results["targets"] = targets(results)
+    results["targets"] = targets(results) + engines.targets(results)
     table = print_tables(results)
     table += balance.table(results)
+    table += engines.table(results)
     table += print_targets(results["targets"])
     if r.anomalies:
         print("\nAnomalies (errors, wrong answers, crashes):")

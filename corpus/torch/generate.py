@@ -4,6 +4,7 @@ Run by hand (see ../README.md), from any directory, with the packages of require
 
     python corpus/torch/generate.py          # every case
     python corpus/torch/generate.py cnn      # only the cases whose name starts so
+    python corpus/torch/generate.py --full OUTDIR   # the bench's full-size models (below)
 
 Each case is a small module trained for a few epochs on synthetic data made here (nothing
 is downloaded), put in eval mode and exported as users export today:
@@ -42,6 +43,18 @@ being the bench's:
   `BertConfig`: 2 layers, 2 heads, 32 wide, a vocabulary of 100), `input_ids` and
   `attention_mask` INT64 [N, S] with both the batch and the sequence dynamic
   (`dynamic_axes` {0: "batch", 1: "sequence"}), some rows padded: `logits` [N, 3].
+
+`--full OUTDIR` writes the full-size variants that bench/engines.py times, with the same
+modules and the same export, into OUTDIR (never committed: up to 45 MB each), without
+expected answers (onnxruntime's answer is compared with torch's and the difference printed):
+- `resnet18.onnx`: ResNet-18's layout on 3x224x224 images: a 7x7 stride-2 stem and max
+  pooling, four stages of two basic blocks (64, 128, 256, 512 channels), global average
+  pooling, Linear: `image` [N, 3, 224, 224] -> `logits` [N, 1000]. Not trained: a few
+  forward passes in train mode set BatchNorm's running statistics.
+- `gru.onnx`: the `gru` case 128 wide (2 layers, 50 steps of 32 features): `sequence`
+  [N, 50, 32] -> `logits` [N, 4].
+- `bert.onnx`: the `bert` case with 4 layers, 4 heads, 256 wide (1024 in the feed-forward),
+  a vocabulary of 1000 and 128 positions: `input_ids`, `attention_mask` [N, S] -> `logits`.
 """
 
 import os
@@ -49,6 +62,7 @@ import sys
 import tempfile
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
@@ -252,10 +266,10 @@ def resnet():
 
 
 class Gru(nn.Module):
-    def __init__(self):
+    def __init__(self, hidden=32):
         super().__init__()
-        self.gru = nn.GRU(32, 32, num_layers=2, batch_first=True)
-        self.fc = nn.Linear(32, 4)
+        self.gru = nn.GRU(32, hidden, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(hidden, 4)
 
     def forward(self, x):
         out, _ = self.gru(x)
@@ -276,17 +290,17 @@ class Bert(nn.Module):
     """BertForSequenceClassification's logits, as an exporter of a transformers model gives
     them (the module returns a ModelOutput)."""
 
-    def __init__(self):
+    def __init__(self, vocab=100, width=32, ffn=64, layers=2, heads=2, positions=64):
         super().__init__()
         from transformers import BertConfig, BertForSequenceClassification
 
         config = BertConfig(
-            vocab_size=100,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=64,
+            vocab_size=vocab,
+            hidden_size=width,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=ffn,
+            max_position_embeddings=positions,
             num_labels=3,
         )
         self.bert = BertForSequenceClassification(config)
@@ -314,5 +328,80 @@ def bert():
     )
 
 
+class ResNet18(nn.Module):
+    """ResNet-18's layout (torchvision's, written with the Block above)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        blocks, cin = [], 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            blocks += [Block(cin, cout, stride), Block(cout, cout, 1)]
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, 1000)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+def full_models(rng):
+    """The full-size variants: (file stem, module, example feeds, output names, axes)."""
+    resnet = ResNet18()
+    with torch.no_grad():  # BatchNorm's running statistics, from a few batches
+        resnet.train()
+        for _ in range(3):
+            resnet(torch.from_numpy(rng.normal(size=(8, 3, 224, 224)).astype(np.float32)))
+    resnet.eval()
+    image = rng.normal(size=(1, 3, 224, 224)).astype(np.float32)
+    sequence = rng.normal(size=(4, 50, 32)).astype(np.float32)
+    ids = rng.integers(1, 1000, size=(2, 64)).astype(np.int64)
+    mask = np.ones((2, 64), dtype=np.int64)
+    bert_axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        "logits": {0: "batch"},
+    }
+    bert = Bert(vocab=1000, width=256, ffn=1024, layers=4, heads=4, positions=128).eval()
+    return [
+        ("resnet18", resnet, {"image": image}, ["logits"], None),
+        ("gru", Gru(hidden=128).eval(), {"sequence": sequence}, ["logits"], None),
+        ("bert", bert, {"input_ids": ids, "attention_mask": mask}, ["logits"], bert_axes),
+    ]
+
+
+def write_full(directory):
+    """Exports the full-size variants into `directory` (the bench's models), each checked
+    against onnxruntime on its example rows; no expected answers."""
+    os.makedirs(directory, exist_ok=True)
+    for name, model, feeds, output_names, axes in full_models(seed()):
+        names = list(feeds)
+        # Traced on the first row, as the cases are (a GRU traced on several rows warns that
+        # other batch sizes may fail); checked on all of them.
+        onnx_bytes = export(model, [feeds[k][:1] for k in names], names, output_names, axes)
+        path = os.path.join(directory, f"{name}.onnx")
+        with open(path, "wb") as f:
+            f.write(onnx_bytes)
+        with torch.no_grad():
+            want = model(*(torch.from_numpy(feeds[k]) for k in names)).numpy()
+        got = corpus_io.session(onnx.load_from_string(onnx_bytes)).run(None, feeds)[0]
+        shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
+        print(
+            f"{path}: {len(onnx_bytes) / 2**20:.1f} MB, {shapes}; onnxruntime against torch: "
+            f"largest difference {float(np.max(np.abs(got - want))):.2e}"
+        )
+
+
 if __name__ == "__main__":
-    CASES.main(HERE)
+    if sys.argv[1:2] == ["--full"]:
+        if len(sys.argv) != 3:
+            sys.exit("usage: generate.py --full OUTDIR")
+        write_full(sys.argv[2])
+    else:
+        CASES.main(HERE)
