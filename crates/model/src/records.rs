@@ -33,6 +33,9 @@ pub struct RecordSpec {
     /// Keys no input reads are skipped instead of refused (a route's
     /// `unknown_keys = "ignore"`, as a Flask app's `payload.get("Age")` ignores the rest).
     ignore_unknown: bool,
+    /// The records are a manifest route's, whose `unknown_keys` can let other keys through:
+    /// the refusal of one says so.
+    route: bool,
 }
 
 impl RecordSpec {
@@ -44,7 +47,15 @@ impl RecordSpec {
             key_input: (0..n).collect(),
             input_keys: (0..n).map(|i| vec![i]).collect(),
             ignore_unknown: false,
+            route: false,
         }
+    }
+
+    /// The same spec, a manifest route's (its refusal of an unknown key names the route's
+    /// `unknown_keys`).
+    pub fn for_route(mut self) -> RecordSpec {
+        self.route = true;
+        self
     }
 
     /// The same spec, skipping keys no input reads instead of refusing them.
@@ -61,6 +72,7 @@ impl RecordSpec {
             key_input: vec![],
             input_keys: vec![vec![]; meta.inputs.len()],
             ignore_unknown: false,
+            route: false,
         };
         for (input, keys) in mapping {
             let i = meta.input_index(input).ok_or_else(|| {
@@ -204,8 +216,14 @@ impl<'m> Rows<'m> {
                     continue;
                 }
                 Err(key) => {
+                    let hint = if self.spec.route {
+                        "; a route whose records carry keys no input reads says \
+                         unknown_keys = \"ignore\" in app.toml"
+                    } else {
+                        ""
+                    };
                     return Err(de::Error::custom(format_args!(
-                        "record {r}: unknown key \"{key}\" (expected {})",
+                        "record {r}: unknown key \"{key}\" (expected {}){hint}",
                         self.spec.keys()
                     )));
                 }

@@ -78,7 +78,9 @@ impl Route {
             },
         };
         let meta = &model.meta;
-        let spec = RecordSpec::new(meta, &entry.inputs).map_err(|e| format!("{at}: {e}"))?;
+        let spec = RecordSpec::new(meta, &entry.inputs)
+            .map_err(|e| format!("{at}: {e}"))?
+            .for_route();
         let spec = match entry.unknown_keys {
             UnknownKeys::Reject => spec,
             UnknownKeys::Ignore => spec.ignoring_unknown_keys(),

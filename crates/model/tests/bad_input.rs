@@ -119,7 +119,9 @@ fn corpus() -> Vec<Case> {
             ROUTE,
             r#"{"Age":22,"Fare":7.25,"Embarked":"S","Sex":"male","Pclass":3,"Name":"Bob"}"#,
             400,
-            "record 0: unknown key \"Name\"",
+            "record 0: unknown key \"Name\" (expected \"Age\", \"Fare\", \"Embarked\", \
+             \"Sex\", \"Pclass\"); a route whose records carry keys no input reads says \
+             unknown_keys = \"ignore\" in app.toml",
         ),
         case(
             "POST",
