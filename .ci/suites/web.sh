@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The web side of serve, with the tools its users have: /metrics checked by promtool and
 # parsed by prometheus_client (and config/prometheus/ by promtool), the OpenAPI document
-# checked by openapi-spec-validator and turned into a Postman collection by openapi-to-postmanv2 (npm),
-# every example it carries answered, and the front page (and /status) driven in a real
+# checked by openapi-spec-validator and turned into a Postman collection by openapi-to-postmanv2 (npm)
+# as README says, the collection run by newman (npm) with every request answered 200, every example
+# the document carries answered, and the front page (and /status) driven in a real
 # browser (Debian's chromium through selenium). Installs node/npm and chromium with apt-get
 # when missing, the Python tools in the venv the clients suite uses. Needs the debug binary
 # that `cargo test` built (it builds it if missing). Screenshots and the generated documents
@@ -43,4 +44,5 @@ fi
 export SERVE_CI_ARTEFACTS=${SERVE_CI_ARTEFACTS:-target/ci-artefacts}
 # The converter, pinned: the version a user would get from npm today.
 export OPENAPI_TO_POSTMAN=openapi-to-postmanv2@6.3.3
+export NEWMAN=newman@6.2.1
 "$venv/bin/python" tests/web/test_web.py target/debug/serve

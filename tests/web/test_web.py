@@ -25,6 +25,7 @@ from serve import Server  # noqa: E402
 
 ARTEFACTS = os.environ.get("SERVE_CI_ARTEFACTS", os.path.join(ROOT, "target/ci-artefacts"))
 POSTMAN = os.environ.get("OPENAPI_TO_POSTMAN", "openapi-to-postmanv2@6.3.3")
+NEWMAN = os.environ.get("NEWMAN", "newman@6.2.1")
 
 # (name, APP arguments, the operations its document must list besides the server's own)
 APPS = [
@@ -111,12 +112,16 @@ def check_examples(server, app, out):
 
 
 def check_postman(server, app, out):
-    """openapi-to-postmanv2 turns the document into a collection with a request per operation."""
+    """README's command (openapi-to-postmanv2 with parametersResolution=Example) turns the
+    document into a collection with a request per operation, each POST carrying its example
+    as its body; newman (Postman's command-line runner) then sends every request of it to the
+    server, and each answers 200."""
     with open(os.path.join(out, "openapi.json")) as f:
         doc = json.load(f)
     collection = os.path.join(out, "collection.json")
     cmd = ["npx", "-y", "-p", POSTMAN, "openapi2postmanv2",
-           "-s", os.path.join(out, "openapi.json"), "-o", collection, "-p"]
+           "-s", os.path.join(out, "openapi.json"), "-o", collection, "-p",
+           "-O", "parametersResolution=Example"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     check(run.returncode == 0, f"{app}: {POSTMAN} converts the document "
           f"({run.stdout[-500:]}{run.stderr[-500:]})")
@@ -134,17 +139,36 @@ def check_postman(server, app, out):
     ops = operations(doc)
     check(len(requests) == len(ops),
           f"{app}: the collection has {len(requests)} requests for {len(ops)} operations")
-    got = set()
+    got = {}
     for item in requests:
         req = item["request"]
         segments = req["url"]["path"] if isinstance(req["url"], dict) else []
-        got.add((req["method"].lower(), "/" + "/".join(s for s in segments if s)))
+        got[(req["method"].lower(), "/" + "/".join(s for s in segments if s))] = req
     for method, path in ops:
         check((method, path) in got, f"{app}: the collection has {method.upper()} {path}")
-    bodies = [r for r in requests if r["request"].get("body", {}).get("raw", "").strip()]
-    posts = [op for op in ops if op[0] == "post"]
-    check(len(bodies) == len(posts),
-          f"{app}: each of the {len(posts)} POST requests has its example as its body")
+        example = (doc["paths"][path][method].get("requestBody", {}).get("content", {})
+                   .get("application/json", {}).get("example"))
+        if example is None:
+            continue
+        raw = got.get((method, path), {}).get("body", {}).get("raw", "")
+        check(raw.strip() and json.loads(raw) == example,
+              f"{app}: {method.upper()} {path} carries the document's example as its body")
+
+    # newman sends the collection as Postman would, to the server the document names.
+    report = os.path.join(out, "newman.json")
+    cmd = ["npx", "-y", "-p", NEWMAN, "newman", "run", collection,
+           "--env-var", f"baseUrl={server.base}", "--reporters", "json",
+           "--reporter-json-export", report]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    check(run.returncode == 0, f"{app}: {NEWMAN} runs the collection "
+          f"({run.stdout[-500:]}{run.stderr[-500:]})")
+    with open(report) as f:
+        executions = json.load(f)["run"]["executions"]
+    check(len(executions) == len(ops), f"{app}: newman sent {len(executions)} requests")
+    for e in executions:
+        code = e.get("response", {}).get("code")
+        body = bytes(e.get("response", {}).get("stream", {}).get("data", []))
+        check(code == 200, f"{app}: newman's {e['item']['name']!r} answered {code} {body[:200]!r}")
 
 
 # ---------------------------------------------------------------------------------------
