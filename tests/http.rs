@@ -135,7 +135,9 @@ fn answers_are_compressed_when_the_client_takes_it() {
             .request("POST", "/echo", headers, body)
             .unwrap()
     };
-    let big: Vec<u8> = (0..4000u32).flat_map(|i| format!("{i},").into_bytes()).collect();
+    let big: Vec<u8> = (0..4000u32)
+        .flat_map(|i| format!("{i},").into_bytes())
+        .collect();
     // Not asked: as it is, but caches are told it varies.
     let res = echo(&[], &big);
     assert_eq!((res.status, &res.body), (200, &big));
@@ -153,8 +155,11 @@ fn answers_are_compressed_when_the_client_takes_it() {
     let res = echo(&[("Accept-Encoding", "gzip;q=0.5, deflate")], &big);
     assert_eq!(res.header("content-encoding"), Some("deflate"));
     let mut plain = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&res.body[..]), &mut plain)
-        .unwrap();
+    std::io::Read::read_to_end(
+        &mut flate2::read::ZlibDecoder::new(&res.body[..]),
+        &mut plain,
+    )
+    .unwrap();
     assert_eq!(plain, big);
     // Refused by weight, or too small (--compress-min-size, 1K): as it is.
     let res = echo(&[("Accept-Encoding", "gzip;q=0")], &big);
