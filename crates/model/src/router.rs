@@ -26,12 +26,14 @@ pub struct Inner {
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
 
-/// Answers one request, and tells the worker what to count it under (its model and
-/// protocol, `serve_app::observe`) as soon as the path says, so that an error answer, or a
-/// request whose client leaves while it waits for the model, counts there too.
+/// Answers one request. What it counts under (its model and protocol) was told to the worker
+/// from the head ([`label`], through `App::observe_head`), before the body was read, so that an
+/// error answer, a refused body, or a request whose client leaves while it waits for the model
+/// counts there too.
 pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Response, ApiError> {
+    // Labelled already: the worker asks `App::observe_head` (this module's `label`) before it
+    // reads the body.
     let path = req.uri().path();
-    serve_app::observe(label(app, req.method(), path));
     if let Some(route) = manifest_route(app, req.method(), path)? {
         return route.call(req.body()).await;
     }
