@@ -58,6 +58,16 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             allow(&req, POST)?;
             v2::repository_index(&app.registry, req.body()).await
         }
+        [
+            "v2",
+            "repository",
+            "models",
+            name,
+            verb @ ("load" | "unload"),
+        ] => {
+            allow(&req, POST)?;
+            Err(v2::repository_control(app, name, verb))
+        }
         ["v2", "models", name, rest @ ..] => {
             let model = find(app, name)?;
             match versioned(&model, rest)? {

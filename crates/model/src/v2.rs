@@ -20,12 +20,33 @@ use crate::v2_request;
 /// The header naming the JSON part's length in a binary-extension body.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
+/// `POST /v2/repository/models/NAME/load` and `/unload` (Triton's explicit model control):
+/// 501, naming how serve changes what it serves.
+pub fn repository_control(app: &crate::router::Inner, name: &str, verb: &str) -> ApiError {
+    let known = if app.registry.get(name).is_some() {
+        String::new()
+    } else {
+        format!(" (this server has {})", app.registry.names())
+    };
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        format!(
+            "{verb} of model \"{name}\"{known}: serve does not load or unload models on request; \
+             it serves the models its APP names: edit the files or app.toml, then send HUP to \
+             the master (kill -HUP MASTER_PID), which proves the new models before any worker \
+             serves them"
+        ),
+    )
+}
+
 /// `GET /v2`.
 pub fn server_metadata() -> Response {
     let body = serde_json::json!({
         "name": "serve",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data", "model_repository"],
+        // Only whole extensions: Triton's model_repository is the index and load/unload, and
+        // serve has the index only (load and unload answer 501).
+        "extensions": ["binary_tensor_data"],
     });
     json_response(StatusCode::OK, body.to_string())
 }

@@ -41,9 +41,29 @@ async fn health_and_server_metadata() {
     assert_eq!(a.status, 200);
     let v = call(&app, "GET", "/v2", "").await.json();
     assert_eq!(v["name"], "serve");
-    assert_eq!(
-        v["extensions"],
-        json!(["binary_tensor_data", "model_repository"])
+    assert_eq!(v["extensions"], json!(["binary_tensor_data"]));
+    // Load and unload do not exist: 501, naming what does.
+    for verb in ["load", "unload"] {
+        let a = call(
+            &app,
+            "POST",
+            &format!("/v2/repository/models/iris/{verb}"),
+            "{}",
+        )
+        .await;
+        assert_eq!(a.status, 501, "{verb}");
+        let e = a.error();
+        assert!(
+            e.starts_with(&format!("{verb} of model \"iris\": serve does not")),
+            "{e}"
+        );
+        assert!(e.contains("send HUP to the master"), "{e}");
+    }
+    let a = call(&app, "POST", "/v2/repository/models/nope/load", "{}").await;
+    assert!(
+        a.error().contains("(this server has \"iris\")"),
+        "{}",
+        a.error()
     );
     let a = call(&app, "GET", "/v2/models/iris/ready", "").await;
     assert_eq!(
