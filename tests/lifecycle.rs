@@ -579,15 +579,6 @@ fn hup_moves_to_the_new_addresses_of_the_config_file() {
     assert_eq!(refused, Some(std::io::ErrorKind::ConnectionRefused));
 }
 
-fn restarts_for_memory(server: &common::Server) -> u64 {
-    let metrics = server.get("/metrics").text();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("serve_worker_restarts_total{cause=\"memory\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no memory restarts counter in:\n{metrics}"))
-}
-
 #[test]
 fn max_worker_memory_replaces_the_worker_that_grew_under_load_and_drops_nothing() {
     let _serial = serial();
@@ -614,7 +605,7 @@ fn max_worker_memory_replaces_the_worker_that_grew_under_load_and_drops_nothing(
         "{}",
         server.log()
     );
-    assert_eq!(restarts_for_memory(&server), 0);
+    assert_eq!(server.restarts("memory"), 0);
 
     // One worker keeps 96 MiB, as an engine's arena keeps its largest call.
     let held = server.get("/hold?mib=96");
@@ -636,7 +627,7 @@ fn max_worker_memory_replaces_the_worker_that_grew_under_load_and_drops_nothing(
         1,
         "the other worker serves on"
     );
-    assert_eq!(restarts_for_memory(&server), 1);
+    assert_eq!(server.restarts("memory"), 1);
     let log = server.log();
     let line = log
         .lines()
@@ -681,7 +672,7 @@ fn a_memory_limit_below_what_a_worker_needs_is_logged_once_and_not_a_restart_loo
     assert_eq!(stats.failed, 0, "{:?}", stats.errors);
     assert_eq!(server.count_log("the limit cannot be met"), 1);
     assert_eq!(server.workers(), vec![worker], "{}", server.log());
-    assert_eq!(restarts_for_memory(&server), 0);
+    assert_eq!(server.restarts("memory"), 0);
     let log = server.log();
     let line = log
         .lines()

@@ -459,15 +459,6 @@ fn binary_rows(rows: usize) -> (Vec<(&'static str, String)>, Vec<u8>) {
     (headers, body)
 }
 
-fn restarts_for_memory(server: &common::Server) -> u64 {
-    let metrics = server.get("/metrics").text();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("serve_worker_restarts_total{cause=\"memory\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no memory restarts counter in:\n{metrics}"))
-}
-
 /// onnxruntime's arena keeps the peak of the largest call: one request of a million rows
 /// takes a worker from about 10 MiB of its own memory to about 40 and it stays there. With
 /// the limit between the two, that worker answers it, then is replaced; nothing fails.
@@ -491,7 +482,7 @@ fn a_worker_whose_memory_grew_past_the_limit_answers_then_is_replaced_under_load
         "{}",
         server.log()
     );
-    assert_eq!(restarts_for_memory(&server), 0, "{}", server.log());
+    assert_eq!(server.restarts("memory"), 0, "{}", server.log());
 
     let (headers, body) = binary_rows(1_000_000);
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -500,7 +491,7 @@ fn a_worker_whose_memory_grew_past_the_limit_answers_then_is_replaced_under_load
         .unwrap();
     assert_eq!(res.status, 200, "{}", res.text());
     assert!(
-        common::wait_until(PATIENCE, || restarts_for_memory(&server) == 1),
+        common::wait_until(PATIENCE, || server.restarts("memory") == 1),
         "{}",
         server.log()
     );
@@ -518,5 +509,5 @@ fn a_worker_whose_memory_grew_past_the_limit_answers_then_is_replaced_under_load
         log.contains("passed --max-worker-memory (26.0 MiB)"),
         "{log}"
     );
-    assert_eq!(restarts_for_memory(&server), 1);
+    assert_eq!(server.restarts("memory"), 1);
 }

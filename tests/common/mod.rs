@@ -286,6 +286,17 @@ impl Server {
         }
     }
 
+    /// `serve_worker_restarts_total{cause="CAUSE"}`, from one scrape of `/metrics`.
+    pub fn restarts(&self, cause: &str) -> u64 {
+        let metrics = self.get("/metrics").text();
+        let prefix = format!("serve_worker_restarts_total{{cause=\"{cause}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {cause} restarts counter in:\n{metrics}"))
+    }
+
     /// One GET on a fresh connection.
     pub fn get(&self, path: &str) -> http::Response {
         http::Conn::open(self.addr())

@@ -22,6 +22,17 @@ V2_BODY = json.dumps(
 )
 
 
+def expected(model, case):
+    """The outputs examples/MODEL/expected.json gives for CASE."""
+    with open(os.path.join(ROOT, "examples", model, "expected.json")) as f:
+        return next(c for c in json.load(f)["cases"] if c["name"] == case)["outputs"]
+
+
+def container_log(name):
+    p = podman("logs", name, check_rc=False)
+    return p.stdout + p.stderr
+
+
 def check(cond, what):
     if not cond:
         raise SystemExit("FAILED: " + what)

@@ -5,17 +5,12 @@ Run by .ci/deploy/deploy.sh after the image is built: python3 tests/deploy/test_
 """
 
 import json
-import os
 import time
 
-from common import IMAGE, IRIS, ROOT, TITANIC, Load, check, free_port, podman, request, run_container
+from common import (IMAGE, IRIS, TITANIC, Load, check, container_log, expected, free_port, podman,
+                    request, run_container)
 
 NAME = "serve-ci-container"
-
-
-def expected(model, case):
-    with open(os.path.join(ROOT, "examples", model, "expected.json")) as f:
-        return next(c for c in json.load(f)["cases"] if c["name"] == case)["outputs"]
 
 
 def main():
@@ -98,11 +93,6 @@ def main():
     added = (inspect["Size"] - base) / 1e6
     print(f"   image {IMAGE}: {inspect['Size'] / 1e6:.1f} MB, {added:.1f} MB over its base", flush=True)
     check(added <= 40, f"the image adds at most 40 MB to its base: {added:.1f} MB")
-
-
-def container_log(name):
-    p = podman("logs", name, check_rc=False)
-    return p.stdout + p.stderr
 
 
 if __name__ == "__main__":

@@ -10,25 +10,16 @@ import json
 import os
 import time
 
-from common import IMAGE, IRIS, ROOT, TITANIC, Load, check, free_port, podman, request, run_container
+from common import (IMAGE, IRIS, TITANIC, Load, check, container_log, expected, free_port, podman,
+                    request, run_container)
 
 ORT_IMAGE = os.environ.get("SERVE_ORT_IMAGE", IMAGE + "-onnxruntime")
 NAME = "serve-ci-container-onnxruntime"
 
 
-def expected(model, case):
-    with open(os.path.join(ROOT, "examples", model, "expected.json")) as f:
-        return next(c for c in json.load(f)["cases"] if c["name"] == case)["outputs"]
-
-
 def maps_onnxruntime(pid):
     maps = podman("exec", NAME, "cat", f"/proc/{pid}/maps", check_rc=False).stdout
     return "libonnxruntime" in maps
-
-
-def log():
-    p = podman("logs", NAME, check_rc=False)
-    return p.stdout + p.stderr
 
 
 def main():
@@ -65,9 +56,9 @@ def main():
 
         podman("kill", "-s", "HUP", NAME)
         deadline = time.time() + 60
-        while time.time() < deadline and "Reload complete" not in log():
+        while time.time() < deadline and "Reload complete" not in container_log(NAME):
             time.sleep(0.2)
-        check("Reload complete" in log(), "the new generation serves after HUP")
+        check("Reload complete" in container_log(NAME), "the new generation serves after HUP")
         check(load.wait_for(200), "the load flows after HUP")
         load.stop()
         check(load.failed == 0 and load.refused == 0, f"HUP under load on onnxruntime: {load.summary()}")
