@@ -105,6 +105,70 @@ def triton_cases(address, model, expected, binary):
         check("no_such_input" in str(e), f"{model}: the error names the unknown input ({e})")
 
 
+def triton_repository(binary):
+    """A Triton model repository as a Triton user brings it: iris in versions 1-3 with a
+    config.pbtxt (all versions, a label file), plain without one; tritonclient's model
+    configuration, per-version readiness and classification calls."""
+    import shutil
+    import tempfile
+
+    iris_file = os.path.join(ROOT, "examples/iris/model.onnx")
+    repo = tempfile.mkdtemp(prefix="serve-triton-")
+    try:
+        for v in ("1", "2", "3"):
+            os.makedirs(os.path.join(repo, "iris", v))
+            shutil.copy(iris_file, os.path.join(repo, "iris", v, "model.onnx"))
+        os.makedirs(os.path.join(repo, "plain", "1"))
+        shutil.copy(iris_file, os.path.join(repo, "plain", "1", "model.onnx"))
+        with open(os.path.join(repo, "iris", "config.pbtxt"), "w") as f:
+            f.write("""name: "iris"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+version_policy: { all { } }
+input [ { name: "input", data_type: TYPE_FP32, dims: [ 4 ] } ]
+output [
+  { name: "probabilities", data_type: TYPE_FP32, dims: [ 3 ], label_filename: "species.txt" }
+]
+dynamic_batching { max_queue_delay_microseconds: 100 }
+""")
+        with open(os.path.join(repo, "iris", "species.txt"), "w") as f:
+            f.write("setosa\nversicolor\nvirginica\n")
+        server = Server(binary, repo)
+        try:
+            client = httpclient.InferenceServerClient(url=server.address)
+            config = client.get_model_config("iris")
+            check(config["max_batch_size"] == 8 and config["input"][0]["dims"] == [4]
+                  and config["dynamic_batching"]["max_queue_delay_microseconds"] == 100,
+                  f"tritonclient get_model_config reads config.pbtxt ({json.dumps(config)[:200]})")
+            plain = client.get_model_config("plain")
+            check(plain["name"] == "plain" and plain["max_batch_size"] == 64
+                  and plain["input"][0]["data_type"] == "TYPE_FP32",
+                  "tritonclient get_model_config without config.pbtxt: what serve knows")
+            for v in ("1", "2", "3"):
+                check(client.is_model_ready("iris", v), f"is_model_ready(iris, {v})")
+            check(not client.is_model_ready("iris", "4"), "is_model_ready(iris, 4) is False")
+            meta = client.get_model_metadata("iris")
+            check(meta["versions"] == ["3", "2", "1"], f"metadata lists every version ({meta['versions']})")
+            rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
+            for binary_data in (True, False):
+                x = httpclient.InferInput("input", list(rows.shape), "FP32")
+                x.set_data_from_numpy(rows, binary_data=binary_data)
+                out = httpclient.InferRequestedOutput("probabilities", binary_data=binary_data,
+                                                      class_count=2)
+                result = client.infer("iris", [x], outputs=[out], model_version="2")
+                top = result.as_numpy("probabilities")
+                check(result.get_response()["model_version"] == "2", "model_version 2 answers as 2")
+                text = [[e.decode() if isinstance(e, bytes) else e for e in row] for row in top]
+                ok = (top.shape == (2, 2) and text[0][0].endswith(":0:setosa")
+                      and text[1][0].endswith(":2:virginica")
+                      and float(text[0][0].split(":")[0]) >= float(text[0][1].split(":")[0]))
+                check(ok, f"class_count=2 (binary_data={binary_data}): {text}")
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(repo)
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/serve")
     with open(os.path.join(ROOT, "examples/iris/expected.json")) as f:
@@ -189,6 +253,7 @@ def main():
             check(ok, f"requests + json.dumps, V1, row {i}: {r.status_code} {r.text[:200]}")
     finally:
         server.stop()
+    triton_repository(binary)
     print("all client checks passed")
 
 

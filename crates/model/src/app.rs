@@ -55,7 +55,7 @@ impl ModelApp {
                         None => e,
                     }
                 })?;
-            let model = Model::new(
+            let mut model = Model::new(
                 serve_runtime::model::Model::open(
                     m.name.clone(),
                     m.source.clone(),
@@ -69,6 +69,11 @@ impl ModelApp {
             )
             .with_example(m.example.as_ref())
             .map_err(|e| in_manifest(spec, e))?;
+            if let Some(config) = &m.config {
+                crate::triton::check(config, &model.meta)
+                    .map_err(|e| format!("model {} version {}: {e}", m.name, m.version))?;
+                model.config = Some(config.clone());
+            }
             registry.add(model).map_err(|e| in_manifest(spec, e))?;
         }
         let mut routes: Vec<Route> = Vec::new();
@@ -272,12 +277,32 @@ impl ModelAppFactory {
     }
 }
 
+/// The models of a spec for the start's log: `iris`, or `iris (versions 3, 2)` for a model
+/// of several versions, each name once.
+fn names_and_versions(spec: &AppSpec) -> Vec<String> {
+    let mut names: Vec<(&str, Vec<&str>)> = Vec::new();
+    for m in &spec.models {
+        match names.iter_mut().find(|(n, _)| *n == m.name) {
+            Some((_, versions)) => versions.push(&m.version),
+            None => names.push((&m.name, vec![&m.version])),
+        }
+    }
+    names
+        .into_iter()
+        .map(|(name, versions)| match versions.as_slice() {
+            [only] if *only == crate::registry::DEFAULT_VERSION => name.to_owned(),
+            [only] => format!("{name} (version {only})"),
+            _ => format!("{name} (versions {})", versions.join(", ")),
+        })
+        .collect()
+}
+
 impl AppFactory for ModelAppFactory {
     fn describe(&self) -> String {
         let source = |p: &Path| p.display().to_string();
         match self.spec() {
             Ok(spec) => {
-                let names: Vec<&str> = spec.models.iter().map(|m| m.name.as_str()).collect();
+                let names = names_and_versions(spec);
                 let from = match (&spec.manifest, self.app.as_deref()) {
                     (Some(m), _) => source(m),
                     (None, Some(app)) => source(app),
@@ -311,8 +336,14 @@ impl AppFactory for ModelAppFactory {
             .models()
             .iter()
             .map(|m| {
+                let versions = app.registry().versions(&m.name).count();
+                let version = if versions > 1 || m.version != crate::registry::DEFAULT_VERSION {
+                    format!(" version {}", m.version)
+                } else {
+                    String::new()
+                };
                 format!(
-                    "model {} (on {}): inputs {}; outputs {}",
+                    "model {}{version} (on {}): inputs {}; outputs {}",
                     m.name,
                     m.engine().name(),
                     tensors(&m.meta.inputs),
@@ -325,10 +356,14 @@ impl AppFactory for ModelAppFactory {
     }
 
     fn models(&self) -> Vec<String> {
-        match self.spec() {
-            Ok(spec) => spec.models.iter().map(|m| m.name.clone()).collect(),
-            Err(_) => Vec::new(),
+        // Names, not versions: every version of a model counts under its name.
+        let mut names: Vec<String> = Vec::new();
+        for m in self.spec().map(|s| s.models.as_slice()).unwrap_or_default() {
+            if !names.contains(&m.name) {
+                names.push(m.name.clone());
+            }
         }
+        names
     }
 
     fn engine_of(&self, model: &str) -> Option<String> {

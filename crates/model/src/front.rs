@@ -75,7 +75,7 @@ fn shell_quote(s: &str) -> String {
 /// The whole page, the `curl` lines naming `origin`.
 pub fn render(app: &Inner, origin: &str) -> String {
     let version = env!("CARGO_PKG_VERSION");
-    let models = app.registry.models();
+    let models: Vec<_> = app.registry.latest().collect();
     let mut h = String::with_capacity(16 * 1024);
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
     let _ = write!(
@@ -106,7 +106,8 @@ pub fn render(app: &Inner, origin: &str) -> String {
         },
     );
     for model in models {
-        model_section(&mut h, model, origin);
+        let versions = crate::router::version_list(&app.registry, &model.name);
+        model_section(&mut h, model, &versions, origin);
     }
     for route in &app.routes {
         route_section(&mut h, route, origin);
@@ -122,14 +123,17 @@ pub fn render(app: &Inner, origin: &str) -> String {
     h
 }
 
-fn model_section(h: &mut String, model: &Model, origin: &str) {
+/// A model's section: its highest version's tensors and forms, and every version served
+/// (`versions`, highest first).
+fn model_section(h: &mut String, model: &Model, versions: &str, origin: &str) {
     let name = escape(&model.name);
+    let s = if versions.contains(',') { "s" } else { "" };
     let _ = write!(
         h,
         "<section class=\"model\" id=\"model-{name}\" data-model=\"{name}\">\n\
-         <h2>{name} <span class=\"tag\">model · version {} · on {}</span></h2>\n\
+         <h2>{name} <span class=\"tag\">model · version{s} {} · on {}</span></h2>\n\
          <div class=\"io\">\n",
-        escape(&model.version),
+        escape(versions),
         model.engine().name()
     );
     tensor_table(h, "Inputs", "inputs", &model.meta.inputs);

@@ -57,6 +57,7 @@ pub mod app;
 pub use serve_runtime::{
     datatype, engine, executor, inputs, metadata, model, outputs, run_error, source, tensor,
 };
+pub mod classify;
 pub mod codec_binary;
 pub mod codec_json;
 pub mod column;
@@ -71,6 +72,7 @@ pub mod registry;
 pub mod resolve;
 pub mod router;
 pub mod routes;
+pub mod triton;
 pub mod v1;
 pub mod v2;
 pub mod v2_request;

@@ -20,6 +20,7 @@
 //!                           #   /metrics and /status, which serve answers itself
 //! method = "POST"           # default POST
 //! model = "titanic"         # default: the app's only model
+//! version = 2               # default: the model's highest version
 //! unknown_keys = "reject"   # default; "ignore": records may carry keys no input reads
 //! [route.inputs]            # model input = record key, or a list of keys concatenated in order;
 //! Age = "age"               #   an input not listed reads the key of its own name
@@ -162,6 +163,8 @@ pub struct RouteEntry {
     pub method: String,
     /// The model it calls.
     pub model: Option<String>,
+    /// The version of the model it calls; default: the highest loaded.
+    pub version: Option<Version>,
     /// Model input ← record key(s), in the file's order.
     #[serde(default, deserialize_with = "ordered_inputs")]
     pub inputs: Vec<(String, Vec<String>)>,

@@ -42,8 +42,11 @@ const METHODS: [&str; 8] = [
 pub fn build(app: &Inner, server: Option<&str>) -> Value {
     let mut doc = Doc::default();
     doc.server_paths();
-    for model in app.registry.models() {
-        doc.model_paths(model);
+    for model in app.registry.latest() {
+        doc.model_paths(
+            model,
+            &crate::router::version_list(&app.registry, &model.name),
+        );
     }
     let mut skipped = Vec::new();
     for route in &app.routes {
@@ -51,12 +54,7 @@ pub fn build(app: &Inner, server: Option<&str>) -> Value {
             skipped.push(format!("{} {}", route.method, route.path));
         }
     }
-    let names: Vec<&str> = app
-        .registry
-        .models()
-        .iter()
-        .map(|m| m.name.as_str())
-        .collect();
+    let names: Vec<&str> = app.registry.latest().map(|m| m.name.as_str()).collect();
     let mut description = format!(
         "serve: the models {} over KServe V2 (Open Inference Protocol), TF-Serving V1 and \
          the manifest's routes. Every model path also answers under `/versions/{{version}}/` \
@@ -240,14 +238,21 @@ impl Doc {
         );
     }
 
-    fn model_paths(&mut self, model: &Model) {
+    /// A model's paths, described from its highest version; `versions` lists every version
+    /// served, highest first.
+    fn model_paths(&mut self, model: &Model, versions: &str) {
         let name = &model.name;
         let id = |what: &str| format!("{what}_{name}");
+        let versions = versions.replace('`', "");
         let versioned = |path: &str, tail: &str| {
-            format!(
-                "Also at `{path}/versions/{}{tail}`.",
-                model.version.replace('`', "")
-            )
+            if versions.contains(',') {
+                format!(
+                    "The highest version; each version also at `{path}/versions/V{tail}` \
+                     (V: {versions})."
+                )
+            } else {
+                format!("Also at `{path}/versions/{versions}{tail}`.")
+            }
         };
         let v2 = format!("/v2/models/{name}");
         self.add(
@@ -267,6 +272,31 @@ impl Doc {
                         "inputs": {"type": "array", "items": tensor_meta_schema()},
                         "outputs": {"type": "array", "items": tensor_meta_schema()},
                         "parameters": {"type": "object"},
+                    },
+                })), "404": error("no such model or version")},
+            }),
+        );
+        let config = format!("{v2}/config");
+        self.add(
+            &config,
+            "get",
+            json!({
+                "operationId": id("v2_model_config"), "tags": ["V2"],
+                "summary": format!("Model {name}: configuration (Triton's extension)"),
+                "description": format!(
+                    "{} Triton's model configuration in its JSON form: the model's \
+                     config.pbtxt, or what serve knows of the model.",
+                    versioned(&v2, "/config")
+                ),
+                "responses": {"200": ok(json!({"type": "object",
+                    "required": ["name", "platform", "max_batch_size", "input", "output"],
+                    "properties": {
+                        "name": {"const": name},
+                        "platform": {"type": "string"},
+                        "backend": {"type": "string"},
+                        "max_batch_size": {"type": "integer"},
+                        "input": {"type": "array", "items": {"type": "object"}},
+                        "output": {"type": "array", "items": {"type": "object"}},
                     },
                 })), "404": error("no such model or version")},
             }),

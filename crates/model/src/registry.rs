@@ -23,8 +23,11 @@ pub struct Model {
     /// The request bodies the front page and OpenAPI show: placeholders made from the
     /// metadata unless [`Model::with_example`] gave one.
     pub examples: ModelExamples,
-    /// Its index in the shared metrics (registered by the master under its name).
+    /// Its index in the shared metrics (registered by the master under its name: every
+    /// version of a model counts under one).
     pub metric: serve_app::ModelId,
+    /// Its Triton `config.pbtxt`, if it has one.
+    pub config: Option<Arc<crate::triton::Config>>,
 }
 
 impl Model {
@@ -34,6 +37,7 @@ impl Model {
             by_name: RecordSpec::by_name(&core.meta),
             examples: ModelExamples::placeholders(&core.meta),
             metric: serve_app::metrics::model_id(&core.name),
+            config: None,
             core: Arc::new(core),
         }
     }
@@ -57,37 +61,89 @@ impl Deref for Model {
     }
 }
 
-/// The app's models by name. Built once, read-only afterwards: no lock on lookups.
+/// The app's models by name and version. Built once, read-only afterwards: no lock on
+/// lookups.
 #[derive(Default)]
 pub struct Registry {
+    /// Every version of every model, in the order they were added.
     models: Vec<Arc<Model>>,
-    by_name: HashMap<String, usize>,
+    /// Each name's versions (indices into `models`), highest first.
+    by_name: HashMap<String, Vec<usize>>,
+    /// The names, in the order they were first added.
+    names: Vec<String>,
+}
+
+/// Orders versions as Triton numbers them (numerically), and any other text after them.
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
 }
 
 impl Registry {
-    /// Adds a model; two models of one name are an error.
+    /// Adds a model; two of one name and version are an error.
     pub fn add(&mut self, model: Model) -> Result<(), String> {
-        if self.by_name.contains_key(&model.name) {
-            return Err(format!("two models are named \"{}\"", model.name));
+        let index = self.models.len();
+        if !self.by_name.contains_key(&model.name) {
+            self.names.push(model.name.clone());
         }
-        self.by_name.insert(model.name.clone(), self.models.len());
+        let versions = self.by_name.entry(model.name.clone()).or_default();
+        if versions
+            .iter()
+            .any(|&i| self.models[i].version == model.version)
+        {
+            return Err(format!(
+                "two models are named \"{}\" (version {})",
+                model.name, model.version
+            ));
+        }
+        versions.push(index);
+        let models = &self.models;
+        let new = &model.version;
+        versions.sort_by(|&a, &b| {
+            let version = |i: usize| if i == index { new } else { &models[i].version };
+            version_order(version(b), version(a))
+        });
         self.models.push(Arc::new(model));
         Ok(())
     }
 
-    /// The model of this name.
+    /// The model of this name, in its highest version (what a request that names no
+    /// version gets).
     pub fn get(&self, name: &str) -> Option<&Arc<Model>> {
-        self.by_name.get(name).map(|&i| &self.models[i])
+        self.by_name.get(name).map(|v| &self.models[v[0]])
     }
 
-    /// Every model, in the order they were added.
+    /// The model of this name in this version.
+    pub fn version(&self, name: &str, version: &str) -> Option<&Arc<Model>> {
+        self.versions(name).find(|m| m.version == version)
+    }
+
+    /// The versions of a model, highest first.
+    pub fn versions<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Arc<Model>> + 'a {
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.models[i])
+    }
+
+    /// Every version of every model, in the order they were added.
     pub fn models(&self) -> &[Arc<Model>] {
         &self.models
     }
 
+    /// Each model's highest version, in the order the names were first added.
+    pub fn latest(&self) -> impl Iterator<Item = &Arc<Model>> {
+        self.names.iter().filter_map(|n| self.get(n))
+    }
+
     /// The names, for messages.
     pub fn names(&self) -> String {
-        crate::metadata::quoted_list(self.models.iter().map(|m| m.name.as_str()))
+        crate::metadata::quoted_list(self.names.iter().map(String::as_str))
     }
 }
 
@@ -98,24 +154,42 @@ mod tests {
     use crate::fixtures;
     use crate::source::Source;
 
+    /// Iris in this version.
+    fn iris(version: &str) -> Model {
+        Model::new(
+            serve_runtime::model::Model::open(
+                "iris".into(),
+                Source::Bytes("test", fixtures::iris_like().into()),
+                Settings::default(),
+                None,
+                std::sync::Arc::new(serve_tract::Tract),
+            )
+            .unwrap()
+            .with_version(version.into()),
+        )
+    }
+
     #[test]
     fn duplicate_names_are_refused() {
         let mut r = Registry::default();
-        let open = || {
-            Model::new(
-                serve_runtime::model::Model::open(
-                    "iris".into(),
-                    Source::Bytes("test", fixtures::iris_like().into()),
-                    Settings::default(),
-                    None,
-                    std::sync::Arc::new(serve_tract::Tract),
-                )
-                .unwrap(),
-            )
-        };
-        r.add(open()).unwrap();
-        assert!(r.add(open()).unwrap_err().contains("two models"));
+        r.add(iris("1")).unwrap();
+        assert!(r.add(iris("1")).unwrap_err().contains("two models"));
         assert!(r.get("iris").is_some());
         assert!(r.get("nope").is_none());
+    }
+
+    #[test]
+    fn versions_are_ordered_as_numbers() {
+        let mut r = Registry::default();
+        for v in ["2", "10", "1"] {
+            r.add(iris(v)).unwrap();
+        }
+        let versions: Vec<&str> = r.versions("iris").map(|m| m.version.as_str()).collect();
+        assert_eq!(versions, ["10", "2", "1"]);
+        assert_eq!(r.get("iris").unwrap().version, "10");
+        assert_eq!(r.version("iris", "2").unwrap().version, "2");
+        assert!(r.version("iris", "3").is_none());
+        assert_eq!(r.latest().count(), 1);
+        assert_eq!(r.names(), "\"iris\"");
     }
 }

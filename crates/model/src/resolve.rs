@@ -3,8 +3,10 @@
 //! - `model.onnx` / `iris.onnx`: one model, named after the file's stem, except that a file
 //!   called `model.onnx` takes its directory's name (`examples/iris/model.onnx` is `iris`);
 //! - a directory: its `app.toml` if it has one; its models are the manifest's `[[model]]`
-//!   entries, or else every `NAME.onnx` and `NAME/model.onnx` in it (and its own
-//!   `model.onnx`, named after the directory);
+//!   entries, or else every `NAME.onnx`, `NAME/model.onnx` and Triton model directory
+//!   (`NAME/VERSION/model.onnx`, `NAME/config.pbtxt`: see [`crate::triton`]) in it;
+//! - a Triton model directory: that model, in the versions its policy selects;
+//! - `NAME/VERSION/model.onnx`, a file of a Triton layout: model NAME, version VERSION;
 //! - an `app.toml` file: the same, for its directory;
 //! - nothing: the iris model embedded in the binary.
 //!
@@ -13,6 +15,7 @@
 //! them before exiting 4.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::executor::Settings;
@@ -61,6 +64,8 @@ pub struct ModelSpec {
     pub example: Option<toml::Table>,
     /// The engine its manifest entry names; `None`: `--engine`'s.
     pub engine: Option<serve_settings::kinds::EngineName>,
+    /// Its Triton `config.pbtxt`, if it has one.
+    pub config: Option<Arc<crate::triton::Config>>,
 }
 
 /// What an APP resolved to.
@@ -85,6 +90,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
                 version: DEFAULT_VERSION.into(),
                 example: Some(embedded_iris_example()),
                 engine: None,
+                config: None,
             }],
             routes: vec![],
             manifest: None,
@@ -95,6 +101,13 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
         let toml = app.join("app.toml");
         if toml.is_file() {
             return from_manifest(&toml, defaults);
+        }
+        if crate::triton::is_model_dir(app) {
+            return Ok(AppSpec {
+                models: crate::triton::model_dir(app, None, None, defaults)?,
+                routes: vec![],
+                manifest: None,
+            });
         }
         return Ok(AppSpec {
             models: scan(app, defaults)?,
@@ -108,9 +121,10 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
                 name: file_model_name(app)?,
                 source: Source::read_file(app.to_path_buf())?,
                 settings: defaults.clone(),
-                version: DEFAULT_VERSION.into(),
+                version: file_version(app).unwrap_or_else(|| DEFAULT_VERSION.into()),
                 example: None,
                 engine: None,
+                config: None,
             }],
             routes: vec![],
             manifest: None,
@@ -137,10 +151,11 @@ fn from_manifest(file: &Path, defaults: &Settings) -> Result<AppSpec, String> {
         scan(dir, defaults)?
     } else {
         let single = models.len() == 1;
-        models
-            .iter()
-            .map(|entry| manifest_model(file, dir, entry, single, defaults))
-            .collect::<Result<_, _>>()?
+        let mut specs = Vec::new();
+        for entry in &models {
+            specs.extend(manifest_model(file, dir, entry, single, defaults)?);
+        }
+        specs
     };
     Ok(AppSpec {
         models,
@@ -155,7 +170,7 @@ fn manifest_model(
     entry: &ModelEntry,
     single: bool,
     defaults: &Settings,
-) -> Result<ModelSpec, String> {
+) -> Result<Vec<ModelSpec>, String> {
     let path = match (&entry.path, &entry.name) {
         (Some(p), _) => dir.join(p),
         (None, Some(name)) => {
@@ -164,14 +179,17 @@ fn manifest_model(
                 dir.join(name).join("model.onnx"),
             ];
             let fallback = single.then(|| dir.join("model.onnx"));
+            let triton = Some(dir.join(name)).filter(|d| crate::triton::is_model_dir(d));
             candidates
                 .into_iter()
-                .chain(fallback)
-                .find(|p| p.is_file())
+                .filter(|p| p.is_file())
+                .chain(triton)
+                .chain(fallback.filter(|p| p.is_file()))
+                .next()
                 .ok_or_else(|| {
                     format!(
-                        "{}: model \"{name}\" has no path and neither {name}.onnx nor \
-                         {name}/model.onnx exists",
+                        "{}: model \"{name}\" has no path and neither {name}.onnx, \
+                         {name}/model.onnx nor {name}/VERSION/model.onnx exists",
                         file.display()
                     )
                 })?
@@ -184,34 +202,55 @@ fn manifest_model(
         }
     };
     let name = match &entry.name {
-        Some(n) => check_name(n).map_err(|e| format!("{}: {e}", file.display()))?,
-        None => file_model_name(&path)?,
-    };
-    let settings = Settings {
-        max_batch_size: entry.max_batch_size.unwrap_or(defaults.max_batch_size),
-        batch_timeout: entry
-            .batch_timeout_us
-            .map_or(defaults.batch_timeout, Duration::from_micros),
-        max_queue: entry.max_queue.unwrap_or(defaults.max_queue),
-        inline_below: defaults.inline_below,
-        measure: defaults.measure,
-        batch_dim: entry.batch.unwrap_or(defaults.batch_dim),
+        Some(n) => Some(check_name(n).map_err(|e| format!("{}: {e}", file.display()))?),
+        None => None,
     };
     let version = match &entry.version {
-        Some(v) => check_version(&v.to_string()).map_err(|e| format!("{}: {e}", file.display()))?,
-        None => DEFAULT_VERSION.into(),
+        Some(v) => {
+            Some(check_version(&v.to_string()).map_err(|e| format!("{}: {e}", file.display()))?)
+        }
+        None => None,
     };
-    Ok(ModelSpec {
-        name,
-        source: Source::read_file(path)?,
-        settings,
-        version,
-        example: entry.example.clone(),
-        engine: entry.engine,
-    })
+    // The manifest's keys win over the configuration's and the command line's.
+    let keys = |base: &Settings| Settings {
+        max_batch_size: entry.max_batch_size.unwrap_or(base.max_batch_size),
+        batch_timeout: entry
+            .batch_timeout_us
+            .map_or(base.batch_timeout, Duration::from_micros),
+        max_queue: entry.max_queue.unwrap_or(base.max_queue),
+        inline_below: base.inline_below,
+        measure: base.measure,
+        batch_dim: entry.batch.unwrap_or(base.batch_dim),
+    };
+    let mut specs = if path.is_dir() && crate::triton::is_model_dir(&path) {
+        crate::triton::model_dir(&path, name.as_deref(), version.as_deref(), defaults)
+            .map_err(|e| format!("{}: {e}", file.display()))?
+    } else {
+        vec![ModelSpec {
+            name: match name {
+                Some(n) => n,
+                None => file_model_name(&path)?,
+            },
+            version: version
+                .or_else(|| file_version(&path))
+                .unwrap_or_else(|| DEFAULT_VERSION.into()),
+            source: Source::read_file(path)?,
+            settings: defaults.clone(),
+            example: None,
+            engine: None,
+            config: None,
+        }]
+    };
+    for spec in &mut specs {
+        spec.settings = keys(&spec.settings);
+        spec.example = entry.example.clone();
+        spec.engine = entry.engine;
+    }
+    Ok(specs)
 }
 
-/// Every `NAME.onnx` and `NAME/model.onnx` of a directory, in name order.
+/// Every `NAME.onnx`, `NAME/model.onnx` and Triton model directory of a directory, in
+/// name order.
 fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("{}: {}", dir.display(), io_cause(&e)))?;
@@ -220,7 +259,9 @@ fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
         let p = entry.path();
         if p.is_dir() {
             let inner = p.join("model.onnx");
-            if inner.is_file() {
+            if crate::triton::is_model_dir(&p) {
+                paths.push(p);
+            } else if inner.is_file() {
                 paths.push(inner);
             }
         } else if p.extension().is_some_and(|e| e == "onnx") {
@@ -229,27 +270,50 @@ fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
     }
     if paths.is_empty() {
         return Err(format!(
-            "{}: no models found (expected NAME.onnx, NAME/model.onnx or an app.toml)",
+            "{}: no models found (expected NAME.onnx, NAME/model.onnx, \
+             NAME/VERSION/model.onnx or an app.toml)",
             dir.display()
         ));
     }
     paths.sort();
-    paths
-        .into_iter()
-        .map(|p| {
-            Ok(ModelSpec {
-                name: file_model_name(&p)?,
-                source: Source::read_file(p)?,
-                settings: defaults.clone(),
-                version: DEFAULT_VERSION.into(),
-                example: None,
-                engine: None,
-            })
-        })
-        .collect()
+    let mut specs = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            specs.extend(crate::triton::model_dir(&p, None, None, defaults)?);
+            continue;
+        }
+        specs.push(ModelSpec {
+            name: file_model_name(&p)?,
+            source: Source::read_file(p)?,
+            settings: defaults.clone(),
+            version: DEFAULT_VERSION.into(),
+            example: None,
+            engine: None,
+            config: None,
+        });
+    }
+    Ok(specs)
 }
 
-/// The model name a file gives: its stem, or its directory's name for `model.onnx`.
+/// A directory's own name (of its absolute path, so that `.` has one).
+pub(crate) fn dir_name(dir: &Path) -> String {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    abs.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("model")
+        .to_string()
+}
+
+/// The version of a file in a Triton layout (`iris/3/model.onnx` is version 3).
+fn file_version(path: &Path) -> Option<String> {
+    let abs = std::path::absolute(path).ok()?;
+    let version = abs.parent()?.file_name()?.to_str()?;
+    let numbered = !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit());
+    (numbered && abs.parent()?.parent()?.file_name().is_some()).then(|| version.to_string())
+}
+
+/// The model name a file gives: its stem, or its directory's name for `model.onnx` (the
+/// directory above a numbered one: `iris/3/model.onnx` is iris, version 3).
 pub fn file_model_name(path: &Path) -> Result<String, String> {
     let stem = path
         .file_stem()
@@ -257,11 +321,12 @@ pub fn file_model_name(path: &Path) -> Result<String, String> {
         .unwrap_or_default();
     let name = if stem == "model" {
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        abs.parent()
-            .and_then(|d| d.file_name())
-            .and_then(|n| n.to_str())
-            .unwrap_or("model")
-            .to_string()
+        let parent = abs.parent().unwrap_or(Path::new("model"));
+        let named = match file_version(path) {
+            Some(_) => parent.parent().unwrap_or(parent),
+            None => parent,
+        };
+        dir_name(named)
     } else {
         stem.to_string()
     };
@@ -269,7 +334,7 @@ pub fn file_model_name(path: &Path) -> Result<String, String> {
 }
 
 /// A name that fits in a URL path segment as it is.
-fn check_name(name: &str) -> Result<String, String> {
+pub(crate) fn check_name(name: &str) -> Result<String, String> {
     let bad = |c: char| c.is_whitespace() || c.is_control() || "/:?#%\\\"".contains(c);
     if name.is_empty() || name.chars().any(bad) {
         return Err(format!(
@@ -345,6 +410,56 @@ mod tests {
         assert_eq!(
             names(&resolve(Some(&d.0), &Settings::default()).unwrap()),
             ["x"]
+        );
+    }
+
+    #[test]
+    fn a_triton_layout_is_read_by_versions() {
+        let d = TempDir::new("triton");
+        d.file("iris/1/model.onnx", b"x");
+        d.file("iris/2/model.onnx", b"x");
+        d.file("iris/10/other.onnx", b"x");
+        d.file("b.onnx", b"x");
+        let spec = resolve(Some(&d.0), &Settings::default()).unwrap();
+        assert_eq!(names(&spec), ["b", "iris"]);
+        assert_eq!(spec.models[1].version, "2");
+        // A manifest names the model, and may name one version; its keys win.
+        d.file(
+            "app.toml",
+            b"[[model]]\nname = \"iris\"\nversion = 1\nmax_batch_size = 4\n",
+        );
+        let spec = resolve(Some(&d.0), &Settings::default()).unwrap();
+        assert_eq!(names(&spec), ["iris"]);
+        assert_eq!(spec.models[0].version, "1");
+        assert_eq!(spec.models[0].settings.max_batch_size, 4);
+        d.file("app.toml", b"[[model]]\nname = \"iris\"\nversion = 3\n");
+        let e = resolve(Some(&d.0), &Settings::default()).unwrap_err();
+        assert!(e.contains("version 3 has no directory 3/"), "{e}");
+        // config.pbtxt's batching becomes the settings.
+        std::fs::remove_file(d.0.join("app.toml")).unwrap();
+        d.file(
+            "iris/config.pbtxt",
+            b"max_batch_size: 16\ndynamic_batching { max_queue_delay_microseconds: 250 }\n\
+              version_policy: { all { } }",
+        );
+        d.file("plain/config.pbtxt", b"max_batch_size: 4\n");
+        d.file("plain/7/model.onnx", b"x");
+        let spec = resolve(Some(&d.0), &Settings::default()).unwrap();
+        let iris: Vec<&ModelSpec> = spec.models.iter().filter(|m| m.name == "iris").collect();
+        assert_eq!(iris.len(), 2);
+        assert_eq!(iris[0].version, "2");
+        assert_eq!(iris[0].settings.max_batch_size, 16);
+        assert_eq!(iris[0].settings.batch_timeout, Duration::from_micros(250));
+        assert!(iris[0].settings.batch_dim);
+        // Without dynamic_batching, Triton runs requests one by one.
+        let plain = spec.models.iter().find(|m| m.name == "plain").unwrap();
+        assert_eq!(plain.settings.max_batch_size, 1);
+        d.file("plain/config.pbtxt", b"max_batch_size: 0\n");
+        let spec = resolve(Some(&d.0), &Settings::default()).unwrap();
+        let plain = spec.models.iter().find(|m| m.name == "plain").unwrap();
+        assert!(
+            !plain.settings.batch_dim,
+            "max_batch_size 0 is batch = false"
         );
     }
 

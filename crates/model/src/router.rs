@@ -1,8 +1,9 @@
 //! From a method and a path to a handler: the app's whole URL space in one match.
 //!
 //! Manifest routes are exact paths and are tried first; then the V2 and V1 trees, where the
-//! model is looked up (404 naming the models that exist), then the version (`/versions/1`
-//! is the only one; another is 404), then the method (405 with `Allow`).
+//! model is looked up (404 naming the models that exist), then the version (none: the
+//! highest; one the model does not have is 404 naming those it has), then the method (405
+//! with `Allow`).
 
 use std::sync::Arc;
 
@@ -69,9 +70,10 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             Err(v2::repository_control(app, name, verb))
         }
         ["v2", "models", name, rest @ ..] => {
-            let model = find(app, name)?;
-            match versioned(&model, rest)? {
-                [] => allow(&req, GET).map(|()| v2::model_metadata(&model)),
+            let (model, rest) = versioned(app, name, rest)?;
+            match rest {
+                [] => allow(&req, GET).map(|()| v2::model_metadata(&app.registry, &model)),
+                ["config"] => allow(&req, GET).map(|()| v2::model_config(&model)),
                 ["ready"] => {
                     allow(&req, GET)?;
                     Ok(v2::model_ready(&model, cx).await)
@@ -92,14 +94,20 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             };
             let mut parts: Few<&str> = head.into();
             parts.push(last);
-            let model = find(app, parts[0])?;
-            if !versioned(&model, &parts[1..])?.is_empty() {
+            let named_version = parts.len() > 1;
+            let (model, rest) = versioned(app, parts[0], &parts[1..])?;
+            if !rest.is_empty() {
                 return Err(no_route(&req));
             }
             match verb {
                 None => {
                     allow(&req, GET)?;
-                    Ok(v1::status(&model).await)
+                    let versions: Vec<Arc<Model>> = if named_version {
+                        vec![model]
+                    } else {
+                        app.registry.versions(&model.name).cloned().collect()
+                    };
+                    Ok(v1::status(&versions).await)
                 }
                 Some("predict") => {
                     allow(&req, POST)?;
@@ -211,16 +219,36 @@ fn find(app: &Inner, name: &str) -> Result<Arc<Model>, ApiError> {
     })
 }
 
-/// Strips `versions/{v}` from the path's rest; any version but ours is 404.
-fn versioned<'a, 'b>(model: &Model, rest: &'b [&'a str]) -> Result<&'b [&'a str], ApiError> {
+/// The model `name` in the version the path's rest names (`versions/{v}/...`, stripped),
+/// or in its highest; a version it does not have is 404 naming those it has.
+fn versioned<'a, 'b>(
+    app: &Inner,
+    name: &str,
+    rest: &'b [&'a str],
+) -> Result<(Arc<Model>, &'b [&'a str]), ApiError> {
     match rest {
-        ["versions", v, tail @ ..] if *v == model.version => Ok(tail),
-        ["versions", v, ..] => Err(ApiError::not_found(format!(
-            "model {} has no version \"{v}\" (its only version is {})",
-            model.name, model.version
-        ))),
-        _ => Ok(rest),
+        ["versions", v, tail @ ..] => match app.registry.version(name, v) {
+            Some(model) => Ok((model.clone(), tail)),
+            None => {
+                let model = find(app, name)?;
+                Err(ApiError::not_found(format!(
+                    "model {} has no version \"{v}\" (its versions: {})",
+                    model.name,
+                    version_list(&app.registry, name)
+                )))
+            }
+        },
+        _ => Ok((find(app, name)?, rest)),
     }
+}
+
+/// A model's versions for messages, highest first: `3, 2, 1`.
+pub fn version_list(registry: &Registry, name: &str) -> String {
+    registry
+        .versions(name)
+        .map(|m| m.version.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn no_route(req: &Request) -> ApiError {

@@ -67,8 +67,8 @@ impl Route {
                     registry.names()
                 )
             })?,
-            None => match registry.models() {
-                [only] => only.clone(),
+            None => match registry.latest().collect::<Vec<_>>().as_slice() {
+                [only] => (*only).clone(),
                 _ => {
                     return Err(format!(
                         "{at}: name its model (the app has {})",
@@ -76,6 +76,19 @@ impl Route {
                     ));
                 }
             },
+        };
+        let model = match &entry.version {
+            None => model,
+            Some(v) => {
+                let v = v.to_string();
+                registry.version(&model.name, &v).cloned().ok_or_else(|| {
+                    format!(
+                        "{at}: model {} has no version \"{v}\" (its versions: {})",
+                        model.name,
+                        crate::router::version_list(registry, &model.name)
+                    )
+                })?
+            }
         };
         let meta = &model.meta;
         let spec = RecordSpec::new(meta, &entry.inputs)

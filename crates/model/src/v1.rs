@@ -27,18 +27,22 @@ use crate::outputs::{Outputs, write_str};
 use crate::records::{RecordSpec, Rows};
 use crate::registry::Model;
 
-/// `GET /v1/models/{m}`: TF-Serving's `model_version_status`.
-pub async fn status(model: &Arc<Model>) -> Response {
-    let (state, code, message) = match model.health() {
-        Ok(()) => ("AVAILABLE", "OK", String::new()),
-        Err(e) => ("END", "UNAVAILABLE", e),
-    };
-    let body = serde_json::json!({
-        "model_version_status": [{
+/// `GET /v1/models/{m}[/versions/{v}]`: TF-Serving's `model_version_status`, one entry per
+/// version asked (every version served when the path names none, highest first).
+pub async fn status(versions: &[Arc<Model>]) -> Response {
+    let status = |model: &Arc<Model>| {
+        let (state, code, message) = match model.health() {
+            Ok(()) => ("AVAILABLE", "OK", String::new()),
+            Err(e) => ("END", "UNAVAILABLE", e),
+        };
+        serde_json::json!({
             "version": model.version,
             "state": state,
             "status": { "error_code": code, "error_message": message },
-        }]
+        })
+    };
+    let body = serde_json::json!({
+        "model_version_status": versions.iter().map(status).collect::<Vec<_>>(),
     });
     json_response(StatusCode::OK, body.to_string())
 }

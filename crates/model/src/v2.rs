@@ -11,11 +11,12 @@ use std::sync::Arc;
 use http::{HeaderValue, StatusCode, header};
 use serve_app::{Context, Request, Response, json_response};
 
+use crate::classify::Labels;
 use crate::codec_binary;
 use crate::error::ApiError;
 use crate::outputs::{JsonScalar, Outputs, write_str};
 use crate::registry::{Model, Registry};
-use crate::v2_request;
+use crate::v2_request::{self, Asked};
 
 /// The header naming the JSON part's length in a binary-extension body.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -46,7 +47,7 @@ pub fn server_metadata() -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         // Only whole extensions: Triton's model_repository is the index and load/unload, and
         // serve has the index only (load and unload answer 501).
-        "extensions": ["binary_tensor_data"],
+        "extensions": ["binary_tensor_data", "classification", "model_configuration"],
     });
     json_response(StatusCode::OK, body.to_string())
 }
@@ -142,9 +143,21 @@ pub async fn model_ready(model: &Arc<Model>, cx: &Context) -> Response {
     json_response(status, body.to_string())
 }
 
+/// The platform the metadata and the configuration say: an ONNX model.
+pub const PLATFORM: &str = "onnx_onnxv1";
+
+/// `GET /v2/models/{m}[/versions/{v}]/config` (Triton's model configuration extension).
+pub fn model_config(model: &Model) -> Response {
+    json_response(
+        StatusCode::OK,
+        crate::triton::config_json(model).to_string(),
+    )
+}
+
 /// `GET /v2/models/{m}`: read from the file, so it answers before the model is loaded;
-/// `parameters.loaded` says whether this worker has built it.
-pub fn model_metadata(model: &Model) -> Response {
+/// `parameters.loaded` says whether this worker has built it. `versions` lists every
+/// version of the model served, highest first.
+pub fn model_metadata(registry: &Registry, model: &Model) -> Response {
     let tensors = |list: &[crate::metadata::TensorMeta]| {
         list.iter()
             .map(|t| {
@@ -162,8 +175,8 @@ pub fn model_metadata(model: &Model) -> Response {
     };
     let body = serde_json::json!({
         "name": model.name,
-        "versions": [model.version],
-        "platform": "onnx_onnxv1",
+        "versions": registry.versions(&model.name).map(|m| &m.version).collect::<Vec<_>>(),
+        "platform": PLATFORM,
         "inputs": tensors(&model.meta.inputs),
         "outputs": tensors(&model.meta.outputs),
         "parameters": { "loaded": model.loaded(), "engine": model.engine().name() },
@@ -190,16 +203,66 @@ pub async fn infer(model: &Arc<Model>, req: Request) -> Result<Response, ApiErro
     Ok(crate::observe::answered(res, &outputs))
 }
 
+/// Writes an output asked with `parameters.classification` (after its name): BYTES of
+/// `"value:index[:label]"`, see [`crate::classify`].
+fn classification(
+    model: &Model,
+    i: usize,
+    asked: &Asked,
+    view: &crate::outputs::OutView<'_>,
+    json: &mut Vec<u8>,
+    binary: &mut Vec<u8>,
+) -> Result<(), ApiError> {
+    let meta = &model.meta.outputs[i];
+    let lines = model
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.iter().find(|(name, _)| *name == meta.name))
+        .map(|(_, lines)| Labels::Lines(lines));
+    let labels = lines.or_else(|| meta.classes.as_ref().map(Labels::Classes));
+    let batched = model.settings.batch_dim && meta.has_batch_dim();
+    let (shape, elements) =
+        crate::classify::classify(view, asked.classification, batched, labels.as_ref())?;
+    json.extend_from_slice(b",\"datatype\":\"BYTES\",\"shape\":[");
+    for (k, d) in shape.iter().enumerate() {
+        if k > 0 {
+            json.push(b',');
+        }
+        (*d as u64).write_json(json);
+    }
+    json.push(b']');
+    if asked.binary {
+        let before = binary.len();
+        for e in &elements {
+            binary.extend_from_slice(&(e.len() as u32).to_le_bytes());
+            binary.extend_from_slice(e.as_bytes());
+        }
+        json.extend_from_slice(b",\"parameters\":{\"binary_data_size\":");
+        ((binary.len() - before) as u64).write_json(json);
+        json.extend_from_slice(b"}}");
+    } else {
+        json.extend_from_slice(b",\"data\":[");
+        for (k, e) in elements.iter().enumerate() {
+            if k > 0 {
+                json.push(b',');
+            }
+            write_str(json, e);
+        }
+        json.extend_from_slice(b"]}");
+    }
+    Ok(())
+}
+
 /// Writes the inference answer.
 fn encode(
     model: &Model,
     id: Option<&str>,
-    selected: &[(usize, bool)],
+    selected: &[Asked],
     outputs: &Outputs,
 ) -> Result<Response, ApiError> {
     let mut json = Vec::with_capacity(256 + 64 * selected.len());
     let mut binary = Vec::new();
-    let any_binary = selected.iter().any(|(_, b)| *b);
+    let any_binary = selected.iter().any(|o| o.binary);
     json.extend_from_slice(b"{\"model_name\":");
     write_str(&mut json, &model.name);
     json.extend_from_slice(b",\"model_version\":");
@@ -209,13 +272,18 @@ fn encode(
         write_str(&mut json, id);
     }
     json.extend_from_slice(b",\"outputs\":[");
-    for (n, &(i, as_binary)) in selected.iter().enumerate() {
+    for (n, asked) in selected.iter().enumerate() {
+        let (i, as_binary) = (asked.index, asked.binary);
         let view = outputs.view(i)?;
         if n > 0 {
             json.push(b',');
         }
         json.extend_from_slice(b"{\"name\":");
         write_str(&mut json, &model.meta.outputs[i].name);
+        if asked.classification > 0 {
+            classification(model, i, asked, &view, &mut json, &mut binary)?;
+            continue;
+        }
         json.extend_from_slice(b",\"datatype\":\"");
         json.extend_from_slice(view.datatype.as_str().as_bytes());
         json.extend_from_slice(b"\",\"shape\":[");

@@ -82,6 +82,9 @@ pub struct Parameters {
     pub binary_data_output: Option<bool>,
     /// On an output: answer it in binary (or not).
     pub binary_data: Option<bool>,
+    /// On an output: answer its K highest values per row, as Triton's classification
+    /// extension does.
+    pub classification: Option<u64>,
     /// Triton's shared-memory extension, which this server does not offer.
     pub shared_memory_region: Option<IgnoredAny>,
 }
@@ -94,8 +97,19 @@ pub struct Request {
     pub id: Option<String>,
     /// The tensors, in the model's input order.
     pub inputs: Inputs,
-    /// `(output index, binary)` in answer order.
-    pub outputs: Few<(usize, bool)>,
+    /// The outputs to answer, in answer order.
+    pub outputs: Few<Asked>,
+}
+
+/// An output to answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Asked {
+    /// Its index among the model's outputs.
+    pub index: usize,
+    /// Whether it goes in the binary section.
+    pub binary: bool,
+    /// Triton's classification: its K highest values per row, or 0 for the tensor.
+    pub classification: usize,
 }
 
 /// Decodes a whole request body: `json_len` is `Inference-Header-Content-Length` when the
@@ -513,9 +527,15 @@ fn outputs(
     meta: &ModelMeta,
     asked: Vec<OutputRequest>,
     binary: bool,
-) -> Result<Few<(usize, bool)>, ApiError> {
+) -> Result<Few<Asked>, ApiError> {
     if asked.is_empty() {
-        return Ok((0..meta.outputs.len()).map(|i| (i, binary)).collect());
+        return Ok((0..meta.outputs.len())
+            .map(|index| Asked {
+                index,
+                binary,
+                classification: 0,
+            })
+            .collect());
     }
     asked
         .into_iter()
@@ -527,7 +547,33 @@ fn outputs(
                     meta.output_names()
                 ))
             })?;
-            Ok((i, o.parameters.binary_data.unwrap_or(binary)))
+            let classification = match o.parameters.classification {
+                None => 0,
+                Some(0) => {
+                    return Err(ApiError::bad_request(format!(
+                        "output \"{}\": parameters.classification is 0; expected the number \
+                         of classes to answer, 1 or more",
+                        o.name
+                    )));
+                }
+                Some(k) => {
+                    let datatype = meta.outputs[i].datatype;
+                    if matches!(datatype, DataType::Bytes | DataType::Bool) {
+                        return Err(ApiError::bad_request(format!(
+                            "output \"{}\": classification ranks numbers, and it is {}; ask \
+                             it of a numeric output (e.g. the probabilities)",
+                            o.name,
+                            datatype.as_str()
+                        )));
+                    }
+                    usize::try_from(k).unwrap_or(usize::MAX)
+                }
+            };
+            Ok(Asked {
+                index: i,
+                binary: o.parameters.binary_data.unwrap_or(binary),
+                classification,
+            })
         })
         .collect()
 }
@@ -564,6 +610,10 @@ mod tests {
     use super::*;
     use crate::fixtures;
 
+    fn pairs(outputs: &[Asked]) -> Vec<(usize, bool)> {
+        outputs.iter().map(|o| (o.index, o.binary)).collect()
+    }
+
     fn meta(bytes: Vec<u8>) -> ModelMeta {
         ModelMeta::from_onnx(&bytes).unwrap()
     }
@@ -587,7 +637,7 @@ mod tests {
         assert_eq!(a.id.as_deref(), Some("a"));
         assert_eq!(a.inputs.tensors, b.inputs.tensors);
         assert_eq!(a.inputs.rows, 2);
-        assert_eq!(&*a.outputs, &[(0, false), (1, false)]);
+        assert_eq!(pairs(&a.outputs), [(0, false), (1, false)]);
     }
 
     #[test]
@@ -701,6 +751,35 @@ mod tests {
     }
 
     #[test]
+    fn classification_is_asked_of_numeric_outputs() {
+        let m = meta(fixtures::identities());
+        let asked = |json: &str| {
+            let list: Vec<OutputRequest> = serde_json::from_str(json).unwrap();
+            outputs(&m, list, false)
+        };
+        let ok = asked(r#"[{"name":"o_FP32","parameters":{"classification":2}}]"#).unwrap();
+        assert_eq!(ok[0].classification, 2);
+        for (json, want) in [
+            (
+                r#"[{"name":"o_BYTES","parameters":{"classification":2}}]"#,
+                "output \"o_BYTES\": classification ranks numbers, and it is BYTES",
+            ),
+            (
+                r#"[{"name":"o_BOOL","parameters":{"classification":1}}]"#,
+                "it is BOOL",
+            ),
+            (
+                r#"[{"name":"o_FP32","parameters":{"classification":0}}]"#,
+                "parameters.classification is 0",
+            ),
+        ] {
+            let e = asked(json).unwrap_err();
+            assert_eq!(e.status(), 400);
+            assert!(e.message().contains(want), "{e}");
+        }
+    }
+
+    #[test]
     fn missing_inputs_are_named() {
         let m = meta(fixtures::records());
         let body = r#"{"inputs":[{"name":"Age","shape":[1,1],"datatype":"FP32","data":[22]}]}"#;
@@ -745,7 +824,7 @@ mod tests {
         let (body, n) = binary_body(json, &tail);
         let r = decode(&body, Some(n), &m).unwrap();
         assert_eq!(r.inputs.rows, 2);
-        assert_eq!(&*r.outputs, &[(0, true)]);
+        assert_eq!(pairs(&r.outputs), [(0, true)]);
         let age = r.inputs.tensors[0].as_slice::<f32>().unwrap();
         assert_eq!(age, &[22.0, 30.0]);
         // Too few bytes, too many bytes, a header length past the body.
@@ -762,6 +841,6 @@ mod tests {
             "parameters":{"binary_data_output":true},
             "outputs":[{"name":"probabilities","parameters":{"binary_data":false}},{"name":"label"}]}"#;
         let r = decode(body.as_bytes(), None, &iris()).unwrap();
-        assert_eq!(&*r.outputs, &[(1, false), (0, true)]);
+        assert_eq!(pairs(&r.outputs), [(1, false), (0, true)]);
     }
 }

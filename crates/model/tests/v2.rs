@@ -41,7 +41,14 @@ async fn health_and_server_metadata() {
     assert_eq!(a.status, 200);
     let v = call(&app, "GET", "/v2", "").await.json();
     assert_eq!(v["name"], "serve");
-    assert_eq!(v["extensions"], json!(["binary_tensor_data"]));
+    assert_eq!(
+        v["extensions"],
+        json!([
+            "binary_tensor_data",
+            "classification",
+            "model_configuration"
+        ])
+    );
     // Load and unload do not exist: 501, naming what does.
     for verb in ["load", "unload"] {
         let a = call(
@@ -189,7 +196,7 @@ async fn a_manifest_version_is_the_version_every_protocol_answers() {
     }
     let a = call(&app, "POST", "/v2/models/iris/versions/1/infer", body).await;
     assert_eq!(a.status, 404);
-    assert!(a.error().contains("its only version is 2"), "{}", a.error());
+    assert!(a.error().contains("(its versions: 2)"), "{}", a.error());
     let meta = call(&app, "GET", "/v2/models/iris", "").await.json();
     assert_eq!(meta["versions"], json!(["2"]));
     let index = call(&app, "POST", "/v2/repository/index", "").await.json();

@@ -165,7 +165,15 @@ impl Model {
                 let mut cold = self.cold();
                 cold.plan = Some(plan.clone());
                 cold.failed = None;
-                tracing::info!("model {} loaded in {ms:.1} ms", self.name);
+                if self.version == DEFAULT_VERSION {
+                    tracing::info!("model {} loaded in {ms:.1} ms", self.name);
+                } else {
+                    tracing::info!(
+                        "model {} version {} loaded in {ms:.1} ms",
+                        self.name,
+                        self.version
+                    );
+                }
                 Ok(plan)
             }
             Err(e) => {
