@@ -35,9 +35,14 @@ fn post(server: &common::Server, path: &str, body: &str) -> common::http::Respon
 
 /// serve on `app` with one worker.
 fn serve(app: &Path) -> common::Server {
+    serve_workers(app, 1)
+}
+
+fn serve_workers(app: &Path, workers: usize) -> common::Server {
+    let workers = workers.to_string();
     start(
         Bin::Serve,
-        &["-w", "1", "-b", "127.0.0.1:0", app.to_str().unwrap()],
+        &["-w", &workers, "-b", "127.0.0.1:0", app.to_str().unwrap()],
     )
 }
 
@@ -196,6 +201,97 @@ fn classification_ranks_each_row_with_labels() {
         .unwrap()
         .to_owned();
     assert_eq!(first.split(':').count(), 2, "{first}");
+}
+
+/// `(inference_count, execution_count, success, fail, queue, compute_infer)` counts and the
+/// batch sizes' execution counts, of one entry of a statistics answer.
+fn counts(entry: &serde_json::Value) -> ([u64; 6], Vec<(u64, u64)>) {
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let s = &entry["inference_stats"];
+    let batches = entry["batch_stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (n(&b["batch_size"]), n(&b["compute_infer"]["count"])))
+        .collect();
+    (
+        [
+            n(&entry["inference_count"]),
+            n(&entry["execution_count"]),
+            n(&s["success"]["count"]),
+            n(&s["fail"]["count"]),
+            n(&s["queue"]["count"]),
+            n(&s["compute_infer"]["count"]),
+        ],
+        batches,
+    )
+}
+
+#[test]
+fn statistics_count_each_version_exactly_across_workers() {
+    // max_batch_size 0: no request is merged with another, so each is one execution.
+    let repo = repository(Some("version_policy: { all { } }"));
+    let server = serve_workers(repo.path(), 2);
+    let rows = |n: usize| {
+        let data = vec!["5.1, 3.5, 1.4, 0.2"; n].join(", ");
+        format!(
+            r#"{{"inputs": [{{"name": "input", "shape": [{n}, 4], "datatype": "FP32", "data": [{data}]}}]}}"#
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(post(&server, "/v2/models/iris/infer", &rows(1)).status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(post(&server, "/v2/models/iris/infer", &rows(2)).status, 200);
+    }
+    let v1 = post(
+        &server,
+        "/v1/models/iris/versions/1:predict",
+        r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#,
+    );
+    assert_eq!(v1.status, 200);
+    let bad = post(
+        &server,
+        "/v2/models/iris/versions/2/infer",
+        r#"{"inputs": []}"#,
+    );
+    assert_eq!(bad.status, 400);
+    let check = |server: &common::Server| {
+        let all = server.get("/v2/models/stats").json();
+        let entries = all["model_stats"].as_array().unwrap();
+        // Every version of every model, each apart.
+        assert_eq!(entries.len(), 4, "{all}");
+        let of = |version: &str| {
+            entries
+                .iter()
+                .find(|e| e["name"] == "iris" && e["version"] == version)
+                .unwrap()
+        };
+        assert_eq!(counts(of("3")), ([9, 7, 7, 0, 7, 7], vec![(1, 5), (2, 2)]));
+        assert_eq!(counts(of("1")), ([1, 1, 1, 0, 1, 1], vec![(1, 1)]));
+        assert_eq!(counts(of("2")), ([0, 0, 0, 1, 0, 0], vec![]));
+        assert!(of("3")["last_inference"].as_u64().unwrap() > 1_700_000_000_000);
+        assert_eq!(of("2")["inference_stats"]["cache_hit"]["count"], 0);
+        // Per model (every version), and per version.
+        let iris = server.get("/v2/models/iris/stats").json();
+        assert_eq!(iris["model_stats"].as_array().unwrap().len(), 3);
+        let one = server.get("/v2/models/iris/versions/3/stats").json();
+        assert_eq!(one["model_stats"].as_array().unwrap().len(), 1);
+        assert_eq!(counts(&one["model_stats"][0]), counts(of("3")));
+    };
+    check(&server);
+    // A worker that dies takes none of its figures with it.
+    let workers = server.wait_workers(2);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(workers[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(common::wait_until(common::PATIENCE, || {
+        let now = server.workers();
+        now.len() == 2 && !now.contains(&workers[0])
+    }));
+    check(&server);
 }
 
 #[test]

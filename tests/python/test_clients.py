@@ -163,6 +163,20 @@ dynamic_batching { max_queue_delay_microseconds: 100 }
                       and text[1][0].endswith(":2:virginica")
                       and float(text[0][0].split(":")[0]) >= float(text[0][1].split(":")[0]))
                 check(ok, f"class_count=2 (binary_data={binary_data}): {text}")
+            # Two requests of two rows each reached version 2, none the others.
+            every = client.get_inference_statistics()["model_stats"]
+            names = sorted((e["name"], e["version"]) for e in every)
+            check(names == [("iris", "1"), ("iris", "2"), ("iris", "3"), ("plain", "1")],
+                  f"get_inference_statistics() lists every model version ({names})")
+            two = client.get_inference_statistics("iris", "2")["model_stats"][0]
+            got = (two["inference_count"], two["execution_count"],
+                   two["inference_stats"]["success"]["count"], two["inference_stats"]["fail"]["count"])
+            check(got == (4, 2, 2, 0), f"statistics of iris version 2 are exact ({got})")
+            three = client.get_inference_statistics("iris", "3")["model_stats"][0]
+            check(three["inference_count"] == 0 and three["last_inference"] == 0,
+                  "statistics of iris version 3: nothing yet")
+            per_model = client.get_inference_statistics("iris")["model_stats"]
+            check(len(per_model) == 3, "get_inference_statistics(iris): each of its versions")
         finally:
             server.stop()
     finally:

@@ -115,6 +115,14 @@ pub trait AppFactory: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The versions of a model of [`AppFactory::models`] that keep statistics of their own
+    /// (Triton's statistics extension): the master registers each in the shared metrics
+    /// before any fork, and the app finds it with [`metrics::version_id`]. None by default.
+    fn versions_of(&self, model: &str) -> Vec<String> {
+        let _ = model;
+        Vec::new()
+    }
+
     /// The engine that runs a model of [`AppFactory::models`] (`tract`), for `/status`.
     /// None by default.
     fn engine_of(&self, model: &str) -> Option<String> {

@@ -519,6 +519,17 @@ pub(crate) fn register_models(settings: &Settings) {
         if let Some(engine) = settings.app.engine_of(&name) {
             region.set_engine(id, &engine);
         }
+        for version in settings.app.versions_of(&name) {
+            if region.register_version(id, &version).is_none() {
+                tracing::warn!(
+                    "model {name} version {version}: no statistics of its own (more than {} \
+                     model versions, or a version longer than {} bytes); its metrics count as \
+                     ever",
+                    serve_metrics::region::MAX_VERSIONS,
+                    serve_metrics::region::MAX_VERSION
+                );
+            }
+        }
         if id == serve_metrics::ModelId::OVERFLOW {
             tracing::warn!(
                 "model {name}: its metrics count under model=\"_overflow\" (more than {} models, or a name longer than {} bytes)",

@@ -33,5 +33,8 @@ pub mod region;
 pub mod render;
 
 pub use expo::{Format, Writer};
-pub use record::{Observed, Recorder, Target, install, model_id, record_into, recorder, region};
-pub use region::{Cause, ModelId, Protocol, Region, ReloadResult};
+pub use record::{
+    Observed, Recorder, RequestStats, Target, install, model_id, record_into, recorder, region,
+    version_id,
+};
+pub use region::{Cause, ModelId, Protocol, Region, ReloadResult, Timed, VersionId, VersionStats};

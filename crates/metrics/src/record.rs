@@ -15,7 +15,9 @@ use std::time::Duration;
 use crate::region::{
     self, CONNECTIONS, Cause, DURATION_BUCKETS, HIST_WORDS, LOAD_BUCKETS, M_CALLS, M_CANCELLED,
     M_DURATION, M_IN_FLIGHT, M_INFERENCE, M_LOAD, M_QUEUE, M_QUEUE_DEPTH, M_ROWS, META_DRAIN,
-    META_LOADED, MODEL_WORDS, MODELS, ModelId, Protocol, ROW_BUCKETS, Region,
+    META_LOADED, MODEL_WORDS, MODELS, ModelId, Protocol, ROW_BUCKETS, Region, S_EXECUTIONS, S_FAIL,
+    S_INFER, S_INFERENCES, S_INPUT, S_LAST_MS, S_OUTPUT, S_QUEUE, S_SUCCESS, STAT_WORDS, STATS,
+    VersionId,
 };
 
 static REGION: OnceLock<Region> = OnceLock::new();
@@ -77,6 +79,29 @@ pub fn model_id(name: &str) -> ModelId {
         Some(region) => region.find_model(name).unwrap_or(ModelId::OVERFLOW),
         None => ModelId::NONE,
     }
+}
+
+/// The statistics index of a model version (registered by the master), `None` when the
+/// region keeps none for it (no region, or past its bounds).
+pub fn version_id(model: ModelId, version: &str) -> Option<VersionId> {
+    REGION.get()?.find_version(model, version)
+}
+
+/// How one inference request went, for its model version's statistics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestStats {
+    /// Whether it was answered (else it failed).
+    pub ok: bool,
+    /// Its rows.
+    pub rows: usize,
+    /// From its body to its answer.
+    pub total: Duration,
+    /// Decoding its inputs.
+    pub input: Duration,
+    /// Its model call (a merged call's whole time).
+    pub infer: Duration,
+    /// Encoding its outputs.
+    pub output: Duration,
 }
 
 /// The labels the worker counts a request under, given by the app with `serve_app::observe`
@@ -162,6 +187,48 @@ impl Recorder {
         let per_call = nanos(took) / calls;
         self.observe(model, M_INFERENCE, &DURATION_BUCKETS, per_call, calls);
         self.observe(model, M_ROWS, &ROW_BUCKETS, rows as u64 / calls, calls);
+    }
+
+    fn stat(&self, version: VersionId, offset: usize) -> &AtomicU64 {
+        &self.table[STATS + version.0 as usize * STAT_WORDS + offset]
+    }
+
+    fn timed(&self, version: VersionId, offset: usize, took: Duration) {
+        self.stat(version, offset).fetch_add(1, Relaxed);
+        self.stat(version, offset + 1)
+            .fetch_add(nanos(took), Relaxed);
+    }
+
+    /// One inference request of a model version ended (Triton's statistics).
+    pub fn inference(&self, version: VersionId, request: &RequestStats) {
+        self.stat(version, S_LAST_MS)
+            .fetch_max(region::unix_ms(), Relaxed);
+        if !request.ok {
+            self.timed(version, S_FAIL, request.total);
+            return;
+        }
+        self.stat(version, S_INFERENCES)
+            .fetch_add(request.rows as u64, Relaxed);
+        self.timed(version, S_SUCCESS, request.total);
+        self.timed(version, S_INPUT, request.input);
+        self.timed(version, S_INFER, request.infer);
+        self.timed(version, S_OUTPUT, request.output);
+    }
+
+    /// A request of a model version left its queue after `waited`.
+    pub fn version_started(&self, version: VersionId, waited: Duration) {
+        self.timed(version, S_QUEUE, waited);
+    }
+
+    /// A model version's run of `calls` calls of `rows` rows in all took `took`.
+    pub fn version_call(&self, version: VersionId, rows: usize, calls: usize, took: Duration) {
+        if calls == 0 {
+            return;
+        }
+        self.stat(version, S_EXECUTIONS)
+            .fetch_add(calls as u64, Relaxed);
+        let key = region::batch_key(version, rows / calls);
+        region::add_batch(self.table, key, calls as u64, nanos(took));
     }
 
     /// A model was built in `took`.

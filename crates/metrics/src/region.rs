@@ -3,7 +3,7 @@
 //! ```text
 //! header (HEADER_WORDS): fold sequence, tables in use, master pid and start, generation,
 //!                        restarts by cause, reloads by result, the last reload, preloaded
-//!                        models, model names and the engine of each
+//!                        models, model names and the engine of each, model versions
 //! table × slots          one per scoreboard slot, written only by that slot's worker
 //! table                  the retired figures: dead workers' tables added up by the master
 //! ```
@@ -11,7 +11,11 @@
 //! connection counters (accepted, recycled by `--max-connection-age`), the request counter's
 //! label sets (key and count pairs, claimed by compare-and-swap on first use), then one block
 //! per model index: the request duration histogram per protocol, the queue,
-//! inference, batch rows and load histograms, calls, cancellations and two gauges.
+//! inference, batch rows and load histograms, calls, cancellations and two gauges; then
+//! Triton's statistics, one block per model version (the versions are registered in the
+//! header: a model's metrics count all its versions under its name, its statistics each
+//! version apart), and the executions by batch size (version, batch size and count, claimed
+//! by compare-and-swap as the request counter's).
 //! Everything is a `u64` atomic; zero is a valid start for each, so fresh memory needs no
 //! initialisation. Gauges are stored as wrapping `u64` and read back as `i64` sums.
 
@@ -27,6 +31,15 @@ const NAME_WORDS: usize = 16;
 /// Request counter label sets per table (a worker's, or the retired figures of every worker
 /// the master reaped); the last one is `_overflow`.
 pub(crate) const REQUEST_KEYS: usize = 512;
+
+/// Model versions whose statistics a region keeps apart (Triton's statistics extension).
+pub const MAX_VERSIONS: usize = 64;
+/// The longest version text that gets statistics, in bytes.
+pub const MAX_VERSION: usize = VERSION_WORDS * 8;
+const VERSION_WORDS: usize = 2;
+
+/// Executions by (version, batch size) per table; the last entry counts those past the others.
+pub(crate) const BATCH_KEYS: usize = 256;
 
 /// A histogram is `BUCKETS` finite buckets, the `+Inf` bucket and the sum.
 pub const BUCKETS: usize = 17;
@@ -121,6 +134,10 @@ impl Protocol {
     }
 }
 
+/// The index of a model version in the region's statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VersionId(pub(crate) u8);
+
 /// The index of a model name in the region (`""` is 0, `_overflow` the last).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ModelId(pub(crate) u8);
@@ -192,7 +209,10 @@ const NAMES_COUNT: usize = 15;
 const NAMES: usize = 16;
 const ENGINES: usize = NAMES + MAX_MODELS * NAME_WORDS; // each model's engine, by index
 const ENGINE_WORDS: usize = 2;
-const HEADER_WORDS: usize = ENGINES + MAX_MODELS * ENGINE_WORDS;
+const VERSIONS_COUNT: usize = ENGINES + MAX_MODELS * ENGINE_WORDS;
+const VERSIONS: usize = VERSIONS_COUNT + 1; // each: its ModelId, then its text
+const VERSION_ENTRY: usize = 1 + VERSION_WORDS;
+const HEADER_WORDS: usize = VERSIONS + MAX_VERSIONS * VERSION_ENTRY;
 
 // A table, word by word.
 pub(crate) const META_DRAIN: usize = 0; // the Cause it retires itself for, plus 1; 0: none
@@ -213,8 +233,22 @@ pub(crate) const M_CANCELLED: usize = M_CALLS + 1; // client_gone, timeout
 pub(crate) const M_IN_FLIGHT: usize = M_CANCELLED + 2;
 pub(crate) const M_QUEUE_DEPTH: usize = M_IN_FLIGHT + 1;
 pub(crate) const MODEL_WORDS: usize = M_QUEUE_DEPTH + 1;
+pub(crate) const STATS: usize = MODELS + MAX_MODELS * MODEL_WORDS;
+// Within a version's statistics: the last inference (Unix ms, the highest wins), then
+// counters, then (count, nanoseconds) pairs.
+pub(crate) const S_LAST_MS: usize = 0;
+pub(crate) const S_INFERENCES: usize = 1;
+pub(crate) const S_EXECUTIONS: usize = 2;
+pub(crate) const S_SUCCESS: usize = 3;
+pub(crate) const S_FAIL: usize = 5;
+pub(crate) const S_QUEUE: usize = 7;
+pub(crate) const S_INPUT: usize = 9;
+pub(crate) const S_INFER: usize = 11;
+pub(crate) const S_OUTPUT: usize = 13;
+pub(crate) const STAT_WORDS: usize = 15;
+pub(crate) const BATCHES: usize = STATS + MAX_VERSIONS * STAT_WORDS; // key, count, ns
 /// Words in one table.
-pub const TABLE_WORDS: usize = MODELS + MAX_MODELS * MODEL_WORDS;
+pub const TABLE_WORDS: usize = BATCHES + 3 * BATCH_KEYS;
 
 /// A request counter key: model, protocol and status code packed, never 0 (0 is a free entry).
 pub(crate) fn request_key(model: ModelId, protocol: Protocol, code: u16) -> u64 {
@@ -472,16 +506,121 @@ impl Region {
                 }
             }
         }
+        for v in 0..MAX_VERSIONS {
+            let base = STATS + v * STAT_WORDS;
+            for w in base..base + STAT_WORDS {
+                let x = table[w].swap(0, Ordering::Relaxed);
+                if w == base + S_LAST_MS {
+                    retired[w].fetch_max(x, Ordering::Relaxed);
+                } else if x != 0 {
+                    retired[w].fetch_add(x, Ordering::Relaxed);
+                }
+            }
+        }
+        for k in 0..BATCH_KEYS {
+            let at = BATCHES + 3 * k;
+            let key = table[at].swap(0, Ordering::Relaxed);
+            let count = table[at + 1].swap(0, Ordering::Relaxed);
+            let ns = table[at + 2].swap(0, Ordering::Relaxed);
+            if key != 0 && count != 0 {
+                add_batch(retired, key, count, ns);
+            }
+        }
         for w in &table[..META_WORDS] {
             w.store(0, Ordering::Relaxed);
         }
         seq.fetch_add(1, Ordering::Release);
     }
 
-    // Reading.
+    /// Gives the statistics of `version` of model `model` an index every process agrees on
+    /// (as [`Region::register_model`]); `None` past [`MAX_VERSIONS`] or [`MAX_VERSION`] bytes:
+    /// that version's statistics are not kept (its metrics still are).
+    pub fn register_version(&self, model: ModelId, version: &str) -> Option<VersionId> {
+        if let Some(id) = self.find_version(model, version) {
+            return Some(id);
+        }
+        let count = self.word(VERSIONS_COUNT).load(Ordering::Acquire) as usize;
+        if count >= MAX_VERSIONS
+            || version.len() > MAX_VERSION
+            || matches!(model, ModelId::NONE | ModelId::OVERFLOW)
+        {
+            return None;
+        }
+        let at = VERSIONS + count * VERSION_ENTRY;
+        self.word(at).store(model.0 as u64, Ordering::Relaxed);
+        let mut bytes = [0u8; MAX_VERSION];
+        bytes[..version.len()].copy_from_slice(version.as_bytes());
+        for (w, chunk) in bytes.chunks_exact(8).enumerate() {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.word(at + 1 + w).store(word, Ordering::Relaxed);
+        }
+        self.word(VERSIONS_COUNT)
+            .store(count as u64 + 1, Ordering::Release);
+        Some(VersionId(count as u8))
+    }
 
-    /// Every table added up, read consistently with the master's folds.
-    pub fn snapshot(&self) -> Snapshot {
+    /// The index of a registered model version.
+    pub fn find_version(&self, model: ModelId, version: &str) -> Option<VersionId> {
+        let count = self.word(VERSIONS_COUNT).load(Ordering::Acquire) as usize;
+        (0..count.min(MAX_VERSIONS)).find_map(|i| {
+            let at = VERSIONS + i * VERSION_ENTRY;
+            let same = self.word(at).load(Ordering::Relaxed) == model.0 as u64
+                && self.version_text(i) == version.as_bytes();
+            same.then_some(VersionId(i as u8))
+        })
+    }
+
+    fn version_text(&self, i: usize) -> Vec<u8> {
+        let at = VERSIONS + i * VERSION_ENTRY + 1;
+        let mut bytes: Vec<u8> = (0..VERSION_WORDS)
+            .flat_map(|w| self.word(at + w).load(Ordering::Relaxed).to_le_bytes())
+            .collect();
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        bytes.truncate(end);
+        bytes
+    }
+
+    /// The statistics of `version`, every table added up, read consistently with the
+    /// master's folds.
+    pub fn version_stats(&self, version: VersionId) -> VersionStats {
+        self.consistent(|tables| {
+            let mut stats = VersionStats::default();
+            let base = STATS + version.0 as usize * STAT_WORDS;
+            for table in tables {
+                let word = |w: usize| table[base + w].load(Ordering::Relaxed);
+                stats.last_inference_ms = stats.last_inference_ms.max(word(S_LAST_MS));
+                stats.inference_count += word(S_INFERENCES);
+                stats.execution_count += word(S_EXECUTIONS);
+                for (pair, w) in [
+                    (&mut stats.success, S_SUCCESS),
+                    (&mut stats.fail, S_FAIL),
+                    (&mut stats.queue, S_QUEUE),
+                    (&mut stats.compute_input, S_INPUT),
+                    (&mut stats.compute_infer, S_INFER),
+                    (&mut stats.compute_output, S_OUTPUT),
+                ] {
+                    pair.count += word(w);
+                    pair.ns += word(w + 1);
+                }
+                for k in 0..BATCH_KEYS {
+                    let at = BATCHES + 3 * k;
+                    let key = table[at].load(Ordering::Relaxed);
+                    let (of, size) = split_batch_key(key);
+                    if key == 0 || key == OVERFLOW_KEY || of != version {
+                        continue;
+                    }
+                    let entry = stats.batches.entry(size).or_default();
+                    entry.count += table[at + 1].load(Ordering::Relaxed);
+                    entry.ns += table[at + 2].load(Ordering::Relaxed);
+                }
+            }
+            stats
+        })
+    }
+
+    /// `read` over every table in use and the retired one, retried until no fold ran
+    /// meanwhile (a seqlock: readers retry when the sequence moved or is odd).
+    fn consistent<T>(&self, read: impl Fn(&[&'static [AtomicU64]]) -> T) -> T {
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
@@ -494,16 +633,31 @@ impl Region {
                 continue;
             }
             let used = (self.word(TABLES_USED).load(Ordering::Acquire) as usize).min(self.slots);
-            let mut snap = Snapshot::new();
-            for i in (0..used).chain(Some(self.slots)) {
-                snap.add(self.table(i));
-            }
+            let tables: Vec<&'static [AtomicU64]> = (0..used)
+                .chain(Some(self.slots))
+                .map(|i| self.table(i))
+                .collect();
+            let value = read(&tables);
             fence(Ordering::Acquire);
             if self.word(SEQ).load(Ordering::Relaxed) == seq || attempt > 100_000 {
-                snap.header(self);
-                return snap;
+                return value;
             }
         }
+    }
+
+    // Reading.
+
+    /// Every table added up, read consistently with the master's folds.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = self.consistent(|tables| {
+            let mut snap = Snapshot::new();
+            for table in tables {
+                snap.add(table);
+            }
+            snap
+        });
+        snap.header(self);
+        snap
     }
 
     /// Models built in the master before forking (`--preload`), as a bit set.
@@ -569,10 +723,29 @@ pub struct Master {
 /// Adds `count` under `key` in `table`, claiming the key's entry on first use; a full table
 /// counts under the overflow entry.
 pub(crate) fn add_request(table: &[AtomicU64], key: u64, count: u64) {
-    let start = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57) as usize % (REQUEST_KEYS - 1);
-    for probe in 0..REQUEST_KEYS - 1 {
-        let k = (start + probe) % (REQUEST_KEYS - 1);
-        let slot = &table[REQUESTS + 2 * k];
+    let at = claim(table, REQUESTS, 2, REQUEST_KEYS, key, 57).unwrap_or_else(|| {
+        let last = REQUESTS + 2 * (REQUEST_KEYS - 1);
+        table[last].store(OVERFLOW_KEY, Ordering::Relaxed);
+        last
+    });
+    table[at + 1].fetch_add(count, Ordering::Relaxed);
+}
+
+/// Where `key`'s entry is among the `n` keyed entries of `stride` words from `base` (the last
+/// one left for the overflow): found, or claimed on first use by compare-and-swap; `None`
+/// when every other entry is taken. `shift` spreads the keys' hash over the entries.
+fn claim(
+    table: &[AtomicU64],
+    base: usize,
+    stride: usize,
+    n: usize,
+    key: u64,
+    shift: u32,
+) -> Option<usize> {
+    let start = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize % (n - 1);
+    (0..n - 1).find_map(|probe| {
+        let at = base + stride * ((start + probe) % (n - 1));
+        let slot = &table[at];
         let found = match slot.load(Ordering::Relaxed) {
             0 => match slot.compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => true,
@@ -580,14 +753,63 @@ pub(crate) fn add_request(table: &[AtomicU64], key: u64, count: u64) {
             },
             other => other == key,
         };
-        if found {
-            table[REQUESTS + 2 * k + 1].fetch_add(count, Ordering::Relaxed);
-            return;
-        }
-    }
-    let last = REQUEST_KEYS - 1;
-    table[REQUESTS + 2 * last].store(OVERFLOW_KEY, Ordering::Relaxed);
-    table[REQUESTS + 2 * last + 1].fetch_add(count, Ordering::Relaxed);
+        found.then_some(at)
+    })
+}
+
+/// A batch key: version and batch size packed, never 0.
+pub(crate) fn batch_key(version: VersionId, size: usize) -> u64 {
+    1 << 48 | (version.0 as u64) << 32 | (size as u64).min(u32::MAX as u64)
+}
+
+fn split_batch_key(key: u64) -> (VersionId, usize) {
+    (VersionId((key >> 32) as u8), (key & 0xffff_ffff) as usize)
+}
+
+/// Adds executions of one (version, batch size) to a table: its entry claimed on first use
+/// by compare-and-swap, the last entry when every other is taken (counted, not kept apart).
+pub(crate) fn add_batch(table: &[AtomicU64], key: u64, count: u64, ns: u64) {
+    let at = claim(table, BATCHES, 3, BATCH_KEYS, key, 56).unwrap_or_else(|| {
+        let last = BATCHES + 3 * (BATCH_KEYS - 1);
+        table[last].store(OVERFLOW_KEY, Ordering::Relaxed);
+        last
+    });
+    table[at + 1].fetch_add(count, Ordering::Relaxed);
+    table[at + 2].fetch_add(ns, Ordering::Relaxed);
+}
+
+/// A count and the nanoseconds it took, as Triton's statistics write them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timed {
+    /// How many.
+    pub count: u64,
+    /// Their total time, in nanoseconds.
+    pub ns: u64,
+}
+
+/// One model version's statistics, exact across workers (Triton's statistics extension).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionStats {
+    /// The last inference request's end, in Unix milliseconds; 0 before any.
+    pub last_inference_ms: u64,
+    /// Rows inferred by requests that succeeded (Triton's `inference_count`).
+    pub inference_count: u64,
+    /// Model calls (several requests merged into one call count once).
+    pub execution_count: u64,
+    /// Requests answered, and their time from the request's body to its answer.
+    pub success: Timed,
+    /// Requests that failed, and their time.
+    pub fail: Timed,
+    /// Requests' waits in the model's queue.
+    pub queue: Timed,
+    /// Requests' decoding of their inputs.
+    pub compute_input: Timed,
+    /// Requests' model calls (a merged call's time counts for each of its requests).
+    pub compute_infer: Timed,
+    /// Requests' encoding of their outputs.
+    pub compute_output: Timed,
+    /// Model calls by batch size (rows per call): their count and time.
+    pub batches: std::collections::BTreeMap<usize, Timed>,
 }
 
 /// Every table added up at one moment, with the master's counters.
@@ -740,6 +962,79 @@ mod tests {
                 .sum::<u64>(),
             0
         );
+    }
+
+    #[test]
+    fn version_statistics_are_exact_across_workers_and_folds() {
+        let region = Region::private(2);
+        let iris = region.register_model("iris");
+        let v3 = region.register_version(iris, "3").unwrap();
+        let v1 = region.register_version(iris, "1").unwrap();
+        assert_eq!(region.register_version(iris, "3"), Some(v3));
+        assert_eq!(region.find_version(iris, "1"), Some(v1));
+        assert_eq!(region.find_version(iris, "2"), None);
+        assert_eq!(
+            region.register_version(iris, &"9".repeat(MAX_VERSION + 1)),
+            None
+        );
+        let ms = |n| Duration::from_millis(n);
+        let ok = |rows| crate::record::RequestStats {
+            ok: true,
+            rows,
+            total: ms(10),
+            input: ms(1),
+            infer: ms(5),
+            output: ms(2),
+        };
+        for slot in 0..2 {
+            region.slot_claimed(slot);
+            let r = Recorder::for_slot(region, slot);
+            r.inference(v3, &ok(2));
+            r.version_started(v3, ms(3));
+            r.version_call(v3, 2, 1, ms(5));
+            r.version_call(v3, 8, 2, ms(8));
+        }
+        let r = Recorder::for_slot(region, 1);
+        r.inference(v1, &crate::record::RequestStats::default());
+        region.fold(0);
+        let s = region.version_stats(v3);
+        assert_eq!(s.inference_count, 4);
+        assert_eq!(s.execution_count, 6);
+        assert_eq!(
+            s.success,
+            Timed {
+                count: 2,
+                ns: 20_000_000
+            }
+        );
+        assert_eq!(
+            s.queue,
+            Timed {
+                count: 2,
+                ns: 6_000_000
+            }
+        );
+        assert_eq!(
+            s.compute_infer,
+            Timed {
+                count: 2,
+                ns: 10_000_000
+            }
+        );
+        assert_eq!(
+            s.compute_output,
+            Timed {
+                count: 2,
+                ns: 4_000_000
+            }
+        );
+        assert_eq!(s.fail.count, 0);
+        assert!(s.last_inference_ms > 0);
+        let sizes: Vec<(usize, u64)> = s.batches.iter().map(|(k, t)| (*k, t.count)).collect();
+        assert_eq!(sizes, [(2, 2), (4, 4)]);
+        let one = region.version_stats(v1);
+        assert_eq!((one.fail.count, one.success.count), (1, 0));
+        assert!(one.batches.is_empty());
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl ModelApp {
                 )
                 .map_err(String::from)?
                 .with_version(m.version.clone())
-                .observed_by(Arc::new(Metrics(serve_app::metrics::model_id(&m.name)))),
+                .observed_by(Arc::new(Metrics::of(&m.name, &m.version))),
             )
             .with_example(m.example.as_ref())
             .map_err(|e| in_manifest(spec, e))?;
@@ -364,6 +364,15 @@ impl AppFactory for ModelAppFactory {
             }
         }
         names
+    }
+
+    fn versions_of(&self, model: &str) -> Vec<String> {
+        let models = self.spec().map(|s| s.models.as_slice()).unwrap_or_default();
+        models
+            .iter()
+            .filter(|m| m.name == model)
+            .map(|m| m.version.clone())
+            .collect()
     }
 
     fn engine_of(&self, model: &str) -> Option<String> {

@@ -150,6 +150,16 @@ impl Doc {
             }),
         );
         self.add(
+            "/v2/models/stats",
+            "get",
+            json!({
+                "operationId": "v2_statistics", "tags": ["V2"],
+                "summary": "Every model version's statistics (Triton's extension)",
+                "description": "Exact across workers; see README, \"Coming from Triton\".",
+                "responses": {"200": ok(statistics_schema())},
+            }),
+        );
+        self.add(
             "/metrics",
             "get",
             json!({
@@ -299,6 +309,20 @@ impl Doc {
                         "output": {"type": "array", "items": {"type": "object"}},
                     },
                 })), "404": error("no such model or version")},
+            }),
+        );
+        let stats = format!("{v2}/stats");
+        self.add(
+            &stats,
+            "get",
+            json!({
+                "operationId": id("v2_model_statistics"), "tags": ["V2"],
+                "summary": format!("Model {name}: statistics of each version (Triton's extension)"),
+                "description": format!(
+                    "Every version served; at `{v2}/versions/V/stats`, that version's."
+                ),
+                "responses": {"200": ok(statistics_schema()),
+                    "404": error("no such model or version")},
             }),
         );
         let ready = format!("{v2}/ready");
@@ -768,6 +792,28 @@ fn status_schema() -> Value {
             }},
         },
     })
+}
+
+/// The statistics extension's answer.
+fn statistics_schema() -> Value {
+    let timed = json!({"type": "object", "required": ["count", "ns"],
+        "properties": {"count": {"type": "integer"}, "ns": {"type": "integer"}}});
+    json!({"type": "object", "required": ["model_stats"], "properties": {
+        "model_stats": {"type": "array", "items": {"type": "object",
+            "required": ["name", "version", "last_inference", "inference_count",
+                "execution_count", "inference_stats", "batch_stats"],
+            "properties": {
+                "name": {"type": "string"}, "version": {"type": "string"},
+                "last_inference": {"type": "integer", "description": "Unix milliseconds"},
+                "inference_count": {"type": "integer"},
+                "execution_count": {"type": "integer"},
+                "inference_stats": {"type": "object", "additionalProperties": timed},
+                "batch_stats": {"type": "array", "items": {"type": "object",
+                    "properties": {"batch_size": {"type": "integer"},
+                        "compute_input": timed, "compute_infer": timed,
+                        "compute_output": timed}}},
+            }}},
+    }})
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub struct Model {
     pub metric: serve_app::ModelId,
     /// Its Triton `config.pbtxt`, if it has one.
     pub config: Option<Arc<crate::triton::Config>>,
+    /// Its version's index in the shared statistics, when the master registered one.
+    pub stats: Option<serve_app::metrics::VersionId>,
 }
 
 impl Model {
@@ -37,6 +39,10 @@ impl Model {
             by_name: RecordSpec::by_name(&core.meta),
             examples: ModelExamples::placeholders(&core.meta),
             metric: serve_app::metrics::model_id(&core.name),
+            stats: serve_app::metrics::version_id(
+                serve_app::metrics::model_id(&core.name),
+                &core.version,
+            ),
             config: None,
             core: Arc::new(core),
         }

@@ -69,11 +69,25 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             allow(&req, POST)?;
             Err(v2::repository_control(app, name, verb))
         }
+        ["v2", "models", "stats"] => {
+            allow(&req, GET)?;
+            Ok(v2::statistics(app.registry.models()))
+        }
         ["v2", "models", name, rest @ ..] => {
+            let named_version = matches!(rest, ["versions", ..]);
             let (model, rest) = versioned(app, name, rest)?;
             match rest {
                 [] => allow(&req, GET).map(|()| v2::model_metadata(&app.registry, &model)),
                 ["config"] => allow(&req, GET).map(|()| v2::model_config(&model)),
+                ["stats"] => {
+                    allow(&req, GET)?;
+                    if named_version {
+                        Ok(v2::statistics(&[model]))
+                    } else {
+                        let versions: Vec<_> = app.registry.versions(name).cloned().collect();
+                        Ok(v2::statistics(&versions))
+                    }
+                }
                 ["ready"] => {
                     allow(&req, GET)?;
                     Ok(v2::model_ready(&model, cx).await)

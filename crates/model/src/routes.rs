@@ -160,19 +160,23 @@ impl Route {
 
     /// Answers a request to this route.
     pub async fn call(&self, body: &[u8]) -> Result<Response, ApiError> {
-        let (inputs, single) = records::decode(body, &self.model.meta, &self.spec)?;
-        let outputs = self.model.infer(inputs).await?;
-        let mut buf = Vec::with_capacity(32 * self.outputs.len());
-        records::write_objects(
-            &mut buf,
-            &self.model.meta,
-            &outputs,
-            &self.outputs,
-            single,
-            true,
-        )?;
-        let res = json_response(StatusCode::OK, buf);
-        Ok(crate::observe::answered(res, &outputs))
+        crate::observe::infer(
+            &self.model,
+            || records::decode(body, &self.model.meta, &self.spec),
+            |single, outputs| {
+                let mut buf = Vec::with_capacity(32 * self.outputs.len());
+                records::write_objects(
+                    &mut buf,
+                    &self.model.meta,
+                    outputs,
+                    &self.outputs,
+                    single,
+                    true,
+                )?;
+                Ok(json_response(StatusCode::OK, buf))
+            },
+        )
+        .await
     }
 }
 

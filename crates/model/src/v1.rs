@@ -49,19 +49,23 @@ pub async fn status(versions: &[Arc<Model>]) -> Response {
 
 /// `POST /v1/models/{m}:predict`.
 pub async fn predict(model: &Arc<Model>, body: &[u8]) -> Result<Response, ApiError> {
-    let (inputs, columnar) = decode(body, &model.meta, &model.by_name)?;
-    let outputs = model.infer(inputs).await?;
-    let mut buf = Vec::with_capacity(64);
-    if columnar {
-        buf.extend_from_slice(b"{\"outputs\":");
-        write_columnar(&mut buf, &model.meta, &outputs)?;
-    } else {
-        buf.extend_from_slice(b"{\"predictions\":");
-        write_predictions(&mut buf, &model.meta, &outputs)?;
-    }
-    buf.push(b'}');
-    let res = json_response(StatusCode::OK, buf);
-    Ok(crate::observe::answered(res, &outputs))
+    crate::observe::infer(
+        model,
+        || decode(body, &model.meta, &model.by_name),
+        |columnar, outputs| {
+            let mut buf = Vec::with_capacity(64);
+            if columnar {
+                buf.extend_from_slice(b"{\"outputs\":");
+                write_columnar(&mut buf, &model.meta, outputs)?;
+            } else {
+                buf.extend_from_slice(b"{\"predictions\":");
+                write_predictions(&mut buf, &model.meta, outputs)?;
+            }
+            buf.push(b'}');
+            Ok(json_response(StatusCode::OK, buf))
+        },
+    )
+    .await
 }
 
 /// Decodes a V1 body; returns the inputs and whether it was the columnar format.

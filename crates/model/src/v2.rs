@@ -47,7 +47,12 @@ pub fn server_metadata() -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         // Only whole extensions: Triton's model_repository is the index and load/unload, and
         // serve has the index only (load and unload answer 501).
-        "extensions": ["binary_tensor_data", "classification", "model_configuration"],
+        "extensions": [
+            "binary_tensor_data",
+            "classification",
+            "model_configuration",
+            "statistics",
+        ],
     });
     json_response(StatusCode::OK, body.to_string())
 }
@@ -154,6 +159,62 @@ pub fn model_config(model: &Model) -> Response {
     )
 }
 
+/// `GET /v2/models/stats`, `GET /v2/models/{m}[/versions/{v}]/stats` (Triton's statistics
+/// extension): each model version's figures, exact across workers (the shared metrics
+/// region). serve has no response cache (`cache_hit`, `cache_miss` 0), no decoupled models
+/// (`response_stats` empty), and does not time a merged call's input and output apart
+/// (`batch_stats` has `compute_infer` only).
+pub fn statistics(models: &[Arc<Model>]) -> Response {
+    let region = serve_app::metrics::region();
+    let timed = |t: serve_app::metrics::Timed| serde_json::json!({"count": t.count, "ns": t.ns});
+    let none = serde_json::json!({"count": 0, "ns": 0});
+    let stats: Vec<serde_json::Value> = models
+        .iter()
+        .map(|m| {
+            let s = match (region, m.stats) {
+                (Some(region), Some(v)) => region.version_stats(v),
+                _ => Default::default(),
+            };
+            let batches: Vec<serde_json::Value> = s
+                .batches
+                .iter()
+                .map(|(size, t)| {
+                    serde_json::json!({
+                        "batch_size": size,
+                        "compute_input": none,
+                        "compute_infer": timed(*t),
+                        "compute_output": none,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": m.name,
+                "version": m.version,
+                "last_inference": s.last_inference_ms,
+                "inference_count": s.inference_count,
+                "execution_count": s.execution_count,
+                "inference_stats": {
+                    "success": timed(s.success),
+                    "fail": timed(s.fail),
+                    "queue": timed(s.queue),
+                    "compute_input": timed(s.compute_input),
+                    "compute_infer": timed(s.compute_infer),
+                    "compute_output": timed(s.compute_output),
+                    "cache_hit": none,
+                    "cache_miss": none,
+                },
+                "response_stats": {},
+                "batch_stats": batches,
+                "memory_usage": [],
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        serde_json::json!({ "model_stats": stats }).to_string(),
+    )
+}
+
 /// `GET /v2/models/{m}`: read from the file, so it answers before the model is loaded;
 /// `parameters.loaded` says whether this worker has built it. `versions` lists every
 /// version of the model served, highest first.
@@ -197,10 +258,15 @@ pub async fn infer(model: &Arc<Model>, req: Request) -> Result<Response, ApiErro
                 })?,
         ),
     };
-    let request = v2_request::decode(req.body(), json_len, &model.meta)?;
-    let outputs = model.infer(request.inputs).await?;
-    let res = encode(model, request.id.as_deref(), &request.outputs, &outputs)?;
-    Ok(crate::observe::answered(res, &outputs))
+    crate::observe::infer(
+        model,
+        || {
+            let request = v2_request::decode(req.body(), json_len, &model.meta)?;
+            Ok((request.inputs, (request.id, request.outputs)))
+        },
+        |(id, asked), outputs| encode(model, id.as_deref(), &asked, outputs),
+    )
+    .await
 }
 
 /// Writes an output asked with `parameters.classification` (after its name): BYTES of

@@ -146,7 +146,7 @@ fn the_document_has_a_unique_operation_id_per_operation() {
             n += 1;
         }
     }
-    // 8 of the server's own, 6 per model (V2 metadata, config, ready, infer; V1 status,
-    // predict) for 3 models, 3 routes.
-    assert_eq!(n, 8 + 6 * 3 + 3);
+    // 9 of the server's own, 7 per model (V2 metadata, config, statistics, ready, infer; V1
+    // status, predict) for 3 models, 3 routes.
+    assert_eq!(n, 9 + 7 * 3 + 3);
 }

@@ -46,7 +46,8 @@ async fn health_and_server_metadata() {
         json!([
             "binary_tensor_data",
             "classification",
-            "model_configuration"
+            "model_configuration",
+            "statistics"
         ])
     );
     // Load and unload do not exist: 501, naming what does.
