@@ -135,6 +135,10 @@ fn each_version_policy_serves_what_triton_would() {
             r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#,
         );
         assert_eq!(v1.status, 200, "{at}: {}", v1.text());
+        // The front page shows each model once, with every version served.
+        let s = if served.len() > 1 { "s" } else { "" };
+        let tag = format!("model · version{s} {} · on tract", served.join(", "));
+        assert!(server.get("/").text().contains(&tag), "{at}: {tag}");
         let log = server.log();
         let named = match served {
             [one] => format!("iris (version {one})"),

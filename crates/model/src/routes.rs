@@ -203,6 +203,36 @@ mod tests {
     }
 
     #[test]
+    fn a_route_calls_the_highest_version_unless_it_names_one() {
+        let mut registry = Registry::default();
+        for version in ["1", "2"] {
+            let core = serve_runtime::model::Model::open(
+                "iris".into(),
+                Source::Bytes("test", crate::resolve::EMBEDDED_IRIS.into()),
+                Settings::default(),
+                None,
+                std::sync::Arc::new(serve_tract::Tract),
+            )
+            .unwrap()
+            .with_version(version.into());
+            registry.add(Model::new(core)).unwrap();
+        }
+        let route = |extra: &str| {
+            let text = format!("[[route]]\npath = \"/p\"\n{extra}");
+            let manifest =
+                crate::manifest::parse(&text, std::path::Path::new("app.toml")).unwrap();
+            Route::compile(&manifest.routes[0], &registry)
+        };
+        assert_eq!(route("").unwrap().model.version, "2");
+        assert_eq!(route("version = 1\n").unwrap().model.version, "1");
+        let e = route("version = 7\n").err().unwrap();
+        assert!(
+            e.contains("model iris has no version \"7\" (its versions: 2, 1)"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_protocols_paths_are_refused() {
         for path in ["/v2", "/v2/models/x", "/v1/models/iris:predict"] {
             let e = compile(path).err().unwrap();
