@@ -219,8 +219,7 @@ mod tests {
         }
         let route = |extra: &str| {
             let text = format!("[[route]]\npath = \"/p\"\n{extra}");
-            let manifest =
-                crate::manifest::parse(&text, std::path::Path::new("app.toml")).unwrap();
+            let manifest = crate::manifest::parse(&text, std::path::Path::new("app.toml")).unwrap();
             Route::compile(&manifest.routes[0], &registry)
         };
         assert_eq!(route("").unwrap().model.version, "2");
