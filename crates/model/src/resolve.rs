@@ -420,9 +420,15 @@ mod tests {
         d.file("iris/2/model.onnx", b"x");
         d.file("iris/10/other.onnx", b"x");
         d.file("b.onnx", b"x");
+        d.file("padded/01/model.onnx", b"x");
         let spec = resolve(Some(&d.0), &Settings::default()).unwrap();
-        assert_eq!(names(&spec), ["b", "iris"]);
+        assert_eq!(names(&spec), ["b", "iris", "padded"]);
         assert_eq!(spec.models[1].version, "2");
+        assert_eq!(
+            spec.models[2].version, "1",
+            "01/ is version 1, as Triton reads it"
+        );
+        std::fs::remove_dir_all(d.0.join("padded")).unwrap();
         // A manifest names the model, and may name one version; its keys win.
         d.file(
             "app.toml",

@@ -52,8 +52,9 @@ pub fn is_model_dir(dir: &Path) -> bool {
     dir.join(CONFIG_FILE).is_file() || !versions_in(dir, DEFAULT_FILE).is_empty()
 }
 
-/// The numbered directories of `dir` that hold `file`.
-fn versions_in(dir: &Path, file: &str) -> Vec<u64> {
+/// The numbered directories of `dir` that hold `file`: each version and its directory's
+/// name (`01` is version 1, as Triton reads it).
+fn versions_in(dir: &Path, file: &str) -> Vec<(u64, String)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -66,7 +67,10 @@ fn versions_in(dir: &Path, file: &str) -> Vec<u64> {
                 return None;
             }
             let version = name.parse::<u64>().ok()?;
-            e.path().join(file).is_file().then_some(version)
+            e.path()
+                .join(file)
+                .is_file()
+                .then(|| (version, name.to_owned()))
         })
         .collect()
 }
@@ -114,7 +118,8 @@ pub fn model_dir(
         .map(|c| c.config.default_model_filename.as_str())
         .filter(|f| !f.is_empty())
         .unwrap_or(DEFAULT_FILE);
-    let available = versions_in(dir, file);
+    let found = versions_in(dir, file);
+    let available: Vec<u64> = found.iter().map(|(v, _)| *v).collect();
     let versions = match only {
         Some(v) => match v.parse::<u64>().ok().filter(|v| available.contains(v)) {
             Some(v) => vec![v],
@@ -144,12 +149,18 @@ pub fn model_dir(
         Some(c) => settings(&c.config, defaults),
         None => defaults.clone(),
     };
+    let subdir = |v: u64| {
+        found
+            .iter()
+            .find(|(n, _)| *n == v)
+            .map_or_else(|| v.to_string(), |(_, d)| d.clone())
+    };
     versions
         .into_iter()
         .map(|v| {
             Ok(ModelSpec {
                 name: name.clone(),
-                source: Source::read_file(dir.join(v.to_string()).join(file))?,
+                source: Source::read_file(dir.join(subdir(v)).join(file))?,
                 settings: settings.clone(),
                 version: v.to_string(),
                 example: None,
