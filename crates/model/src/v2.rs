@@ -247,20 +247,20 @@ pub fn model_metadata(registry: &Registry, model: &Model) -> Response {
 
 /// `POST /v2/models/{m}/infer`.
 pub async fn infer(model: &Arc<Model>, req: Request) -> Result<Response, ApiError> {
-    let json_len = match req.headers().get(HEADER_LENGTH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<usize>().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("Inference-Header-Content-Length is not a number")
-                })?,
-        ),
-    };
     crate::observe::infer(
         model,
         || {
+            let json_len = match req.headers().get(HEADER_LENGTH) {
+                None => None,
+                Some(v) => Some(
+                    v.to_str()
+                        .ok()
+                        .and_then(|s| s.trim().parse::<usize>().ok())
+                        .ok_or_else(|| {
+                            ApiError::bad_request("Inference-Header-Content-Length is not a number")
+                        })?,
+                ),
+            };
             let request = v2_request::decode(req.body(), json_len, &model.meta)?;
             Ok((request.inputs, (request.id, request.outputs)))
         },
