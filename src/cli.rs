@@ -24,8 +24,10 @@ use serve_settings::Table;
     about = "Serve machine-learning models: a pre-fork, multi-worker server speaking KServe V2, \
              TF-Serving V1 and your app's own routes.",
     long_about = None,
-    after_help = "APP is an .onnx file, a model repository directory, or an app directory with an \
-                  app.toml; without APP, the iris model embedded in the binary is served.\n\
+    after_help = "APP is an .onnx file, a model repository directory (NAME.onnx, NAME/model.onnx, \
+                  or Triton's NAME/VERSION/model.onnx with an optional NAME/config.pbtxt), or an \
+                  app directory with an app.toml; without APP, the iris model embedded in the \
+                  binary is served.\n\
                   Durations are seconds; sizes are bytes with an optional K, M or G suffix.\n\
                   Precedence: command line > SERVE_CMD_ARGS > config file (-c) > $PORT and \
                   $WEB_CONCURRENCY > defaults.\n\

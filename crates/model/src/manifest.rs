@@ -4,12 +4,14 @@
 //! ```toml
 //! [[model]]
 //! name = "titanic"          # default: the file's stem; model.onnx takes its directory's name
-//! path = "model.onnx"       # relative to this file; default: NAME.onnx, NAME/model.onnx or model.onnx
+//! path = "model.onnx"       # relative to this file; default: NAME.onnx, NAME/model.onnx, a Triton
+//!                           #   model directory NAME/ (NAME/VERSION/model.onnx), or model.onnx
 //! max_batch_size = 64       # default: --max-batch-size (1 = no batching)
 //! batch_timeout_us = 0      # default: --batch-timeout-us
 //! max_queue = 1024          # default: --max-queue
 //! batch = true              # false: the inputs' first dimensions are not one batch (see below)
-//! version = 1               # what it answers as model_version (a number or a string)
+//! version = 1               # what it answers as model_version (a number or a string); of a
+//!                           #   Triton model directory, the one version served
 //! engine = "onnxruntime"    # default: --engine (tract); onnxruntime for CNNs, RNNs, transformers
 //! [model.example]           # one row per input, by input name (see "Examples" below)
 //! Age = 22
