@@ -420,3 +420,35 @@ fn a_file_of_a_triton_layout_is_its_model_and_version() {
     let server = serve(&repo.path().join("iris"));
     assert_eq!(versions(&server, "iris"), ["3"]);
 }
+
+#[test]
+fn a_new_version_directory_is_served_after_hup_with_statistics_of_its_own() {
+    let repo = repository(None);
+    let server = serve(repo.path());
+    assert_eq!(versions(&server, "iris"), ["3"]);
+    let at = repo.path().join("iris/4");
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::copy(examples("iris/model.onnx"), at.join("model.onnx")).unwrap();
+    let before = server.wait_workers(1);
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        server.wait_log("Reload complete", common::PATIENCE),
+        "{}",
+        server.log()
+    );
+    // Every worker of the old generation gone: whichever answers is of the new one.
+    assert!(common::wait_until(common::PATIENCE, || {
+        let now = server.workers();
+        now.len() == 1 && now != before
+    }));
+    assert_eq!(versions(&server, "iris"), ["4"]);
+    assert_eq!(answered_by(&server, "/v2/models/iris/infer").unwrap(), "4");
+    let stats = server.get("/v2/models/iris/versions/4/stats").json();
+    assert_eq!(
+        counts(&stats["model_stats"][0]).0,
+        [1, 1, 1, 0, 1, 1],
+        "{stats}"
+    );
+    // Version 3 is no longer served.
+    assert_eq!(server.get("/v2/models/iris/versions/3/ready").status, 404);
+}
