@@ -477,7 +477,8 @@ fn unimplemented_ops(model: &InferenceModel) -> Result<(), String> {
 /// With `batch_dim`, the first dimension of every input that has a variable one is the one
 /// batch symbol `N`, named or not, and a name the file gives it anywhere means `N` too;
 /// without, each named dimension is its own symbol and each unnamed first dimension is its
-/// input's own.
+/// input's own, and there is no batch (never merged, never split into rows), even when the
+/// file names its first dimensions `N` too.
 fn declare_inputs(
     model: &mut InferenceModel,
     meta: &ModelMeta,
@@ -539,7 +540,11 @@ fn declare_inputs(
             .set_input_fact(i, fact)
             .map_err(|e| format!("input \"{}\": {}", input.name, chain(&e)))?;
     }
-    Ok(if shared { Some(batch) } else { None })
+    Ok(if shared && batch_dim {
+        Some(batch)
+    } else {
+        None
+    })
 }
 
 /// A symbol name tract's parser accepts: letters, digits and underscores.

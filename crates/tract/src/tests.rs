@@ -130,6 +130,17 @@ fn inputs_whose_batch_the_file_names_differently_share_one_batch() {
 }
 
 #[test]
+fn without_a_batch_dimension_a_request_is_never_merged_or_split() {
+    // The file names its first dimension N, as serve's own batch symbol is named: still no
+    // batch when the manifest (or config.pbtxt's max_batch_size 0) says there is none.
+    let bytes = fixtures::iris_like();
+    let meta = ModelMeta::from_onnx(&bytes).unwrap();
+    let plan = build(&Source::Bytes("test", bytes.into()), &meta, false).unwrap();
+    assert!(!plan.mergeable() && plan.row_by_row().is_none());
+    assert!(plan.any_batch().is_some(), "rows still run, as one call");
+}
+
+#[test]
 fn string_inputs_load_in_tract_onnx() {
     let plan = build_bytes(fixtures::records()).unwrap();
     assert!(plan.mergeable());
