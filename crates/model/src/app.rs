@@ -277,9 +277,9 @@ impl ModelAppFactory {
     }
 }
 
-/// The models of a spec for the start's log: `iris`, or `iris (versions 3, 2)` for a model
-/// of several versions, each name once.
-fn names_and_versions(spec: &AppSpec) -> Vec<String> {
+/// The models of a spec by name, in the order their names first come, each with its
+/// versions.
+fn by_name(spec: &AppSpec) -> Vec<(&str, Vec<&str>)> {
     let mut names: Vec<(&str, Vec<&str>)> = Vec::new();
     for m in &spec.models {
         match names.iter_mut().find(|(n, _)| *n == m.name) {
@@ -288,6 +288,12 @@ fn names_and_versions(spec: &AppSpec) -> Vec<String> {
         }
     }
     names
+}
+
+/// The models of a spec for the start's log: `iris`, or `iris (versions 3, 2)` for a model
+/// of several versions, each name once.
+fn names_and_versions(spec: &AppSpec) -> Vec<String> {
+    by_name(spec)
         .into_iter()
         .map(|(name, versions)| match versions.as_slice() {
             [only] if *only == crate::registry::DEFAULT_VERSION => name.to_owned(),
@@ -357,22 +363,24 @@ impl AppFactory for ModelAppFactory {
 
     fn models(&self) -> Vec<String> {
         // Names, not versions: every version of a model counts under its name.
-        let mut names: Vec<String> = Vec::new();
-        for m in self.spec().map(|s| s.models.as_slice()).unwrap_or_default() {
-            if !names.contains(&m.name) {
-                names.push(m.name.clone());
-            }
-        }
-        names
+        let Ok(spec) = self.spec() else {
+            return Vec::new();
+        };
+        by_name(spec)
+            .into_iter()
+            .map(|(n, _)| n.to_owned())
+            .collect()
     }
 
     fn versions_of(&self, model: &str) -> Vec<String> {
-        let models = self.spec().map(|s| s.models.as_slice()).unwrap_or_default();
-        models
-            .iter()
-            .filter(|m| m.name == model)
-            .map(|m| m.version.clone())
-            .collect()
+        let Ok(spec) = self.spec() else {
+            return Vec::new();
+        };
+        by_name(spec)
+            .into_iter()
+            .find(|(n, _)| *n == model)
+            .map(|(_, versions)| versions.into_iter().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     fn engine_of(&self, model: &str) -> Option<String> {

@@ -35,14 +35,12 @@ pub struct Model {
 impl Model {
     /// The protocols' view of a runtime model.
     pub fn new(core: serve_runtime::model::Model) -> Model {
+        let metric = serve_app::metrics::model_id(&core.name);
         Model {
             by_name: RecordSpec::by_name(&core.meta),
             examples: ModelExamples::placeholders(&core.meta),
-            metric: serve_app::metrics::model_id(&core.name),
-            stats: serve_app::metrics::version_id(
-                serve_app::metrics::model_id(&core.name),
-                &core.version,
-            ),
+            metric,
+            stats: serve_app::metrics::version_id(metric, &core.version),
             config: None,
             core: Arc::new(core),
         }
@@ -92,28 +90,20 @@ fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
 impl Registry {
     /// Adds a model; two of one name and version are an error.
     pub fn add(&mut self, model: Model) -> Result<(), String> {
-        let index = self.models.len();
-        if !self.by_name.contains_key(&model.name) {
-            self.names.push(model.name.clone());
-        }
-        let versions = self.by_name.entry(model.name.clone()).or_default();
-        if versions
-            .iter()
-            .any(|&i| self.models[i].version == model.version)
-        {
+        if self.version(&model.name, &model.version).is_some() {
             return Err(format!(
                 "two models are named \"{}\" (version {})",
                 model.name, model.version
             ));
         }
-        versions.push(index);
-        let models = &self.models;
-        let new = &model.version;
-        versions.sort_by(|&a, &b| {
-            let version = |i: usize| if i == index { new } else { &models[i].version };
-            version_order(version(b), version(a))
-        });
+        if !self.by_name.contains_key(&model.name) {
+            self.names.push(model.name.clone());
+        }
+        let versions = self.by_name.entry(model.name.clone()).or_default();
+        versions.push(self.models.len());
         self.models.push(Arc::new(model));
+        let models = &self.models;
+        versions.sort_by(|&a, &b| version_order(&models[b].version, &models[a].version));
         Ok(())
     }
 

@@ -186,8 +186,8 @@ mod tests {
     use crate::executor::Settings;
     use crate::source::Source;
 
-    fn compile(path: &str) -> Result<Route, String> {
-        let mut registry = Registry::default();
+    /// The embedded iris, in this version.
+    fn iris(version: &str) -> Model {
         let core = serve_runtime::model::Model::open(
             "iris".into(),
             Source::Bytes("test", crate::resolve::EMBEDDED_IRIS.into()),
@@ -195,8 +195,16 @@ mod tests {
             None,
             std::sync::Arc::new(serve_tract::Tract),
         )
-        .unwrap();
-        registry.add(Model::new(core)).unwrap();
+        .unwrap()
+        .with_version(version.into());
+        Model::new(core)
+    }
+
+    fn compile(path: &str) -> Result<Route, String> {
+        let mut registry = Registry::default();
+        registry
+            .add(iris(crate::registry::DEFAULT_VERSION))
+            .unwrap();
         let text = format!("[[route]]\npath = \"{path}\"\n");
         let manifest = crate::manifest::parse(&text, std::path::Path::new("app.toml")).unwrap();
         Route::compile(&manifest.routes[0], &registry)
@@ -206,16 +214,7 @@ mod tests {
     fn a_route_calls_the_highest_version_unless_it_names_one() {
         let mut registry = Registry::default();
         for version in ["1", "2"] {
-            let core = serve_runtime::model::Model::open(
-                "iris".into(),
-                Source::Bytes("test", crate::resolve::EMBEDDED_IRIS.into()),
-                Settings::default(),
-                None,
-                std::sync::Arc::new(serve_tract::Tract),
-            )
-            .unwrap()
-            .with_version(version.into());
-            registry.add(Model::new(core)).unwrap();
+            registry.add(iris(version)).unwrap();
         }
         let route = |extra: &str| {
             let text = format!("[[route]]\npath = \"/p\"\n{extra}");

@@ -269,17 +269,14 @@ pub async fn infer(model: &Arc<Model>, req: Request) -> Result<Response, ApiErro
     .await
 }
 
-/// Writes an output asked with `parameters.classification` (after its name): BYTES of
-/// `"value:index[:label]"`, see [`crate::classify`].
+/// An output asked with `parameters.classification`: its classes as a BYTES tensor of
+/// `"value:index[:label]"` (see [`crate::classify`]), answered as any output is.
 fn classification(
     model: &Model,
-    i: usize,
     asked: &Asked,
     view: &crate::outputs::OutView<'_>,
-    json: &mut Vec<u8>,
-    binary: &mut Vec<u8>,
-) -> Result<(), ApiError> {
-    let meta = &model.meta.outputs[i];
+) -> Result<Outputs, ApiError> {
+    let meta = &model.meta.outputs[asked.index];
     let lines = model
         .config
         .as_ref()
@@ -289,34 +286,8 @@ fn classification(
     let batched = model.settings.batch_dim && meta.has_batch_dim();
     let (shape, elements) =
         crate::classify::classify(view, asked.classification, batched, labels.as_ref())?;
-    json.extend_from_slice(b",\"datatype\":\"BYTES\",\"shape\":[");
-    for (k, d) in shape.iter().enumerate() {
-        if k > 0 {
-            json.push(b',');
-        }
-        (*d as u64).write_json(json);
-    }
-    json.push(b']');
-    if asked.binary {
-        let before = binary.len();
-        for e in &elements {
-            binary.extend_from_slice(&(e.len() as u32).to_le_bytes());
-            binary.extend_from_slice(e.as_bytes());
-        }
-        json.extend_from_slice(b",\"parameters\":{\"binary_data_size\":");
-        ((binary.len() - before) as u64).write_json(json);
-        json.extend_from_slice(b"}}");
-    } else {
-        json.extend_from_slice(b",\"data\":[");
-        for (k, e) in elements.iter().enumerate() {
-            if k > 0 {
-                json.push(b',');
-            }
-            write_str(json, e);
-        }
-        json.extend_from_slice(b"]}");
-    }
-    Ok(())
+    let tensor = crate::tensor::Tensor::new(&shape, elements).map_err(ApiError::internal)?;
+    Ok(Outputs::whole(Arc::new(vec![tensor])))
 }
 
 /// Writes the inference answer.
@@ -340,16 +311,19 @@ fn encode(
     json.extend_from_slice(b",\"outputs\":[");
     for (n, asked) in selected.iter().enumerate() {
         let (i, as_binary) = (asked.index, asked.binary);
-        let view = outputs.view(i)?;
+        let classified = match asked.classification {
+            0 => None,
+            _ => Some(classification(model, asked, &outputs.view(i)?)?),
+        };
+        let view = match &classified {
+            Some(classes) => classes.view(0)?,
+            None => outputs.view(i)?,
+        };
         if n > 0 {
             json.push(b',');
         }
         json.extend_from_slice(b"{\"name\":");
         write_str(&mut json, &model.meta.outputs[i].name);
-        if asked.classification > 0 {
-            classification(model, i, asked, &view, &mut json, &mut binary)?;
-            continue;
-        }
         json.extend_from_slice(b",\"datatype\":\"");
         json.extend_from_slice(view.datatype.as_str().as_bytes());
         json.extend_from_slice(b"\",\"shape\":[");
