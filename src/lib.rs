@@ -172,8 +172,10 @@ fn install_panic_hook() {
 
 /// The model app: the `serve` binary's app, built from APP and the model flags.
 pub fn model_app(config: &Config) -> Result<Arc<dyn AppFactory>, String> {
-    Ok(Arc::new(serve_model::ModelAppFactory::new(
-        config.app.clone(),
-        &config.values,
+    // The model app answers REST; gRPC (KServe V2's, tritonclient's) is answered beside it
+    // on the same listeners, its messages bounded by --max-body-size as REST bodies are.
+    Ok(Arc::new(serve_grpc::GrpcAppFactory::new(
+        serve_model::ModelAppFactory::new(config.app.clone(), &config.values),
+        config.values.max_body_size,
     )))
 }

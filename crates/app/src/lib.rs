@@ -13,6 +13,11 @@
 //! Requests reach the app with their body already read in full, decompressed and bounded by
 //! the server's limits; the app answers a whole response. A panic inside [`App::call`] is
 //! caught by the worker and answered 500: no request can kill a worker.
+//!
+//! A request the app claims by its head ([`App::streams`], gRPC's) goes to [`App::stream`]
+//! instead: its body arrives as the client sends it, none of the HTTP body limits,
+//! decompression or `Connection: close` draining apply to it, and the answer is a body that
+//! may stream and end with trailers. The app bounds what it reads itself.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -33,6 +38,22 @@ pub use serve_metrics::{ModelId, Observed, Protocol};
 pub type Request = http::Request<Bytes>;
 /// A response as the app gives it.
 pub type Response = http::Response<Bytes>;
+/// What a streamed body fails with.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// A body that arrives or leaves in frames and may end with trailers (gRPC's status).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
+/// A whole body as a [`Body`].
+pub fn whole_body(bytes: Bytes) -> Body {
+    use http_body_util::BodyExt;
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A request the app takes as it arrives ([`App::stream`]).
+pub type StreamRequest = http::Request<Body>;
+/// A response whose body the worker writes as the app produces it.
+pub type StreamResponse = http::Response<Body>;
 /// The future an app returns; it runs on the worker's runtime.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -52,6 +73,32 @@ pub struct Context {
     pub stopping: bool,
     /// The request id, from `X-Request-Id` or made by the server; echoed in the response.
     pub request_id: Arc<str>,
+    /// For a streamed request ([`App::stream`]): wakes when the worker starts draining, so
+    /// that a stream that would outlive it ends once it has answered what it was sent.
+    /// `None` for a whole request, which is answered before the worker goes.
+    pub drain: Option<DrainWatch>,
+}
+
+/// Tells a long-lived answer when its worker starts draining (see [`Context::drain`]).
+#[derive(Clone)]
+pub struct DrainWatch(Arc<dyn Fn() -> BoxFuture<()> + Send + Sync>);
+
+impl DrainWatch {
+    /// A watch whose [`DrainWatch::started`] is the future `started` makes.
+    pub fn new(started: impl Fn() -> BoxFuture<()> + Send + Sync + 'static) -> Self {
+        DrainWatch(Arc::new(started))
+    }
+
+    /// Ends when the worker starts draining (at once if it already has).
+    pub fn started(&self) -> BoxFuture<()> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for DrainWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DrainWatch")
+    }
 }
 
 /// An application: built once per worker, answers every request of that worker.
@@ -68,6 +115,28 @@ pub trait App: Send + Sync + 'static {
     /// again.
     fn observe_head(&self, parts: &http::request::Parts) {
         let _ = parts;
+    }
+
+    /// Whether the app takes this request as it arrives, through [`App::stream`], rather
+    /// than whole through [`App::call`]: decided from the head alone (gRPC's content type).
+    /// None by default.
+    fn streams(&self, parts: &http::request::Parts) -> bool {
+        let _ = parts;
+        false
+    }
+
+    /// Answers a request [`App::streams`] claimed: its body is read by the app as it comes,
+    /// under limits of the app's own, and the answer may stream and end with trailers. A
+    /// panic is caught as in [`App::call`].
+    fn stream(&self, req: StreamRequest, cx: Context) -> BoxFuture<StreamResponse> {
+        let _ = (req, cx);
+        Box::pin(async {
+            let res = error_response(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "this app claimed a request it does not stream",
+            );
+            res.map(whole_body)
+        })
     }
 
     /// Builds now everything that would otherwise be built lazily (a model's optimized plan),

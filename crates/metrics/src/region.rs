@@ -115,22 +115,25 @@ pub enum Protocol {
     Admin = 4,
     /// Anything else: unknown paths, requests refused before any app saw them.
     Other = 5,
+    /// KServe V2 over gRPC (`inference.GRPCInferenceService`, reflection).
+    Grpc = 6,
 }
 
 impl Protocol {
     /// Every protocol, in label order.
-    pub const ALL: [Protocol; 6] = [
+    pub const ALL: [Protocol; 7] = [
         Protocol::V2,
         Protocol::V1,
         Protocol::Route,
         Protocol::Health,
         Protocol::Admin,
         Protocol::Other,
+        Protocol::Grpc,
     ];
 
     /// The label value.
     pub fn label(self) -> &'static str {
-        ["v2", "v1", "route", "health", "admin", "other"][self as usize]
+        ["v2", "v1", "route", "health", "admin", "other", "grpc"][self as usize]
     }
 }
 

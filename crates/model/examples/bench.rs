@@ -51,6 +51,7 @@ fn cx() -> Context {
         draining: false,
         stopping: false,
         request_id: "bench".into(),
+        drain: None,
     }
 }
 

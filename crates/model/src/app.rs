@@ -272,7 +272,8 @@ impl ModelAppFactory {
             .map_err(Clone::clone)
     }
 
-    fn app(&self) -> Result<ModelApp, AppError> {
+    /// Builds the model app itself, for an app that wraps it (gRPC's serves beside it).
+    pub fn app(&self) -> Result<ModelApp, AppError> {
         ModelApp::from_spec(self.spec()?, &self.values)
     }
 }

@@ -247,6 +247,7 @@ mod tests {
                 RunError::TimedOut {
                     model: model.clone(),
                     limit: std::time::Duration::from_secs(2),
+                    client: false,
                 },
                 StatusCode::GATEWAY_TIMEOUT,
             ),

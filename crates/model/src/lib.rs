@@ -65,7 +65,7 @@ pub mod error;
 pub mod example;
 pub mod front;
 pub mod manifest;
-mod observe;
+pub mod observe;
 pub mod openapi;
 pub mod records;
 pub mod registry;

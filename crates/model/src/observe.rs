@@ -16,7 +16,7 @@ use crate::inputs::Inputs;
 use crate::registry::Model;
 
 /// `res`, after telling the worker the call that made `outputs` (for the access log).
-pub(crate) fn answered(res: Response, outputs: &Outputs) -> Response {
+pub(crate) fn answered<R>(res: R, outputs: &Outputs) -> R {
     let (rows, took) = outputs.call();
     serve_app::observe_call(Inference { rows, took });
     res
@@ -86,11 +86,23 @@ pub(crate) async fn infer<T>(
     decode: impl FnOnce() -> Result<(Inputs, T), ApiError>,
     encode: impl FnOnce(T, &Outputs) -> Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
+    infer_within(model, None, decode, encode).await
+}
+
+/// The one path of an inference request, for any protocol's answer `R` (REST's and gRPC's),
+/// within `limit` when the client gave a deadline (gRPC's `grpc-timeout`): the sooner of it
+/// and `--request-timeout` ends the request.
+pub async fn infer_within<T, R>(
+    model: &Model,
+    limit: Option<Duration>,
+    decode: impl FnOnce() -> Result<(Inputs, T), ApiError>,
+    encode: impl FnOnce(T, &Outputs) -> Result<R, ApiError>,
+) -> Result<R, ApiError> {
     let mut timer = Timer::start(model);
     let result = async {
         let (inputs, rest) = decode()?;
         timer.decoded(inputs.rows);
-        let outputs = model.infer(inputs).await?;
+        let outputs = model.infer_within(inputs, limit).await?;
         timer.inferred(&outputs);
         let res = encode(rest, &outputs)?;
         Ok(answered(res, &outputs))

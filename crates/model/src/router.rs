@@ -67,7 +67,7 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             verb @ ("load" | "unload"),
         ] => {
             allow(&req, POST)?;
-            Err(v2::repository_control(app, name, verb))
+            Err(v2::repository_control(&app.registry, name, verb))
         }
         ["v2", "models", "stats"] => {
             allow(&req, GET)?;
@@ -225,12 +225,7 @@ fn allow(req: &Request, methods: &'static str) -> Result<(), ApiError> {
 }
 
 fn find(app: &Inner, name: &str) -> Result<Arc<Model>, ApiError> {
-    app.registry.get(name).cloned().ok_or_else(|| {
-        ApiError::not_found(format!(
-            "unknown model \"{name}\" (this server has {})",
-            app.registry.names()
-        ))
-    })
+    lookup(&app.registry, name, None)
 }
 
 /// The model `name` in the version the path's rest names (`versions/{v}/...`, stripped),
@@ -241,18 +236,38 @@ fn versioned<'a, 'b>(
     rest: &'b [&'a str],
 ) -> Result<(Arc<Model>, &'b [&'a str]), ApiError> {
     match rest {
-        ["versions", v, tail @ ..] => match app.registry.version(name, v) {
-            Some(model) => Ok((model.clone(), tail)),
+        ["versions", v, tail @ ..] => Ok((lookup(&app.registry, name, Some(v))?, tail)),
+        _ => Ok((find(app, name)?, rest)),
+    }
+}
+
+/// The model `name` in `version`, or in its highest when `None`: what every protocol's
+/// request names. An unknown model is 404 naming the models served, an unknown version 404
+/// naming the model's versions.
+pub fn lookup(
+    registry: &Registry,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Arc<Model>, ApiError> {
+    let unknown = || {
+        ApiError::not_found(format!(
+            "unknown model \"{name}\" (this server has {})",
+            registry.names()
+        ))
+    };
+    match version {
+        None => registry.get(name).cloned().ok_or_else(unknown),
+        Some(v) => match registry.version(name, v) {
+            Some(model) => Ok(model.clone()),
             None => {
-                let model = find(app, name)?;
+                let model = registry.get(name).ok_or_else(unknown)?;
                 Err(ApiError::not_found(format!(
                     "model {} has no version \"{v}\" (its versions: {})",
                     model.name,
-                    version_list(&app.registry, name)
+                    version_list(registry, name)
                 )))
             }
         },
-        _ => Ok((find(app, name)?, rest)),
     }
 }
 

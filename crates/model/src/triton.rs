@@ -342,10 +342,10 @@ fn check_dims(at: &str, dims: &[i64], t: &TensorMeta, batched: bool) -> Result<(
 }
 
 /// The model's configuration as the configuration extension answers it
-/// (`GET /v2/models/NAME/config`): its `config.pbtxt` with what serve fills in (the name,
+/// (`GET /v2/models/NAME/config`, gRPC's ModelConfig): its `config.pbtxt` with what serve fills in (the name,
 /// the platform the metadata says, the engine as the backend, the inputs and outputs it did
 /// not list), or, without one, what serve knows of the model.
-pub fn config_json(model: &crate::registry::Model) -> serde_json::Value {
+pub fn config(model: &crate::registry::Model) -> ModelConfig {
     let mut config = model
         .config
         .as_ref()
@@ -390,5 +390,5 @@ pub fn config_json(model: &crate::registry::Model) -> serde_json::Value {
             });
         }
     }
-    serve_triton::to_json(&config)
+    config
 }

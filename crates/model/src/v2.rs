@@ -23,11 +23,11 @@ pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// `POST /v2/repository/models/NAME/load` and `/unload` (Triton's explicit model control):
 /// 501, naming how serve changes what it serves.
-pub fn repository_control(app: &crate::router::Inner, name: &str, verb: &str) -> ApiError {
-    let known = if app.registry.get(name).is_some() {
+pub fn repository_control(registry: &Registry, name: &str, verb: &str) -> ApiError {
+    let known = if registry.get(name).is_some() {
         String::new()
     } else {
-        format!(" (this server has {})", app.registry.names())
+        format!(" (this server has {})", registry.names())
     };
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
@@ -40,19 +40,22 @@ pub fn repository_control(app: &crate::router::Inner, name: &str, verb: &str) ->
     )
 }
 
+/// The extensions the server metadata lists. Only whole extensions: Triton's
+/// model_repository is the index and load/unload, and serve has the index only (load and
+/// unload answer 501).
+pub const EXTENSIONS: [&str; 4] = [
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "statistics",
+];
+
 /// `GET /v2`.
 pub fn server_metadata() -> Response {
     let body = serde_json::json!({
         "name": "serve",
         "version": env!("CARGO_PKG_VERSION"),
-        // Only whole extensions: Triton's model_repository is the index and load/unload, and
-        // serve has the index only (load and unload answer 501).
-        "extensions": [
-            "binary_tensor_data",
-            "classification",
-            "model_configuration",
-            "statistics",
-        ],
+        "extensions": EXTENSIONS,
     });
     json_response(StatusCode::OK, body.to_string())
 }
@@ -66,12 +69,7 @@ pub fn live() -> Response {
 /// that retires (a reload, `--max-requests`) while the server serves on answers ready: the
 /// server is.
 pub async fn ready(registry: &Registry, cx: &Context) -> Response {
-    let verdict = if cx.stopping {
-        Err("the server is stopping".to_string())
-    } else {
-        check_all(registry).await
-    };
-    match verdict {
+    match readiness(registry, cx) {
         Ok(()) => json_response(StatusCode::OK, r#"{"ready":true}"#),
         Err(e) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -80,11 +78,25 @@ pub async fn ready(registry: &Registry, cx: &Context) -> Response {
     }
 }
 
-async fn check_all(registry: &Registry) -> Result<(), String> {
+/// Whether the server is ready (`/v2/health/ready`, gRPC's ServerReady and its health
+/// service): not stopping, and every model can serve; the error says why not.
+pub fn readiness(registry: &Registry, cx: &Context) -> Result<(), String> {
+    if cx.stopping {
+        return Err("the server is stopping".to_string());
+    }
     for model in registry.models() {
         model.health()?;
     }
     Ok(())
+}
+
+/// Whether a model is ready (`/v2/models/{m}/ready`, gRPC's ModelReady).
+pub fn model_readiness(model: &Model, cx: &Context) -> Result<(), String> {
+    if cx.stopping {
+        Err("the server is stopping".to_string())
+    } else {
+        model.health()
+    }
 }
 
 /// `POST /v2/repository/index` (Triton's model repository extension, read-only): every
@@ -130,12 +142,7 @@ pub async fn repository_index(registry: &Registry, body: &[u8]) -> Result<Respon
 
 /// `GET /v2/models/{m}/ready`.
 pub async fn model_ready(model: &Arc<Model>, cx: &Context) -> Response {
-    let verdict = if cx.stopping {
-        Err("the server is stopping".to_string())
-    } else {
-        model.health()
-    };
-    let (status, body) = match verdict {
+    let (status, body) = match model_readiness(model, cx) {
         Ok(()) => (
             StatusCode::OK,
             serde_json::json!({ "name": model.name, "ready": true }),
@@ -155,7 +162,7 @@ pub const PLATFORM: &str = "onnx_onnxv1";
 pub fn model_config(model: &Model) -> Response {
     json_response(
         StatusCode::OK,
-        crate::triton::config_json(model).to_string(),
+        serve_triton::to_json(&crate::triton::config(model)).to_string(),
     )
 }
 
@@ -271,7 +278,7 @@ pub async fn infer(model: &Arc<Model>, req: Request) -> Result<Response, ApiErro
 
 /// An output asked with `parameters.classification`: its classes as a BYTES tensor of
 /// `"value:index[:label]"` (see [`crate::classify`]), answered as any output is.
-fn classification(
+pub fn classification(
     model: &Model,
     asked: &Asked,
     view: &crate::outputs::OutView<'_>,

@@ -61,6 +61,9 @@ pub enum Data {
     Json(Column),
     /// This many bytes of the binary section.
     Binary(usize),
+    /// Its own bytes, in the binary format: gRPC's `raw_input_contents` (or its typed
+    /// contents written so).
+    Raw(Vec<u8>),
 }
 
 /// An entry of `outputs`.
@@ -476,6 +479,7 @@ fn input_tensor(
             *cursor = end;
             col
         }
+        Data::Raw(bytes) => codec_binary::decode(dt, &bytes, count, name)?,
     };
     col.into_tensor(&shape)
         .map_err(|e| ApiError::internal(format!("input \"{name}\": {e}")))

@@ -254,16 +254,31 @@ impl Model {
     /// Runs one request's inputs through the model (loading it first if needed), within
     /// the request timeout.
     pub async fn infer(self: &Arc<Self>, inputs: Inputs) -> Result<Outputs, RunError> {
-        let deadline = self
-            .request_timeout
-            .map(|limit| tokio::time::Instant::now() + limit);
+        self.infer_within(inputs, None).await
+    }
+
+    /// [`Model::infer`] within `limit` as well, the client's deadline (gRPC's
+    /// `grpc-timeout`): the sooner of it and the request timeout ends the request, and a
+    /// request still queued then never reaches the model.
+    pub async fn infer_within(
+        self: &Arc<Self>,
+        inputs: Inputs,
+        limit: Option<Duration>,
+    ) -> Result<Outputs, RunError> {
+        let client = limit.is_some_and(|c| self.request_timeout.is_none_or(|r| c < r));
+        let limit = match (self.request_timeout, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let deadline = limit.map(|limit| tokio::time::Instant::now() + limit);
         let work = async { self.executor().await?.submit_by(inputs, deadline).await };
-        match self.request_timeout {
+        match limit {
             None => work.await,
             Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
                 Err(RunError::TimedOut {
                     model: self.name.as_str().into(),
                     limit,
+                    client,
                 })
             }),
         }

@@ -26,12 +26,15 @@ pub enum RunError {
         /// The model.
         model: Arc<str>,
     },
-    /// No answer within `--request-timeout`; the request was not run late.
+    /// No answer within `--request-timeout`, or within the client's deadline when it was
+    /// sooner (gRPC's `grpc-timeout`); the request was not run late.
     TimedOut {
         /// The model.
         model: Arc<str>,
         /// The timeout.
         limit: Duration,
+        /// The limit was the client's deadline, not `--request-timeout`.
+        client: bool,
     },
     /// The model could not be built in this worker; the message names the file and the
     /// cause, and was logged once when it happened.
@@ -59,9 +62,22 @@ impl fmt::Display for RunError {
                  retry later"
             ),
             RunError::Stopped { model } => write!(f, "model {model}: its executor has stopped"),
-            RunError::TimedOut { model, limit } => write!(
+            RunError::TimedOut {
+                model,
+                limit,
+                client: false,
+            } => write!(
                 f,
                 "model {model}: no answer within the request timeout ({limit:?})"
+            ),
+            RunError::TimedOut {
+                model,
+                limit,
+                client: true,
+            } => write!(
+                f,
+                "model {model}: no answer within the call's deadline ({limit:?}); a request \
+                 still queued then is never run"
             ),
             RunError::LoadInterrupted { model, cause } => {
                 write!(f, "model {model} cannot be loaded now: {cause}")

@@ -20,7 +20,10 @@ pub mod pb {
 pub use pb::ModelConfig;
 
 /// The schema's descriptors, for the text format and the JSON mapping.
-static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+static DESCRIPTORS: &[u8] = DESCRIPTOR_SET;
+
+/// The vendored protos' descriptor set (encoded): the gRPC server's reflection serves it.
+pub static DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 
 fn model_config_descriptor() -> &'static MessageDescriptor {
     static DESCRIPTOR: OnceLock<MessageDescriptor> = OnceLock::new();

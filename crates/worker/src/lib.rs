@@ -166,6 +166,15 @@ impl Shared {
     }
 
     /// The client's `X-Request-Id` when it is sane, or a fresh one unique across workers.
+    /// The drain as a streamed request sees it ([`serve_app::Context::drain`]).
+    fn drain_watch(&self) -> serve_app::DrainWatch {
+        let drain = self.drain.clone();
+        serve_app::DrainWatch::new(move || {
+            let drain = drain.clone();
+            Box::pin(async move { drain.started().await })
+        })
+    }
+
     fn request_id(&self, headers: &http::HeaderMap) -> Arc<str> {
         let given = headers.get("x-request-id").and_then(|v| v.to_str().ok());
         if let Some(v) = given.filter(|v| !v.is_empty() && v.len() <= 200) {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{CONNECTION, HeaderValue};
 use http::{HeaderName, Request, Response, StatusCode, Version};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use serve_app::{Context, ModelId, Observed, Protocol, error_response};
 
@@ -48,11 +48,13 @@ impl Service {
     }
 }
 
-type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+/// An answer's body: whole (every HTTP answer), or streamed by the app ([`serve_app::App::stream`]).
+pub(crate) type Answer = Either<Full<Bytes>, serve_app::Body>;
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Answer>, Infallible>> + Send>>;
 
 impl hyper::service::Service<Request<Incoming>> for Service {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<Answer>;
     type Error = Infallible;
     type Future = ResponseFuture;
 
@@ -100,7 +102,7 @@ struct Logged {
 }
 
 impl Service {
-    async fn handle(self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(self, req: Request<Incoming>) -> Response<Answer> {
         let started = Instant::now();
         let shared = &*self.shared;
         let http2 = req.version() == Version::HTTP_2;
@@ -124,10 +126,6 @@ impl Service {
             version: parts.version,
             headers: parts.headers.clone(),
         });
-        let min = usize::try_from(shared.config.compress_min_size).unwrap_or(usize::MAX);
-        let coding = (min > 0)
-            .then(|| crate::compress::accepted(&parts.headers))
-            .flatten();
         let admin = self.admin || (shared.admin_on_main() && admin::is_admin(parts.uri.path()));
         // The app labels the request from its head, so that a refusal of its body counts under
         // the model and protocol it was for.
@@ -142,7 +140,37 @@ impl Service {
         };
         if let Some(Ok(app)) = &app {
             app.observe_head(&parts);
+            if app.streams(&parts) {
+                // Read and bounded by the app as it arrives, answered as it is produced: no
+                // body limits, decompression or `Connection: close` here (see serve_app).
+                let cx = Context {
+                    client,
+                    draining: shared.drain.is_draining(),
+                    stopping: shared.slot.server_stopping(),
+                    request_id: request_id.clone(),
+                    drain: Some(shared.drain_watch()),
+                };
+                let req = Request::from_parts(parts, incoming.map_err(Into::into).boxed_unsync());
+                let mut res = self.stream_app(app, req, cx).await;
+                let status = grpc_equivalent(&res);
+                self.finish(res.headers_mut(), &request_id);
+                in_flight.status = Some(status);
+                if let Some(logged) = logged {
+                    log_access(
+                        &logged,
+                        client,
+                        (status, None, res.headers()),
+                        started,
+                        &request_id,
+                    );
+                }
+                return res.map(Either::Right);
+            }
         }
+        let min = usize::try_from(shared.config.compress_min_size).unwrap_or(usize::MAX);
+        let coding = (min > 0)
+            .then(|| crate::compress::accepted(&parts.headers))
+            .flatten();
         let mut res = match limits::check_head(&parts, &shared.config) {
             Err(res) => res,
             Ok(()) => match body::read(&mut parts, incoming, &shared.config).await {
@@ -155,6 +183,7 @@ impl Service {
                             draining: shared.drain.is_draining(),
                             stopping: shared.slot.server_stopping(),
                             request_id: request_id.clone(),
+                            drain: None,
                         };
                         self.call_app(app, parts, body, cx).await
                     }
@@ -165,18 +194,7 @@ impl Service {
         if min > 0 {
             crate::compress::answer(&mut res, coding, min).await;
         }
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            res.headers_mut().insert(X_REQUEST_ID.clone(), v);
-        }
-        let served = shared.served.fetch_add(1, Relaxed) + 1;
-        if shared.max_requests > 0
-            && served >= shared.max_requests
-            && shared.retire(Reason::MaxRequests, serve_metrics::Cause::MaxRequests)
-        {
-            tracing::info!(
-                "Autorestarting worker after current request ({served} requests, --max-requests)."
-            );
-        }
+        self.finish(res.headers_mut(), &request_id);
         if !http2 {
             let recycle = !shared.drain.is_draining() && self.watch.past_age();
             if recycle
@@ -192,17 +210,56 @@ impl Service {
         }
         // Counted (when `in_flight` drops, as this returns) before hyper writes the answer:
         // a scrape that follows sees it.
-        in_flight.status = Some(res.status().as_u16());
-        let seen = serve_app::seen().unwrap_or_default();
+        let status = res.status().as_u16();
+        in_flight.status = Some(status);
         if let Some(logged) = logged {
-            let name = match (seen.observed.model, serve_metrics::region()) {
-                (ModelId::NONE, _) | (_, None) => String::new(),
-                (id, Some(region)) => region.model_name(id),
-            };
-            let call = seen.call.map(|c| (c.rows, c.took));
-            log_access(&logged, client, &res, started, &request_id, &name, call);
+            let bytes = Some(res.body().len() as u64);
+            log_access(
+                &logged,
+                client,
+                (status, bytes, res.headers()),
+                started,
+                &request_id,
+            );
         }
-        res.map(Full::new)
+        res.map(|body| Either::Left(Full::new(body)))
+    }
+
+    /// What every answer gets: its request id, and its count towards `--max-requests`.
+    fn finish(&self, headers: &mut http::HeaderMap, id: &str) {
+        let shared = &*self.shared;
+        if let Ok(v) = HeaderValue::from_str(id) {
+            headers.insert(X_REQUEST_ID.clone(), v);
+        }
+        let served = shared.served.fetch_add(1, Relaxed) + 1;
+        if shared.max_requests > 0
+            && served >= shared.max_requests
+            && shared.retire(Reason::MaxRequests, serve_metrics::Cause::MaxRequests)
+        {
+            tracing::info!(
+                "Autorestarting worker after current request ({served} requests, --max-requests)."
+            );
+        }
+    }
+
+    async fn stream_app(
+        &self,
+        app: &Arc<dyn serve_app::App>,
+        req: serve_app::StreamRequest,
+        cx: Context,
+    ) -> serve_app::StreamResponse {
+        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        match catch::stream(app.as_ref(), req, cx).await {
+            Ok(res) => res,
+            Err(panic) => {
+                tracing::error!("the app panicked on {method} {path}: {panic}");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal error: the app panicked: {panic}"),
+                )
+                .map(serve_app::whole_body)
+            }
+        }
     }
 
     async fn call_app(
@@ -251,15 +308,22 @@ impl Service {
     }
 }
 
+/// The status, the body's length when known and the headers of an answer.
+type Answered<'a> = (u16, Option<u64>, &'a http::HeaderMap);
+
 fn log_access(
     req: &Logged,
     client: Option<SocketAddr>,
-    res: &serve_app::Response,
+    (status, bytes, response_headers): Answered<'_>,
     started: Instant,
     request_id: &str,
-    model: &str,
-    call: Option<(usize, std::time::Duration)>,
 ) {
+    let seen = serve_app::seen().unwrap_or_default();
+    let model = match (seen.observed.model, serve_metrics::region()) {
+        (ModelId::NONE, _) | (_, None) => String::new(),
+        (id, Some(region)) => region.model_name(id),
+    };
+    let call = seen.call.map(|c| (c.rows, c.took));
     let remote = match client {
         Some(a) => a.ip().to_string(),
         None => "-".to_string(),
@@ -275,13 +339,41 @@ fn log_access(
         path: req.uri.path(),
         query: req.uri.query().unwrap_or(""),
         protocol,
-        status: res.status().as_u16(),
-        bytes: res.body().len() as u64,
+        status,
+        bytes: bytes.unwrap_or(0),
         duration: started.elapsed(),
         request_headers: &req.headers,
-        response_headers: res.headers(),
+        response_headers,
         request_id,
-        model,
+        model: &model,
         call,
     });
+}
+
+/// The HTTP status that stands for a streamed answer in the metrics and the access log: a
+/// gRPC error known when the head is written (tonic answers errors in the head, "trailers
+/// only") as the status its REST twin answers; otherwise the HTTP status (200 for a call
+/// whose own status follows in the trailers). The access log's `%({grpc-status}o)s` gives
+/// the gRPC code itself.
+fn grpc_equivalent(res: &serve_app::StreamResponse) -> u16 {
+    let code = res
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u8>().ok());
+    match code {
+        None | Some(0) => res.status().as_u16(),
+        Some(1) => CLIENT_CLOSED_REQUEST,
+        // INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
+        Some(3 | 9 | 11) => 400,
+        Some(4) => 504,
+        Some(5) => 404,
+        Some(6) => 409,
+        Some(7) => 403,
+        Some(8) => 429,
+        Some(12) => 501,
+        Some(14) => 503,
+        Some(16) => 401,
+        Some(_) => 500,
+    }
 }

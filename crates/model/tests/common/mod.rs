@@ -78,6 +78,7 @@ pub async fn call_with(
         draining: stopping,
         stopping,
         request_id: "test".into(),
+        drain: None,
     };
     let res = app.call(req, cx).await;
     let (parts, body) = res.into_parts();
