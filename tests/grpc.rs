@@ -497,3 +497,44 @@ fn term_answers_the_calls_in_flight_and_ends_streams_with_unavailable() {
     });
     assert!(server.wait_exit(PATIENCE).is_some_and(|s| s.success()));
 }
+
+/// `serve_connections_total`, scraped on a connection of its own (counted too).
+fn connections(server: &Server) -> u64 {
+    let metrics = server.get("/metrics").text();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("serve_connections_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"))
+}
+
+#[test]
+fn an_idle_channel_is_kept_past_keep_alive_while_pings_watch_it() {
+    let server = start(
+        Bin::Serve,
+        &[
+            "-w",
+            "1",
+            "-b",
+            "127.0.0.1:0",
+            "--keep-alive",
+            "1",
+            "--header-timeout",
+            "1",
+        ],
+    );
+    let addr = tcp(&server);
+    common::h2::runtime().block_on(async {
+        let mut c = client(&addr).await;
+        c.model_infer(iris(1)).await.unwrap();
+        let before = connections(&server);
+        // Past --keep-alive: an HTTP/1 connection would be closed; this channel is kept.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        c.model_infer(iris(1)).await.unwrap();
+        assert_eq!(
+            connections(&server),
+            before + 1,
+            "only the second scrape's connection is new: the channel did not reconnect"
+        );
+    });
+}

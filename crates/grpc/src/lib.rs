@@ -46,11 +46,16 @@ pub struct GrpcAppFactory {
 }
 
 impl GrpcAppFactory {
-    /// gRPC beside the model app `models`, its messages bounded by `max_message` bytes.
+    /// gRPC beside the model app `models`, its messages bounded by `max_message` bytes
+    /// (`--max-body-size`; 0 is unlimited, as for REST bodies).
     pub fn new(models: ModelAppFactory, max_message: u64) -> Self {
+        let max_message = match max_message {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
         GrpcAppFactory {
             models,
-            max_message: usize::try_from(max_message).unwrap_or(usize::MAX),
+            max_message,
         }
     }
 }

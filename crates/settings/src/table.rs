@@ -125,6 +125,13 @@ settings! {
          Connection: close on its next HTTP/1.1 answer, GOAWAY on HTTP/2, so that a client \
          that holds its connections (a proxy's pool) spreads them over the workers again; \
          0 never does.";
+    http2_keepalive_interval: Seconds = Some("60"), "Timeouts",
+        "Ping an HTTP/2 connection (gRPC's channels) that has been quiet this long, and close \
+         it if the ping is not answered within --http2-keepalive-timeout; while pings are on, \
+         an idle HTTP/2 connection is kept (it is not closed after --keep-alive), as gRPC \
+         clients expect of their channels. 0: no pings, and --keep-alive closes idle ones.";
+    http2_keepalive_timeout: PositiveSeconds = Some("20"), "Timeouts",
+        "How long an HTTP/2 keep-alive ping may go unanswered before the connection is closed.";
     header_timeout: PositiveSeconds = Some("30"), "Timeouts",
         "Longest time to receive a request's head (slowloris).";
     body_timeout: PositiveSeconds = Some("60"), "Timeouts",
@@ -147,7 +154,11 @@ settings! {
     limit_request_field_size: Bytes = Some("8190"), "Limits",
         "Longest header field; 431 past it; 0 is unlimited.";
     max_body_size: Size = Some("64M"), "Limits",
-        "Largest request body, after decompression; 413 past it; 0 is unlimited.";
+        "Largest request body, after decompression; 413 past it (a gRPC message: \
+         RESOURCE_EXHAUSTED); 0 is unlimited.";
+    http2_max_concurrent_streams: AtLeastOne = Some("200"), "Limits",
+        "Most requests (gRPC calls, streams) one HTTP/2 connection may have under way at \
+         once; the client waits to start more.";
     compress_min_size: Size = Some("1K"), "Limits",
         "Answers at least this large are gzip- or deflate-compressed when the request's \
          Accept-Encoding takes one (with Vary: Accept-Encoding); 0 never compresses.";

@@ -9,6 +9,8 @@
 //!   the connection is dropped;
 //! - an idle connection is closed after `keep_alive` (before its first request: after
 //!   `header_timeout`), gracefully, so hyper closes it only when no request is under way;
+//!   an HTTP/2 connection that has served is kept while `--http2-keepalive-interval` pings
+//!   it (gRPC channels idle between calls), hyper closing it when a ping goes unanswered;
 //! - when the worker drains, HTTP/2 connections get GOAWAY at once, HTTP/1 connections answer
 //!   their next request with `Connection: close` (see the service) and idle ones close after a
 //!   short grace, so that a request already on the wire is answered rather than reset;
@@ -37,6 +39,9 @@ use crate::service::Service;
 
 /// How long an idle HTTP/1 connection of a draining worker may wait for a last request.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(2);
+
+/// How often the driver looks again at an idle HTTP/2 connection that keep-alive pings watch.
+const IDLE_HTTP2: Duration = Duration::from_secs(3600);
 
 /// Timestamps and counters shared by a connection's socket, its service and its driver.
 pub(crate) struct ConnWatch {
@@ -99,8 +104,15 @@ impl ConnWatch {
         !self.recycled.swap(true, Relaxed)
     }
 
+    /// Bytes arrived: on an idle HTTP/1 connection (or one whose protocol is not known
+    /// yet), a head has started. Not on an HTTP/2 connection that has served: its idle
+    /// frames (window updates, ping acks, a call's last data after its answer started) are
+    /// no head, and must not get a live connection cut as a slow one.
     fn bytes_read(&self) {
-        if self.in_flight.load(Relaxed) == 0 && self.head_since.load(Relaxed) == 0 {
+        if self.in_flight.load(Relaxed) == 0
+            && self.head_since.load(Relaxed) == 0
+            && !self.http2.load(Relaxed)
+        {
             self.head_since.store(self.elapsed_ms() + 1, Relaxed);
         }
     }
@@ -123,6 +135,10 @@ impl ConnWatch {
         }
         let mut grace = if self.served.load(Relaxed) == 0 {
             cfg.header_timeout
+        } else if self.http2.load(Relaxed) && !cfg.http2_keepalive_interval.is_zero() {
+            // hyper's pings watch an idle HTTP/2 connection (a gRPC channel between calls):
+            // it is kept until it fails one, its age, or the drain.
+            IDLE_HTTP2
         } else {
             cfg.keep_alive
         };

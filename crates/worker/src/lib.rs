@@ -258,7 +258,16 @@ async fn serve(args: WorkerArgs) -> i32 {
             }
         }
     }
-    http.http2().timer(TokioTimer::new());
+    {
+        let mut h2 = http.http2();
+        h2.timer(TokioTimer::new()).max_concurrent_streams(
+            u32::try_from(config.http2_max_concurrent_streams).unwrap_or(u32::MAX),
+        );
+        if !config.http2_keepalive_interval.is_zero() {
+            h2.keep_alive_interval(config.http2_keepalive_interval)
+                .keep_alive_timeout(config.http2_keepalive_timeout);
+        }
+    }
 
     let shared = Arc::new(Shared {
         access_log: serve_log::access_enabled(),
