@@ -109,6 +109,23 @@ def iris_extras(address):
     diff = float(np.max(np.abs(np.array(singles) - batch[:8])))
     check(diff <= TOLERANCE, f"grpc: batch rows equal single rows (max diff {diff:.2e})")
 
+    # The front page's grpcurl line: its body is a ModelInferRequest in protobuf's JSON form.
+    import html
+    import re as _re
+    import requests
+    from google.protobuf import json_format
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    page = requests.get(f"http://{address}/").text
+    line = _re.search(r'<pre class="curl grpcurl">grpcurl -plaintext -d (.*?) \\', page, _re.S)
+    check(line is not None, "front page: a grpcurl line")
+    body = html.unescape(line.group(1)).strip("'")
+    request = json_format.Parse(body, service_pb2.ModelInferRequest())
+    with grpc.insecure_channel(address) as channel:
+        answer = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request)
+    check(answer.model_name == "iris" and len(answer.raw_output_contents) == len(answer.outputs),
+          "front page: its grpcurl body is answered")
+
     # The stream API: every request answered, in order, with its id.
     answers = queue.Queue()
     client.start_stream(callback=lambda result, error: answers.put((result, error)))

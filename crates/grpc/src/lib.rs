@@ -87,7 +87,7 @@ impl AppFactory for GrpcAppFactory {
 
     fn build(&self) -> Result<Arc<dyn App>, AppError> {
         Ok(Arc::new(GrpcApp::new(
-            Arc::new(self.models.app()?),
+            Arc::new(self.models.app(true)?),
             self.max_message,
         )))
     }

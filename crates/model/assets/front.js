@@ -24,6 +24,10 @@
   for (const el of document.querySelectorAll(".origin")) {
     el.textContent = location.origin;
   }
+  // grpcurl names host:port, no scheme.
+  for (const el of document.querySelectorAll(".host")) {
+    el.textContent = location.host;
+  }
   for (const button of document.querySelectorAll("button.copy")) {
     button.addEventListener("click", async () => {
       const pre = button.parentElement.querySelector("pre.curl");

@@ -92,7 +92,11 @@ impl ModelApp {
             routes.push(route);
         }
         Ok(ModelApp {
-            inner: Arc::new(Inner { registry, routes }),
+            inner: Arc::new(Inner {
+                registry,
+                routes,
+                grpc: false,
+            }),
             manifest: spec.manifest.clone(),
             onnxruntime: values.onnxruntime.clone(),
             model_threads: values.model_threads,
@@ -272,9 +276,16 @@ impl ModelAppFactory {
             .map_err(Clone::clone)
     }
 
-    /// Builds the model app itself, for an app that wraps it (gRPC's serves beside it).
-    pub fn app(&self) -> Result<ModelApp, AppError> {
-        ModelApp::from_spec(self.spec()?, &self.values)
+    /// Builds the model app itself, for an app that wraps it: `grpc` when that app serves
+    /// gRPC beside it, which the front page then shows.
+    pub fn app(&self, grpc: bool) -> Result<ModelApp, AppError> {
+        let mut app = ModelApp::from_spec(self.spec()?, &self.values)?;
+        if grpc {
+            Arc::get_mut(&mut app.inner)
+                .expect("a new app's routes are not shared yet")
+                .grpc = true;
+        }
+        Ok(app)
     }
 }
 
@@ -326,7 +337,7 @@ impl AppFactory for ModelAppFactory {
     }
 
     fn summary(&self) -> Vec<String> {
-        let Ok(app) = self.app() else {
+        let Ok(app) = self.app(false) else {
             return Vec::new();
         };
         let tensors = |list: &[crate::metadata::TensorMeta]| {
@@ -391,10 +402,10 @@ impl AppFactory for ModelAppFactory {
     }
 
     fn check(&self) -> Result<(), AppError> {
-        self.app().map(drop)
+        self.app(false).map(drop)
     }
 
     fn build(&self) -> Result<Arc<dyn App>, AppError> {
-        Ok(Arc::new(self.app()?))
+        Ok(Arc::new(self.app(false)?))
     }
 }

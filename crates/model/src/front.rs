@@ -107,7 +107,7 @@ pub fn render(app: &Inner, origin: &str) -> String {
     );
     for model in models {
         let versions = crate::router::version_list(&app.registry, &model.name);
-        model_section(&mut h, model, &versions, origin);
+        model_section(&mut h, model, &versions, origin, app.grpc);
     }
     for route in &app.routes {
         route_section(&mut h, route, origin);
@@ -125,7 +125,7 @@ pub fn render(app: &Inner, origin: &str) -> String {
 
 /// A model's section: its highest version's tensors and forms, and every version served
 /// (`versions`, highest first).
-fn model_section(h: &mut String, model: &Model, versions: &str, origin: &str) {
+fn model_section(h: &mut String, model: &Model, versions: &str, origin: &str, grpc: bool) {
     let name = escape(&model.name);
     let s = if versions.contains(',') { "s" } else { "" };
     let _ = write!(
@@ -145,7 +145,96 @@ fn model_section(h: &mut String, model: &Model, versions: &str, origin: &str) {
         let path = format!("/v1/models/{}:predict", model.name);
         try_block(h, "TF-Serving V1", "POST", &path, v1, origin);
     }
+    if grpc && let Some(body) = grpc_example(&model.name, &model.examples.v2) {
+        grpc_block(h, &body, origin);
+    }
     h.push_str("</section>\n");
+}
+
+/// The V2 example as a gRPC ModelInferRequest in protobuf's JSON form (what `grpcurl -d`
+/// takes): each input's values in the typed contents field of its datatype (BYTES in
+/// base64, as protobuf's JSON writes bytes). `None` for a datatype with no typed field
+/// (FP16, BF16: raw only).
+pub fn grpc_example(model: &str, v2: &str) -> Option<String> {
+    let v2: serde_json::Value = serde_json::from_str(v2).ok()?;
+    let mut inputs = Vec::new();
+    for input in v2["inputs"].as_array()? {
+        let datatype = input["datatype"].as_str()?;
+        let field = match datatype {
+            "BOOL" => "bool_contents",
+            "INT8" | "INT16" | "INT32" => "int_contents",
+            "INT64" => "int64_contents",
+            "UINT8" | "UINT16" | "UINT32" => "uint_contents",
+            "UINT64" => "uint64_contents",
+            "FP32" => "fp32_contents",
+            "FP64" => "fp64_contents",
+            "BYTES" => "bytes_contents",
+            _ => return None,
+        };
+        let mut flat = Vec::new();
+        flatten(&input["data"], &mut flat);
+        if datatype == "BYTES" {
+            flat = flat
+                .iter()
+                .map(|v| serde_json::Value::String(base64(v.as_str().unwrap_or("").as_bytes())))
+                .collect();
+        }
+        inputs.push(serde_json::json!({
+            "name": input["name"],
+            "datatype": datatype,
+            "shape": input["shape"],
+            "contents": { field: flat },
+        }));
+    }
+    Some(serde_json::json!({ "model_name": model, "inputs": inputs }).to_string())
+}
+
+fn flatten(v: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    match v {
+        serde_json::Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        other => out.push(other.clone()),
+    }
+}
+
+/// Standard base64, padded: protobuf's JSON form of `bytes`.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A `grpcurl` line for a model's ModelInfer (reflection tells grpcurl the messages).
+fn grpc_block(h: &mut String, body: &str, origin: &str) {
+    let host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let _ = write!(
+        h,
+        "<div class=\"try-block\">\n<h3>gRPC <code>inference.GRPCInferenceService/ModelInfer\
+         </code></h3>\n<div class=\"curl-line\"><pre class=\"curl grpcurl\">grpcurl -plaintext \
+         -d {} \\\n  <span class=\"host\">{}</span> inference.GRPCInferenceService/ModelInfer</pre>\
+         <button type=\"button\" class=\"copy\">Copy</button></div>\n\
+         <p class=\"note\">tritonclient.grpc and any gRPC client: the same port, the same \
+         answers (outputs in raw_output_contents).</p>\n</div>\n",
+        escape(&shell_quote(body)),
+        escape(host),
+    );
 }
 
 fn tensor_table(h: &mut String, caption: &str, class: &str, list: &[TensorMeta]) {
@@ -329,6 +418,32 @@ fn shell_quote_path(path: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn the_grpc_example_puts_each_input_in_its_typed_contents() {
+        assert_eq!(base64(b"S"), "Uw==");
+        assert_eq!(base64(b"ma"), "bWE=");
+        assert_eq!(base64(b"abc"), "YWJj");
+        assert_eq!(base64(b""), "");
+        let v2 = r#"{"inputs":[
+            {"name":"x","datatype":"FP32","shape":[1,2],"data":[[1.5,2]]},
+            {"name":"s","datatype":"BYTES","shape":[1],"data":["male"]},
+            {"name":"n","datatype":"INT64","shape":[1],"data":[3]}]}"#;
+        let got: serde_json::Value = serde_json::from_str(&grpc_example("m", v2).unwrap()).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!({"model_name": "m", "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [1, 2],
+                 "contents": {"fp32_contents": [1.5, 2]}},
+                {"name": "s", "datatype": "BYTES", "shape": [1],
+                 "contents": {"bytes_contents": ["bWFsZQ=="]}},
+                {"name": "n", "datatype": "INT64", "shape": [1],
+                 "contents": {"int64_contents": [3]}},
+            ]})
+        );
+        let fp16 = r#"{"inputs":[{"name":"x","datatype":"FP16","shape":[1],"data":[1]}]}"#;
+        assert_eq!(grpc_example("m", fp16), None);
+    }
     use crate::executor::Settings;
     use crate::registry::Registry;
     use crate::source::Source;
@@ -355,7 +470,11 @@ pub(crate) mod tests {
             .iter()
             .map(|r| Route::compile(r, &registry).unwrap())
             .collect();
-        Inner { registry, routes }
+        Inner {
+            registry,
+            routes,
+            grpc: true,
+        }
     }
 
     const ROUTE: &str = "[[route]]\npath = \"/predict\"\n[route.inputs]\n\
@@ -384,6 +503,9 @@ pub(crate) mod tests {
             "{&quot;sepal_length&quot;: 5.1, &quot;sepal_width&quot;: 3.5",
             "<button type=\"submit\">Send</button>",
             "<pre class=\"answer\"",
+            "<pre class=\"curl grpcurl\">grpcurl -plaintext -d",
+            "&quot;fp32_contents&quot;:[5.1,3.5,1.4,0.2]",
+            "<span class=\"host\">example.test:8000</span> inference.GRPCInferenceService/ModelInfer",
         ] {
             assert!(page.contains(needle), "missing {needle}");
         }

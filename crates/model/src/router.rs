@@ -22,6 +22,8 @@ pub struct Inner {
     pub registry: Registry,
     /// The manifest routes.
     pub routes: Vec<Route>,
+    /// gRPC is served beside (the front page shows a `grpcurl` line per model).
+    pub grpc: bool,
 }
 
 const GET: &str = "GET, HEAD";
