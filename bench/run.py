@@ -2,7 +2,7 @@
 """serve's benchmark harness: serve against the HTTP ceiling and the stacks users run today.
 
     bench/run.sh [--quick]            # setup (venvs, models, release builds), then this
-    python3 bench/run.py [--quick] [--only iris,titanic,heavy,cold,memory,cost] [--rounds N]
+    python3 bench/run.py [--quick] [--only iris,titanic,heavy,cold,memory,cost,balance,grpc] [--rounds N]
     python3 bench/run.py --only engines   # tract, serve's onnxruntime, Python's (bench/engines.py)
 
 A program that prints figures and writes results, never a test that asserts. It needs only the
@@ -1268,9 +1268,10 @@ def print_targets(ts) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs (iteration)")
-    ap.add_argument("--only", default="iris,titanic,heavy,cold,memory,cost,balance",
+    ap.add_argument("--only", default="iris,titanic,heavy,cold,memory,cost,balance,grpc",
                     help="comma-separated groups: iris (a, c, e, batching, reuse-port), "
-                         "titanic (b), heavy (d), cold (f), memory (g), cost (h), balance (i); "
+                         "titanic (b), heavy (d), cold (f), memory (g), cost (h), balance (i), "
+                         "grpc (j); "
                          "engines (tract, serve's onnxruntime and Python's on the full-size "
                          "models: not in the default, its setup is a 5 GB torch venv)")
     ap.add_argument("--starts", type=int,
@@ -1315,9 +1316,11 @@ def main() -> int:
         f"load average {results['machine']['load_average']}")
     import balance
     import engines
+    import grpc_bench
     groups = {"iris": r.scenario_iris, "titanic": r.scenario_titanic, "heavy": r.scenario_heavy,
               "cold": r.scenario_cold, "memory": r.scenario_memory, "cost": r.scenario_cost,
-              "balance": lambda: balance.scenario(r), "engines": lambda: engines.scenario(r)}
+              "balance": lambda: balance.scenario(r), "engines": lambda: engines.scenario(r),
+              "grpc": lambda: grpc_bench.scenario(r)}
     for g in args.only.split(","):
         try:
             groups[g.strip()]()

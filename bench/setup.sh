@@ -119,5 +119,5 @@ say "building serve and the ceiling (release, CARGO_TARGET_DIR=$TARGET)"
 # Not stripped, unlike the shipped binary: the cost scenario's profile names functions. The
 # code is the same; only the symbol table stays.
 (cd "$REPO" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR="$TARGET" \
-    cargo build --release --quiet -p serve -p serve-bench-ceiling)
+    cargo build --release --quiet -p serve -p serve-bench-ceiling -p serve-bench-grpc-load)
 say "ready: $TARGET/release/serve, $TARGET/release/ceiling, venvs in $VENVS, models in $CACHE/models"

@@ -538,3 +538,51 @@ fn an_idle_channel_is_kept_past_keep_alive_while_pings_watch_it() {
         );
     });
 }
+
+/// The `--grpc-bind` address, as the log names it.
+fn grpc_addr(server: &Server) -> String {
+    let log = server.log();
+    log.lines()
+        .find_map(|l| l.split("gRPC at: http://").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no gRPC address in the log:\n{log}"))
+        .to_owned()
+}
+
+#[test]
+fn grpc_bind_serves_grpc_alone_and_survives_hup() {
+    let _serial = common::serial();
+    let server = start(
+        Bin::Serve,
+        &["-w", "2", "-b", "127.0.0.1:0", "--grpc-bind", "127.0.0.1:0"],
+    );
+    let grpc = grpc_addr(&server);
+    let runtime = common::h2::runtime();
+    runtime.block_on(async {
+        let mut c = client(&grpc).await;
+        c.model_infer(iris(1)).await.expect("gRPC on --grpc-bind");
+        // gRPC is on the main address too.
+        let mut main = client(&tcp(&server)).await;
+        main.model_infer(iris(1)).await.expect("gRPC on --bind");
+    });
+    // REST on the gRPC address: refused, naming the flag.
+    let res = Conn::open(&Addr::Tcp(grpc.clone()))
+        .and_then(|mut c| c.request("GET", "/v2/health/ready", &[], b""))
+        .expect("an answer");
+    assert_eq!(res.status, 404);
+    assert!(res.text().contains("--grpc-bind"), "{}", res.text());
+
+    // A reload keeps the address (the same socket) and serves gRPC on it.
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_log("Reload complete in", PATIENCE),
+        "{}",
+        server.log()
+    );
+    runtime.block_on(async {
+        let mut c = client(&grpc).await;
+        c.model_infer(iris(1))
+            .await
+            .expect("gRPC on --grpc-bind after HUP");
+    });
+}

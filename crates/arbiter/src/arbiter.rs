@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serve_app::{App, AppError};
-use serve_worker::{ExitCode, Listener};
+use serve_worker::{ExitCode, Listener, Role};
 
 use crate::process::{self, PidFile};
 use crate::scoreboard::Scoreboard;
@@ -133,16 +133,32 @@ impl Arbiter {
                 .map(|listener| Bound {
                     bind: Bind::Fd(sockets::fd_of(&listener)),
                     listener,
+                    role: Role::Main,
                 })
                 .collect()
         } else {
-            sockets::bind_all(&settings.binds, &mut inherited, &bind_options(&settings))
-                .map_err(StartError::config)?
+            sockets::bind_all(
+                &settings.binds,
+                Role::Main,
+                &mut inherited,
+                &bind_options(&settings),
+            )
+            .map_err(StartError::config)?
         };
         let mut listeners = listeners;
         listeners.extend(
             sockets::bind_all(
+                settings.grpc_binds(),
+                Role::Grpc,
+                &mut inherited,
+                &bind_options(&settings),
+            )
+            .map_err(|e| StartError::config(format!("--grpc-bind: {e}")))?,
+        );
+        listeners.extend(
+            sockets::bind_all(
                 settings.metrics_binds(),
+                Role::Metrics,
                 &mut inherited,
                 &bind_options(&settings),
             )
@@ -187,12 +203,11 @@ impl Arbiter {
             .map_err(|e| StartError::config(format!("cannot install signal handlers: {e}")))?;
         process::set_name(&format!("{}: master", settings.name));
 
-        let admin_from = listeners.len() - settings.metrics_binds().len();
-        for (i, l) in listeners.iter().enumerate() {
-            if i < admin_from {
-                tracing::info!("Listening at: {} ({pid})", l.listener);
-            } else {
-                tracing::info!("Metrics and status at: {} ({pid})", l.listener);
+        for l in &listeners {
+            match l.role {
+                Role::Main => tracing::info!("Listening at: {} ({pid})", l.listener),
+                Role::Grpc => tracing::info!("gRPC at: {} ({pid})", l.listener),
+                Role::Metrics => tracing::info!("Metrics and status at: {} ({pid})", l.listener),
             }
         }
         let threads = settings.threads;

@@ -32,6 +32,12 @@ impl Settings {
         self.metrics_bind.as_deref().unwrap_or_default()
     }
 
+    /// The addresses that serve gRPC only (`--grpc-bind`); gRPC is served on the `--bind`
+    /// addresses too. Bound after those.
+    pub fn grpc_binds(&self) -> &[serve_settings::Bind] {
+        self.grpc_bind.as_deref().unwrap_or_default()
+    }
+
     /// The user the workers switch to (`--user`).
     pub fn uid(&self) -> Option<nix::unistd::Uid> {
         self.user.as_ref().map(|u| u.1)

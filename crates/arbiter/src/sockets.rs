@@ -16,7 +16,7 @@ use nix::unistd::{Gid, Uid, chown};
 use socket2::{Domain, Socket, Type};
 
 use serve_settings::Bind;
-use serve_worker::Listener;
+use serve_worker::{Listener, Role};
 
 /// The environment variable naming listener fds handed over by an upgrading master.
 pub const SERVE_FDS: &str = "SERVE_FDS";
@@ -27,6 +27,8 @@ pub struct Bound {
     pub bind: Bind,
     /// The socket.
     pub listener: Listener,
+    /// What it serves (which flag asked for it).
+    pub role: Role,
 }
 
 /// Options for binding.
@@ -45,6 +47,7 @@ pub struct BindOptions {
 /// error naming the address, the cause and the fix.
 pub fn bind_all(
     binds: &[Bind],
+    role: Role,
     inherited: &mut Vec<Listener>,
     opts: &BindOptions,
 ) -> Result<Vec<Bound>, String> {
@@ -57,6 +60,7 @@ pub fn bind_all(
         out.push(Bound {
             bind: bind.clone(),
             listener,
+            role,
         });
     }
     Ok(out)

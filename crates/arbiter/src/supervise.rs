@@ -132,11 +132,7 @@ impl Arbiter {
             tracing::info!("Booting worker with pid: {}", std::process::id());
             slot.set_pid(std::process::id() as i32);
             serve_metrics::record_into(serve_metrics::Target::Slot(slot_index));
-            let admin_from = (!self.settings.metrics_binds().is_empty()).then(|| {
-                self.listeners
-                    .len()
-                    .saturating_sub(self.settings.metrics_binds().len())
-            });
+            let roles = self.listeners.iter().map(|b| b.role).collect();
             let listeners = std::mem::take(&mut self.listeners)
                 .into_iter()
                 .map(|b| b.listener)
@@ -149,7 +145,7 @@ impl Arbiter {
                 preloaded: self.preloaded.clone(),
                 max_requests,
                 board: self.board.board(),
-                admin_from,
+                roles,
                 queue_len: crate::sockets::accept_queue,
             })
         });

@@ -20,7 +20,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serve_app::App;
-use serve_worker::State;
+use serve_worker::{Role, State};
 
 use crate::arbiter::{Arbiter, Phase, StartError, bind_options, kill, preload};
 use crate::process;
@@ -228,38 +228,47 @@ impl Arbiter {
             Ok(Bound {
                 bind: b.bind.clone(),
                 listener,
+                role: b.role,
             })
         };
         let opts = bind_options(settings);
-        // Each bind is matched among the open listeners of its own kind: the app's, then
-        // `--metrics-bind`'s (the current settings say how many), so that the same address
-        // in both lists (two `:0`) is never one socket.
-        let reuse = |binds: &[serve_settings::Bind], open: &[Bound]| {
+        // Each bind is matched among the open listeners of its own role, so that the same
+        // address in two lists (two `:0`) is never one socket.
+        let reuse = |binds: &[serve_settings::Bind], role: Role| {
             binds
                 .iter()
-                .map(|bind| match open.iter().find(|b| &b.bind == bind) {
-                    Some(open) => keep(open),
-                    None => sockets::bind_one(bind, &opts).map(|listener| Bound {
-                        bind: bind.clone(),
-                        listener,
-                    }),
+                .map(|bind| {
+                    match self
+                        .listeners
+                        .iter()
+                        .find(|b| b.role == role && &b.bind == bind)
+                    {
+                        Some(open) => keep(open),
+                        None => sockets::bind_one(bind, &opts).map(|listener| Bound {
+                            bind: bind.clone(),
+                            listener,
+                            role,
+                        }),
+                    }
                 })
                 .collect::<Result<Vec<_>, String>>()
         };
-        let split = self
-            .listeners
-            .len()
-            .saturating_sub(self.settings.metrics_binds().len());
-        let (app_open, metrics_open) = self.listeners.split_at(split);
         let mut listeners = if self.systemd_sockets {
-            app_open
+            self.listeners
                 .iter()
+                .filter(|b| b.role == Role::Main)
                 .map(keep)
                 .collect::<Result<Vec<_>, String>>()?
         } else {
-            reuse(&settings.binds, app_open)?
+            reuse(&settings.binds, Role::Main)?
         };
-        listeners.extend(reuse(settings.metrics_binds(), metrics_open)?);
+        listeners.extend(
+            reuse(settings.grpc_binds(), Role::Grpc).map_err(|e| format!("--grpc-bind: {e}"))?,
+        );
+        listeners.extend(
+            reuse(settings.metrics_binds(), Role::Metrics)
+                .map_err(|e| format!("--metrics-bind: {e}"))?,
+        );
         Ok(listeners)
     }
 

@@ -111,6 +111,10 @@ settings! {
         "Set SO_REUSEPORT on the listeners, so that another server may bind the same address.";
     preload: Switch = Some("false"), "Server",
         "Load the app once in the master before forking; workers share its memory.";
+    grpc_bind: Optional<Listen> = None, "Server",
+        "Serve gRPC alone on this address too (repeatable), for clients or a Kubernetes \
+         Service that route gRPC to a port of its own; gRPC is always served on the --bind \
+         addresses as well. [default: none]";
     metrics_bind: Optional<Listen> = None, "Server",
         "Serve /metrics and /status on this address only, and no longer on the --bind ones. \
          [default: on every --bind address]";

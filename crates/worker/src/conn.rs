@@ -33,9 +33,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use crate::Shared;
 use crate::accept::{Accepted, Stream};
 use crate::service::Service;
+use crate::{Role, Shared};
 
 /// How long an idle HTTP/1 connection of a draining worker may wait for a last request.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(2);
@@ -242,7 +242,7 @@ impl AsyncWrite for WatchedIo {
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     accepted: Accepted,
-    admin: bool,
+    role: Role,
     _permit: OwnedSemaphorePermit,
 ) {
     let Accepted {
@@ -260,7 +260,7 @@ pub(crate) async fn serve(
         watch: watch.clone(),
     });
     let started = Instant::now();
-    let service = Service::new(shared.clone(), watch.clone(), peer, admin);
+    let service = Service::new(shared.clone(), watch.clone(), peer, role);
     let conn = shared.http.serve_connection(io, service);
     tokio::pin!(conn);
 

@@ -99,6 +99,18 @@ impl ExitCode {
     }
 }
 
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `--bind` (or systemd's sockets): every route, REST and gRPC alike, and `/metrics` and
+    /// `/status` unless a `--metrics-bind` listener serves them.
+    Main,
+    /// `--grpc-bind`: gRPC only (a port of its own for clients that route it apart).
+    Grpc,
+    /// `--metrics-bind`: `/metrics` and `/status` only (scrapes, probes, operators).
+    Metrics,
+}
+
 /// Everything a freshly forked worker is given.
 pub struct WorkerArgs {
     /// The listening sockets, shared with the master and the other workers.
@@ -116,9 +128,8 @@ pub struct WorkerArgs {
     /// Every scoreboard slot: the other workers, to share connections with them, and
     /// `/status` and `serve_workers`.
     pub board: Board,
-    /// With `--metrics-bind`: the listeners from this index on serve only `/metrics` and
-    /// `/status`, and the others no longer serve them.
-    pub admin_from: Option<usize>,
+    /// What each listener serves, in the order of `listeners`.
+    pub roles: Vec<Role>,
     /// How many connections wait in a listener's queue, as the arbiter can read it.
     pub queue_len: accept::QueueLen,
 }
@@ -130,8 +141,8 @@ pub(crate) struct Shared {
     board: Board,
     /// Where this worker's figures go (none in a process without the master's region).
     recorder: Option<serve_metrics::Recorder>,
-    /// See [`WorkerArgs::admin_from`].
-    admin_from: Option<usize>,
+    /// See [`WorkerArgs::roles`].
+    roles: Vec<Role>,
     drain: Drain,
     app: app_cell::AppCell,
     http: auto::Builder<TokioExecutor>,
@@ -155,14 +166,15 @@ impl Shared {
         first
     }
 
-    /// Whether listener `index` is a `--metrics-bind` one.
-    fn admin_listener(&self, index: usize) -> bool {
-        self.admin_from.is_some_and(|from| index >= from)
+    /// What listener `index` serves.
+    fn role(&self, index: usize) -> Role {
+        self.roles.get(index).copied().unwrap_or(Role::Main)
     }
 
-    /// Whether `/metrics` and `/status` are served on the main listeners.
+    /// Whether `/metrics` and `/status` are served on the main listeners: no
+    /// `--metrics-bind` listener serves them.
     fn admin_on_main(&self) -> bool {
-        self.admin_from.is_none()
+        !self.roles.contains(&Role::Metrics)
     }
 
     /// The client's `X-Request-Id` when it is sane, or a fresh one unique across workers.
@@ -231,7 +243,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         preloaded,
         max_requests,
         board,
-        admin_from,
+        roles,
         queue_len,
     } = args;
     let pid = std::process::id();
@@ -282,16 +294,16 @@ async fn serve(args: WorkerArgs) -> i32 {
         slot,
         board,
         recorder: serve_metrics::recorder(),
-        admin_from,
+        roles,
         config,
     });
 
     slot.set_connection_limit(shared.config.worker_connections);
     let mut accepting = Vec::new();
     for (index, l) in listeners.into_iter().enumerate() {
-        // The main listeners share their connections with the other workers; the
+        // The main and gRPC listeners share their connections with the other workers; the
         // `--metrics-bind` ones take whatever comes (scrapes and probes, not the load).
-        let share = (!shared.admin_listener(index))
+        let share = (shared.role(index) != Role::Metrics)
             .then(|| Share::new(board, slot, shared.config.heartbeat_interval(), queue_len));
         match Acceptor::new(l, share) {
             Ok(acceptor) => accepting.push(acceptor),
@@ -389,8 +401,8 @@ async fn accept_loop(
         };
         match accepted {
             Ok(accepted) => {
-                let admin = shared.admin_listener(index);
-                tokio::spawn(conn::serve(shared.clone(), accepted, admin, permit));
+                let role = shared.role(index);
+                tokio::spawn(conn::serve(shared.clone(), accepted, role, permit));
             }
             Err(e) => {
                 // EMFILE and friends: the process is out of descriptors; back off rather
@@ -425,8 +437,8 @@ async fn take_queue(
         match acceptor.accept_now() {
             Ok(Some(accepted)) => {
                 taken += 1;
-                let admin = shared.admin_listener(index);
-                tokio::spawn(conn::serve(shared.clone(), accepted, admin, permit));
+                let role = shared.role(index);
+                tokio::spawn(conn::serve(shared.clone(), accepted, role, permit));
             }
             Ok(None) => break,
             Err(e) => {

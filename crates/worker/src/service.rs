@@ -17,7 +17,7 @@ use serve_app::{Context, ModelId, Observed, Protocol, error_response};
 
 use crate::conn::ConnWatch;
 use crate::drain::Reason;
-use crate::{Shared, admin, body, catch, limits};
+use crate::{Role, Shared, admin, body, catch, limits};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -28,8 +28,8 @@ pub(crate) struct Service {
     shared: Arc<Shared>,
     watch: Arc<ConnWatch>,
     peer: Option<SocketAddr>,
-    /// The connection came on a `--metrics-bind` listener: only `/metrics` and `/status`.
-    admin: bool,
+    /// What the listener it came on serves.
+    role: Role,
 }
 
 impl Service {
@@ -37,13 +37,13 @@ impl Service {
         shared: Arc<Shared>,
         watch: Arc<ConnWatch>,
         peer: Option<SocketAddr>,
-        admin: bool,
+        role: Role,
     ) -> Self {
         Service {
             shared,
             watch,
             peer,
-            admin,
+            role,
         }
     }
 }
@@ -126,7 +126,10 @@ impl Service {
             version: parts.version,
             headers: parts.headers.clone(),
         });
-        let admin = self.admin || (shared.admin_on_main() && admin::is_admin(parts.uri.path()));
+        let admin = self.role == Role::Metrics
+            || (self.role == Role::Main
+                && shared.admin_on_main()
+                && admin::is_admin(parts.uri.path()));
         // The app labels the request from its head, so that a refusal of its body counts under
         // the model and protocol it was for.
         let app = if admin {
@@ -172,6 +175,18 @@ impl Service {
             .then(|| crate::compress::accepted(&parts.headers))
             .flatten();
         let mut res = match limits::check_head(&parts, &shared.config) {
+            _ if self.role == Role::Grpc => {
+                serve_app::observe(Observed {
+                    model: ModelId::NONE,
+                    protocol: Protocol::Other,
+                });
+                error_response(
+                    StatusCode::NOT_FOUND,
+                    "this address (--grpc-bind) serves gRPC only: HTTP/2 with content-type \
+                     application/grpc; REST, the front page and the probes are on the --bind \
+                     addresses",
+                )
+            }
             Err(res) => res,
             Ok(()) => match body::read(&mut parts, incoming, &shared.config).await {
                 Err(res) => res,
