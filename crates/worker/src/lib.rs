@@ -144,6 +144,8 @@ pub(crate) struct Shared {
     /// See [`WorkerArgs::roles`].
     roles: Vec<Role>,
     drain: Drain,
+    /// The drain as streamed requests see it, made once.
+    drain_watch: serve_app::DrainWatch,
     app: app_cell::AppCell,
     http: auto::Builder<TokioExecutor>,
     max_requests: u64,
@@ -180,11 +182,7 @@ impl Shared {
     /// The client's `X-Request-Id` when it is sane, or a fresh one unique across workers.
     /// The drain as a streamed request sees it ([`serve_app::Context::drain`]).
     fn drain_watch(&self) -> serve_app::DrainWatch {
-        let drain = self.drain.clone();
-        serve_app::DrainWatch::new(move || {
-            let drain = drain.clone();
-            Box::pin(async move { drain.started().await })
-        })
+        self.drain_watch.clone()
     }
 
     fn request_id(&self, headers: &http::HeaderMap) -> Arc<str> {
@@ -281,6 +279,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         }
     }
 
+    let drain = Drain::default();
     let shared = Arc::new(Shared {
         access_log: serve_log::access_enabled(),
         id_prefix: format!("{:x}-{pid:x}-", scoreboard::now_ms()),
@@ -288,7 +287,11 @@ async fn serve(args: WorkerArgs) -> i32 {
         served: AtomicU64::new(0),
         open_connections: AtomicUsize::new(0),
         app: app_cell::AppCell::new(factory, preloaded),
-        drain: Drain::default(),
+        drain: drain.clone(),
+        drain_watch: serve_app::DrainWatch::new(move || {
+            let drain = drain.clone();
+            Box::pin(async move { drain.started().await })
+        }),
         http,
         max_requests,
         slot,
