@@ -452,3 +452,63 @@ fn a_new_version_directory_is_served_after_hup_with_statistics_of_its_own() {
     // Version 3 is no longer served.
     assert_eq!(server.get("/v2/models/iris/versions/3/ready").status, 404);
 }
+
+/// `serve --check-config ARGS`: its exit code and standard error.
+fn check_args(args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(Bin::Serve.path())
+        .arg("--check-config")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn model_name_renames_the_one_model_of_a_start_and_refuses_two() {
+    // A file whatever it is called, and a Triton model directory (its latest version, the
+    // default policy).
+    let repo = repository(None);
+    let file = examples("iris/model.onnx");
+    let named = |app: &str| {
+        start(
+            Bin::Serve,
+            &[
+                "-w",
+                "1",
+                "-b",
+                "127.0.0.1:0",
+                "--model-name",
+                "flowers",
+                app,
+            ],
+        )
+    };
+    let server = named(&file);
+    assert_eq!(
+        answered_by(&server, "/v2/models/flowers/infer"),
+        Ok("1".into())
+    );
+    assert_eq!(server.get("/v2/models/iris").status, 404);
+    drop(server);
+    let server = named(repo.path().join("iris").to_str().unwrap());
+    assert_eq!(
+        answered_by(&server, "/v2/models/flowers/infer"),
+        Ok("3".into())
+    );
+    drop(server);
+
+    // Two models: refused at start, naming them.
+    let (code, err) = check_args(&["--model-name", "flowers", repo.path().to_str().unwrap()]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("2 models (iris, plain)") && err.contains("drop --model-name"),
+        "{err}"
+    );
+    // A name that cannot be one.
+    let (code, err) = check_args(&["--model-name", "a/b", &file]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("--model-name") && err.contains("URL"), "{err}");
+}

@@ -271,7 +271,10 @@ impl ModelAppFactory {
     /// APP as resolved on first use, its model bytes in memory.
     fn spec(&self) -> Result<&AppSpec, String> {
         self.sealed
-            .get_or_init(|| resolve(self.app.as_deref(), &Settings::from_values(&self.values)))
+            .get_or_init(|| {
+                resolve(self.app.as_deref(), &Settings::from_values(&self.values))
+                    .and_then(|spec| named(spec, self.values.model_name.as_deref()))
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -287,6 +290,35 @@ impl ModelAppFactory {
         }
         Ok(app)
     }
+}
+
+/// `--model-name`: the one model of `spec` (every version of it) served under `name`.
+fn named(mut spec: AppSpec, name: Option<&str>) -> Result<AppSpec, String> {
+    let Some(name) = name else {
+        return Ok(spec);
+    };
+    let name = crate::resolve::check_name(name).map_err(|e| format!("--model-name: {e}"))?;
+    if let Some(manifest) = &spec.manifest {
+        return Err(format!(
+            "--model-name {name}: {} is an app.toml, which names its models itself: set the \
+             name of its [[model]] there, or drop --model-name",
+            manifest.display()
+        ));
+    }
+    let names = by_name(&spec);
+    if names.len() != 1 {
+        let list: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "--model-name {name}: APP holds {} models ({}); --model-name names the model of a \
+             single-model start: serve one model's file or directory, or drop --model-name",
+            names.len(),
+            list.join(", ")
+        ));
+    }
+    for m in &mut spec.models {
+        m.name = name.clone();
+    }
+    Ok(spec)
 }
 
 /// The models of a spec by name, in the order their names first come, each with its

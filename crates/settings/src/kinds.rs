@@ -354,6 +354,11 @@ placeholder!(
 );
 
 placeholder!(
+    /// A model's name on the wire.
+    ModelName = Text, "NAME"
+);
+
+placeholder!(
     /// A file, or `-` for the standard stream.
     LogFile = Text, "FILE"
 );

@@ -173,6 +173,12 @@ settings! {
     batch_timeout_us: Micros = Some("0"), "Models",
         "Dynamic batching: how long a batch may wait for more requests; 0 merges only the \
          requests already waiting, adding no delay.";
+    model_name: Optional<ModelName> = None, "Models",
+        "The name the model of a single-model start (a file, a Triton model directory, a \
+         repository or directory holding one model) is served under, whatever its file or \
+         directory is called: KServe names a model after its InferenceService. Refused with \
+         two or more models, or with an app.toml (which names its models). \
+         [default: from the file]";
     engine: Engine = Some("tract"), "Models",
         "The engine of the models whose app.toml entry names none: tract (in the binary) or \
          onnxruntime (its library loaded at run time, for CNNs, RNNs and transformers, which \
