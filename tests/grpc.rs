@@ -539,16 +539,6 @@ fn an_idle_channel_is_kept_past_keep_alive_while_pings_watch_it() {
     });
 }
 
-/// The `--grpc-bind` address, as the log names it.
-fn grpc_addr(server: &Server) -> String {
-    let log = server.log();
-    log.lines()
-        .find_map(|l| l.split("gRPC at: http://").nth(1))
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no gRPC address in the log:\n{log}"))
-        .to_owned()
-}
-
 #[test]
 fn grpc_bind_serves_grpc_alone_and_survives_hup() {
     let _serial = common::serial();
@@ -556,7 +546,7 @@ fn grpc_bind_serves_grpc_alone_and_survives_hup() {
         Bin::Serve,
         &["-w", "2", "-b", "127.0.0.1:0", "--grpc-bind", "127.0.0.1:0"],
     );
-    let grpc = grpc_addr(&server);
+    let grpc = server.logged_addr("gRPC at");
     let runtime = common::h2::runtime();
     runtime.block_on(async {
         let mut c = client(&grpc).await;

@@ -220,13 +220,17 @@ impl Server {
 
     /// The `--metrics-bind` address, as the log names it.
     pub fn metrics_addr(&self) -> Addr {
+        Addr::Tcp(self.logged_addr("Metrics and status at"))
+    }
+
+    /// The first `host:port` the start log gives after `label: http://`.
+    pub fn logged_addr(&self, label: &str) -> String {
         let log = self.log();
-        let at = log
-            .lines()
-            .find_map(|l| l.split("Metrics and status at: http://").nth(1))
+        log.lines()
+            .find_map(|l| l.split(&format!("{label}: http://")).nth(1))
             .and_then(|rest| rest.split(' ').next())
-            .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"));
-        Addr::Tcp(at.to_string())
+            .unwrap_or_else(|| panic!("no {label:?} address in the log:\n{log}"))
+            .to_string()
     }
 
     pub fn has_exited(&mut self) -> bool {

@@ -215,23 +215,15 @@ impl GrpcInferenceService for Inference {
     ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
         observe_server();
         let only_ready = req.get_ref().ready;
-        let models = self
-            .registry()
-            .models()
-            .iter()
-            .filter_map(|m| {
-                let (state, reason) = match m.health() {
-                    Ok(()) => ("READY", String::new()),
-                    Err(_) if only_ready => return None,
-                    Err(e) => ("UNAVAILABLE", e),
-                };
-                Some(pb::repository_index_response::ModelIndex {
+        let models = serve_model::v2::index(self.registry(), only_ready)
+            .map(
+                |(m, state, reason)| pb::repository_index_response::ModelIndex {
                     name: m.name.clone(),
                     version: m.version.clone(),
                     state: state.to_owned(),
                     reason,
-                })
-            })
+                },
+            )
             .collect();
         Ok(Response::new(pb::RepositoryIndexResponse { models }))
     }
@@ -370,10 +362,7 @@ impl<D: std::future::Future<Output = ()>> Stream for Until<D> {
 
 /// A model version's figures (the statistics extension), as `GET .../stats` answers them.
 fn statistics(m: &Model) -> pb::ModelStatistics {
-    let s = match (serve_app::metrics::region(), m.stats) {
-        (Some(region), Some(v)) => region.version_stats(v),
-        _ => Default::default(),
-    };
+    let s = m.statistics();
     let timed = |t: serve_app::metrics::Timed| {
         Some(pb::StatisticDuration {
             count: t.count,

@@ -98,17 +98,17 @@ impl AppFactory for GrpcAppFactory {
 }
 
 /// One gRPC service, type-erased: the request to its answer.
-type Handler = Arc<dyn Fn(StreamRequest) -> BoxFuture<StreamResponse> + Send + Sync>;
+type Handler = Arc<dyn Fn(Call) -> BoxFuture<StreamResponse> + Send + Sync>;
+
+/// A call as the services take it: the worker's body, its messages bounded (boxed once, by
+/// the worker).
+type Call = http::Request<limit::Limited<serve_app::Body>>;
 
 /// A generated tonic service as a [`Handler`].
 fn handler<S, F>(service: S) -> Handler
 where
-    S: Service<
-            StreamRequest,
-            Response = http::Response<tonic::body::Body>,
-            Error = Infallible,
-            Future = F,
-        > + Clone
+    S: Service<Call, Response = http::Response<tonic::body::Body>, Error = Infallible, Future = F>
+        + Clone
         + Send
         + Sync
         + 'static,
@@ -208,7 +208,6 @@ impl App for GrpcApp {
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(cx);
         let req = http::Request::from_parts(parts, limit::Limited::new(body, self.max_message));
-        let req = req.map(|b| b.boxed_unsync());
         let path = req.uri().path();
         let service = path
             .strip_prefix('/')

@@ -57,6 +57,17 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Its version's figures for Triton's statistics extension, exact across workers (the
+    /// shared region); zeros when the master registered none for it.
+    pub fn statistics(&self) -> serve_app::metrics::VersionStats {
+        match (serve_app::metrics::region(), self.stats) {
+            (Some(region), Some(v)) => region.version_stats(v),
+            _ => Default::default(),
+        }
+    }
+}
+
 impl Deref for Model {
     type Target = Arc<serve_runtime::model::Model>;
 

@@ -121,23 +121,34 @@ pub async fn repository_index(registry: &Registry, body: &[u8]) -> Result<Respon
             })?
             .ready
     };
-    let mut index = Vec::new();
-    for model in registry.models() {
-        let entry = match model.health() {
-            Ok(()) => serde_json::json!({
-                "name": model.name, "version": model.version, "state": "READY", "reason": "",
-            }),
-            Err(_) if only_ready => continue,
-            Err(e) => serde_json::json!({
-                "name": model.name, "version": model.version, "state": "UNAVAILABLE", "reason": e,
-            }),
-        };
-        index.push(entry);
-    }
+    let entries: Vec<serde_json::Value> = index(registry, only_ready)
+        .map(|(model, state, reason)| {
+            serde_json::json!({
+                "name": model.name, "version": model.version, "state": state, "reason": reason,
+            })
+        })
+        .collect();
     Ok(json_response(
         StatusCode::OK,
-        serde_json::Value::Array(index).to_string(),
+        serde_json::Value::Array(entries).to_string(),
     ))
+}
+
+/// The repository index (REST's and gRPC's): each model version with its state, `READY`
+/// when this worker can serve it, `UNAVAILABLE` and the reason when it cannot (left out
+/// when `only_ready`).
+pub fn index(
+    registry: &Registry,
+    only_ready: bool,
+) -> impl Iterator<Item = (&Arc<Model>, &'static str, String)> {
+    registry
+        .models()
+        .iter()
+        .filter_map(move |model| match model.health() {
+            Ok(()) => Some((model, "READY", String::new())),
+            Err(_) if only_ready => None,
+            Err(e) => Some((model, "UNAVAILABLE", e)),
+        })
 }
 
 /// `GET /v2/models/{m}/ready`.
@@ -172,16 +183,12 @@ pub fn model_config(model: &Model) -> Response {
 /// (`response_stats` empty), and does not time a merged call's input and output apart
 /// (`batch_stats` has `compute_infer` only).
 pub fn statistics(models: &[Arc<Model>]) -> Response {
-    let region = serve_app::metrics::region();
     let timed = |t: serve_app::metrics::Timed| serde_json::json!({"count": t.count, "ns": t.ns});
     let none = serde_json::json!({"count": 0, "ns": 0});
     let stats: Vec<serde_json::Value> = models
         .iter()
         .map(|m| {
-            let s = match (region, m.stats) {
-                (Some(region), Some(v)) => region.version_stats(v),
-                _ => Default::default(),
-            };
+            let s = m.statistics();
             let batches: Vec<serde_json::Value> = s
                 .batches
                 .iter()

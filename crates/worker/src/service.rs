@@ -141,18 +141,20 @@ impl Service {
         } else {
             Some(shared.app.get().await)
         };
+        // What the app is told of the request, read when it is called.
+        let context = |drain| Context {
+            client,
+            draining: shared.drain.is_draining(),
+            stopping: shared.slot.server_stopping(),
+            request_id: request_id.clone(),
+            drain,
+        };
         if let Some(Ok(app)) = &app {
             app.observe_head(&parts);
             if app.streams(&parts) {
                 // Read and bounded by the app as it arrives, answered as it is produced: no
                 // body limits, decompression or `Connection: close` here (see serve_app).
-                let cx = Context {
-                    client,
-                    draining: shared.drain.is_draining(),
-                    stopping: shared.slot.server_stopping(),
-                    request_id: request_id.clone(),
-                    drain: Some(shared.drain_watch()),
-                };
+                let cx = context(Some(shared.drain_watch()));
                 let req = Request::from_parts(parts, incoming.map_err(Into::into).boxed_unsync());
                 let mut res = self.stream_app(app, req, cx).await;
                 let status = grpc_equivalent(&res);
@@ -192,16 +194,7 @@ impl Service {
                 Err(res) => res,
                 Ok(body) => match app {
                     None => admin::answer(&parts, shared.board.in_use()),
-                    Some(app) => {
-                        let cx = Context {
-                            client,
-                            draining: shared.drain.is_draining(),
-                            stopping: shared.slot.server_stopping(),
-                            request_id: request_id.clone(),
-                            drain: None,
-                        };
-                        self.call_app(app, parts, body, cx).await
-                    }
+                    Some(app) => self.call_app(app, parts, body, context(None)).await,
                 },
             },
         };
