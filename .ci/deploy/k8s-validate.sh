@@ -23,10 +23,8 @@ set -euo pipefail
 
 SERVE=$(serve_arg "$@")
 K8S_DIR=$(cd "${K8S_DIR:-$ROOT/config/k8s}" && pwd)
-K8S_VERSIONS=${K8S_VERSIONS:-"1.30 1.37"}
-KV=$TOOLS/bin/kubernetes-validate
 PY=$TOOLS/bin/python
-[ -x "$KV" ] || fail "$KV is missing: run .ci/deploy/setup.sh"
+[ -x "$PY" ] || fail "$PY is missing: run .ci/deploy/setup.sh"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -37,28 +35,9 @@ for f in "$K8S_DIR"/*.yaml; do
 done
 [ ${#manifests[@]} -gt 0 ] || fail "$K8S_DIR: no manifests"
 
-# kubernetes-validate's lines: "INFO FILE passed for resource ...", or WARN/ERROR lines.
-# Anything but INFO lines, a non-zero exit, or no "passed" line at all is a failure.
-validate() { # FILE NAME-TO-REPORT
-    local file=$1 name=$2 v out
-    for v in $K8S_VERSIONS; do
-        if ! out=$("$KV" --strict -k "$v" "$file" 2>&1); then
-            printf '%s\n' "$out" >&2
-            fail "$name does not validate against Kubernetes $v (see above)"
-        fi
-        if printf '%s\n' "$out" | grep -qv '^INFO '; then
-            printf '%s\n' "$out" >&2
-            fail "$name: kubernetes-validate warned against Kubernetes $v (see above)"
-        fi
-        printf '%s\n' "$out" | grep -q ' passed for resource ' ||
-            fail "$name: no resource validated against Kubernetes $v (an empty file?)"
-        printf '%s\n' "$out" | sed "s|$file|$name|; s|^INFO |  ok |"
-    done
-}
-
 echo "== schemas (--strict, Kubernetes $K8S_VERSIONS)"
 for f in "${manifests[@]}"; do
-    validate "$f" "$(basename "$f")"
+    k8s_validate "$f" "$(basename "$f")"
 done
 
 echo "== kustomization.yaml"
@@ -78,7 +57,7 @@ if command -v kubectl >/dev/null; then
         cat "$work/kustomize.err" >&2
         fail "kustomization.yaml: kubectl kustomize failed"
     }
-    validate "$work/kustomized.yaml" "kubectl kustomize output"
+    k8s_validate "$work/kustomized.yaml" "kubectl kustomize output"
 else
     echo "  (kubectl absent: the kustomize build itself was not checked)"
 fi
@@ -155,6 +134,6 @@ EOF
 echo "== the podman kube play overlay (.ci/deploy/kube-play.py)"
 "$PY" "$ROOT/.ci/deploy/kube-play.py" "$work/kube-play.yaml" 18080 ||
     fail "kube-play.py could not write its overlay of configmap.yaml and deployment.yaml"
-validate "$work/kube-play.yaml" "kube-play.py's overlay"
+k8s_validate "$work/kube-play.yaml" "kube-play.py's overlay"
 
 echo "k8s-validate: every manifest in $K8S_DIR is valid"

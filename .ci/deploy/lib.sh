@@ -1,8 +1,8 @@
 # Shared by the deploy scripts: paths, and the environment of CI's one release build.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# The tools venv (maturin, ziglang, kubernetes-validate). Under target/ so that the container
-# build's context (which excludes target/) stays small, and the builder (which mounts the
-# checkout) finds it at the same path.
+# The tools venv (maturin, ziglang, kubernetes-validate, jsonschema: see
+# requirements.txt). Under target/ so that the container build's context (which excludes
+# target/) stays small, and the builder (which mounts the checkout) finds it at the same path.
 TOOLS=${SERVE_CI_TOOLS:-$ROOT/target/ci-tools}
 export TOOLS ROOT
 
@@ -41,4 +41,30 @@ timed() {
     printf '\n-- %s\n' "$name"
     "$@"
     printf -- '-- %s: %ds\n' "$name" $((SECONDS - start))
+}
+
+# The Kubernetes versions manifests are validated against: 1.30, the oldest config/k8s supports
+# (preStop's `sleep` action), and 1.37, the newest kubernetes-validate ships.
+K8S_VERSIONS=${K8S_VERSIONS:-"1.30 1.37"}
+
+# kubernetes-validate --strict on FILE for each of $K8S_VERSIONS, reported as NAME:
+# `k8s_validate FILE NAME`. Its lines are "INFO FILE passed for resource ...", or WARN/ERROR
+# lines; anything but INFO lines (a missing schema, a misspelt kind or apiVersion, is only a
+# warning to it), a non-zero exit, or no "passed" line at all is a failure.
+k8s_validate() {
+    local file=$1 name=$2 kv=$TOOLS/bin/kubernetes-validate v out
+    [ -x "$kv" ] || fail "$kv is missing: run .ci/deploy/setup.sh"
+    for v in $K8S_VERSIONS; do
+        if ! out=$("$kv" --strict -k "$v" "$file" 2>&1); then
+            printf '%s\n' "$out" >&2
+            fail "$name does not validate against Kubernetes $v (see above)"
+        fi
+        if printf '%s\n' "$out" | grep -qv '^INFO '; then
+            printf '%s\n' "$out" >&2
+            fail "$name: kubernetes-validate warned against Kubernetes $v (see above)"
+        fi
+        printf '%s\n' "$out" | grep -q ' passed for resource ' ||
+            fail "$name: no resource validated against Kubernetes $v (an empty file?)"
+        printf '%s\n' "$out" | sed "s|$file|$name|; s|^INFO |  ok |"
+    done
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Deploy for real (issue 10): the one release build, the wheel, the systemd units, the
-# Kubernetes manifests, the container image built from the Dockerfile and run with podman,
-# podman kube play, and a rolling update behind haproxy. Installs what it needs itself
-# (.ci/deploy/setup.sh). Each step prints its duration.
+# Kubernetes manifests, the KServe runtime (issue 24), the container image built from the
+# Dockerfile and run with podman, podman kube play, and a rolling update behind haproxy.
+# Installs what it needs itself (.ci/deploy/setup.sh). Each step prints its duration.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . .ci/deploy/lib.sh
@@ -12,6 +12,7 @@ timed "the one release build (zig, glibc 2.17)" cargo build --release --locked -
 timed "wheel: build, install in a fresh venv, serve" bash .ci/deploy/wheel.sh
 timed "systemd: units verified, socket activation, notify" bash .ci/deploy/systemd.sh "$RELEASE_BIN"
 timed "kubernetes: manifests against the schemas" bash .ci/deploy/k8s-validate.sh "$RELEASE_BIN"
+timed "kserve: manifests against KServe's CRD schemas, the pods it would make, serve's arguments" bash .ci/deploy/kserve-validate.sh "$RELEASE_BIN"
 timed "base images: debootstrap minbase, builder" bash .ci/deploy/images.sh
 timed "image: the Dockerfile on the release build" bash .ci/deploy/image.sh
 timed "container: health, tutorials, PID 1, HUP and stop under load" python3 tests/deploy/test_container.py
