@@ -1,6 +1,6 @@
 # Shared by the deploy scripts: paths, and the environment of CI's one release build.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# The tools venv (maturin, ziglang, kubernetes-validate, jsonschema: see
+# The tools venv (maturin, ziglang, kubernetes-validate, jsonschema, tritonclient: see
 # requirements.txt). Under target/ so that the container build's context (which excludes
 # target/) stays small, and the builder (which mounts the checkout) finds it at the same path.
 TOOLS=${SERVE_CI_TOOLS:-$ROOT/target/ci-tools}

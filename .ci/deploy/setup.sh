@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the deploy suite needs on a fresh Debian 12 machine: podman (rootful, runc, cgroupfs, as
 # ../shared/notes/DEPLOY.md found works here), haproxy, debootstrap, systemd's tools, and a venv
-# with maturin, ziglang and kubernetes-validate. Idempotent: a second run changes nothing.
+# with maturin, ziglang, kubernetes-validate, jsonschema and the clients suite's tritonclient
+# (.ci/deploy/requirements.txt). Idempotent: a second run changes nothing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -19,4 +19,5 @@ timed "container: health, tutorials, PID 1, HUP and stop under load" python3 tes
 timed "image: Dockerfile.onnxruntime (the library from PyPI's wheel)" bash .ci/deploy/image-onnxruntime.sh
 timed "container on onnxruntime: tutorials, workers load it, master never, HUP" python3 tests/deploy/test_container_onnxruntime.py
 timed "kubernetes: podman kube play" python3 tests/deploy/test_kube.py
+timed "kserve: the runtime's pod with podman kube play, V2, V1 and gRPC by the InferenceService's name" "$TOOLS/bin/python" tests/deploy/test_kserve.py
 timed "rolling update behind haproxy" python3 tests/deploy/test_rolling.py
