@@ -314,15 +314,18 @@ impl Drop for Server {
         // Kill the whole tree, whatever state the test left it in, and wait until every
         // process of it is dead: a worker that is still exiting holds the listeners, so the
         // next test to bind the same address (a unix socket's path) would find it in use.
+        // The master goes first: killed after its workers, it could notice them dead and
+        // fork new ones, which no snapshot of the tree holds (they would keep the listeners a
+        // moment, and reset the connections of the next test that reaches the address).
         let tree = procs::descendants(self.master);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         for &pid in &tree {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         wait_until(Duration::from_secs(10), || {
             tree.iter().all(|&pid| !procs::running(pid))
         });
