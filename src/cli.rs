@@ -62,6 +62,12 @@ pub struct Opts {
     #[arg(short = 'b', long, value_name = "ADDRESS", action = ArgAction::Append, help_heading = "Server")]
     pub bind: Vec<String>,
 
+    /// Under --model-control explicit: a model of the repository to load at start (its
+    /// name; `*` for every model); repeatable. Without it the server starts with no model
+    /// and loads what load requests ask for. [default: none]
+    #[arg(long, value_name = "NAME", action = ArgAction::Append, help_heading = "Models")]
+    pub load_model: Vec<String>,
+
     /// Worker processes, or `auto` for one per CPU. [default: $WEB_CONCURRENCY or 1]
     #[arg(
         short = 'w',

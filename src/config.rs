@@ -111,6 +111,7 @@ impl Opts {
             app: self.app,
             bind: self.bind,
             workers: self.workers,
+            load_model: self.load_model,
             table: self.settings,
         }
     }
@@ -129,6 +130,11 @@ impl Opts {
                 self.bind
             },
             workers: self.workers.or(lower.workers),
+            load_model: if self.load_model.is_empty() {
+                lower.load_model
+            } else {
+                self.load_model
+            },
             settings: self.settings.over(lower.settings),
         }
     }

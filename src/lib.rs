@@ -30,6 +30,7 @@ use serve_arbiter::{Arbiter, ExitCode, Settings};
 pub use serve_settings as settings;
 pub use serve_settings::Config;
 use serve_settings::Env;
+use serve_settings::kinds::ModelControlMode;
 
 use crate::config::{LoadError, Sources};
 
@@ -87,14 +88,25 @@ pub fn main_with(make_app: MakeApp) -> i32 {
 
     tracing::info!("Starting serve {VERSION}");
     let reload_sources = sources.clone();
-    let reloader = Box::new(move || -> Result<Settings, String> {
-        let opts = reload_sources.load().map_err(|e| match e {
-            LoadError::Info(_) => "the configuration asks for help or version".to_string(),
-            LoadError::Config(e) => e.message,
-        })?;
-        let config = Config::resolve(opts.given(), &Env::from_process()).map_err(|e| e.message)?;
-        build_settings(&config, make_app)
-    });
+    let reloader = Box::new(
+        move |loaded: Option<&serve_arbiter::Loaded>| -> Result<Settings, String> {
+            let opts = reload_sources.load().map_err(|e| match e {
+                LoadError::Info(_) => "the configuration asks for help or version".to_string(),
+                LoadError::Config(e) => e.message,
+            })?;
+            let mut config =
+                Config::resolve(opts.given(), &Env::from_process()).map_err(|e| e.message)?;
+            // Explicit model control: what is loaded now (or a request's change of it), not
+            // --load-model, which names what a start loads.
+            if let Some(loaded) =
+                loaded.filter(|_| config.model_control == ModelControlMode::Explicit)
+            {
+                config.load_model = loaded.models.clone();
+                config.model_configs = loaded.configs.clone();
+            }
+            build_settings(&config, make_app)
+        },
+    );
     match Arbiter::start(settings, reloader) {
         Ok(arbiter) => arbiter.run(),
         Err(e) => fail(&config, e.code, &e.message),
@@ -175,7 +187,8 @@ pub fn model_app(config: &Config) -> Result<Arc<dyn AppFactory>, String> {
     // The model app answers REST; gRPC (KServe V2's, tritonclient's) is answered beside it
     // on the same listeners, its messages bounded by --max-body-size as REST bodies are.
     Ok(Arc::new(serve_grpc::GrpcAppFactory::new(
-        serve_model::ModelAppFactory::new(config.app.clone(), &config.values),
+        serve_model::ModelAppFactory::new(config.app.clone(), &config.values)
+            .loading(&config.load_model, &config.model_configs),
         config.values.max_body_size,
     )))
 }

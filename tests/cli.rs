@@ -343,6 +343,7 @@ fn non_default(id: &str, value_name: &str, dir: &std::path::Path) -> String {
         (_, "GROUP") => nix::unistd::getegid().to_string(),
         ("log_format", _) => "json".into(),
         ("engine", _) => "onnxruntime".into(),
+        ("model_control", _) => "explicit".into(),
         ("access_log_format", _) => "%(h)s %(s)s %(L)s".into(),
         (_, "FILE") => dir.join(format!("{id}.file")).display().to_string(),
         other => panic!("no non-default value for {other:?}: add one for this new kind"),

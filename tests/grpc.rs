@@ -576,3 +576,102 @@ fn grpc_bind_serves_grpc_alone_and_survives_hup() {
             .expect("gRPC on --grpc-bind after HUP");
     });
 }
+
+#[test]
+fn repository_load_and_unload_under_explicit_control() {
+    let repo = common::tempdir();
+    std::fs::create_dir_all(repo.path().join("iris/1")).unwrap();
+    std::fs::copy(
+        common::examples("iris/model.onnx"),
+        repo.path().join("iris/1/model.onnx"),
+    )
+    .unwrap();
+    let server = start(
+        Bin::Serve,
+        &[
+            "-w",
+            "2",
+            "-b",
+            "127.0.0.1:0",
+            "--model-control",
+            "explicit",
+            repo.path().to_str().unwrap(),
+        ],
+    );
+    let addr = tcp(&server);
+    common::h2::runtime().block_on(async {
+        let mut c = client(&addr).await;
+        let index = |only_ready| pb::RepositoryIndexRequest {
+            repository_name: String::new(),
+            ready: only_ready,
+        };
+        let listed = c.repository_index(index(false)).await.unwrap().into_inner();
+        assert_eq!(listed.models.len(), 1);
+        assert_eq!(
+            (
+                listed.models[0].state.as_str(),
+                listed.models[0].reason.as_str()
+            ),
+            ("UNAVAILABLE", "unloaded")
+        );
+        let e = c.model_infer(iris(1)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+
+        let load = |parameters| pb::RepositoryModelLoadRequest {
+            repository_name: String::new(),
+            model_name: "iris".into(),
+            parameters,
+        };
+        c.repository_model_load(load(Default::default()))
+            .await
+            .expect("load");
+        // The channel's connection was to a worker of the old generation, which drains: the
+        // next calls may need a new connection, as after any reload.
+        let mut c = client(&addr).await;
+        c.model_infer(iris(1)).await.expect("iris is served");
+        let ready = c.repository_index(index(true)).await.unwrap().into_inner();
+        assert_eq!(ready.models[0].state, "READY");
+
+        // A model's bytes in the request: refused, naming the parameter.
+        let file = pb::ModelRepositoryParameter {
+            parameter_choice: Some(pb::model_repository_parameter::ParameterChoice::BytesParam(
+                vec![0; 4],
+            )),
+        };
+        let e = c
+            .repository_model_load(load([("file:1/model.onnx".to_owned(), file)].into()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains("file:1/model.onnx"), "{e:?}");
+
+        c.repository_model_unload(pb::RepositoryModelUnloadRequest {
+            repository_name: String::new(),
+            model_name: "iris".into(),
+            parameters: Default::default(),
+        })
+        .await
+        .expect("unload");
+        let mut c = client(&addr).await;
+        let e = c.model_infer(iris(1)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    });
+}
+
+#[test]
+fn without_explicit_control_load_is_unimplemented_naming_the_flag() {
+    let server = start(Bin::Serve, &["-b", "127.0.0.1:0"]);
+    let addr = tcp(&server);
+    common::h2::runtime().block_on(async {
+        let mut c = client(&addr).await;
+        let e = c
+            .repository_model_load(pb::RepositoryModelLoadRequest {
+                model_name: "iris".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+        assert!(e.message().contains("--model-control explicit"), "{e:?}");
+    });
+}

@@ -190,6 +190,81 @@ dynamic_batching { max_queue_delay_microseconds: 100 }
         shutil.rmtree(repo)
 
 
+def explicit_repository():
+    """A repository for --model-control explicit: iris (a Triton directory with a
+    config.pbtxt) and broken.onnx, which is not a model."""
+    import shutil
+    import tempfile
+
+    repo = tempfile.mkdtemp(prefix="serve-explicit-")
+    os.makedirs(os.path.join(repo, "iris", "1"))
+    shutil.copy(os.path.join(ROOT, "examples/iris/model.onnx"), os.path.join(repo, "iris", "1", "model.onnx"))
+    with open(os.path.join(repo, "iris", "config.pbtxt"), "w") as f:
+        f.write('name: "iris"\nmax_batch_size: 8\n')
+    with open(os.path.join(repo, "broken.onnx"), "wb") as f:
+        f.write(b"not a model")
+    return repo
+
+
+def explicit_control(binary, client_module, label):
+    """Triton's explicit model control as tritonclient drives it (Seldon Core 2 and ModelMesh
+    call the same RPCs): an empty start, load_model, inference, a configuration given with
+    the load, a model that cannot load (its error; the loaded model serves on), unload_model
+    and the repository index after each. `client_module` is tritonclient.http or .grpc."""
+    import shutil
+
+    repo = explicit_repository()
+    server = Server(binary, "--model-control", "explicit", repo)
+    try:
+        address = server.address
+        client = client_module.InferenceServerClient(url=address)
+
+        http = client_module is httpclient
+
+        def index():
+            if http:
+                got = client.get_model_repository_index()
+            else:
+                got = client.get_model_repository_index(as_json=True).get("models", [])
+            return {m["name"]: (m.get("state", ""), m.get("reason", "")) for m in got}
+
+        check(client.is_server_ready(), f"{label}: ready with no model loaded")
+        check(index() == {"broken": ("UNAVAILABLE", "unloaded"), "iris": ("UNAVAILABLE", "unloaded")},
+              f"{label}: the index lists the repository, nothing loaded ({index()})")
+        client.load_model("iris")
+        check(client.is_model_ready("iris"), f"{label}: load_model(iris) then is_model_ready")
+        check(index()["iris"][0] == "READY", f"{label}: the index says iris is READY")
+        x = client_module.InferInput("input", [1, 4], "FP32")
+        x.set_data_from_numpy(np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32))
+        probabilities = client.infer("iris", [x]).as_numpy("probabilities")
+        check(probabilities.shape == (1, 3) and probabilities[0][0] > 0.9,
+              f"{label}: iris answers after its load ({probabilities})")
+
+        def max_batch():
+            if http:
+                config = client.get_model_config("iris")
+            else:
+                config = client.get_model_config("iris", as_json=True)["config"]
+            return int(config["max_batch_size"])
+
+        check(max_batch() == 8, f"{label}: config.pbtxt's max_batch_size ({max_batch()})")
+        client.load_model("iris", config=json.dumps({"name": "iris", "max_batch_size": 2}))
+        check(max_batch() == 2, f"{label}: load_model(config=...) replaces config.pbtxt ({max_batch()})")
+        try:
+            client.load_model("broken")
+            check(False, f"{label}: load_model(broken) must fail")
+        except InferenceServerException as e:
+            ok = e.status() in ("400", "StatusCode.INVALID_ARGUMENT") and "not an ONNX model" in e.message()
+            check(ok, f"{label}: load_model(broken) fails with the proof's error ({e.status()}: {e.message()})")
+        check(client.is_model_ready("iris"), f"{label}: iris serves on after the failed load")
+        client.unload_model("iris")
+        check(not client.is_model_ready("iris"), f"{label}: unload_model(iris)")
+        check(index()["iris"] == ("UNAVAILABLE", "unloaded"), f"{label}: the index says unloaded")
+    finally:
+        server.stop()
+        shutil.rmtree(repo)
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/serve")
     with open(os.path.join(ROOT, "examples/iris/expected.json")) as f:
@@ -202,6 +277,8 @@ def main():
     with open(labelled + ".json") as f:
         corpus_case = json.load(f)
     string_labels = {"cases": [dict(name="corpus rows", **corpus_case)]}
+
+    explicit_control(binary, httpclient, "http explicit control")
 
     server = Server(binary)  # no APP: the embedded iris model
     try:

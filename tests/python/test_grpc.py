@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from tritonclient.utils import InferenceServerException
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_clients import ROOT, TOLERANCE, Server, as_numpy, check  # noqa: E402
+from test_clients import ROOT, TOLERANCE, Server, as_numpy, check, explicit_control  # noqa: E402
 
 
 def compare(model, case, name, got, spec):
@@ -91,8 +91,8 @@ def iris_extras(address):
         client.load_model("iris")
         check(False, "grpc: load must fail")
     except InferenceServerException as e:
-        check(e.status() == "StatusCode.UNIMPLEMENTED" and "HUP" in e.message(),
-              f"grpc: load is UNIMPLEMENTED naming HUP ({e.status()})")
+        check(e.status() == "StatusCode.UNIMPLEMENTED" and "--model-control explicit" in e.message(),
+              f"grpc: without explicit control, load is UNIMPLEMENTED naming the flag ({e.status()})")
 
     # 64 rows in one call, answered row for row as one row at a time.
     rng = np.random.default_rng(7)
@@ -201,6 +201,8 @@ def main():
         titanic = json.load(f)
     with open(os.path.join(ROOT, "examples/titanic/expected_sklearn.json")) as f:
         titanic_sklearn = json.load(f)
+
+    explicit_control(binary, grpcclient, "grpc explicit control")
 
     server = Server(binary)  # no APP: the embedded iris model
     try:

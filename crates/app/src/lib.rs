@@ -77,6 +77,82 @@ pub struct Context {
     /// that a stream that would outlive it ends once it has answered what it was sent.
     /// `None` for a whole request, which is answered before the worker goes.
     pub drain: Option<DrainWatch>,
+    /// Under `--model-control explicit`: asks the master to load or unload a model (Triton's
+    /// repository control). `None` otherwise.
+    pub repository: Option<Repository>,
+}
+
+/// A change to the models a server serves, which only the master can make (a new
+/// generation of workers serves it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelChange {
+    /// Read the model from the repository again (with this configuration in place of its
+    /// `config.pbtxt`, if any), prove it, and serve it with the models already loaded.
+    Load {
+        /// The model's name in the repository.
+        model: String,
+        /// A configuration, in `config.pbtxt`'s text form or Triton's JSON form.
+        config: Option<String>,
+    },
+    /// Serve the models loaded but this one.
+    Unload {
+        /// The model's name.
+        model: String,
+    },
+}
+
+impl ModelChange {
+    /// `load` or `unload`.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            ModelChange::Load { .. } => "load",
+            ModelChange::Unload { .. } => "unload",
+        }
+    }
+
+    /// The model it changes.
+    pub fn model(&self) -> &str {
+        match self {
+            ModelChange::Load { model, .. } | ModelChange::Unload { model } => model,
+        }
+    }
+}
+
+/// Why a [`ModelChange`] was not made: the status to answer and what to tell the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeRefused {
+    /// 400 when the model cannot be served (the proof's error), 503 when the server
+    /// stops, 504 when the answer took longer than `--model-load-timeout`...
+    pub status: http::StatusCode,
+    /// What happened, naming the model and the fix.
+    pub message: String,
+}
+
+/// Asks the master for a [`ModelChange`] and waits for its answer (see
+/// [`Context::repository`]).
+#[derive(Clone)]
+pub struct Repository(
+    Arc<dyn Fn(ModelChange) -> BoxFuture<Result<(), ChangeRefused>> + Send + Sync>,
+);
+
+impl Repository {
+    /// A handle whose [`Repository::change`] is the future `ask` makes.
+    pub fn new(
+        ask: impl Fn(ModelChange) -> BoxFuture<Result<(), ChangeRefused>> + Send + Sync + 'static,
+    ) -> Self {
+        Repository(Arc::new(ask))
+    }
+
+    /// Ends when the change is served by every worker of a new generation, or refused.
+    pub fn change(&self, change: ModelChange) -> BoxFuture<Result<(), ChangeRefused>> {
+        (self.0)(change)
+    }
+}
+
+impl fmt::Debug for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Repository")
+    }
 }
 
 /// Tells a long-lived answer when its worker starts draining (see [`Context::drain`]).

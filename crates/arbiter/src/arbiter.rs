@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use serve_app::{App, AppError};
 use serve_worker::{ExitCode, Listener, Role};
 
+use crate::control::{Control, Loaded};
 use crate::process::{self, PidFile};
 use crate::scoreboard::Scoreboard;
 use serve_settings::Bind;
@@ -26,8 +27,10 @@ use crate::sockets::{self, BindOptions, Bound};
 use crate::supervise::{Backoff, Worker};
 use crate::upgrade::Reload;
 
-/// Reads the configuration again, for a reload.
-pub type Reloader = Box<dyn FnMut() -> Result<Settings, String>>;
+/// Reads the configuration again, for a reload; under `--model-control explicit`, with the
+/// models to load (those the running generation serves, or a load or unload request's
+/// change of them) in place of `--load-model`'s.
+pub type Reloader = Box<dyn FnMut(Option<&Loaded>) -> Result<Settings, String>>;
 
 /// Why the master could not start: an exit code and a one-line message.
 #[derive(Debug)]
@@ -91,6 +94,8 @@ pub struct Arbiter {
     pub(crate) pending_hup: bool,
     pub(crate) backoff: Backoff,
     pub(crate) rng: u64,
+    /// Load and unload requests from the workers (`--model-control explicit`).
+    pub(crate) control: Option<Control>,
 }
 
 impl Arbiter {
@@ -199,6 +204,10 @@ impl Arbiter {
             None
         };
 
+        // Made whatever the mode, so that a reload may turn explicit control on.
+        let control = Control::new().map_err(|e| {
+            StartError::config(format!("cannot make the repository control channel: {e}"))
+        })?;
         let pipe = SignalPipe::install()
             .map_err(|e| StartError::config(format!("cannot install signal handlers: {e}")))?;
         process::set_name(&format!("{}: master", settings.name));
@@ -249,6 +258,7 @@ impl Arbiter {
             pending_hup: false,
             backoff: Backoff::default(),
             rng: crate::supervise::seed(),
+            control: Some(control),
         })
     }
 
@@ -263,7 +273,8 @@ impl Arbiter {
     /// Runs until the server stops; returns the process exit code.
     pub fn run(mut self) -> i32 {
         loop {
-            for sig in self.pipe.wait(self.tick()) {
+            let control = self.control.as_ref().map(Control::fd);
+            for sig in self.pipe.wait(self.tick(), control) {
                 self.handle(sig);
             }
             self.reap_workers();
@@ -272,6 +283,7 @@ impl Arbiter {
             }
             self.murder_workers();
             self.advance_reload();
+            self.advance_control();
             self.manage_workers();
             self.maybe_promote_master();
             self.note_boot();
@@ -279,7 +291,9 @@ impl Arbiter {
     }
 
     fn tick(&self) -> Duration {
-        let busy = !matches!(self.phase, Phase::Running) || !matches!(self.reload, Reload::Idle);
+        let busy = !matches!(self.phase, Phase::Running)
+            || !matches!(self.reload, Reload::Idle)
+            || self.control_busy();
         if busy {
             Duration::from_millis(50)
         } else {

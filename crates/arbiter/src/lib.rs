@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod arbiter;
+mod control;
 mod notify;
 mod process;
 mod scoreboard;
@@ -28,6 +29,7 @@ mod supervise;
 mod upgrade;
 
 pub use arbiter::{Arbiter, Reloader, StartError};
+pub use control::Loaded;
 pub use serve_worker::ExitCode;
 pub use settings::Settings;
 pub use sockets::accept_queue;

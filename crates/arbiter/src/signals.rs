@@ -8,7 +8,7 @@
 //! handlers the child resets each signal to `SIG_DFL` and the registry never existed in it.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -79,12 +79,17 @@ impl SignalPipe {
         })
     }
 
-    /// Waits up to `timeout` for signals and returns those received, in order.
-    pub fn wait(&self, timeout: Duration) -> Vec<Signal> {
+    /// Waits up to `timeout` for signals, or for `also` to become readable (the repository
+    /// control socket), and returns the signals received, in order.
+    pub fn wait(&self, timeout: Duration, also: Option<BorrowedFd<'_>>) -> Vec<Signal> {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(self.read.as_fd(), PollFlags::POLLIN),
+            PollFd::new(also.unwrap_or(self.read.as_fd()), PollFlags::POLLIN),
+        ];
+        let n = if also.is_some() { 2 } else { 1 };
         let _ = poll(
-            &mut fds,
+            &mut fds[..n],
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
         );
         let mut buf = [0u8; 64];
@@ -154,7 +159,7 @@ mod tests {
         let pipe = SignalPipe::install().unwrap();
         nix::sys::signal::raise(Signal::SIGUSR1).unwrap();
         nix::sys::signal::raise(Signal::SIGTTIN).unwrap();
-        let got = pipe.wait(Duration::from_secs(5));
+        let got = pipe.wait(Duration::from_secs(5), None);
         assert!(
             got.contains(&Signal::SIGUSR1) && got.contains(&Signal::SIGTTIN),
             "{got:?}"

@@ -10,6 +10,7 @@ use serve_metrics::Cause;
 use serve_worker::{ExitCode, State, WorkerArgs, scoreboard::now_ms};
 
 use crate::arbiter::{Arbiter, Phase, kill, signal_name};
+use crate::control::Control;
 use crate::process;
 use crate::upgrade::Reload;
 
@@ -91,6 +92,7 @@ impl Arbiter {
     pub(crate) fn forget_master_state(&mut self) {
         self.reload = Reload::Idle;
         self.upgrade_child = None;
+        self.control = None;
     }
 
     /// Forks `n` workers of the current generation. Their slots are all claimed first, so
@@ -122,6 +124,7 @@ impl Arbiter {
         };
         let master = self.pid;
         let forked = process::fork_child(|| {
+            let control = self.control.take().map(Control::into_workers_end);
             self.forget_master_state();
             process::follow_parent(master);
             process::set_name(&format!("{}: worker", self.settings.name));
@@ -147,6 +150,7 @@ impl Arbiter {
                 board: self.board.board(),
                 roles,
                 queue_len: crate::sockets::accept_queue,
+                control,
             })
         });
         match forked {

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use serve_app::App;
+use serve_app::http::StatusCode;
+use serve_app::{App, ChangeRefused};
 use serve_worker::{Role, State};
 
 use crate::arbiter::{Arbiter, Phase, StartError, bind_options, kill, preload};
+use crate::control::Loaded;
 use crate::process;
 use crate::settings::Settings;
 use crate::sockets::{self, Bound};
@@ -109,6 +111,14 @@ pub(crate) fn prove_at_boot(settings: &Settings, master: Pid) -> Result<(), Star
     }
 }
 
+/// Whose fault a failed reload is, for the load or unload request it was making: the new
+/// app's (400, the client asked for a model that cannot be served) or the server's (500).
+#[derive(Clone, Copy)]
+enum Fault {
+    App,
+    Server,
+}
+
 /// How long the proof of a new app may take.
 const PROOF_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -148,26 +158,32 @@ pub(crate) struct Previous {
 }
 
 impl Arbiter {
-    /// HUP: read the configuration again and prove it before switching.
+    /// HUP: read the configuration again and prove it before switching. Under explicit
+    /// model control, the models loaded stay loaded.
     pub(crate) fn reload(&mut self) {
         if !matches!(self.reload, Reload::Idle) {
             tracing::info!("A reload is under way; another one follows it");
             self.pending_hup = true;
             return;
         }
+        self.reload_with(self.loaded_now());
+    }
+
+    /// A reload with these models loaded (explicit model control; `None` without it).
+    pub(crate) fn reload_with(&mut self, loaded: Option<Loaded>) {
         let started = Instant::now();
         crate::notify::notify("RELOADING=1");
-        let settings = match (self.reloader)() {
+        let settings = match (self.reloader)(loaded.as_ref()) {
             Ok(s) => s,
-            Err(e) => return self.reload_failed(&e),
+            Err(e) => return self.reload_failed(&e, Fault::Server),
         };
         if let Err(e) = settings.app.check() {
-            return self.reload_failed(&format!("the new app does not load: {e}"));
+            return self.reload_failed(&format!("the new app does not load: {e}"), Fault::App);
         }
         crate::arbiter::register_models(&settings);
         let listeners = match self.rebind(&settings) {
             Ok(l) => l,
-            Err(e) => return self.reload_failed(&e),
+            Err(e) => return self.reload_failed(&e, Fault::Server),
         };
         let next = Box::new(Next {
             settings,
@@ -181,7 +197,7 @@ impl Arbiter {
                 }
                 // What the master could not build, a child proves.
                 Ok((app, _)) => preloaded = Some(app),
-                Err(e) => return self.reload_failed(&e.message),
+                Err(e) => return self.reload_failed(&e.message, Fault::App),
             }
         }
         match self.fork_proof(&next.settings) {
@@ -195,12 +211,22 @@ impl Arbiter {
                     started,
                 };
             }
-            Err(e) => self.reload_failed(&format!("cannot fork to prove the new app: {e}")),
+            Err(e) => self.reload_failed(
+                &format!("cannot fork to prove the new app: {e}"),
+                Fault::Server,
+            ),
         }
     }
 
-    fn reload_failed(&mut self, why: &str) {
+    fn reload_failed(&mut self, why: &str, fault: Fault) {
         tracing::error!("Reload failed: {why}; the current workers keep serving");
+        self.change_ended(Err(ChangeRefused {
+            status: match fault {
+                Fault::App => StatusCode::BAD_REQUEST,
+                Fault::Server => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            message: why.to_owned(),
+        }));
         self.board.metrics().reloaded(ReloadResult::Failed);
         crate::notify::notify("READY=1\nSTATUS=reload failed; the previous generation serves");
         self.after_reload();
@@ -294,18 +320,27 @@ impl Arbiter {
         }
         let mut message = String::new();
         let _ = std::fs::File::from(reader).read_to_string(&mut message);
-        let why = match (message.trim(), signal) {
-            ("", Some(sig)) => format!("the new app's proof was killed by {sig}"),
-            ("", None) => format!("the new app's proof exited with code {code:?}"),
-            (m, _) => format!("the new app does not load: {m}"),
+        let (why, fault) = match (message.trim(), signal) {
+            ("", Some(sig)) => (
+                format!("the new app's proof was killed by {sig}"),
+                Fault::Server,
+            ),
+            ("", None) => (
+                format!("the new app's proof exited with code {code:?}"),
+                Fault::Server,
+            ),
+            (m, _) => (format!("the new app does not load: {m}"), Fault::App),
         };
-        self.reload_failed(&why);
+        self.reload_failed(&why, fault);
     }
 
     /// Switches to the proven settings: a new generation starts; the old one serves on.
     fn switch(&mut self, next: Next, preloaded: Option<Arc<dyn App>>, started: Instant) {
         if let Err(e) = serve_log::configure(&next.settings.log()) {
-            return self.reload_failed(&format!("cannot open the new log files: {e}"));
+            return self.reload_failed(
+                &format!("cannot open the new log files: {e}"),
+                Fault::Server,
+            );
         }
         let previous = Box::new(Previous {
             settings: std::mem::replace(&mut self.settings, next.settings),
@@ -349,7 +384,7 @@ impl Arbiter {
                 started,
                 ..
             } => {
-                let generation = *generation;
+                let (generation, started) = (*generation, *started);
                 let ready = self
                     .workers
                     .values()
@@ -365,14 +400,17 @@ impl Arbiter {
                     return;
                 }
                 let now = Instant::now();
-                let mut retired = 0;
+                let mut retiring = Vec::new();
                 for (pid, w) in &mut self.workers {
                     if w.generation != generation && w.stopping_since.is_none() {
                         w.stopping_since = Some(now);
                         kill(*pid, Signal::SIGTERM);
-                        retired += 1;
+                        retiring.push(*pid);
                     }
                 }
+                let retired = retiring.len();
+                // A load or unload is answered once the old workers take no more requests.
+                self.change_served(retiring);
                 tracing::info!(
                     "Reload complete in {} ms: generation {generation} serves with {ready} workers; {retired} old workers drain",
                     started.elapsed().as_millis()
@@ -389,6 +427,17 @@ impl Arbiter {
 
     /// Gives up a reload under way; the generation that served before it serves on.
     pub(crate) fn abandon_reload(&mut self, why: &str) {
+        if !matches!(self.reload, Reload::Idle) {
+            let status = if matches!(self.phase, Phase::Stopping { .. }) {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            self.change_ended(Err(ChangeRefused {
+                status,
+                message: why.to_owned(),
+            }));
+        }
         match std::mem::replace(&mut self.reload, Reload::Idle) {
             Reload::Idle => return,
             Reload::Proving { pid, .. } => {

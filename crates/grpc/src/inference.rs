@@ -3,7 +3,8 @@
 //! Errors carry the REST message under the gRPC code of [`crate::status::of`]. A model
 //! named without a version is its highest, as in REST. Shared memory, tracing and log
 //! settings are Triton's own and answer UNIMPLEMENTED (tonic's default); load and unload
-//! answer UNIMPLEMENTED naming HUP, as REST answers 501.
+//! are REST's (`--model-control explicit`; without it UNIMPLEMENTED naming HUP, as REST
+//! answers 501).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -104,8 +105,17 @@ impl GrpcInferenceService for Inference {
     ) -> Result<Response<pb::ModelReadyResponse>, Status> {
         let cx = crate::context(&req);
         let r = req.get_ref();
-        let model = self.model(&r.name, &r.version)?;
-        let ready = serve_model::v2::model_readiness(&model, &cx).is_ok();
+        // A model this server does not serve (unknown, or not loaded under explicit model
+        // control) is not ready, as Triton answers: tritonclient's is_model_ready is False,
+        // as over REST (404).
+        let ready = match self.model(&r.name, &r.version) {
+            Ok(model) => serve_model::v2::model_readiness(&model, &cx).is_ok(),
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                observe_server();
+                false
+            }
+            Err(s) => return Err(s),
+        };
         Ok(Response::new(pb::ModelReadyResponse { ready }))
     }
 
@@ -117,9 +127,8 @@ impl GrpcInferenceService for Inference {
         Ok(Response::new(pb::ServerMetadataResponse {
             name: "serve".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            extensions: serve_model::v2::EXTENSIONS
-                .iter()
-                .map(|e| (*e).to_owned())
+            extensions: serve_model::v2::extensions(self.app.explicit())
+                .map(str::to_owned)
                 .collect(),
         }))
     }
@@ -215,15 +224,13 @@ impl GrpcInferenceService for Inference {
     ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
         observe_server();
         let only_ready = req.get_ref().ready;
-        let models = serve_model::v2::index(self.registry(), only_ready)
-            .map(
-                |(m, state, reason)| pb::repository_index_response::ModelIndex {
-                    name: m.name.clone(),
-                    version: m.version.clone(),
-                    state: state.to_owned(),
-                    reason,
-                },
-            )
+        let models = serve_model::v2::index(self.registry(), self.app.unloaded(), only_ready)
+            .map(|e| pb::repository_index_response::ModelIndex {
+                name: e.name.to_owned(),
+                version: e.version.to_owned(),
+                state: e.state.to_owned(),
+                reason: e.reason,
+            })
             .collect();
         Ok(Response::new(pb::RepositoryIndexResponse { models }))
     }
@@ -233,12 +240,17 @@ impl GrpcInferenceService for Inference {
         req: Request<pb::RepositoryModelLoadRequest>,
     ) -> Result<Response<pb::RepositoryModelLoadResponse>, Status> {
         observe_server();
-        let name = &req.get_ref().model_name;
-        Err(status::of(serve_model::v2::repository_control(
-            self.registry(),
-            name,
+        let cx = crate::context(&req);
+        let r = req.get_ref();
+        self.change(
+            &cx,
+            &r.repository_name,
+            &r.model_name,
             "load",
-        )))
+            &r.parameters,
+        )
+        .await?;
+        Ok(Response::new(pb::RepositoryModelLoadResponse {}))
     }
 
     async fn repository_model_unload(
@@ -246,12 +258,63 @@ impl GrpcInferenceService for Inference {
         req: Request<pb::RepositoryModelUnloadRequest>,
     ) -> Result<Response<pb::RepositoryModelUnloadResponse>, Status> {
         observe_server();
-        let name = &req.get_ref().model_name;
-        Err(status::of(serve_model::v2::repository_control(
-            self.registry(),
-            name,
+        let cx = crate::context(&req);
+        let r = req.get_ref();
+        self.change(
+            &cx,
+            &r.repository_name,
+            &r.model_name,
             "unload",
-        )))
+            &r.parameters,
+        )
+        .await?;
+        Ok(Response::new(pb::RepositoryModelUnloadResponse {}))
+    }
+}
+
+impl Inference {
+    /// RepositoryModelLoad and Unload: what REST's load and unload do, with the message's
+    /// parameters.
+    async fn change(
+        &self,
+        cx: &Context,
+        repository: &str,
+        name: &str,
+        verb: &str,
+        params: &std::collections::HashMap<String, pb::ModelRepositoryParameter>,
+    ) -> Result<(), Status> {
+        use pb::model_repository_parameter::ParameterChoice as P;
+        use serve_model::v2::Param;
+        let change = if repository.is_empty() {
+            serve_model::v2::model_change(
+                name,
+                verb,
+                params.iter().map(|(k, v)| {
+                    let p = match &v.parameter_choice {
+                        Some(P::BoolParam(b)) => Param::Bool(*b),
+                        Some(P::Int64Param(_)) => Param::Number,
+                        Some(P::StringParam(t)) => Param::Text(t),
+                        Some(P::BytesParam(_)) => Param::Bytes,
+                        None => Param::Other,
+                    };
+                    (k.as_str(), p)
+                }),
+            )
+        } else {
+            Err(ApiError::bad_request(format!(
+                "{verb} of model \"{name}\": repository_name \"{repository}\": serve has one \
+                 repository (its APP); leave repository_name empty"
+            )))
+        };
+        serve_model::v2::change_models(
+            self.registry(),
+            self.app.explicit(),
+            cx,
+            change,
+            (name, verb),
+        )
+        .await
+        .map_err(status::of)
     }
 }
 

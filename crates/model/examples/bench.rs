@@ -52,6 +52,7 @@ fn cx() -> Context {
         stopping: false,
         request_id: "bench".into(),
         drain: None,
+        repository: None,
     }
 }
 

@@ -11,18 +11,19 @@
 //! manifest routes; it builds no plan. That is the check, each worker's build, and, followed
 //! by [`App::warm`] which builds every plan, what `--preload` and the reload proof run.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use serve_app::{App, AppError, AppFactory, BoxFuture, Context, Request, Response};
 use serve_runtime::engine::{BuildError, Engine};
 use serve_settings::Values;
-use serve_settings::kinds::EngineName;
+use serve_settings::kinds::{EngineName, ModelControlMode};
 
 use crate::executor::Settings;
 use crate::observe::Metrics;
 use crate::registry::{Model, Registry};
-use crate::resolve::{AppSpec, resolve};
+use crate::resolve::{AppSpec, resolve, resolve_explicit};
 use crate::router::{self, Inner};
 use crate::routes::Route;
 
@@ -96,6 +97,8 @@ impl ModelApp {
                 registry,
                 routes,
                 grpc: false,
+                explicit: values.model_control == ModelControlMode::Explicit,
+                unloaded: spec.unloaded.clone(),
             }),
             manifest: spec.manifest.clone(),
             onnxruntime: values.onnxruntime.clone(),
@@ -138,6 +141,16 @@ impl ModelApp {
         };
         let message = format!("{}; {hint}", e.message());
         e.with_message(message).into()
+    }
+
+    /// Whether load and unload requests go to the master (`--model-control explicit`).
+    pub fn explicit(&self) -> bool {
+        self.inner.explicit
+    }
+
+    /// Under explicit model control: the repository's models that are not loaded.
+    pub fn unloaded(&self) -> &[String] {
+        &self.inner.unloaded
     }
 
     /// The models, for tests and for the binary's logs.
@@ -254,6 +267,10 @@ pub struct ModelAppFactory {
     /// The settings: the model ones are every model's unless its manifest entry says
     /// otherwise.
     values: Values,
+    /// Under `--model-control explicit`: the models of the repository to serve (`*`: all).
+    load: Vec<String>,
+    /// Under `--model-control explicit`: the configurations load requests gave, by model.
+    configs: BTreeMap<String, String>,
     /// APP resolved and its model files read, by the first call (see the module's doc).
     sealed: OnceLock<Result<AppSpec, String>>,
 }
@@ -264,16 +281,41 @@ impl ModelAppFactory {
         ModelAppFactory {
             app,
             values: values.clone(),
+            load: Vec::new(),
+            configs: BTreeMap::new(),
             sealed: OnceLock::new(),
         }
+    }
+
+    /// Under `--model-control explicit`: the models of the repository to serve (`*`: all;
+    /// none: a server with no model) and the configurations load requests gave them.
+    pub fn loading(mut self, load: &[String], configs: &BTreeMap<String, String>) -> Self {
+        self.load = load.to_vec();
+        self.configs = configs.clone();
+        self
+    }
+
+    fn explicit(&self) -> bool {
+        self.values.model_control == ModelControlMode::Explicit
     }
 
     /// APP as resolved on first use, its model bytes in memory.
     fn spec(&self) -> Result<&AppSpec, String> {
         self.sealed
             .get_or_init(|| {
-                resolve(self.app.as_deref(), &Settings::from_values(&self.values))
-                    .and_then(|spec| named(spec, self.values.model_name.as_deref()))
+                let defaults = Settings::from_values(&self.values);
+                if !self.explicit() {
+                    return resolve(self.app.as_deref(), &defaults)
+                        .and_then(|spec| named(spec, self.values.model_name.as_deref()));
+                }
+                if let Some(name) = &self.values.model_name {
+                    return Err(format!(
+                        "--model-name {name}: under --model-control explicit each model keeps \
+                         its name in the repository (the name a load request gives); drop \
+                         --model-name, or rename the model's file or directory"
+                    ));
+                }
+                resolve_explicit(self.app.as_deref(), &defaults, &self.load, &self.configs)
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -359,6 +401,13 @@ impl AppFactory for ModelAppFactory {
                     (None, None) => "embedded".into(),
                 };
                 let s = if names.len() == 1 { "" } else { "s" };
+                if self.explicit() {
+                    let loaded = match names.len() {
+                        0 => "no model loaded".to_owned(),
+                        _ => format!("model{s} {} loaded", names.join(", ")),
+                    };
+                    return format!("repository {from} under explicit model control, {loaded}");
+                }
                 format!("model{s} {} ({from})", names.join(", "))
             }
             Err(_) => match self.app.as_deref() {

@@ -474,6 +474,8 @@ pub(crate) mod tests {
             registry,
             routes,
             grpc: true,
+            explicit: false,
+            unloaded: Vec::new(),
         }
     }
 

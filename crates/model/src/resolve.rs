@@ -14,6 +14,7 @@
 //! metadata. Errors are one line naming the path and the cause, since the master prints
 //! them before exiting 4.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +78,9 @@ pub struct AppSpec {
     pub routes: Vec<RouteEntry>,
     /// The manifest file, if any.
     pub manifest: Option<PathBuf>,
+    /// Under `--model-control explicit`: the repository's models that are not loaded, by
+    /// name (the repository index lists them as UNAVAILABLE). Empty otherwise.
+    pub unloaded: Vec<String>,
 }
 
 /// Resolves APP; `defaults` are the command line's executor settings.
@@ -94,6 +98,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
             }],
             routes: vec![],
             manifest: None,
+            unloaded: Vec::new(),
         });
     };
     let md = std::fs::metadata(app).map_err(|e| format!("{}: {}", app.display(), io_cause(&e)))?;
@@ -107,12 +112,14 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
                 models: crate::triton::model_dir(app, None, None, defaults)?,
                 routes: vec![],
                 manifest: None,
+                unloaded: Vec::new(),
             });
         }
         return Ok(AppSpec {
             models: scan(app, defaults)?,
             routes: vec![],
             manifest: None,
+            unloaded: Vec::new(),
         });
     }
     match app.extension().and_then(|e| e.to_str()) {
@@ -128,6 +135,7 @@ pub fn resolve(app: Option<&Path>, defaults: &Settings) -> Result<AppSpec, Strin
             }],
             routes: vec![],
             manifest: None,
+            unloaded: Vec::new(),
         }),
         Some("toml") => from_manifest(app, defaults),
         _ => Err(format!(
@@ -161,6 +169,7 @@ fn from_manifest(file: &Path, defaults: &Settings) -> Result<AppSpec, String> {
         models,
         routes,
         manifest: Some(file.to_path_buf()),
+        unloaded: Vec::new(),
     })
 }
 
@@ -252,6 +261,24 @@ fn manifest_model(
 /// Every `NAME.onnx`, `NAME/model.onnx` and Triton model directory of a directory, in
 /// name order.
 fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
+    let found = candidates(dir)?;
+    if found.is_empty() {
+        return Err(format!(
+            "{}: no models found (expected NAME.onnx, NAME/model.onnx, \
+             NAME/VERSION/model.onnx or an app.toml)",
+            dir.display()
+        ));
+    }
+    let mut specs = Vec::new();
+    for (_, p) in found {
+        specs.extend(read_candidate(p, defaults, None)?);
+    }
+    Ok(specs)
+}
+
+/// The models a directory holds, by name and path, in path order, none of them read: each
+/// `NAME.onnx`, `NAME/model.onnx` (the file) and Triton model directory (the directory).
+fn candidates(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("{}: {}", dir.display(), io_cause(&e)))?;
     let mut paths: Vec<PathBuf> = Vec::new();
@@ -268,31 +295,117 @@ fn scan(dir: &Path, defaults: &Settings) -> Result<Vec<ModelSpec>, String> {
             paths.push(p);
         }
     }
-    if paths.is_empty() {
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let name = if p.is_dir() {
+                check_name(&dir_name(&p)).map_err(|e| format!("{}: {e}", p.display()))?
+            } else {
+                file_model_name(&p)?
+            };
+            Ok((name, p))
+        })
+        .collect()
+}
+
+/// Reads one model [`candidates`] found: a Triton model directory (with the configuration
+/// a load request gave, if any) or a file.
+fn read_candidate(
+    p: PathBuf,
+    defaults: &Settings,
+    given: Option<&str>,
+) -> Result<Vec<ModelSpec>, String> {
+    if p.is_dir() {
+        return crate::triton::model_dir_given(&p, None, None, defaults, given);
+    }
+    if given.is_some() {
         return Err(format!(
-            "{}: no models found (expected NAME.onnx, NAME/model.onnx, \
-             NAME/VERSION/model.onnx or an app.toml)",
+            "{}: a load request's config applies to a Triton model directory (NAME/config.pbtxt \
+             beside NAME/1/model.onnx), and this model is a file: move it to NAME/1/model.onnx, \
+             or load it without config",
+            p.display()
+        ));
+    }
+    Ok(vec![ModelSpec {
+        name: file_model_name(&p)?,
+        source: Source::read_file(p)?,
+        settings: defaults.clone(),
+        version: DEFAULT_VERSION.into(),
+        example: None,
+        engine: None,
+        config: None,
+    }])
+}
+
+/// What `--model-control explicit` serves of the repository APP: the models `load` names
+/// (`*`: every one), each read with the configuration `configs` gives it, if any; the
+/// others are listed as unloaded, not read. An empty repository, or nothing loaded, is a
+/// server with no model.
+pub fn resolve_explicit(
+    app: Option<&Path>,
+    defaults: &Settings,
+    load: &[String],
+    configs: &BTreeMap<String, String>,
+) -> Result<AppSpec, String> {
+    const LAYOUT: &str = "a repository directory of models (NAME.onnx, NAME/model.onnx or \
+                          NAME/VERSION/model.onnx with its config.pbtxt)";
+    let Some(dir) = app else {
+        return Err(format!(
+            "--model-control explicit loads models by name from a repository: give APP, {LAYOUT}"
+        ));
+    };
+    let md = std::fs::metadata(dir).map_err(|e| format!("{}: {}", dir.display(), io_cause(&e)))?;
+    if !md.is_dir() || dir.join("app.toml").is_file() || crate::triton::is_model_dir(dir) {
+        let what = if !md.is_dir() {
+            "a file"
+        } else if dir.join("app.toml").is_file() {
+            "an app directory (app.toml names its models)"
+        } else {
+            "one model's Triton directory"
+        };
+        return Err(format!(
+            "{}: --model-control explicit loads models by name from a repository, and this is \
+             {what}: give {LAYOUT}, or drop --model-control explicit",
             dir.display()
         ));
     }
-    paths.sort();
-    let mut specs = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            specs.extend(crate::triton::model_dir(&p, None, None, defaults)?);
-            continue;
+    let found = candidates(dir)?;
+    let all = load.iter().any(|n| n == "*");
+    for name in load.iter().filter(|n| *n != "*") {
+        if !found.iter().any(|(n, _)| n == name) {
+            let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(format!(
+                "model {name:?} is not in the repository {} (it holds {}): put it there as \
+                 {name}.onnx or {name}/1/model.onnx",
+                dir.display(),
+                if names.is_empty() {
+                    "no model".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
         }
-        specs.push(ModelSpec {
-            name: file_model_name(&p)?,
-            source: Source::read_file(p)?,
-            settings: defaults.clone(),
-            version: DEFAULT_VERSION.into(),
-            example: None,
-            engine: None,
-            config: None,
-        });
     }
-    Ok(specs)
+    let mut models = Vec::new();
+    let mut unloaded = Vec::new();
+    for (name, p) in found {
+        if all || load.contains(&name) {
+            models.extend(read_candidate(
+                p,
+                defaults,
+                configs.get(&name).map(String::as_str),
+            )?);
+        } else if !unloaded.contains(&name) {
+            unloaded.push(name);
+        }
+    }
+    Ok(AppSpec {
+        models,
+        routes: vec![],
+        manifest: None,
+        unloaded,
+    })
 }
 
 /// A directory's own name (of its absolute path, so that `.` has one).

@@ -24,6 +24,10 @@ pub struct Inner {
     pub routes: Vec<Route>,
     /// gRPC is served beside (the front page shows a `grpcurl` line per model).
     pub grpc: bool,
+    /// Under `--model-control explicit`: load and unload requests are passed to the master.
+    pub explicit: bool,
+    /// Under `--model-control explicit`: the repository's models that are not loaded.
+    pub unloaded: Vec<String>,
 }
 
 const GET: &str = "GET, HEAD";
@@ -51,7 +55,7 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
     match segments {
         [""] => allow(&req, GET).map(|()| front::page(app, &req)),
         ["openapi.json"] => allow(&req, GET).map(|()| openapi::document(app, &req)),
-        ["v2"] => allow(&req, GET).map(|()| v2::server_metadata()),
+        ["v2"] => allow(&req, GET).map(|()| v2::server_metadata(app.explicit)),
         ["v2", "health", "live"] => allow(&req, GET).map(|()| v2::live()),
         ["v2", "health", "ready"] => {
             allow(&req, GET)?;
@@ -59,7 +63,7 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
         }
         ["v2", "repository", "index"] => {
             allow(&req, POST)?;
-            v2::repository_index(&app.registry, req.body()).await
+            v2::repository_index(&app.registry, &app.unloaded, req.body()).await
         }
         [
             "v2",
@@ -69,7 +73,7 @@ pub async fn dispatch(app: &Inner, req: Request, cx: &Context) -> Result<Respons
             verb @ ("load" | "unload"),
         ] => {
             allow(&req, POST)?;
-            Err(v2::repository_control(&app.registry, name, verb))
+            v2::repository_change(&app.registry, app.explicit, cx, (name, verb), req.body()).await
         }
         ["v2", "models", "stats"] => {
             allow(&req, GET)?;

@@ -84,19 +84,43 @@ pub fn model_dir(
     only: Option<&str>,
     defaults: &Settings,
 ) -> Result<Vec<ModelSpec>, String> {
+    model_dir_given(dir, name, only, defaults, None)
+}
+
+/// [`model_dir`], with the configuration a load request gave (`given`, in Triton's JSON
+/// form or the text form) in place of the directory's `config.pbtxt`.
+pub fn model_dir_given(
+    dir: &Path,
+    name: Option<&str>,
+    only: Option<&str>,
+    defaults: &Settings,
+    given: Option<&str>,
+) -> Result<Vec<ModelSpec>, String> {
     let dir_name = crate::resolve::dir_name(dir);
     let config_path = dir.join(CONFIG_FILE);
-    let config = if config_path.is_file() {
+    let read = |config: ModelConfig, file: PathBuf| -> Result<_, String> {
+        let labels = label_files(dir, &config, &file)?;
+        Ok(Some(Arc::new(Config {
+            config,
+            file,
+            labels,
+        })))
+    };
+    let config = if let Some(text) = given {
+        // Named so in every message: "…/iris/config.pbtxt (the load request's config)".
+        let file = PathBuf::from(format!(
+            "{} (the load request's config)",
+            config_path.display()
+        ));
+        let config =
+            serve_triton::parse_given(text).map_err(|e| format!("{}: {e}", file.display()))?;
+        read(config, file)?
+    } else if config_path.is_file() {
         let text = std::fs::read_to_string(&config_path)
             .map_err(|e| format!("{}: {}", config_path.display(), io_cause(&e)))?;
         let config =
             serve_triton::parse(&text).map_err(|e| format!("{}: {e}", config_path.display()))?;
-        let labels = label_files(dir, &config, &config_path)?;
-        Some(Arc::new(Config {
-            config,
-            file: config_path,
-            labels,
-        }))
+        read(config, config_path)?
     } else {
         None
     };

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode, header};
-use serve_app::{Context, Request, Response, json_response};
+use serve_app::{Context, ModelChange, Request, Response, json_response};
 
 use crate::classify::Labels;
 use crate::codec_binary;
@@ -21,7 +21,7 @@ use crate::v2_request::{self, Asked};
 /// The header naming the JSON part's length in a binary-extension body.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// `POST /v2/repository/models/NAME/load` and `/unload` (Triton's explicit model control):
+/// `POST /v2/repository/models/NAME/load` and `/unload` without explicit model control:
 /// 501, naming how serve changes what it serves.
 pub fn repository_control(registry: &Registry, name: &str, verb: &str) -> ApiError {
     let known = if registry.get(name).is_some() {
@@ -32,17 +32,193 @@ pub fn repository_control(registry: &Registry, name: &str, verb: &str) -> ApiErr
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         format!(
-            "{verb} of model \"{name}\"{known}: serve does not load or unload models on request; \
-             it serves the models its APP names: edit the files or app.toml, then send HUP to \
-             the master (kill -HUP MASTER_PID), which proves the new models before any worker \
-             serves them"
+            "{verb} of model \"{name}\"{known}: serve loads and unloads models on request only \
+             under --model-control explicit; it serves the models its APP names: edit the files \
+             or app.toml, then send HUP to the master (kill -HUP MASTER_PID), which proves the \
+             new models before any worker serves them"
         ),
     )
 }
 
+/// A load or unload request's parameter, as REST's JSON or gRPC's message carries it.
+pub enum Param<'a> {
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Number,
+    /// A string.
+    Text(&'a str),
+    /// Bytes (gRPC's `bytes_param`).
+    Bytes,
+    /// Anything else JSON can say.
+    Other,
+}
+
+impl Param<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Param::Bool(_) => "a boolean",
+            Param::Number => "a number",
+            Param::Text(_) => "a string",
+            Param::Bytes => "bytes",
+            Param::Other => "neither a string, a number nor a boolean",
+        }
+    }
+}
+
+/// The change a load or unload request asks for. A load takes `config`, a model
+/// configuration (Triton's JSON form, as tritonclient sends it, or `config.pbtxt`'s text
+/// form), read here so that a malformed one is refused before the master is asked; an
+/// unload takes `unload_dependents` (tritonclient sends it; serve has no ensembles, so it
+/// changes nothing). `file:` parameters, a model's files in the request, are refused: serve
+/// loads what the repository holds.
+pub fn model_change<'a>(
+    name: &str,
+    verb: &str,
+    params: impl IntoIterator<Item = (&'a str, Param<'a>)>,
+) -> Result<ModelChange, ApiError> {
+    let what = format!("{verb} of model \"{name}\"");
+    crate::resolve::check_name(name).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))?;
+    let mut config = None;
+    for (key, value) in params {
+        match (verb, key, value) {
+            (_, k, _) if k.starts_with("file:") => {
+                return Err(ApiError::bad_request(format!(
+                    "{what}: parameter \"{k}\": serve does not take model files in a load \
+                     request; put the model in the repository (APP) as {name}/1/model.onnx, then \
+                     load it by name"
+                )));
+            }
+            ("load", "config", Param::Text(text)) => {
+                serve_triton::parse_given(text).map_err(|e| {
+                    ApiError::bad_request(format!("{what}: parameter \"config\": {e}"))
+                })?;
+                config = Some(text.to_owned());
+            }
+            ("unload", "unload_dependents", Param::Bool(_)) => {}
+            (_, k @ ("config" | "unload_dependents"), v) => {
+                let expected = if k == "config" {
+                    "a string (the model configuration, in Triton's JSON form or config.pbtxt's)"
+                } else {
+                    "a boolean"
+                };
+                let takes = if k == "config" { "load" } else { "unload" };
+                return Err(ApiError::bad_request(if verb == takes {
+                    format!(
+                        "{what}: parameter \"{k}\" must be {expected}, not {}",
+                        v.kind()
+                    )
+                } else {
+                    format!("{what}: parameter \"{k}\" belongs to {takes} requests")
+                }));
+            }
+            (_, k, _) => {
+                let known = if verb == "load" {
+                    "config"
+                } else {
+                    "unload_dependents"
+                };
+                return Err(ApiError::bad_request(format!(
+                    "{what}: unknown parameter \"{k}\"; a {verb} takes {known}"
+                )));
+            }
+        }
+    }
+    Ok(if verb == "load" {
+        ModelChange::Load {
+            model: name.to_owned(),
+            config,
+        }
+    } else {
+        ModelChange::Unload {
+            model: name.to_owned(),
+        }
+    })
+}
+
+/// Loads or unloads a model under explicit model control: the master makes the change by
+/// a new generation, and this answers when every worker of it serves it (or why not).
+pub async fn change_models(
+    registry: &Registry,
+    explicit: bool,
+    cx: &Context,
+    change: Result<ModelChange, ApiError>,
+    (name, verb): (&str, &str),
+) -> Result<(), ApiError> {
+    if !explicit {
+        return Err(repository_control(registry, name, verb));
+    }
+    let change = change?;
+    let Some(repository) = &cx.repository else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{verb} of model \"{name}\": this worker has no channel to the master"),
+        ));
+    };
+    repository
+        .change(change)
+        .await
+        .map_err(|r| ApiError::new(r.status, r.message))
+}
+
+/// `POST /v2/repository/models/NAME/load` and `/unload`: the body is empty or
+/// `{"parameters": {...}}` (see [`model_change`]); 200 with an empty body once the change
+/// is served, as Triton answers.
+pub async fn repository_change(
+    registry: &Registry,
+    explicit: bool,
+    cx: &Context,
+    (name, verb): (&str, &str),
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let parse = || -> Result<ModelChange, ApiError> {
+        let what = format!("{verb} of model \"{name}\"");
+        let params = if body.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Map::new()
+        } else {
+            let bad = |e: String| {
+                ApiError::bad_request(format!(
+                    "{what}: the body is empty or {{\"parameters\": {{...}}}}: {e}"
+                ))
+            };
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+            let serde_json::Value::Object(mut top) = value else {
+                return Err(bad("it is not a JSON object".into()));
+            };
+            if let Some(k) = top.keys().find(|k| *k != "parameters") {
+                return Err(bad(format!("unknown key \"{k}\"")));
+            }
+            match top.remove("parameters") {
+                None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+                Some(serde_json::Value::Object(p)) => p,
+                Some(_) => return Err(bad("\"parameters\" is not an object".into())),
+            }
+        };
+        model_change(
+            name,
+            verb,
+            params.iter().map(|(k, v)| {
+                let p = match v {
+                    serde_json::Value::Bool(b) => Param::Bool(*b),
+                    serde_json::Value::Number(_) => Param::Number,
+                    serde_json::Value::String(t) => Param::Text(t),
+                    _ => Param::Other,
+                };
+                (k.as_str(), p)
+            }),
+        )
+    };
+    change_models(registry, explicit, cx, parse(), (name, verb)).await?;
+    Ok(http::Response::builder()
+        .status(StatusCode::OK)
+        .body(bytes::Bytes::new())
+        .expect("a static response"))
+}
+
 /// The extensions the server metadata lists. Only whole extensions: Triton's
-/// model_repository is the index and load/unload, and serve has the index only (load and
-/// unload answer 501).
+/// model_repository is the index and load/unload, which serve has under explicit model
+/// control only (see [`server_metadata`]).
 pub const EXTENSIONS: [&str; 4] = [
     "binary_tensor_data",
     "classification",
@@ -50,12 +226,21 @@ pub const EXTENSIONS: [&str; 4] = [
     "statistics",
 ];
 
+/// The extensions the server metadata lists: [`EXTENSIONS`], and `model_repository` under
+/// explicit model control.
+pub fn extensions(explicit: bool) -> impl Iterator<Item = &'static str> {
+    EXTENSIONS
+        .into_iter()
+        .chain(explicit.then_some("model_repository"))
+}
+
 /// `GET /v2`.
-pub fn server_metadata() -> Response {
+pub fn server_metadata(explicit: bool) -> Response {
+    let extensions: Vec<&str> = extensions(explicit).collect();
     let body = serde_json::json!({
         "name": "serve",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": EXTENSIONS,
+        "extensions": extensions,
     });
     json_response(StatusCode::OK, body.to_string())
 }
@@ -103,7 +288,11 @@ pub fn model_readiness(model: &Model, cx: &Context) -> Result<(), String> {
 /// model with its version and state, `READY` when this worker can serve it (every model was
 /// proven at start), `UNAVAILABLE` with the reason when its file has since become one that
 /// cannot be served. A body `{"ready": true}` lists the ready ones only.
-pub async fn repository_index(registry: &Registry, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn repository_index(
+    registry: &Registry,
+    unloaded: &[String],
+    body: &[u8],
+) -> Result<Response, ApiError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct IndexRequest {
@@ -121,11 +310,15 @@ pub async fn repository_index(registry: &Registry, body: &[u8]) -> Result<Respon
             })?
             .ready
     };
-    let entries: Vec<serde_json::Value> = index(registry, only_ready)
-        .map(|(model, state, reason)| {
-            serde_json::json!({
-                "name": model.name, "version": model.version, "state": state, "reason": reason,
-            })
+    let entries: Vec<serde_json::Value> = index(registry, unloaded, only_ready)
+        .map(|e| {
+            let mut entry = serde_json::json!({ "name": e.name });
+            if !e.version.is_empty() {
+                entry["version"] = e.version.into();
+            }
+            entry["state"] = e.state.into();
+            entry["reason"] = e.reason.into();
+            entry
         })
         .collect();
     Ok(json_response(
@@ -134,14 +327,28 @@ pub async fn repository_index(registry: &Registry, body: &[u8]) -> Result<Respon
     ))
 }
 
+/// One line of the repository index.
+pub struct IndexEntry<'a> {
+    /// The model's name.
+    pub name: &'a str,
+    /// Its version; empty for a model that is not loaded.
+    pub version: &'a str,
+    /// `READY` or `UNAVAILABLE`.
+    pub state: &'static str,
+    /// Why it is unavailable (`unloaded`: in the repository, not loaded).
+    pub reason: String,
+}
+
 /// The repository index (REST's and gRPC's): each model version with its state, `READY`
-/// when this worker can serve it, `UNAVAILABLE` and the reason when it cannot (left out
-/// when `only_ready`).
-pub fn index(
-    registry: &Registry,
+/// when this worker can serve it, `UNAVAILABLE` and the reason when it cannot, then, under
+/// explicit model control, the repository's models that are not loaded (`unloaded`); only
+/// the ready ones when `only_ready`.
+pub fn index<'a>(
+    registry: &'a Registry,
+    unloaded: &'a [String],
     only_ready: bool,
-) -> impl Iterator<Item = (&Arc<Model>, &'static str, String)> {
-    registry
+) -> impl Iterator<Item = IndexEntry<'a>> {
+    let served = registry
         .models()
         .iter()
         .filter_map(move |model| match model.health() {
@@ -149,6 +356,22 @@ pub fn index(
             Err(_) if only_ready => None,
             Err(e) => Some((model, "UNAVAILABLE", e)),
         })
+        .map(|(model, state, reason)| IndexEntry {
+            name: &model.name,
+            version: &model.version,
+            state,
+            reason,
+        });
+    let unloaded = unloaded
+        .iter()
+        .filter(move |_| !only_ready)
+        .map(|name| IndexEntry {
+            name,
+            version: "",
+            state: "UNAVAILABLE",
+            reason: "unloaded".to_owned(),
+        });
+    served.chain(unloaded)
 }
 
 /// `GET /v2/models/{m}/ready`.

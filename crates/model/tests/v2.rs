@@ -50,7 +50,7 @@ async fn health_and_server_metadata() {
             "statistics"
         ])
     );
-    // Load and unload do not exist: 501, naming what does.
+    // Load and unload exist under --model-control explicit only: 501, naming what does.
     for verb in ["load", "unload"] {
         let a = call(
             &app,
@@ -62,7 +62,10 @@ async fn health_and_server_metadata() {
         assert_eq!(a.status, 501, "{verb}");
         let e = a.error();
         assert!(
-            e.starts_with(&format!("{verb} of model \"iris\": serve does not")),
+            e.starts_with(&format!(
+                "{verb} of model \"iris\": serve loads and unloads models on request only \
+                 under --model-control explicit"
+            )),
             "{e}"
         );
         assert!(e.contains("send HUP to the master"), "{e}");

@@ -2,6 +2,7 @@
 //! workers, the app and the runtime read their settings from it (or from its [`Values`]), so
 //! a setting is declared once, in the table, and read where it is used.
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use serve_log::{LogConfig, Target};
 
 use crate::bind::Bind;
+use crate::kinds::ModelControlMode;
 use crate::table::{Table, Values};
 
 /// A configuration problem, shown as one line. `usage` errors (a bad flag) exit 2, others 1.
@@ -63,6 +65,8 @@ pub struct Given {
     pub bind: Vec<String>,
     /// `--workers`, as given.
     pub workers: Option<String>,
+    /// `--load-model`, every time it was given (`*`: every model of the repository).
+    pub load_model: Vec<String>,
     /// Every setting of the table, as given.
     pub table: Table,
 }
@@ -79,6 +83,14 @@ pub struct Config {
     pub binds: Vec<Bind>,
     /// Worker processes.
     pub workers: usize,
+    /// The models of the repository to serve under `--model-control explicit` (`*`: every
+    /// one): `--load-model`'s at start; after a load or unload request, or a reload, the
+    /// master's own list of what is loaded.
+    pub load_model: Vec<String>,
+    /// Model configurations that load requests gave (their `config` parameter, in
+    /// `config.pbtxt`'s text form or Triton's JSON form), by model: each replaces that
+    /// model's `config.pbtxt`. Empty at start.
+    pub model_configs: BTreeMap<String, String>,
     /// Every setting of the table.
     pub values: Values,
 }
@@ -111,6 +123,14 @@ impl Config {
             (None, None) => Defaults::WORKERS,
         };
         let values = given.table.resolve()?;
+        if !given.load_model.is_empty() && values.model_control != ModelControlMode::Explicit {
+            return Err(ConfigError::new(format!(
+                "--load-model {}: models are loaded by name only under --model-control \
+                 explicit; without it every model of APP is served: add --model-control \
+                 explicit, or drop --load-model",
+                given.load_model.join(", ")
+            )));
+        }
         if let Some((name, uid)) = &values.user {
             let me = nix::unistd::geteuid();
             if !me.is_root() && me != *uid {
@@ -124,6 +144,8 @@ impl Config {
             bind,
             binds,
             workers,
+            load_model: given.load_model,
+            model_configs: BTreeMap::new(),
             values,
         })
     }
@@ -142,6 +164,12 @@ impl Config {
             "workers".into(),
             toml::Value::Integer(i64::try_from(self.workers).unwrap_or(i64::MAX)),
         );
+        if !self.load_model.is_empty() {
+            t.insert(
+                "load_model".into(),
+                toml::Value::Array(self.load_model.iter().map(|m| m.clone().into()).collect()),
+            );
+        }
         self.values.to_toml(&mut t);
         toml::to_string(&t).unwrap_or_default()
     }

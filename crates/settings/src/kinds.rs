@@ -509,6 +509,42 @@ impl Kind for LogFormat {
     }
 }
 
+/// Who decides which models of the repository are served (Triton's model control mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelControlMode {
+    /// Every model APP holds; changed by editing the files and a reload (HUP).
+    None,
+    /// Only the models `--load-model` names and load requests ask for.
+    Explicit,
+}
+
+/// `none` or `explicit`.
+pub struct ModelControl;
+
+impl Kind for ModelControl {
+    type Value = ModelControlMode;
+    const VALUE_NAME: &'static str = "MODE";
+    fn parse(text: &str) -> Result<ModelControlMode, String> {
+        match text {
+            "none" => Ok(ModelControlMode::None),
+            "explicit" => Ok(ModelControlMode::Explicit),
+            other => Err(format!(
+                "{other:?} is not a model control mode; expected none or explicit (Triton's \
+                 poll mode is not offered: change the files, then HUP)"
+            )),
+        }
+    }
+    fn to_toml(value: &ModelControlMode) -> Option<toml::Value> {
+        Some(
+            match value {
+                ModelControlMode::None => "none",
+                ModelControlMode::Explicit => "explicit",
+            }
+            .into(),
+        )
+    }
+}
+
 /// The engines that run a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineName {

@@ -179,6 +179,16 @@ settings! {
          directory is called: KServe names a model after its InferenceService. Refused with \
          two or more models, or with an app.toml (which names its models). \
          [default: from the file]";
+    model_control: ModelControl = Some("none"), "Models",
+        "Triton's model control: none serves every model of APP, and load and unload answer \
+         501 (change the files, then HUP); explicit serves only the models of the repository \
+         APP that --load-model names or a load request (REST POST \
+         /v2/repository/models/NAME/load, gRPC RepositoryModelLoad) asks for, each load or \
+         unload proven and served by a new generation of workers, as a reload.";
+    model_load_timeout: PositiveSeconds = Some("300"), "Models",
+        "How long a load or unload request waits for the generation that serves it (its \
+         turn behind earlier ones, the proof and the workers' boot) before it is answered \
+         504; the change goes on.";
     engine: Engine = Some("tract"), "Models",
         "The engine of the models whose app.toml entry names none: tract (in the binary) or \
          onnxruntime (its library loaded at run time, for CNNs, RNNs and transformers, which \

@@ -59,6 +59,22 @@ pub fn parse(text: &str) -> Result<ModelConfig, String> {
         .map_err(|e| format!("cannot read the configuration: {e}"))
 }
 
+/// Parses a configuration given in a load request (its `config` parameter): Triton's JSON
+/// form (what `tritonclient`'s `load_model(config=...)` sends: protobuf's JSON mapping, field
+/// names as in the schema or in lowerCamelCase), or `config.pbtxt`'s text form.
+pub fn parse_given(text: &str) -> Result<ModelConfig, String> {
+    if !text.trim_start().starts_with('{') {
+        return parse(text);
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let dynamic = DynamicMessage::deserialize(model_config_descriptor().clone(), &mut de)
+        .and_then(|m| de.end().map(|()| m))
+        .map_err(|e| format!("not a model configuration in Triton's JSON form: {e}"))?;
+    dynamic
+        .transcode_to::<ModelConfig>()
+        .map_err(|e| format!("cannot read the configuration: {e}"))
+}
+
 /// The text with a `:` between a field name and a `[` that follows it, and where each was
 /// added (offsets in the returned text).
 ///
@@ -366,6 +382,27 @@ output [
 dynamic_batching { max_queue_delay_microseconds: 100 }
 instance_group [ { count: 2, kind: KIND_CPU } ]
 "#;
+
+    #[test]
+    fn a_load_request_gives_json_or_text() {
+        let text = parse_given(IRIS).unwrap();
+        // What tritonclient sends: the JSON mapping, as the configuration extension answers.
+        let json = to_json(&text).to_string();
+        assert_eq!(parse_given(&json).unwrap(), text);
+        let camel = r#"{"name":"iris","maxBatchSize":4,"input":[{"name":"input",
+            "dataType":"TYPE_FP32","dims":["4"]}]}"#;
+        let c = parse_given(camel).unwrap();
+        assert_eq!(
+            (c.max_batch_size, c.input[0].dims.as_slice()),
+            (4, &[4][..])
+        );
+        let e = parse_given(r#"{"name":"iris","max_batch":4}"#).unwrap_err();
+        assert!(
+            e.contains("Triton's JSON form") && e.contains("max_batch"),
+            "{e}"
+        );
+        assert!(parse_given(r#"{"name":"iris"} x"#).is_err());
+    }
 
     #[test]
     fn reads_a_config_pbtxt() {

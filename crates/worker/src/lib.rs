@@ -31,6 +31,7 @@ mod body;
 mod catch;
 mod compress;
 mod conn;
+pub mod control;
 pub mod drain;
 mod limits;
 pub mod listener;
@@ -45,6 +46,7 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
+use serve_settings::kinds::ModelControlMode;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
@@ -132,6 +134,9 @@ pub struct WorkerArgs {
     pub roles: Vec<Role>,
     /// How many connections wait in a listener's queue, as the arbiter can read it.
     pub queue_len: accept::QueueLen,
+    /// The workers' end of the master's repository control channel ([`control`]), under
+    /// `--model-control explicit`.
+    pub control: Option<std::os::fd::OwnedFd>,
 }
 
 /// State shared by every connection of the worker.
@@ -146,6 +151,8 @@ pub(crate) struct Shared {
     drain: Drain,
     /// The drain as streamed requests see it, made once.
     drain_watch: serve_app::DrainWatch,
+    /// Asks the master to load and unload models (`--model-control explicit`).
+    repository: Option<serve_app::Repository>,
     app: app_cell::AppCell,
     http: auto::Builder<TokioExecutor>,
     max_requests: u64,
@@ -179,12 +186,12 @@ impl Shared {
         !self.roles.contains(&Role::Metrics)
     }
 
-    /// The client's `X-Request-Id` when it is sane, or a fresh one unique across workers.
     /// The drain as a streamed request sees it ([`serve_app::Context::drain`]).
     fn drain_watch(&self) -> serve_app::DrainWatch {
         self.drain_watch.clone()
     }
 
+    /// The client's `X-Request-Id` when it is sane, or a fresh one unique across workers.
     fn request_id(&self, headers: &http::HeaderMap) -> Arc<str> {
         let given = headers.get("x-request-id").and_then(|v| v.to_str().ok());
         if let Some(v) = given.filter(|v| !v.is_empty() && v.len() <= 200) {
@@ -243,6 +250,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         board,
         roles,
         queue_len,
+        control,
     } = args;
     let pid = std::process::id();
     let warm_after_fork = preloaded.clone();
@@ -292,6 +300,9 @@ async fn serve(args: WorkerArgs) -> i32 {
             let drain = drain.clone();
             Box::pin(async move { drain.started().await })
         }),
+        repository: control
+            .filter(|_| config.model_control == ModelControlMode::Explicit)
+            .map(|fd| control::repository(fd, config.model_load_timeout)),
         http,
         max_requests,
         slot,

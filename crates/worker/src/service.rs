@@ -148,6 +148,7 @@ impl Service {
             stopping: shared.slot.server_stopping(),
             request_id: request_id.clone(),
             drain,
+            repository: shared.repository.clone(),
         };
         if let Some(Ok(app)) = &app {
             app.observe_head(&parts);

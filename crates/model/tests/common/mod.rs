@@ -79,6 +79,7 @@ pub async fn call_with(
         stopping,
         request_id: "test".into(),
         drain: None,
+        repository: None,
     };
     let res = app.call(req, cx).await;
     let (parts, body) = res.into_parts();
