@@ -157,6 +157,7 @@ fn load(sources: &Sources) -> Result<Loaded, Exit> {
 fn build_settings(config: &Config, make_app: MakeApp) -> Result<Settings, String> {
     Ok(Settings {
         app: make_app(config)?,
+        tls: serve_tls::Tls::from_values(&config.values)?.map(Arc::new),
         config: Arc::new(config.clone()),
     })
 }

@@ -9,6 +9,7 @@ pub mod h2;
 pub mod http;
 pub mod load;
 pub mod procs;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -210,7 +211,8 @@ impl Server {
         self.addr = Some(if let Some(u) = at.strip_prefix("unix:") {
             Addr::Unix(PathBuf::from(u))
         } else {
-            Addr::Tcp(at.trim_start_matches("http://").to_string())
+            let at = at.trim_start_matches("http://");
+            Addr::Tcp(at.trim_start_matches("https://").to_string())
         });
     }
 

@@ -96,6 +96,59 @@ pub struct Arbiter {
     pub(crate) rng: u64,
     /// Load and unload requests from the workers (`--model-control explicit`).
     pub(crate) control: Option<Control>,
+    /// The TLS files served, watched for a change (a rotated Secret sends no HUP).
+    pub(crate) watched: FileWatch,
+}
+
+/// Files whose change reloads the server as HUP does: the certificate, its key and the CA
+/// file. Looked at once a second; Kubernetes replaces a Secret's files by swapping a
+/// symbolic link, so each is followed to the file it names.
+pub(crate) struct FileWatch {
+    files: Vec<(std::path::PathBuf, Option<FileState>)>,
+    looked: Instant,
+}
+
+/// What tells a file changed: its modification time, inode and size.
+type FileState = (std::time::SystemTime, u64, u64);
+
+fn file_state(path: &std::path::Path) -> Option<FileState> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path).ok()?;
+    Some((md.modified().ok()?, md.ino(), md.len()))
+}
+
+impl FileWatch {
+    /// The files `settings` read, as they are now.
+    pub(crate) fn of(settings: &Settings) -> FileWatch {
+        let files = settings
+            .tls
+            .iter()
+            .flat_map(|t| t.files())
+            .map(|f| (f.clone(), file_state(f)))
+            .collect();
+        FileWatch {
+            files,
+            looked: Instant::now(),
+        }
+    }
+
+    /// A file that changed since it was last looked at (at most once a second); each
+    /// change is told once, whether or not the reload it starts succeeds.
+    fn changed(&mut self) -> Option<std::path::PathBuf> {
+        if self.files.is_empty() || self.looked.elapsed() < Duration::from_secs(1) {
+            return None;
+        }
+        self.looked = Instant::now();
+        let mut changed = None;
+        for (path, state) in &mut self.files {
+            let now = file_state(path);
+            if now != *state {
+                *state = now;
+                changed.get_or_insert_with(|| path.clone());
+            }
+        }
+        changed
+    }
 }
 
 impl Arbiter {
@@ -213,12 +266,14 @@ impl Arbiter {
         process::set_name(&format!("{}: master", settings.name));
 
         for l in &listeners {
+            let at = address(l, settings.tls.is_some());
             match l.role {
-                Role::Main => tracing::info!("Listening at: {} ({pid})", l.listener),
-                Role::Grpc => tracing::info!("gRPC at: {} ({pid})", l.listener),
-                Role::Metrics => tracing::info!("Metrics and status at: {} ({pid})", l.listener),
+                Role::Main => tracing::info!("Listening at: {at} ({pid})"),
+                Role::Grpc => tracing::info!("gRPC at: {at} ({pid})"),
+                Role::Metrics => tracing::info!("Metrics and status at: {at} ({pid})"),
             }
         }
+        log_tls(&settings);
         let threads = settings.threads;
         if threads > 1 {
             tracing::info!("Using worker: tokio multi-thread runtime, {threads} threads");
@@ -235,6 +290,7 @@ impl Arbiter {
         }
 
         let num_workers = settings.workers;
+        let settings_for_watch = settings.clone();
         Ok(Arbiter {
             settings,
             reloader,
@@ -259,6 +315,7 @@ impl Arbiter {
             backoff: Backoff::default(),
             rng: crate::supervise::seed(),
             control: Some(control),
+            watched: FileWatch::of(&settings_for_watch),
         })
     }
 
@@ -282,6 +339,7 @@ impl Arbiter {
                 return self.exit(code);
             }
             self.murder_workers();
+            self.notice_changed_files();
             self.advance_reload();
             self.advance_control();
             self.manage_workers();
@@ -315,6 +373,17 @@ impl Arbiter {
             Signal::SIGUSR2 => self.handle_usr2(),
             Signal::SIGWINCH => self.handle_winch(),
             _ => {} // SIGCHLD: the loop reaps right after.
+        }
+    }
+
+    /// A TLS file changed on disk: read everything again, as HUP does.
+    fn notice_changed_files(&mut self) {
+        if !matches!(self.phase, Phase::Running) {
+            return;
+        }
+        if let Some(file) = self.watched.changed() {
+            tracing::info!("{} changed: reloading, as on HUP", file.display());
+            self.reload();
         }
     }
 
@@ -536,6 +605,38 @@ impl Arbiter {
             _ => ExitCode::WorkerBoot,
         }
     }
+}
+
+/// A listener's address as the start log says it: `https://` where TLS applies (the TCP
+/// listeners that serve requests).
+fn address(l: &Bound, tls: bool) -> String {
+    let text = l.listener.to_string();
+    match text.strip_prefix("http://") {
+        Some(rest) if tls && l.role != Role::Metrics => format!("https://{rest}"),
+        _ => text,
+    }
+}
+
+/// The certificate served (its subject and expiry) and how clients are checked; logged at
+/// start and by each reload.
+pub(crate) fn log_tls(settings: &Settings) {
+    let Some(tls) = &settings.tls else { return };
+    let c = tls.certificate();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let clients = match settings.cert_reqs {
+        serve_settings::kinds::ClientCerts::None => "not asked".to_owned(),
+        serve_settings::kinds::ClientCerts::Optional => "checked when sent".to_owned(),
+        serve_settings::kinds::ClientCerts::Required => "required".to_owned(),
+    };
+    tracing::info!(
+        "TLS: certificate {} ({}), expires {} (in {} days); client certificates {clients}",
+        c.subject,
+        c.file.display(),
+        c.not_after_text,
+        (c.not_after - now) / 86_400
+    );
 }
 
 /// Gives each model of the app its metrics index before anything that serves it forks.

@@ -15,6 +15,8 @@ pub struct Settings {
     pub config: Arc<Config>,
     /// The application.
     pub app: Arc<dyn AppFactory>,
+    /// TLS, its files read and checked (`--certfile`); `None`: cleartext.
+    pub tls: Option<Arc<serve_tls::Tls>>,
 }
 
 impl Deref for Settings {

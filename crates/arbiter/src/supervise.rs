@@ -151,6 +151,7 @@ impl Arbiter {
                 roles,
                 queue_len: crate::sockets::accept_queue,
                 control,
+                tls: self.settings.tls.clone(),
             })
         });
         match forked {

@@ -358,6 +358,8 @@ impl Arbiter {
             self.generation,
             self.num_workers
         );
+        crate::arbiter::log_tls(&self.settings);
+        self.watched = crate::arbiter::FileWatch::of(&self.settings);
         self.reload = Reload::Starting {
             generation: self.generation,
             previous,

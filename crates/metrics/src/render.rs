@@ -19,6 +19,9 @@ pub struct Workers<'a> {
     pub by_state: &'a [(&'a str, u64)],
     /// Each live worker's open connections, by scoreboard slot.
     pub connections: &'a [(usize, u64)],
+    /// The certificate served over TLS: its file and when it expires (seconds since the
+    /// epoch), as the worker answering was given them.
+    pub certificate: Option<(&'a str, i64)>,
 }
 
 /// The exposition of everything the region holds, with what the scoreboard knows.
@@ -54,6 +57,18 @@ pub fn render(region: &Region, format: Format, workers: Workers<'_>) -> String {
         &[("result", "failed")],
         snap.reloads[1],
     );
+    if let Some((file, expiry)) = workers.certificate {
+        w.family(
+            "serve_tls_certificate_expiry_timestamp_seconds",
+            Kind::Gauge,
+            "When the certificate served over TLS (--certfile) expires, in seconds since the epoch.",
+        );
+        w.sample(
+            "serve_tls_certificate_expiry_timestamp_seconds",
+            &[("file", file)],
+            expiry,
+        );
+    }
     w.family(
         "serve_build_info",
         Kind::Gauge,
@@ -293,6 +308,7 @@ mod tests {
         let workers = Workers {
             by_state: &[("serving", 2)],
             connections: &[(0, 3), (1, 2)],
+            certificate: None,
         };
         let text = render(&region_with_traffic(), Format::Prometheus, workers);
         for family in [

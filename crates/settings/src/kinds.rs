@@ -509,6 +509,102 @@ impl Kind for LogFormat {
     }
 }
 
+/// gunicorn's `--cert-reqs`: whether clients present certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientCerts {
+    /// 0: none asked.
+    None,
+    /// 1: checked when sent.
+    Optional,
+    /// 2: required.
+    Required,
+}
+
+/// `0`, `1` or `2` (ssl.CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED).
+pub struct CertReqs;
+
+impl Kind for CertReqs {
+    type Value = ClientCerts;
+    const VALUE_NAME: &'static str = "0|1|2";
+    fn parse(text: &str) -> Result<ClientCerts, String> {
+        match text.trim() {
+            "0" => Ok(ClientCerts::None),
+            "1" => Ok(ClientCerts::Optional),
+            "2" => Ok(ClientCerts::Required),
+            other => Err(format!(
+                "{other:?}: expected 0 (no client certificate), 1 (checked if sent) or 2 \
+                 (required), as gunicorn's --cert-reqs"
+            )),
+        }
+    }
+    fn to_toml(value: &ClientCerts) -> Option<toml::Value> {
+        Some(toml::Value::Integer(match value {
+            ClientCerts::None => 0,
+            ClientCerts::Optional => 1,
+            ClientCerts::Required => 2,
+        }))
+    }
+}
+
+/// A TLS protocol version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersionName {
+    /// TLS 1.2.
+    V1_2,
+    /// TLS 1.3.
+    V1_3,
+}
+
+/// `1.2` or `1.3`.
+pub struct TlsVersion;
+
+impl Kind for TlsVersion {
+    type Value = TlsVersionName;
+    const VALUE_NAME: &'static str = "VERSION";
+    fn parse(text: &str) -> Result<TlsVersionName, String> {
+        match text.trim() {
+            "1.2" => Ok(TlsVersionName::V1_2),
+            "1.3" => Ok(TlsVersionName::V1_3),
+            other => Err(format!(
+                "{other:?}: expected 1.2 or 1.3 (older versions are not offered)"
+            )),
+        }
+    }
+    fn to_toml(value: &TlsVersionName) -> Option<toml::Value> {
+        Some(
+            match value {
+                TlsVersionName::V1_2 => "1.2",
+                TlsVersionName::V1_3 => "1.3",
+            }
+            .into(),
+        )
+    }
+}
+
+/// Cipher suite names, comma- or colon-separated (checked against the TLS library's list
+/// where it is used).
+pub struct Ciphers;
+
+impl Kind for Ciphers {
+    type Value = Vec<String>;
+    const VALUE_NAME: &'static str = "SUITES";
+    fn parse(text: &str) -> Result<Vec<String>, String> {
+        let names: Vec<String> = text
+            .split([',', ':'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if names.is_empty() {
+            return Err("no cipher suite named".into());
+        }
+        Ok(names)
+    }
+    fn to_toml(value: &Vec<String>) -> Option<toml::Value> {
+        Some(value.join(",").into())
+    }
+}
+
 /// Who decides which models of the repository are served (Triton's model control mode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelControlMode {

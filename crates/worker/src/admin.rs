@@ -22,7 +22,11 @@ pub(crate) fn is_admin(path: &str) -> bool {
 
 /// Answers a request for `/metrics` or `/status`, or any request on a `--metrics-bind`
 /// listener (404 for other paths).
-pub(crate) fn answer(parts: &http::request::Parts, board: &[Slot]) -> Response {
+pub(crate) fn answer(
+    parts: &http::request::Parts,
+    board: &[Slot],
+    certificate: Option<(&str, i64)>,
+) -> Response {
     if !is_admin(parts.uri.path()) {
         error_response(
             StatusCode::NOT_FOUND,
@@ -33,7 +37,7 @@ pub(crate) fn answer(parts: &http::request::Parts, board: &[Slot]) -> Response {
             ),
         )
     } else if let Some(region) = serve_metrics::region() {
-        admin(parts, board, region)
+        admin(parts, board, region, certificate)
     } else {
         error_response(
             StatusCode::NOT_FOUND,
@@ -42,7 +46,12 @@ pub(crate) fn answer(parts: &http::request::Parts, board: &[Slot]) -> Response {
     }
 }
 
-fn admin(parts: &http::request::Parts, board: &[Slot], region: Region) -> Response {
+fn admin(
+    parts: &http::request::Parts,
+    board: &[Slot],
+    region: Region,
+    certificate: Option<(&str, i64)>,
+) -> Response {
     if parts.method != Method::GET && parts.method != Method::HEAD {
         let mut res = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -58,7 +67,7 @@ fn admin(parts: &http::request::Parts, board: &[Slot], region: Region) -> Respon
     } else {
         let accept = parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok());
         match parts.uri.path() {
-            "/metrics" => metrics(accept, board, region),
+            "/metrics" => metrics(accept, board, region, certificate),
             _ => status(accept, board, region),
         }
     }
@@ -71,7 +80,12 @@ fn text(content_type: &'static str, body: String) -> Response {
     res
 }
 
-fn metrics(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
+fn metrics(
+    accept: Option<&str>,
+    board: &[Slot],
+    region: Region,
+    certificate: Option<(&str, i64)>,
+) -> Response {
     let format = Format::from_accept(accept);
     let mut by_state = STATES.map(|state| (state, 0u64));
     let mut connections = Vec::new();
@@ -87,6 +101,7 @@ fn metrics(accept: Option<&str>, board: &[Slot], region: Region) -> Response {
     let workers = serve_metrics::render::Workers {
         by_state: &by_state,
         connections: &connections,
+        certificate,
     };
     let body = serve_metrics::render::render(&region, format, workers);
     text(format.content_type(), body)

@@ -30,6 +30,7 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use serve_app::{ModelId, Protocol};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
@@ -169,9 +170,36 @@ fn jittered(age: Duration) -> Duration {
     age.mul_f64(0.9 + 0.2 * r)
 }
 
-/// The socket, noting when bytes arrive.
+/// What a connection's bytes go through: its socket, or TLS over it.
+enum Io {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Runs `$e` with `$s` bound to the pinned stream under `$io`, whatever it is.
+macro_rules! on_io {
+    ($io:expr, $s:ident => $e:expr) => {
+        match $io {
+            Io::Tcp(s) => {
+                let $s = Pin::new(s);
+                $e
+            }
+            Io::Unix(s) => {
+                let $s = Pin::new(s);
+                $e
+            }
+            Io::Tls(s) => {
+                let $s = Pin::new(s);
+                $e
+            }
+        }
+    };
+}
+
+/// The stream, noting when bytes arrive.
 pub(crate) struct WatchedIo {
-    stream: Stream,
+    io: Io,
     watch: Arc<ConnWatch>,
 }
 
@@ -183,10 +211,7 @@ impl AsyncRead for WatchedIo {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let res = match &mut this.stream {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-        };
+        let res = on_io!(&mut this.io, s => s.poll_read(cx, buf));
         if buf.filled().len() > before {
             this.watch.bytes_read();
         }
@@ -200,10 +225,7 @@ impl AsyncWrite for WatchedIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().stream {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-        }
+        on_io!(&mut self.get_mut().io, s => s.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -211,10 +233,7 @@ impl AsyncWrite for WatchedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().stream {
-            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
+        on_io!(&mut self.get_mut().io, s => s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -222,17 +241,42 @@ impl AsyncWrite for WatchedIo {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-        }
+        on_io!(&mut self.get_mut().io, s => s.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-        }
+        on_io!(&mut self.get_mut().io, s => s.poll_shutdown(cx))
+    }
+}
+
+/// The TLS handshake of a connection to a listener that serves requests over TLS; `None`
+/// when it fails, is not done within `--header-timeout` (a handshake is the start of a
+/// request head: untrusted, bounded the same way), or the worker drains meanwhile. Cleartext
+/// HTTP, garbage and a truncated handshake all end here, the connection closed.
+async fn handshake(
+    shared: &Shared,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    peer: Option<SocketAddr>,
+) -> Option<Io> {
+    let timeout = shared.config.header_timeout;
+    tokio::select! {
+        done = tokio::time::timeout(timeout, acceptor.accept(tcp)) => match done {
+            Ok(Ok(tls)) => Some(Io::Tls(Box::new(tls))),
+            Ok(Err(e)) => {
+                tracing::debug!(?peer, "TLS handshake failed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(
+                    ?peer,
+                    "TLS handshake not done within --header-timeout ({} s)",
+                    timeout.as_secs_f64()
+                );
+                None
+            }
+        },
+        _ = shared.drain.started() => None,
     }
 }
 
@@ -254,9 +298,19 @@ pub(crate) async fn serve(
     if let Some(r) = &shared.recorder {
         r.connection_accepted();
     }
+    let io = match (stream, &shared.tls) {
+        (Stream::Tcp(tcp), Some(acceptor)) if role != Role::Metrics => {
+            match handshake(&shared, acceptor, tcp, peer).await {
+                Some(io) => io,
+                None => return,
+            }
+        }
+        (Stream::Tcp(tcp), _) => Io::Tcp(tcp),
+        (Stream::Unix(unix), _) => Io::Unix(unix),
+    };
     let watch = Arc::new(ConnWatch::new(shared.config.max_connection_age));
     let io = TokioIo::new(WatchedIo {
-        stream,
+        io,
         watch: watch.clone(),
     });
     let started = Instant::now();

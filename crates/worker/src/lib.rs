@@ -137,6 +137,8 @@ pub struct WorkerArgs {
     /// The workers' end of the master's repository control channel ([`control`]), under
     /// `--model-control explicit`.
     pub control: Option<std::os::fd::OwnedFd>,
+    /// TLS for the TCP listeners that serve requests (not `--metrics-bind`'s).
+    pub tls: Option<Arc<serve_tls::Tls>>,
 }
 
 /// State shared by every connection of the worker.
@@ -153,6 +155,10 @@ pub(crate) struct Shared {
     drain_watch: serve_app::DrainWatch,
     /// Asks the master to load and unload models (`--model-control explicit`).
     repository: Option<serve_app::Repository>,
+    /// Terminates TLS (`--certfile`).
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The certificate served: its file and expiry, for `/metrics`.
+    certificate: Option<(String, i64)>,
     app: app_cell::AppCell,
     http: auto::Builder<TokioExecutor>,
     max_requests: u64,
@@ -251,6 +257,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         roles,
         queue_len,
         control,
+        tls,
     } = args;
     let pid = std::process::id();
     let warm_after_fork = preloaded.clone();
@@ -303,6 +310,11 @@ async fn serve(args: WorkerArgs) -> i32 {
         repository: control
             .filter(|_| config.model_control == ModelControlMode::Explicit)
             .map(|fd| control::repository(fd, config.model_load_timeout)),
+        certificate: tls.as_ref().map(|t| {
+            let c = t.certificate();
+            (c.file.display().to_string(), c.not_after)
+        }),
+        tls: tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config())),
         http,
         max_requests,
         slot,

@@ -194,7 +194,11 @@ impl Service {
             Ok(()) => match body::read(&mut parts, incoming, &shared.config).await {
                 Err(res) => res,
                 Ok(body) => match app {
-                    None => admin::answer(&parts, shared.board.in_use()),
+                    None => admin::answer(
+                        &parts,
+                        shared.board.in_use(),
+                        shared.certificate.as_ref().map(|(f, t)| (f.as_str(), *t)),
+                    ),
                     Some(app) => self.call_app(app, parts, body, context(None)).await,
                 },
             },
