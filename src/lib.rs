@@ -53,7 +53,7 @@ pub fn main_with(make_app: MakeApp) -> i32 {
         return ExitCode::Ok.code();
     }
     if config.probe {
-        return probe::run(&config.config.binds);
+        return probe::run(&config.config);
     }
     let check_config = config.check_config;
     let config = config.config;

@@ -2,14 +2,21 @@
 //!
 //! It asks `GET /v2/health/ready` of the server listening at the first address the same
 //! configuration binds (flags, `SERVE_CMD_ARGS`, the config file, `$PORT`), so a container's
-//! `HEALTHCHECK CMD ["serve", "--probe"]` follows wherever `-e PORT=...` moved the server.
-//! A wildcard address (`0.0.0.0`, `[::]`) is asked on the loopback address of its family.
-//! Exit 0 when the answer is 200; 1 otherwise, with one line on stderr saying why.
+//! `HEALTHCHECK CMD ["serve", "--probe"]` follows wherever `-e PORT=...` moved the server:
+//! the first `--metrics-bind` address when there is one (cleartext, and open to a probe even
+//! when clients must present certificates), else the first `--bind` one, over TLS when the
+//! server speaks it there (the certificate of `--certfile` is expected, its name not
+//! checked). A wildcard address (`0.0.0.0`, `[::]`) is asked on the loopback address of its
+//! family. Exit 0 when the answer is 200; 1 otherwise, with one line on stderr saying why.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::Duration;
+
+use serve_tls::rustls::pki_types::ServerName;
+use serve_tls::rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use serve_settings::Bind;
 
@@ -20,8 +27,12 @@ const REQUEST: &[u8] =
     b"GET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
 /// Runs the probe; the process's exit code.
-pub fn run(binds: &[Bind]) -> i32 {
-    match ask(binds) {
+pub fn run(config: &serve_settings::Config) -> i32 {
+    let asked = match config.metrics_bind.as_deref() {
+        Some(metrics) if !metrics.is_empty() => ask(metrics, None),
+        _ => serve_tls::probe_client(&config.values).and_then(|tls| ask(&config.binds, tls)),
+    };
+    match asked {
         Ok(()) => 0,
         Err(why) => {
             eprintln!("serve --probe: {why}");
@@ -30,7 +41,7 @@ pub fn run(binds: &[Bind]) -> i32 {
     }
 }
 
-fn ask(binds: &[Bind]) -> Result<(), String> {
+fn ask(binds: &[Bind], tls: Option<Arc<ClientConfig>>) -> Result<(), String> {
     let bind = binds.first().ok_or("the configuration binds no address")?;
     let answer = match bind {
         Bind::Tcp(addr) => {
@@ -39,7 +50,16 @@ fn ask(binds: &[Bind]) -> Result<(), String> {
                 .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
             let _ = s.set_read_timeout(Some(TIMEOUT));
             let _ = s.set_write_timeout(Some(TIMEOUT));
-            exchange(&mut s, &addr.to_string())?
+            match tls {
+                None => exchange(&mut s, &addr.to_string())?,
+                Some(config) => {
+                    let name = ServerName::IpAddress(addr.ip().into());
+                    let conn = ClientConnection::new(config, name)
+                        .map_err(|e| format!("cannot start TLS with {addr}: {e}"))?;
+                    let mut tls = StreamOwned::new(conn, s);
+                    exchange(&mut tls, &format!("https://{addr}"))?
+                }
+            }
         }
         Bind::Unix(path) => {
             let mut s = UnixStream::connect(path)
@@ -105,8 +125,8 @@ mod tests {
 
     #[test]
     fn an_inherited_socket_cannot_be_probed() {
-        let e = ask(&[Bind::Fd(3)]).unwrap_err();
+        let e = ask(&[Bind::Fd(3)], None).unwrap_err();
         assert!(e.contains("pass -b"), "{e}");
-        assert!(ask(&[]).unwrap_err().contains("no address"));
+        assert!(ask(&[], None).unwrap_err().contains("no address"));
     }
 }

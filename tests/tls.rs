@@ -267,3 +267,86 @@ fn certificates_that_cannot_serve_stop_the_start_with_exit_1_naming_the_file() {
         "{log}"
     );
 }
+
+/// `serve --probe` with the server's own flags: exit code and stderr.
+fn probe(args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(Bin::Serve.path())
+        .arg("--probe")
+        .args(args)
+        .env_remove("PORT")
+        .env_remove("SERVE_CMD_ARGS")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn probes_speak_tls_or_use_the_cleartext_metrics_address() {
+    let dir = common::tempdir();
+    let pki = testing::make(dir.path(), "serve.test", 30);
+    let (cert, key, ca) = (
+        pki.cert.display().to_string(),
+        pki.key.display().to_string(),
+        pki.ca.display().to_string(),
+    );
+    // Over TLS on the --bind address: the certificate of --certfile is expected, its name
+    // (serve.test, localhost) not checked against the address asked (127.0.0.1).
+    let server = serve_tls(&pki, &[]);
+    let at = tcp(&server);
+    let tls = ["-b", &at, "--certfile", &cert, "--keyfile", &key];
+    assert_eq!(probe(&tls), (Some(0), String::new()));
+    // A cleartext probe on a TLS port fails, naming the address.
+    let (code, err) = probe(&["-b", &at]);
+    assert_eq!(code, Some(1), "{err}");
+    drop(server);
+
+    // Client certificates required: the probe has none, so it needs --metrics-bind, where
+    // health is answered in cleartext.
+    let server = serve_tls(
+        &pki,
+        &[
+            "--ca-certs",
+            &ca,
+            "--cert-reqs",
+            "2",
+            "--metrics-bind",
+            "127.0.0.1:0",
+        ],
+    );
+    let at = tcp(&server);
+    let metrics = server.logged_addr("Metrics and status at");
+    let required = [
+        "-b",
+        &at,
+        "--certfile",
+        &cert,
+        "--keyfile",
+        &key,
+        "--ca-certs",
+        &ca,
+        "--cert-reqs",
+        "2",
+    ];
+    let (code, err) = probe(&required);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("give --metrics-bind"), "{err}");
+    let mut with_metrics = required.to_vec();
+    with_metrics.extend(["--metrics-bind", &metrics]);
+    assert_eq!(probe(&with_metrics), (Some(0), String::new()));
+    let m = Addr::Tcp(metrics);
+    for path in ["/v2/health/ready", "/v2/health/live"] {
+        let res = common::http::Conn::open(&m)
+            .unwrap()
+            .request("GET", path, &[], b"")
+            .unwrap();
+        assert_eq!(res.status, 200, "{path}: {}", res.text());
+    }
+    let res = common::http::Conn::open(&m)
+        .unwrap()
+        .request("GET", "/v2/models/iris", &[], b"")
+        .unwrap();
+    assert_eq!(res.status, 404, "the rest of the API is not here");
+}

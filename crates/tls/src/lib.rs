@@ -184,6 +184,104 @@ impl Tls {
     }
 }
 
+/// A client for `serve --probe` on the server's own TLS address: it accepts the certificate
+/// of `--certfile` itself, or a chain to one of that file's certificates (an intermediate
+/// there as the trust anchor), and checks the chain, not the name (the probe asks by
+/// loopback address, which the certificate need not name). `None` without TLS.
+pub fn probe_client(values: &Values) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    let Some(cert_file) = &values.certfile else {
+        return Ok(None);
+    };
+    if values.cert_reqs == ClientCerts::Required {
+        return Err(
+            "the server requires client certificates (--cert-reqs 2), which the probe \
+                    has none of: give --metrics-bind, whose address the probe asks in cleartext"
+                .into(),
+        );
+    }
+    let provider = provider(None, TlsVersionName::V1_2)?;
+    let chain = read_certificates(cert_file, "--certfile")?;
+    let leaf = chain[0].clone();
+    let mut roots = RootCertStore::empty();
+    for cert in chain {
+        // Each certificate of the file anchors a chain: the server's ends at one of them.
+        roots
+            .add(cert)
+            .map_err(|e| format!("--certfile {}: {e}", cert_file.display()))?;
+    }
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("--certfile {}: {e}", cert_file.display()))?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainOnly { inner, leaf }))
+        .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
+}
+
+/// Accepts `leaf` itself, or checks a server's chain and signatures as webpki does, but not
+/// the name it is for.
+#[derive(Debug)]
+struct ChainOnly {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    leaf: CertificateDer<'static>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        if end_entity.as_ref() == self.leaf.as_ref() {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        }
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// ring's provider, with only the suites `--ciphers` names (in its order).
 fn provider(
     ciphers: Option<&[String]>,

@@ -20,6 +20,14 @@ pub(crate) fn is_admin(path: &str) -> bool {
     matches!(path, "/metrics" | "/status")
 }
 
+/// The server's health, which a `--metrics-bind` listener passes to the app too: probes
+/// reach it where clients must present certificates or tokens (Kubernetes' `grpc:` probes
+/// have no TLS). REST's `/v2/health/live` and `/ready`, and grpc.health.v1.
+pub(crate) fn is_health(path: &str) -> bool {
+    matches!(path, "/v2/health/live" | "/v2/health/ready")
+        || path.starts_with("/grpc.health.v1.Health/")
+}
+
 /// Answers a request for `/metrics` or `/status`, or any request on a `--metrics-bind`
 /// listener (404 for other paths).
 pub(crate) fn answer(
@@ -31,7 +39,8 @@ pub(crate) fn answer(
         error_response(
             StatusCode::NOT_FOUND,
             format!(
-                "no route for {} {}: this address (--metrics-bind) serves only /metrics and /status",
+                "no route for {} {}: this address (--metrics-bind) serves only /metrics, /status \
+                 and the server's health (/v2/health/live, /v2/health/ready, grpc.health.v1)",
                 parts.method,
                 parts.uri.path()
             ),

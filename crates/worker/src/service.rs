@@ -126,7 +126,7 @@ impl Service {
             version: parts.version,
             headers: parts.headers.clone(),
         });
-        let admin = self.role == Role::Metrics
+        let admin = (self.role == Role::Metrics && !admin::is_health(parts.uri.path()))
             || (self.role == Role::Main
                 && shared.admin_on_main()
                 && admin::is_admin(parts.uri.path()));
