@@ -158,6 +158,10 @@ fn build_settings(config: &Config, make_app: MakeApp) -> Result<Settings, String
     Ok(Settings {
         app: make_app(config)?,
         tls: serve_tls::Tls::from_values(&config.values)?.map(Arc::new),
+        tokens: match &config.values.auth_token_file {
+            Some(file) => Some(Arc::new(serve_worker::auth::Tokens::read(file)?)),
+            None => None,
+        },
         config: Arc::new(config.clone()),
     })
 }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,12 +97,12 @@ pub struct Arbiter {
     pub(crate) rng: u64,
     /// Load and unload requests from the workers (`--model-control explicit`).
     pub(crate) control: Option<Control>,
-    /// The TLS files served, watched for a change (a rotated Secret sends no HUP).
+    /// The TLS and token files, watched for a change (a rotated Secret sends no HUP).
     pub(crate) watched: FileWatch,
 }
 
-/// Files whose change reloads the server as HUP does: the certificate, its key and the CA
-/// file. Looked at once a second; Kubernetes replaces a Secret's files by swapping a
+/// Files whose change reloads the server as HUP does: the certificate, its key, the CA
+/// file and the token file. Looked at once a second; Kubernetes replaces a Secret's files by swapping a
 /// symbolic link, so each is followed to the file it names.
 pub(crate) struct FileWatch {
     files: Vec<(std::path::PathBuf, Option<FileState>)>,
@@ -124,7 +125,9 @@ impl FileWatch {
             .tls
             .iter()
             .flat_map(|t| t.files())
-            .map(|f| (f.clone(), file_state(f)))
+            .map(PathBuf::as_path)
+            .chain(settings.tokens.as_ref().map(|t| t.file()))
+            .map(|f| (f.to_path_buf(), file_state(f)))
             .collect();
         FileWatch {
             files,
@@ -376,7 +379,7 @@ impl Arbiter {
         }
     }
 
-    /// A TLS file changed on disk: read everything again, as HUP does.
+    /// A TLS or token file changed on disk: read everything again, as HUP does.
     fn notice_changed_files(&mut self) {
         if !matches!(self.phase, Phase::Running) {
             return;

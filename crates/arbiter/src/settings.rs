@@ -17,6 +17,8 @@ pub struct Settings {
     pub app: Arc<dyn AppFactory>,
     /// TLS, its files read and checked (`--certfile`); `None`: cleartext.
     pub tls: Option<Arc<serve_tls::Tls>>,
+    /// The bearer tokens the API needs (`--auth-token-file`); `None`: open.
+    pub tokens: Option<Arc<serve_worker::auth::Tokens>>,
 }
 
 impl Deref for Settings {

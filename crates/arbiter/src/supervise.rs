@@ -152,6 +152,7 @@ impl Arbiter {
                 queue_len: crate::sockets::accept_queue,
                 control,
                 tls: self.settings.tls.clone(),
+                tokens: self.settings.tokens.clone(),
             })
         });
         match forked {

@@ -1,12 +1,14 @@
 //! The access log: gunicorn's `access_log_format` atoms, compiled once, rendered per request.
 //!
-//! Atoms: `h` remote address, `l` `-`, `u` user (`-`), `t` time, `r` request line, `m` method,
+//! Atoms: `h` remote address, `l` `-`, `u` user (the name of the `--auth-token-file` line
+//! whose token the request carried, or its line number; `-` without one), `t` time, `r` request line, `m` method,
 //! `U` path, `q` query, `H` protocol, `s` status, `B` body length, `b` body length or `-`,
 //! `f` referer, `a` user agent, `T` seconds, `D` microseconds, `M` milliseconds, `L` decimal
 //! seconds, `p` pid, `{x-request-id}i` a request header, `{content-type}o` a response header.
 //! serve's own, in letters gunicorn does not use: `N` the model's name, `I` the model call's
 //! time in microseconds, `R` the rows of that call (after merging requests); each `-` when
-//! the request ran no model.
+//! the request ran no model. Credentials never reach the log: the `Authorization`,
+//! `Proxy-Authorization` and `Cookie` request headers are written `[redacted]`.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -47,6 +49,8 @@ pub struct AccessRecord<'a> {
     pub model: &'a str,
     /// The model call that answered it: its rows (every merged request's) and its time.
     pub call: Option<(usize, Duration)>,
+    /// Who the request's bearer token says it is (`--auth-token-file`), if it carried one.
+    pub user: Option<&'a str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +58,7 @@ enum Atom {
     Text(String),
     Remote,
     Dash,
+    User,
     Time,
     RequestLine,
     Method,
@@ -155,6 +160,10 @@ impl AccessFormat {
                 Atom::Text(t) => out.push_str(t),
                 Atom::Remote => out.push_str(rec.remote),
                 Atom::Dash => out.push('-'),
+                Atom::User => match rec.user {
+                    Some(u) => push_clean(out, u),
+                    None => out.push('-'),
+                },
                 Atom::Time => {
                     out.push('[');
                     Utc::now().write_access_log(out);
@@ -218,7 +227,8 @@ fn atom(name: &str) -> Result<Atom, FormatError> {
     }
     Ok(match name {
         "h" => Atom::Remote,
-        "l" | "u" => Atom::Dash,
+        "l" => Atom::Dash,
+        "u" => Atom::User,
         "t" => Atom::Time,
         "r" => Atom::RequestLine,
         "m" => Atom::Method,
@@ -248,15 +258,23 @@ fn push_num(out: &mut String, n: impl itoa::Integer) {
     out.push_str(itoa::Buffer::new().format(n));
 }
 
+/// Request headers that carry credentials: written `[redacted]`, whatever the format asks.
+const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
 fn push_header(out: &mut String, headers: &HeaderMap, name: &str) {
     match headers.get(name).and_then(|v| v.to_str().ok()) {
-        // Quotes and control characters would let a client forge log lines.
-        Some(v) => out.extend(
-            v.chars()
-                .map(|c| if c == '"' || c.is_control() { '_' } else { c }),
-        ),
+        Some(_) if SECRET_HEADERS.contains(&name) => out.push_str("[redacted]"),
+        Some(v) => push_clean(out, v),
         None => out.push('-'),
     }
+}
+
+/// Quotes and control characters would let a client forge log lines.
+fn push_clean(out: &mut String, v: &str) {
+    out.extend(
+        v.chars()
+            .map(|c| if c == '"' || c.is_control() { '_' } else { c }),
+    );
 }
 
 /// Renders a record as one JSON object.
@@ -286,6 +304,7 @@ pub fn render_json(rec: &AccessRecord<'_>, out: &mut String) {
         "model": (!rec.model.is_empty()).then_some(rec.model),
         "inference_us": rec.call.map(|(_, took)| took.as_micros() as u64),
         "batch_rows": rec.call.map(|(rows, _)| rows),
+        "user": rec.user,
     });
     out.push_str(&v.to_string());
 }
@@ -309,7 +328,33 @@ mod tests {
             request_id: "r-1",
             model: "iris",
             call: Some((3, Duration::from_micros(42))),
+            user: None,
         }
+    }
+
+    #[test]
+    fn credentials_never_reach_the_log_and_u_is_the_token_s_name() {
+        let mut req = HeaderMap::new();
+        req.insert("authorization", "Bearer s3cret".parse().unwrap());
+        req.insert("cookie", "session=s3cret".parse().unwrap());
+        let res = HeaderMap::new();
+        let format =
+            AccessFormat::parse("%(u)s %({authorization}i)s %({cookie}i)s %({Authorization}i)s")
+                .unwrap();
+        let mut rec = record(&req, &res);
+        let mut line = String::new();
+        format.render(&rec, &mut line);
+        assert_eq!(line, "- [redacted] [redacted] [redacted]");
+        rec.user = Some("ci-runner");
+        line.clear();
+        format.render(&rec, &mut line);
+        assert!(line.starts_with("ci-runner "), "{line}");
+        line.clear();
+        render_json(&rec, &mut line);
+        assert!(
+            !line.contains("s3cret") && line.contains("\"user\":\"ci-runner\""),
+            "{line}"
+        );
     }
 
     #[test]

@@ -61,11 +61,28 @@
       answer.textContent = "…";
       const started = performance.now();
       try {
-        const res = await fetch(form.dataset.path, {
-          method: form.dataset.method || "POST",
-          headers: { "Content-Type": "application/json" },
-          body: area.value,
-        });
+        // A server with --auth-token-file answers 401 without a token: ask for it once,
+        // keep it for this tab, and send it with every call.
+        const send = (token) => {
+          const headers = { "Content-Type": "application/json" };
+          if (token) headers["Authorization"] = "Bearer " + token;
+          return fetch(form.dataset.path, {
+            method: form.dataset.method || "POST",
+            headers,
+            body: area.value,
+          });
+        };
+        let token = sessionStorage.getItem("serve-token");
+        let res = await send(token);
+        if (res.status === 401) {
+          const given = window.prompt(
+            "This server needs a token (Authorization: Bearer, from its --auth-token-file):");
+          if (given) {
+            token = given.trim();
+            sessionStorage.setItem("serve-token", token);
+            res = await send(token);
+          }
+        }
         const text = await res.text();
         let shown = text;
         try {

@@ -99,6 +99,7 @@ impl ModelApp {
                 grpc: false,
                 explicit: values.model_control == ModelControlMode::Explicit,
                 unloaded: spec.unloaded.clone(),
+                auth: values.auth_token_file.is_some(),
             }),
             manifest: spec.manifest.clone(),
             onnxruntime: values.onnxruntime.clone(),

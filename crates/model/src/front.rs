@@ -476,6 +476,7 @@ pub(crate) mod tests {
             grpc: true,
             explicit: false,
             unloaded: Vec::new(),
+            auth: false,
         }
     }
 

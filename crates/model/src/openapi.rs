@@ -95,6 +95,24 @@ pub fn build(app: &Inner, server: Option<&str>) -> Value {
     if let Some(url) = server {
         out["servers"] = json!([{ "url": url }]);
     }
+    if app.auth {
+        // --auth-token-file: every operation needs the bearer token but those open to a
+        // browser and to probes.
+        out["components"]["securitySchemes"] =
+            json!({ "bearer": { "type": "http", "scheme": "bearer" } });
+        out["security"] = json!([{ "bearer": [] }]);
+        if let Some(paths) = out["paths"].as_object_mut() {
+            for path in ["/", "/openapi.json", "/v2/health/live", "/v2/health/ready"] {
+                if let Some(Value::Object(item)) = paths.get_mut(path) {
+                    for op in item.values_mut() {
+                        if let Value::Object(op) = op {
+                            op.insert("security".into(), json!([]));
+                        }
+                    }
+                }
+            }
+        }
+    }
     out
 }
 

@@ -28,6 +28,8 @@ pub struct Inner {
     pub explicit: bool,
     /// Under `--model-control explicit`: the repository's models that are not loaded.
     pub unloaded: Vec<String>,
+    /// The API needs a bearer token (`--auth-token-file`): OpenAPI declares it.
+    pub auth: bool,
 }
 
 const GET: &str = "GET, HEAD";

@@ -212,23 +212,30 @@ settings! {
         "The process name shown by ps: NAME: master, NAME: worker.";
     forwarded_allow_ips: Peers = Some("127.0.0.1,::1"), "Process",
         "Peers trusted to set X-Forwarded-For: comma-separated addresses, or `*`.";
-    certfile: Optional<File> = None, "TLS",
+    certfile: Optional<File> = None, "TLS and tokens",
         "The server's certificate chain (PEM, the server's first): TLS on every TCP address \
          that serves requests (--bind, --grpc-bind, fd://, systemd's), not on --metrics-bind \
          nor unix: sockets. Read at start and on HUP, and again when its file changes. \
          [default: none, cleartext]";
-    keyfile: Optional<File> = None, "TLS",
+    keyfile: Optional<File> = None, "TLS and tokens",
         "The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).";
-    ca_certs: Optional<File> = None, "TLS",
+    ca_certs: Optional<File> = None, "TLS and tokens",
         "CA certificates (PEM) that client certificates are checked against (--cert-reqs).";
-    cert_reqs: CertReqs = Some("0"), "TLS",
+    cert_reqs: CertReqs = Some("0"), "TLS and tokens",
         "Client certificates, as gunicorn: 0 not asked, 1 checked against --ca-certs when a \
          client sends one, 2 required.";
-    ciphers: Optional<Ciphers> = None, "TLS",
+    ciphers: Optional<Ciphers> = None, "TLS and tokens",
         "The cipher suites offered, by rustls' names, comma- or colon-separated \
          (TLS13_AES_256_GCM_SHA384,TLS13_CHACHA20_POLY1305_SHA256). [default: rustls' own]";
-    tls_min_version: TlsVersion = Some("1.2"), "TLS",
+    tls_min_version: TlsVersion = Some("1.2"), "TLS and tokens",
         "The oldest TLS version accepted: 1.2 or 1.3.";
+    auth_token_file: Optional<File> = None, "TLS and tokens",
+        "Bearer tokens, one per line (optionally followed by a name for the access log's \
+         %(u)s; blank lines and # comments allowed): every API request then needs \
+         Authorization: Bearer TOKEN (gRPC: the authorization metadata), else 401 (gRPC \
+         UNAUTHENTICATED). Open without one: the server's health, / and /openapi.json, and \
+         --metrics-bind's listeners. Read at start, on HUP and when the file changes. \
+         [default: none, open]";
     access_logfile: Optional<LogFile> = None, "Logging",
         "The access log: a file, or `-` for stdout. [default: none]";
     access_log_format: AccessLogFormat = Some(serve_log::DEFAULT_FORMAT), "Logging",

@@ -27,6 +27,7 @@
 pub mod accept;
 mod admin;
 mod app_cell;
+pub mod auth;
 mod body;
 mod catch;
 mod compress;
@@ -139,6 +140,8 @@ pub struct WorkerArgs {
     pub control: Option<std::os::fd::OwnedFd>,
     /// TLS for the TCP listeners that serve requests (not `--metrics-bind`'s).
     pub tls: Option<Arc<serve_tls::Tls>>,
+    /// The bearer tokens every API request needs (`--auth-token-file`).
+    pub tokens: Option<Arc<auth::Tokens>>,
 }
 
 /// State shared by every connection of the worker.
@@ -159,6 +162,8 @@ pub(crate) struct Shared {
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// The certificate served: its file and expiry, for `/metrics`.
     certificate: Option<(String, i64)>,
+    /// See [`WorkerArgs::tokens`].
+    tokens: Option<Arc<auth::Tokens>>,
     app: app_cell::AppCell,
     http: auto::Builder<TokioExecutor>,
     max_requests: u64,
@@ -258,6 +263,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         queue_len,
         control,
         tls,
+        tokens,
     } = args;
     let pid = std::process::id();
     let warm_after_fork = preloaded.clone();
@@ -315,6 +321,7 @@ async fn serve(args: WorkerArgs) -> i32 {
             (c.file.display().to_string(), c.not_after)
         }),
         tls: tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config())),
+        tokens,
         http,
         max_requests,
         slot,

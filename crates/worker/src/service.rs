@@ -17,7 +17,7 @@ use serve_app::{Context, ModelId, Observed, Protocol, error_response};
 
 use crate::conn::ConnWatch;
 use crate::drain::Reason;
-use crate::{Role, Shared, admin, body, catch, limits};
+use crate::{Role, Shared, admin, auth, body, catch, limits};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -99,6 +99,8 @@ struct Logged {
     uri: http::Uri,
     version: Version,
     headers: http::HeaderMap,
+    /// The name of the bearer token the request carried (`--auth-token-file`).
+    user: Option<String>,
 }
 
 impl Service {
@@ -120,11 +122,12 @@ impl Service {
         let (mut parts, incoming) = req.into_parts();
         let request_id = shared.request_id(&parts.headers);
         let client = self.client(&parts.headers);
-        let logged = shared.access_log.then(|| Logged {
+        let mut logged = shared.access_log.then(|| Logged {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
             headers: parts.headers.clone(),
+            user: None,
         });
         let admin = (self.role == Role::Metrics && !admin::is_health(parts.uri.path()))
             || (self.role == Role::Main
@@ -152,26 +155,58 @@ impl Service {
         };
         if let Some(Ok(app)) = &app {
             app.observe_head(&parts);
-            if app.streams(&parts) {
-                // Read and bounded by the app as it arrives, answered as it is produced: no
-                // body limits, decompression or `Connection: close` here (see serve_app).
-                let cx = context(Some(shared.drain_watch()));
-                let req = Request::from_parts(parts, incoming.map_err(Into::into).boxed_unsync());
-                let mut res = self.stream_app(app, req, cx).await;
-                let status = grpc_equivalent(&res);
-                self.finish(res.headers_mut(), &request_id);
-                in_flight.status = Some(status);
-                if let Some(logged) = logged {
-                    log_access(
-                        &logged,
-                        client,
-                        (status, None, res.headers()),
-                        started,
-                        &request_id,
-                    );
+        }
+        // Tokens, once the app labelled the request: a refusal counts under its model and
+        // protocol.
+        if let Some(tokens) = &shared.tokens
+            && self.role != Role::Metrics
+            && !auth::is_open(parts.uri.path())
+        {
+            match tokens.check(&parts.headers) {
+                Ok(name) => {
+                    if let Some(logged) = &mut logged {
+                        logged.user = Some(name.to_owned());
+                    }
                 }
-                return res.map(Either::Right);
+                Err(refusal) => {
+                    let grpc = matches!(&app, Some(Ok(app)) if app.streams(&parts));
+                    let mut res = unauthorized(refusal, grpc);
+                    self.finish(res.headers_mut(), &request_id);
+                    in_flight.status = Some(StatusCode::UNAUTHORIZED.as_u16());
+                    if let Some(logged) = logged {
+                        log_access(
+                            &logged,
+                            client,
+                            (401, Some(res.body().len() as u64), res.headers()),
+                            started,
+                            &request_id,
+                        );
+                    }
+                    return res.map(|body| Either::Left(Full::new(body)));
+                }
             }
+        }
+        if let Some(Ok(app)) = &app
+            && app.streams(&parts)
+        {
+            // Read and bounded by the app as it arrives, answered as it is produced: no
+            // body limits, decompression or `Connection: close` here (see serve_app).
+            let cx = context(Some(shared.drain_watch()));
+            let req = Request::from_parts(parts, incoming.map_err(Into::into).boxed_unsync());
+            let mut res = self.stream_app(app, req, cx).await;
+            let status = grpc_equivalent(&res);
+            self.finish(res.headers_mut(), &request_id);
+            in_flight.status = Some(status);
+            if let Some(logged) = logged {
+                log_access(
+                    &logged,
+                    client,
+                    (status, None, res.headers()),
+                    started,
+                    &request_id,
+                );
+            }
+            return res.map(Either::Right);
         }
         let min = usize::try_from(shared.config.compress_min_size).unwrap_or(usize::MAX);
         let coding = (min > 0)
@@ -360,7 +395,34 @@ fn log_access(
         request_id,
         model: &model,
         call,
+        user: req.user.as_deref(),
     });
+}
+
+/// The answer to a request without a valid bearer token: 401 with `WWW-Authenticate` and the
+/// JSON error, or, for a gRPC call, UNAUTHENTICATED in a trailers-only answer.
+fn unauthorized(refusal: auth::Refusal, grpc: bool) -> Response<Bytes> {
+    if grpc {
+        let mut res = Response::new(Bytes::new());
+        let h = res.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        h.insert("grpc-status", HeaderValue::from_static("16"));
+        h.insert("grpc-message", HeaderValue::from_static(refusal.message()));
+        return res;
+    }
+    let mut res = error_response(StatusCode::UNAUTHORIZED, refusal.message());
+    let challenge = match refusal {
+        auth::Refusal::Missing => "Bearer",
+        auth::Refusal::Wrong => "Bearer error=\"invalid_token\"",
+    };
+    res.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    res
 }
 
 /// The HTTP status that stands for a streamed answer in the metrics and the access log: a
