@@ -347,6 +347,7 @@ fn non_default(id: &str, value_name: &str, dir: &std::path::Path) -> String {
         (_, "0|1|2") => "2".into(),
         (_, "VERSION") => "1.3".into(),
         (_, "SUITES") => "TLS13_AES_128_GCM_SHA256".into(),
+        (_, "BYTES_PER_S") => "800".into(),
         ("access_log_format", _) => "%(h)s %(s)s %(L)s".into(),
         (_, "FILE") => dir.join(format!("{id}.file")).display().to_string(),
         other => panic!("no non-default value for {other:?}: add one for this new kind"),

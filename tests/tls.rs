@@ -161,8 +161,9 @@ fn cleartext_garbage_and_stalled_handshakes_cost_no_worker_nor_slot() {
         plain < Duration::from_secs(1) && garbage < Duration::from_secs(1),
         "{plain:?} {garbage:?}"
     );
-    // Stalled handshakes, more than both workers' slots: each closed after --header-timeout,
-    // and the slots come back.
+    // Stalled handshakes, more than both workers' slots: each closed, after --header-timeout
+    // (1 s here) or sooner when a worker is full and a new connection waits (the oldest
+    // without a request gives way), and the slots come back.
     let stalled: Vec<_> = (0..10)
         .map(|_| {
             let addr = addr.clone();
@@ -172,7 +173,7 @@ fn cleartext_garbage_and_stalled_handshakes_cost_no_worker_nor_slot() {
     for s in stalled {
         let took = s.join().unwrap();
         assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+            took >= Duration::from_millis(200) && took < Duration::from_secs(10),
             "{took:?}"
         );
     }

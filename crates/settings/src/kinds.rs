@@ -256,6 +256,11 @@ placeholder!(
     Micros = Requests, "MICROSECONDS"
 );
 
+placeholder!(
+    /// Bytes per second; 0 disables.
+    Rate = Count, "BYTES_PER_S"
+);
+
 /// The listen queue's length, as listen(2) takes it.
 pub struct Backlog;
 

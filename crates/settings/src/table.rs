@@ -140,6 +140,11 @@ settings! {
         "Longest time to receive a request's head (slowloris).";
     body_timeout: PositiveSeconds = Some("60"), "Timeouts",
         "Longest time to receive a request's body.";
+    min_rate: Rate = Some("500"), "Timeouts",
+        "The slowest a request head, a TLS handshake or a body may arrive, past its first \
+         second: slower, the head or handshake is dropped and the body answered 408, so \
+         that a trickle cannot hold a connection for all of --header-timeout or \
+         --body-timeout (Apache's mod_reqtimeout MinRate); 0 disables.";
     request_timeout: Seconds = Some("0"), "Timeouts",
         "Answer 504 to an inference that runs longer; 0 disables.";
     max_requests: Requests = Some("0"), "Workers",

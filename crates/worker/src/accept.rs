@@ -257,6 +257,11 @@ impl Acceptor {
         })
     }
 
+    /// Ends when a connection waits in the listener's queue (for this worker or another).
+    pub async fn arrival(&self) {
+        let _ = self.socket.readable().await;
+    }
+
     /// The next connection this worker should take. Cancel-safe: a connection is taken only
     /// in the call that returns it.
     pub async fn accept(&mut self) -> io::Result<Accepted> {

@@ -42,7 +42,7 @@ pub(crate) async fn read(
     if let Some(len) = declared_length(&parts.headers).filter(|&len| len > limit as u64) {
         return Err(too_large(cfg, &format!("{len} bytes")));
     }
-    let collect = gather(Limited::new(body, limit));
+    let collect = gather(Limited::new(body, limit), cfg.min_rate);
     let raw = match tokio::time::timeout(cfg.body_timeout, collect).await {
         Err(_) => {
             return Err(error_response(
@@ -53,10 +53,20 @@ pub(crate) async fn read(
                 ),
             ));
         }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+        Ok(Err(Gathered::Slow { bytes, secs })) => {
+            return Err(error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body arrives slower than --min-rate ({} bytes/s): {bytes} \
+                     bytes in {secs:.1} s",
+                    cfg.min_rate
+                ),
+            ));
+        }
+        Ok(Err(Gathered::Body(e))) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(too_large(cfg, &format!("more than {limit} bytes")));
         }
-        Ok(Err(e)) => {
+        Ok(Err(Gathered::Body(e))) => {
             return Err(error_response(
                 StatusCode::BAD_REQUEST,
                 format!("cannot read the request body: {e}"),
@@ -98,16 +108,32 @@ pub(crate) async fn read(
 
 /// The body's data frames as one buffer: a body of one frame (most are) is that frame, not
 /// a copy; trailers are ignored.
-async fn gather<B>(mut body: B) -> Result<Bytes, B::Error>
+async fn gather<B>(mut body: B, min_rate: usize) -> Result<Bytes, Gathered<B::Error>>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
 {
+    let started = tokio::time::Instant::now();
+    let mut received = 0u64;
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
+    loop {
+        let frame = match crate::conn::rate_allows(min_rate, received) {
+            None => body.frame().await,
+            Some(allowed) => match tokio::time::timeout_at(started + allowed, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => {
+                    return Err(Gathered::Slow {
+                        bytes: received,
+                        secs: started.elapsed().as_secs_f64(),
+                    });
+                }
+            },
+        };
+        let Some(frame) = frame else { break };
+        let Ok(data) = frame.map_err(Gathered::Body)?.into_data() else {
             continue;
         };
+        received += data.len() as u64;
         if data.is_empty() {
             continue;
         }
@@ -126,6 +152,14 @@ where
         Some(j) => j.freeze(),
         None => first.unwrap_or_default(),
     })
+}
+
+/// Why a body could not be gathered.
+enum Gathered<E> {
+    /// The body's own error (a reset, a size limit).
+    Body(E),
+    /// It arrived slower than `--min-rate`.
+    Slow { bytes: u64, secs: f64 },
 }
 
 fn too_large(cfg: &Values, size: &str) -> Response {

@@ -53,17 +53,25 @@ pub(crate) struct ConnWatch {
     idle_since: AtomicU64,
     /// Milliseconds after `opened`, plus one, when the first byte of a head arrived; 0: none.
     head_since: AtomicU64,
+    /// Bytes of the head under way so far (for `--min-rate`).
+    head_bytes: AtomicU64,
+    /// Wakes the driver when a head starts: its deadline may be sooner than the idle one it
+    /// sleeps until.
+    head_started: tokio::sync::Notify,
     http2: AtomicBool,
     /// When the connection has lived long enough (`--max-connection-age`, jittered).
     recycle_at: Option<Instant>,
     /// The client was asked to reconnect (counted once).
     recycled: AtomicBool,
+    /// Its place among the connections without a request, until its first one starts.
+    place: std::sync::Mutex<Option<crate::evict::Place>>,
 }
 
 impl ConnWatch {
-    fn new(max_age: Duration) -> Self {
+    fn new(max_age: Duration, place: crate::evict::Place) -> Self {
         let opened = Instant::now();
         ConnWatch {
+            place: std::sync::Mutex::new(Some(place)),
             opened,
             recycle_at: (!max_age.is_zero()).then(|| opened + jittered(max_age)),
             recycled: AtomicBool::new(false),
@@ -71,6 +79,8 @@ impl ConnWatch {
             served: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
+            head_bytes: AtomicU64::new(0),
+            head_started: tokio::sync::Notify::new(),
             http2: AtomicBool::new(false),
         }
     }
@@ -81,6 +91,12 @@ impl ConnWatch {
 
     /// A request's head was parsed and the service starts.
     pub(crate) fn request_started(&self, http2: bool) {
+        if self.served.load(Relaxed) == 0
+            && let Ok(mut place) = self.place.lock()
+        {
+            // A client that sends requests is no slow one: never evicted.
+            place.take();
+        }
         self.in_flight.fetch_add(1, Relaxed);
         self.head_since.store(0, Relaxed);
         if http2 {
@@ -109,13 +125,16 @@ impl ConnWatch {
     /// yet), a head has started. Not on an HTTP/2 connection that has served: its idle
     /// frames (window updates, ping acks, a call's last data after its answer started) are
     /// no head, and must not get a live connection cut as a slow one.
-    fn bytes_read(&self) {
-        if self.in_flight.load(Relaxed) == 0
-            && self.head_since.load(Relaxed) == 0
-            && !self.http2.load(Relaxed)
-        {
-            self.head_since.store(self.elapsed_ms() + 1, Relaxed);
+    fn bytes_read(&self, n: usize) {
+        if self.in_flight.load(Relaxed) != 0 || self.http2.load(Relaxed) {
+            return;
         }
+        if self.head_since.load(Relaxed) == 0 {
+            self.head_since.store(self.elapsed_ms() + 1, Relaxed);
+            self.head_bytes.store(0, Relaxed);
+            self.head_started.notify_one();
+        }
+        self.head_bytes.fetch_add(n as u64, Relaxed);
     }
 
     fn verdict(&self, cfg: &serve_settings::Values, draining: bool) -> Verdict {
@@ -127,7 +146,9 @@ impl ConnWatch {
         }
         let head = self.head_since.load(Relaxed);
         if head != 0 {
-            let deadline = head - 1 + cfg.header_timeout.as_millis() as u64;
+            let allowed = rate_allows(cfg.min_rate, self.head_bytes.load(Relaxed))
+                .map_or(cfg.header_timeout, |t| t.min(cfg.header_timeout));
+            let deadline = head - 1 + allowed.as_millis() as u64;
             return if now >= deadline {
                 Verdict::Abort
             } else {
@@ -155,6 +176,15 @@ impl ConnWatch {
     }
 }
 
+/// How long `bytes` may take to arrive at `--min-rate` (`rate` bytes a second, after a first
+/// second that is always allowed): `None` when the rate is off.
+pub(crate) fn rate_allows(rate: usize, bytes: u64) -> Option<Duration> {
+    (rate > 0).then(|| RATE_GRACE + Duration::from_secs_f64(bytes as f64 / rate as f64))
+}
+
+/// The time every head, handshake or body has before `--min-rate` applies.
+const RATE_GRACE: Duration = Duration::from_secs(1);
+
 enum Verdict {
     WaitUntil(Instant),
     CloseIdle,
@@ -174,7 +204,59 @@ fn jittered(age: Duration) -> Duration {
 enum Io {
     Tcp(TcpStream),
     Unix(UnixStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<tokio_rustls::server::TlsStream<Counting>>),
+}
+
+/// A TCP stream that counts the bytes it reads, so that a handshake's rate can be judged
+/// while rustls owns the stream.
+struct Counting {
+    tcp: TcpStream,
+    read: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counting {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.tcp).poll_read(cx, buf);
+        this.read
+            .fetch_add((buf.filled().len() - before) as u64, Relaxed);
+        res
+    }
+}
+
+impl AsyncWrite for Counting {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
 }
 
 /// Runs `$e` with `$s` bound to the pinned stream under `$io`, whatever it is.
@@ -213,7 +295,7 @@ impl AsyncRead for WatchedIo {
         let before = buf.filled().len();
         let res = on_io!(&mut this.io, s => s.poll_read(cx, buf));
         if buf.filled().len() > before {
-            this.watch.bytes_read();
+            this.watch.bytes_read(buf.filled().len() - before);
         }
         res
     }
@@ -250,33 +332,57 @@ impl AsyncWrite for WatchedIo {
 }
 
 /// The TLS handshake of a connection to a listener that serves requests over TLS; `None`
-/// when it fails, is not done within `--header-timeout` (a handshake is the start of a
-/// request head: untrusted, bounded the same way), or the worker drains meanwhile. Cleartext
-/// HTTP, garbage and a truncated handshake all end here, the connection closed.
+/// when it fails, is not done within `--header-timeout` or at `--min-rate` (a handshake is
+/// the start of a request head: untrusted, bounded the same way), or the worker drains
+/// meanwhile. Cleartext HTTP, garbage and a truncated or trickled handshake all end here,
+/// the connection closed.
 async fn handshake(
     shared: &Shared,
     acceptor: &tokio_rustls::TlsAcceptor,
     tcp: TcpStream,
     peer: Option<SocketAddr>,
 ) -> Option<Io> {
-    let timeout = shared.config.header_timeout;
-    tokio::select! {
-        done = tokio::time::timeout(timeout, acceptor.accept(tcp)) => match done {
-            Ok(Ok(tls)) => Some(Io::Tls(Box::new(tls))),
-            Ok(Err(e)) => {
-                tracing::debug!(?peer, "TLS handshake failed: {e}");
-                None
+    let cfg = &shared.config;
+    let started = Instant::now();
+    let read = Arc::new(AtomicU64::new(0));
+    let accept = acceptor.accept(Counting {
+        tcp,
+        read: read.clone(),
+    });
+    tokio::pin!(accept);
+    let drained = shared.drain.started();
+    tokio::pin!(drained);
+    loop {
+        let allowed = rate_allows(cfg.min_rate, read.load(Relaxed))
+            .map_or(cfg.header_timeout, |t| t.min(cfg.header_timeout));
+        let deadline = started + allowed;
+        tokio::select! {
+            done = &mut accept => return match done {
+                Ok(tls) => Some(Io::Tls(Box::new(tls))),
+                Err(e) => {
+                    tracing::debug!(?peer, "TLS handshake failed: {e}");
+                    None
+                }
+            },
+            _ = &mut drained => return None,
+            _ = tokio::time::sleep_until(deadline) => {
+                // Bytes that came meanwhile move the deadline on.
+                let now_allowed = rate_allows(cfg.min_rate, read.load(Relaxed))
+                    .map_or(cfg.header_timeout, |t| t.min(cfg.header_timeout));
+                if started.elapsed() >= now_allowed {
+                    tracing::debug!(
+                        ?peer,
+                        "TLS handshake too slow: {} bytes in {:.1} s (--header-timeout {} s, \
+                         --min-rate {} bytes/s)",
+                        read.load(Relaxed),
+                        started.elapsed().as_secs_f64(),
+                        cfg.header_timeout.as_secs_f64(),
+                        cfg.min_rate
+                    );
+                    return None;
+                }
             }
-            Err(_) => {
-                tracing::debug!(
-                    ?peer,
-                    "TLS handshake not done within --header-timeout ({} s)",
-                    timeout.as_secs_f64()
-                );
-                None
-            }
-        },
-        _ = shared.drain.started() => None,
+        }
     }
 }
 
@@ -298,17 +404,26 @@ pub(crate) async fn serve(
     if let Some(r) = &shared.recorder {
         r.connection_accepted();
     }
+    // Until its first request, a connection on a shared listener may have to give way.
+    let place = shared.pending.enter();
+    let evicted = place.evicted.clone();
     let io = match (stream, &shared.tls) {
         (Stream::Tcp(tcp), Some(acceptor)) if role != Role::Metrics => {
-            match handshake(&shared, acceptor, tcp, peer).await {
-                Some(io) => io,
-                None => return,
+            tokio::select! {
+                io = handshake(&shared, acceptor, tcp, peer) => match io {
+                    Some(io) => io,
+                    None => return,
+                },
+                _ = evicted.notified() => {
+                    tracing::debug!(?peer, "a connection still in its TLS handshake gave way (the worker is full)");
+                    return;
+                }
             }
         }
         (Stream::Tcp(tcp), _) => Io::Tcp(tcp),
         (Stream::Unix(unix), _) => Io::Unix(unix),
     };
-    let watch = Arc::new(ConnWatch::new(shared.config.max_connection_age));
+    let watch = Arc::new(ConnWatch::new(shared.config.max_connection_age, place));
     let io = TokioIo::new(WatchedIo {
         io,
         watch: watch.clone(),
@@ -376,6 +491,13 @@ pub(crate) async fn serve(
                 if hard_deadline.is_some_and(|t| Instant::now() >= t) {
                     return;
                 }
+            }
+            // A head began: its deadline (`--min-rate`) may come before `wake`.
+            _ = watch.head_started.notified() => {}
+            // The worker is full and this connection has not started a request: it goes.
+            _ = evicted.notified() => {
+                tracing::debug!(?peer, "a connection without a request gave way (the worker is full)");
+                return;
             }
         }
     }

@@ -34,6 +34,7 @@ mod compress;
 mod conn;
 pub mod control;
 pub mod drain;
+mod evict;
 mod limits;
 pub mod listener;
 mod memory;
@@ -164,6 +165,8 @@ pub(crate) struct Shared {
     certificate: Option<(String, i64)>,
     /// See [`WorkerArgs::tokens`].
     tokens: Option<Arc<auth::Tokens>>,
+    /// The connections that have not started a request (they give way when full).
+    pending: Arc<evict::Pending>,
     app: app_cell::AppCell,
     http: auto::Builder<TokioExecutor>,
     max_requests: u64,
@@ -322,6 +325,7 @@ async fn serve(args: WorkerArgs) -> i32 {
         }),
         tls: tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config())),
         tokens,
+        pending: Arc::default(),
         http,
         max_requests,
         slot,
@@ -426,6 +430,14 @@ async fn accept_loop(
                 Ok(p) => p,
                 Err(_) => return,
             },
+            // Full, and a connection waits: the slowest to send a request gives way (its
+            // permit comes back through the arm above). Nothing to evict: look again soon.
+            _ = acceptor.arrival(), if connections.available_permits() == 0 => {
+                if !shared.pending.evict_oldest() {
+                    tokio::time::sleep(evict::MIN_AGE / 5).await;
+                }
+                continue;
+            }
         };
         let accepted = tokio::select! {
             biased;
