@@ -2,7 +2,7 @@
 """serve's benchmark harness: serve against the HTTP ceiling and the stacks users run today.
 
     bench/run.sh [--quick]            # setup (venvs, models, release builds), then this
-    python3 bench/run.py [--quick] [--only iris,titanic,heavy,cold,memory,cost,balance,grpc] [--rounds N]
+    python3 bench/run.py [--quick] [--only iris,titanic,heavy,cold,memory,cost,balance,grpc,tls] [--rounds N]
     python3 bench/run.py --only engines   # tract, serve's onnxruntime, Python's (bench/engines.py)
 
 A program that prints figures and writes results, never a test that asserts. It needs only the
@@ -1317,10 +1317,11 @@ def main() -> int:
     import balance
     import engines
     import grpc_bench
+    import tls_bench
     groups = {"iris": r.scenario_iris, "titanic": r.scenario_titanic, "heavy": r.scenario_heavy,
               "cold": r.scenario_cold, "memory": r.scenario_memory, "cost": r.scenario_cost,
               "balance": lambda: balance.scenario(r), "engines": lambda: engines.scenario(r),
-              "grpc": lambda: grpc_bench.scenario(r)}
+              "grpc": lambda: grpc_bench.scenario(r), "tls": lambda: tls_bench.scenario(r)}
     for g in args.only.split(","):
         try:
             groups[g.strip()]()
@@ -1335,6 +1336,7 @@ def main() -> int:
     results["targets"] = targets(results) + engines.targets(results)
     table = print_tables(results)
     table += balance.table(results)
+    table += tls_bench.table(results)
     table += engines.table(results)
     table += print_targets(results["targets"])
     if r.anomalies:

@@ -8,9 +8,11 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use common::tls::{Alpn, config, request};
+use common::tls::{Alpn, config, request, trusting};
 use common::{Addr, Bin, PATIENCE, Server, Spawn, start};
 use nix::sys::signal::Signal;
 use serve_tls::testing::{self, Pki};
@@ -213,10 +215,31 @@ fn hup_and_a_changed_file_serve_the_new_certificate_and_a_broken_key_is_refused(
         .map(|a| a.server_cn)
     };
     assert_eq!(cn(&pki).unwrap(), "first.test");
-
-    // A new certificate and key (from a new CA) in place, then HUP.
     let next = common::tempdir();
     let second = testing::make(next.path(), "second.test", 30);
+    let third_dir = common::tempdir();
+    let third = testing::make(third_dir.path(), "third.test", 30);
+
+    // A client that trusts every CA makes requests on new connections all along: none fails.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        let client = trusting(&[&pki, &second, &third], Alpn::Http1, false);
+        std::thread::spawn(move || {
+            let rt = common::h2::runtime();
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            while !stop.load(Relaxed) {
+                let asked = request(&addr, client.clone(), "POST", "/v2/models/iris/infer", ROW);
+                match rt.block_on(asked) {
+                    Ok(a) if a.status == 200 => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
+
+    // A new certificate and key (from a new CA) in place, then HUP.
     std::fs::copy(&second.cert, &pki.cert).unwrap();
     std::fs::copy(&second.key, &pki.key).unwrap();
     server.signal(Signal::SIGHUP);
@@ -233,8 +256,6 @@ fn hup_and_a_changed_file_serve_the_new_certificate_and_a_broken_key_is_refused(
     assert_eq!(cn(&second).unwrap(), "second.test");
 
     // Without HUP: a changed file is noticed (a rotated Kubernetes Secret sends none).
-    let third_dir = common::tempdir();
-    let third = testing::make(third_dir.path(), "third.test", 30);
     std::fs::copy(&third.key, &pki.key).unwrap();
     std::fs::copy(&third.cert, &pki.cert).unwrap();
     assert!(common::wait_until(PATIENCE, || cn(&third).is_ok_and(|c| c == "third.test")));
@@ -243,6 +264,10 @@ fn hup_and_a_changed_file_serve_the_new_certificate_and_a_broken_key_is_refused(
         "{}",
         server.log()
     );
+    stop.store(true, Relaxed);
+    let (ok, failed) = load.join().unwrap();
+    assert!(failed.is_empty(), "{ok} answered, failed: {failed:?}");
+    assert!(ok > 0);
 }
 
 #[test]

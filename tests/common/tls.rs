@@ -20,9 +20,18 @@ pub enum Alpn {
 
 /// A client configuration trusting `pki`'s CA, with its client certificate when `client`.
 pub fn config(pki: &Pki, alpn: Alpn, client: bool) -> Arc<ClientConfig> {
+    trusting(&[pki], alpn, client)
+}
+
+/// A client configuration trusting the CAs of every PKI of `pkis`, with the first one's
+/// client certificate when `client`.
+pub fn trusting(pkis: &[&Pki], alpn: Alpn, client: bool) -> Arc<ClientConfig> {
+    let pki = pkis[0];
     let mut roots = RootCertStore::empty();
-    for ca in CertificateDer::pem_file_iter(&pki.ca).unwrap() {
-        roots.add(ca.unwrap()).unwrap();
+    for p in pkis {
+        for ca in CertificateDer::pem_file_iter(&p.ca).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
     }
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -39,7 +39,7 @@ class Server:
             if not line:
                 break
             self.log.append(line)
-            m = re.search(r"Listening at: http://([0-9.:]+) ", line)
+            m = re.search(r"Listening at: https?://([0-9.:]+) ", line)
             if m:
                 self.address = m.group(1)
             if "workers booted" in line:

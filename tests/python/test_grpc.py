@@ -2,7 +2,8 @@
 grpcio's reflection client against the real binary, on the same port as REST: liveness,
 readiness, metadata, configuration, repository index, inference on iris and on the titanic app
 (strings as BYTES), a 64-row batch, the stream API, a deadline that expires in the server's
-queue, an unknown model, gzip, health and reflection.
+queue, an unknown model, gzip, health and reflection; explicit model control (load and
+unload); and TLS (tritonclient's ssl and root_certificates) with a bearer token in its headers.
 
 Run by .ci/suites/clients.sh: python tests/python/test_grpc.py SERVE_BIN
 Exits non-zero on the first failure, printing what differed.
@@ -193,6 +194,95 @@ def deadline(binary, how):
         server.stop()
 
 
+def make_certificates(directory):
+    """A CA and a server certificate for localhost and 127.0.0.1 that it signed, as PEM
+    files: (ca, cert, key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("serve test CA")).issuer_name(name("serve test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name("localhost")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = [os.path.join(directory, n) for n in ("ca.pem", "cert.pem", "key.pem")]
+    with open(paths[0], "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(paths[1], "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths[2], "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return paths
+
+
+def tls_and_tokens(binary):
+    """tritonclient[grpc] over TLS (its ssl and root_certificates options) with a bearer token
+    in its headers; a call without the token is UNAUTHENTICATED; grpc.health.v1 needs none."""
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="serve-tls-")
+    try:
+        ca, cert, key = make_certificates(directory)
+        tokens = os.path.join(directory, "tokens")
+        with open(tokens, "w") as f:
+            f.write("# who may call\nsecret-token-0123 python-suite\n")
+        access = os.path.join(directory, "access.log")
+        server = Server(binary, "--certfile", cert, "--keyfile", key, "--auth-token-file", tokens,
+                        "--access-logfile", access,
+                        "--access-log-format", '%(u)s %({authorization}i)s "%(r)s" %(s)s')
+        try:
+            with open(ca, "rb") as f:
+                ca_pem = f.read()
+            client = grpcclient.InferenceServerClient(url=server.address, ssl=True,
+                                                      root_certificates=ca)
+            try:
+                client.is_server_ready()
+                check(False, "grpc tls: a call without the token must fail")
+            except InferenceServerException as e:
+                check(e.status() == "StatusCode.UNAUTHENTICATED" and "Bearer" in e.message(),
+                      f"grpc tls: UNAUTHENTICATED without the token ({e.status()})")
+            auth = {"authorization": "Bearer secret-token-0123"}
+            check(client.is_server_ready(headers=auth), "grpc tls: is_server_ready with the token")
+            x = grpcclient.InferInput("input", [1, 4], "FP32")
+            x.set_data_from_numpy(np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32))
+            p = client.infer("iris", [x], headers=auth).as_numpy("probabilities")
+            check(p.shape == (1, 3) and p[0][0] > 0.9, f"grpc tls: infer over TLS ({p})")
+            channel = grpc.secure_channel(server.address, grpc.ssl_channel_credentials(ca_pem))
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
+            check(health.status == health_pb2.HealthCheckResponse.SERVING,
+                  "grpc tls: grpc.health.v1 answers without a token")
+            channel.close()
+        finally:
+            server.stop()
+        logs = "".join(server.log) + server.proc.stderr.read()
+        with open(access) as f:
+            accessed = f.read()
+        check("python-suite [redacted]" in accessed, f"grpc tls: the access log names the token ({accessed[:200]})")
+        check("secret-token-0123" not in logs + accessed, "grpc tls: the token is in no log line")
+    finally:
+        shutil.rmtree(directory)
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/serve")
     with open(os.path.join(ROOT, "examples/iris/expected.json")) as f:
@@ -203,6 +293,7 @@ def main():
         titanic_sklearn = json.load(f)
 
     explicit_control(binary, grpcclient, "grpc explicit control")
+    tls_and_tokens(binary)
 
     server = Server(binary)  # no APP: the embedded iris model
     try:

@@ -332,10 +332,9 @@ impl AsyncWrite for WatchedIo {
 }
 
 /// The TLS handshake of a connection to a listener that serves requests over TLS; `None`
-/// when it fails, is not done within `--header-timeout` or at `--min-rate` (a handshake is
-/// the start of a request head: untrusted, bounded the same way), or the worker drains
-/// meanwhile. Cleartext HTTP, garbage and a truncated or trickled handshake all end here,
-/// the connection closed.
+/// when it fails or is not done within `--header-timeout` or at `--min-rate` (a handshake is
+/// the start of a request head: untrusted, bounded the same way). Cleartext HTTP, garbage
+/// and a truncated or trickled handshake all end here, the connection closed.
 async fn handshake(
     shared: &Shared,
     acceptor: &tokio_rustls::TlsAcceptor,
@@ -350,8 +349,8 @@ async fn handshake(
         read: read.clone(),
     });
     tokio::pin!(accept);
-    let drained = shared.drain.started();
-    tokio::pin!(drained);
+    // Not cut short when the worker drains: the client is about to send a request, which
+    // the drain answers (with `Connection: close`), as it does any accepted connection's.
     loop {
         let allowed = rate_allows(cfg.min_rate, read.load(Relaxed))
             .map_or(cfg.header_timeout, |t| t.min(cfg.header_timeout));
@@ -364,7 +363,6 @@ async fn handshake(
                     None
                 }
             },
-            _ = &mut drained => return None,
             _ = tokio::time::sleep_until(deadline) => {
                 // Bytes that came meanwhile move the deadline on.
                 let now_allowed = rate_allows(cfg.min_rate, read.load(Relaxed))
