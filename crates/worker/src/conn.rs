@@ -68,10 +68,10 @@ pub(crate) struct ConnWatch {
 }
 
 impl ConnWatch {
-    fn new(max_age: Duration, place: crate::evict::Place) -> Self {
+    fn new(max_age: Duration, place: Option<crate::evict::Place>) -> Self {
         let opened = Instant::now();
         ConnWatch {
-            place: std::sync::Mutex::new(Some(place)),
+            place: std::sync::Mutex::new(place),
             opened,
             recycle_at: (!max_age.is_zero()).then(|| opened + jittered(max_age)),
             recycled: AtomicBool::new(false),
@@ -402,9 +402,13 @@ pub(crate) async fn serve(
     if let Some(r) = &shared.recorder {
         r.connection_accepted();
     }
-    // Until its first request, a connection on a shared listener may have to give way.
-    let place = shared.pending.enter();
-    let evicted = place.evicted.clone();
+    // Until its first request, a connection may have to give way when the worker is full;
+    // not one on a `--metrics-bind` listener (probes and scrapes must get through then).
+    let place = (role != Role::Metrics).then(|| shared.pending.enter());
+    let evicted = place.as_ref().map_or_else(
+        || Arc::new(tokio::sync::Notify::new()),
+        |p| p.evicted.clone(),
+    );
     let io = match (stream, &shared.tls) {
         (Stream::Tcp(tcp), Some(acceptor)) if role != Role::Metrics => {
             tokio::select! {
