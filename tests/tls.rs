@@ -181,6 +181,31 @@ fn cleartext_garbage_and_stalled_handshakes_cost_no_worker_nor_slot() {
     }
     assert_eq!(server.workers(), workers, "no worker died");
     common::h2::runtime().block_on(async {
+        let metrics = request(
+            &addr,
+            config(&pki, Alpn::Http1, false),
+            "GET",
+            "/metrics",
+            "",
+        )
+        .await
+        .unwrap()
+        .body;
+        let dropped = |reason: &str| -> u64 {
+            let prefix = format!("serve_connections_dropped_total{{reason=\"{reason}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("{metrics}"))
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(dropped("tls_handshake"), 2, "cleartext and garbage");
+        assert_eq!(
+            dropped("slow") + dropped("gave_way"),
+            10,
+            "the stalled ones"
+        );
         for _ in 0..8 {
             let a = request(
                 &addr,

@@ -37,4 +37,6 @@ pub use record::{
     Observed, Recorder, RequestStats, Target, install, model_id, record_into, recorder, region,
     version_id,
 };
-pub use region::{Cause, ModelId, Protocol, Region, ReloadResult, Timed, VersionId, VersionStats};
+pub use region::{
+    Cause, Dropped, ModelId, Protocol, Region, ReloadResult, Timed, VersionId, VersionStats,
+};

@@ -252,6 +252,12 @@ impl Recorder {
         self.table[CONNECTIONS + 1].fetch_add(1, Relaxed);
     }
 
+    /// A connection was dropped before it sent a request
+    /// (`serve_connections_dropped_total{reason}`).
+    pub fn connection_dropped(&self, why: crate::region::Dropped) {
+        self.table[CONNECTIONS + 2 + why as usize].fetch_add(1, Relaxed);
+    }
+
     /// This worker retires itself, after `--max-requests` or past `--max-worker-memory`
     /// (the master reads it when it reaps the worker, to count the restart under its cause).
     pub fn retiring(&self, cause: Cause) {

@@ -221,8 +221,8 @@ const HEADER_WORDS: usize = VERSIONS + MAX_VERSIONS * VERSION_ENTRY;
 pub(crate) const META_DRAIN: usize = 0; // the Cause it retires itself for, plus 1; 0: none
 pub(crate) const META_LOADED: usize = 1; // bit i: model i built in this worker
 const META_WORDS: usize = 8;
-pub(crate) const CONNECTIONS: usize = META_WORDS; // accepted, recycled
-const CONNECTION_WORDS: usize = 2;
+pub(crate) const CONNECTIONS: usize = META_WORDS; // accepted, recycled, dropped by Dropped
+const CONNECTION_WORDS: usize = 2 + Dropped::ALL.len();
 pub(crate) const REQUESTS: usize = CONNECTIONS + CONNECTION_WORDS;
 pub(crate) const MODELS: usize = REQUESTS + 2 * REQUEST_KEYS;
 // Within a model's block.
@@ -815,13 +815,41 @@ pub struct VersionStats {
     pub batches: std::collections::BTreeMap<usize, Timed>,
 }
 
+/// Why a worker dropped a connection before it sent a request
+/// (`serve_connections_dropped_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// Its TLS handshake failed: cleartext HTTP, garbage, a client that refused the
+    /// certificate or has none when one is required.
+    TlsHandshake,
+    /// Its head or handshake was late: past `--header-timeout`, or slower than `--min-rate`.
+    Slow,
+    /// The worker was full and a connection waited: it had gone longest without a request.
+    GaveWay,
+}
+
+impl Dropped {
+    /// Every reason, in table order.
+    pub const ALL: [Dropped; 3] = [Dropped::TlsHandshake, Dropped::Slow, Dropped::GaveWay];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Dropped::TlsHandshake => "tls_handshake",
+            Dropped::Slow => "slow",
+            Dropped::GaveWay => "gave_way",
+        }
+    }
+}
+
 /// Every table added up at one moment, with the master's counters.
 pub struct Snapshot {
     /// Request counts by key, in key order.
     pub(crate) requests: std::collections::BTreeMap<u64, u64>,
     /// The summed per-model words (gauges wrap back to their signed sums).
     pub(crate) models: Vec<u64>,
-    /// Connections accepted and recycled (`--max-connection-age`).
+    /// Connections accepted, recycled (`--max-connection-age`), then dropped by
+    /// [`Dropped`].
     pub(crate) connections: [u64; CONNECTION_WORDS],
     pub(crate) restarts: [u64; 5],
     pub(crate) reloads: [u64; 2],
@@ -937,16 +965,17 @@ mod tests {
             r.connection_accepted();
         }
         Recorder::for_slot(region, 0).connection_recycled();
+        Recorder::for_slot(region, 0).connection_dropped(Dropped::GaveWay);
         let before = region.snapshot();
         assert_eq!(before.requests_of(iris), 10);
-        assert_eq!(before.connections, [2, 1]);
+        assert_eq!(before.connections, [2, 1, 0, 0, 1]);
         assert_eq!(before.model(iris, M_IN_FLIGHT), 2);
         region.fold(0);
         let after = region.snapshot();
         assert_eq!(after.requests_of(iris), 10);
         assert_eq!(
             after.connections,
-            [2, 1],
+            [2, 1, 0, 0, 1],
             "connection counters survive the fold"
         );
         // The dead worker's gauges are gone with it.

@@ -106,6 +106,20 @@ fn connections(w: &mut Writer, snap: &Snapshot, by_slot: &[(usize, u64)]) {
          or GOAWAY on HTTP/2), so that their clients reconnect to the least loaded worker.",
     );
     w.sample("serve_connections_recycled_total", &[], snap.connections[1]);
+    w.family(
+        "serve_connections_dropped_total",
+        Kind::Counter,
+        "Connections dropped before they sent a request: a failed TLS handshake, a head or \
+         handshake past --header-timeout or slower than --min-rate, or one that gave way when \
+         its worker was full.",
+    );
+    for why in crate::region::Dropped::ALL {
+        w.sample(
+            "serve_connections_dropped_total",
+            &[("reason", why.label())],
+            snap.connections[2 + why as usize],
+        );
+    }
 }
 
 fn names(snap: &Snapshot) -> impl Iterator<Item = (ModelId, &str)> {

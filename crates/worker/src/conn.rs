@@ -360,6 +360,7 @@ async fn handshake(
                 Ok(tls) => Some(Io::Tls(Box::new(tls))),
                 Err(e) => {
                     tracing::debug!(?peer, "TLS handshake failed: {e}");
+                    dropped(shared, serve_metrics::Dropped::TlsHandshake);
                     None
                 }
             },
@@ -377,6 +378,7 @@ async fn handshake(
                         cfg.header_timeout.as_secs_f64(),
                         cfg.min_rate
                     );
+                    dropped(shared, serve_metrics::Dropped::Slow);
                     return None;
                 }
             }
@@ -418,6 +420,7 @@ pub(crate) async fn serve(
                 },
                 _ = evicted.notified() => {
                     tracing::debug!(?peer, "a connection still in its TLS handshake gave way (the worker is full)");
+                    dropped(&shared, serve_metrics::Dropped::GaveWay);
                     return;
                 }
             }
@@ -461,6 +464,7 @@ pub(crate) async fn serve(
             },
             Verdict::Abort => {
                 tracing::debug!(?peer, "closing a connection whose request head is late");
+                dropped(&shared, serve_metrics::Dropped::Slow);
                 return;
             }
             Verdict::CloseIdle if closing => hard_deadline.unwrap_or_else(Instant::now),
@@ -499,6 +503,7 @@ pub(crate) async fn serve(
             // The worker is full and this connection has not started a request: it goes.
             _ = evicted.notified() => {
                 tracing::debug!(?peer, "a connection without a request gave way (the worker is full)");
+                dropped(&shared, serve_metrics::Dropped::GaveWay);
                 return;
             }
         }
@@ -537,6 +542,13 @@ fn refused_by_hyper(
     }
     let from = peer.map_or_else(|| "a unix socket".to_owned(), |p| p.ip().to_string());
     tracing::info!("Refused a request from {from} with {status}: {what}");
+}
+
+/// Counts a connection dropped before its first request.
+fn dropped(shared: &Shared, why: serve_metrics::Dropped) {
+    if let Some(r) = &shared.recorder {
+        r.connection_dropped(why);
+    }
 }
 
 /// Counts the connection as open for as long as it lives (for the drain's log line).
