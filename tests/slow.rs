@@ -241,3 +241,20 @@ fn a_trickling_body_is_answered_408_after_its_first_second() {
         started.elapsed()
     );
 }
+
+#[test]
+fn an_http2_connection_may_wait_before_its_first_request() {
+    // A gRPC channel connects (preface and settings) well before its first call: that is
+    // no slow head, whatever --min-rate says.
+    let server = start(Bin::Serve, &["-b", "127.0.0.1:0"]);
+    let addr = tcp(&server);
+    common::h2::runtime().block_on(async {
+        let (mut send, _conn) = common::h2::connect(&addr).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let req = hyper::Request::get(format!("http://{addr}/v2/health/ready"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let res = send.send_request(req).await.expect("the connection is still open");
+        assert_eq!(res.status(), 200);
+    });
+}

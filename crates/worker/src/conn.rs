@@ -38,6 +38,10 @@ use crate::accept::{Accepted, Stream};
 use crate::service::Service;
 use crate::{Role, Shared};
 
+/// What an HTTP/2 connection starts with (RFC 9113, 3.4); its first read holds at least
+/// this much of it in practice (a client writes the preface whole).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
 /// How long an idle HTTP/1 connection of a draining worker may wait for a last request.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(2);
 
@@ -55,6 +59,8 @@ pub(crate) struct ConnWatch {
     head_since: AtomicU64,
     /// Bytes of the head under way so far (for `--min-rate`).
     head_bytes: AtomicU64,
+    /// Any byte has been read (the first read tells HTTP/2's preface).
+    read_any: AtomicBool,
     /// Wakes the driver when a head starts: its deadline may be sooner than the idle one it
     /// sleeps until.
     head_started: tokio::sync::Notify,
@@ -80,6 +86,7 @@ impl ConnWatch {
             idle_since: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
             head_bytes: AtomicU64::new(0),
+            read_any: AtomicBool::new(false),
             head_started: tokio::sync::Notify::new(),
             http2: AtomicBool::new(false),
         }
@@ -125,10 +132,17 @@ impl ConnWatch {
     /// yet), a head has started. Not on an HTTP/2 connection that has served: its idle
     /// frames (window updates, ping acks, a call's last data after its answer started) are
     /// no head, and must not get a live connection cut as a slow one.
-    fn bytes_read(&self, n: usize) {
+    fn bytes_read(&self, data: &[u8]) {
+        if !self.read_any.swap(true, Relaxed) && data.starts_with(HTTP2_PREFACE) {
+            // HTTP/2 (h2c prior knowledge, or h2 by ALPN under TLS): its preface and
+            // settings are no request head, and a client may open its connection (a gRPC
+            // channel) well before its first call.
+            self.http2.store(true, Relaxed);
+        }
         if self.in_flight.load(Relaxed) != 0 || self.http2.load(Relaxed) {
             return;
         }
+        let n = data.len();
         if self.head_since.load(Relaxed) == 0 {
             self.head_since.store(self.elapsed_ms() + 1, Relaxed);
             self.head_bytes.store(0, Relaxed);
@@ -295,7 +309,7 @@ impl AsyncRead for WatchedIo {
         let before = buf.filled().len();
         let res = on_io!(&mut this.io, s => s.poll_read(cx, buf));
         if buf.filled().len() > before {
-            this.watch.bytes_read(buf.filled().len() - before);
+            this.watch.bytes_read(&buf.filled()[before..]);
         }
         res
     }
