@@ -254,7 +254,10 @@ fn an_http2_connection_may_wait_before_its_first_request() {
         let req = hyper::Request::get(format!("http://{addr}/v2/health/ready"))
             .body(http_body_util::Empty::new())
             .unwrap();
-        let res = send.send_request(req).await.expect("the connection is still open");
+        let res = send
+            .send_request(req)
+            .await
+            .expect("the connection is still open");
         assert_eq!(res.status(), 200);
     });
 }
