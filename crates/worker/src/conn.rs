@@ -160,8 +160,7 @@ impl ConnWatch {
         }
         let head = self.head_since.load(Relaxed);
         if head != 0 {
-            let allowed = rate_allows(cfg.min_rate, self.head_bytes.load(Relaxed))
-                .map_or(cfg.header_timeout, |t| t.min(cfg.header_timeout));
+            let allowed = head_allows(cfg, self.head_bytes.load(Relaxed));
             let deadline = head - 1 + allowed.as_millis() as u64;
             return if now >= deadline {
                 Verdict::Abort
@@ -194,6 +193,12 @@ impl ConnWatch {
 /// second that is always allowed): `None` when the rate is off.
 pub(crate) fn rate_allows(rate: usize, bytes: u64) -> Option<Duration> {
     (rate > 0).then(|| RATE_GRACE + Duration::from_secs_f64(bytes as f64 / rate as f64))
+}
+
+/// How long a request head or TLS handshake of `bytes` so far may take: `--header-timeout`,
+/// or sooner at `--min-rate`.
+fn head_allows(cfg: &serve_settings::Values, bytes: u64) -> Duration {
+    rate_allows(cfg.min_rate, bytes).map_or(cfg.header_timeout, |t| t.min(cfg.header_timeout))
 }
 
 /// The time every head, handshake or body has before `--min-rate` applies.
@@ -366,9 +371,21 @@ async fn handshake(
     // Not cut short when the worker drains: the client is about to send a request, which
     // the drain answers (with `Connection: close`), as it does any accepted connection's.
     loop {
-        let allowed = rate_allows(cfg.min_rate, read.load(Relaxed))
-            .map_or(cfg.header_timeout, |t| t.min(cfg.header_timeout));
-        let deadline = started + allowed;
+        // Bytes that came since the last look move the deadline on.
+        let deadline = started + head_allows(cfg, read.load(Relaxed));
+        if Instant::now() >= deadline {
+            tracing::debug!(
+                ?peer,
+                "TLS handshake too slow: {} bytes in {:.1} s (--header-timeout {} s, \
+                 --min-rate {} bytes/s)",
+                read.load(Relaxed),
+                started.elapsed().as_secs_f64(),
+                cfg.header_timeout.as_secs_f64(),
+                cfg.min_rate
+            );
+            dropped(shared, serve_metrics::Dropped::Slow);
+            return None;
+        }
         tokio::select! {
             done = &mut accept => return match done {
                 Ok(tls) => Some(Io::Tls(Box::new(tls))),
@@ -378,24 +395,7 @@ async fn handshake(
                     None
                 }
             },
-            _ = tokio::time::sleep_until(deadline) => {
-                // Bytes that came meanwhile move the deadline on.
-                let now_allowed = rate_allows(cfg.min_rate, read.load(Relaxed))
-                    .map_or(cfg.header_timeout, |t| t.min(cfg.header_timeout));
-                if started.elapsed() >= now_allowed {
-                    tracing::debug!(
-                        ?peer,
-                        "TLS handshake too slow: {} bytes in {:.1} s (--header-timeout {} s, \
-                         --min-rate {} bytes/s)",
-                        read.load(Relaxed),
-                        started.elapsed().as_secs_f64(),
-                        cfg.header_timeout.as_secs_f64(),
-                        cfg.min_rate
-                    );
-                    dropped(shared, serve_metrics::Dropped::Slow);
-                    return None;
-                }
-            }
+            _ = tokio::time::sleep_until(deadline) => {}
         }
     }
 }
